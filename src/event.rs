@@ -1,0 +1,303 @@
+//! Log events: levels, ids, and the encode-once wire forms.
+//!
+//! An event exists in two stages. A [`NewEvent`] is what ingestion (HTTP,
+//! later NATS) validated: its channel, level and a pre-serialised JSON body
+//! holding every field except `id`. The registry, the single place that
+//! orders events, gives it an [`EventId`] and turns it into an [`Event`]: the
+//! delivered JSON and its SSE frame, built once as `Bytes` and shared by
+//! every subscriber (a clone is a reference count, never a re-serialisation).
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::channel::ChannelName;
+
+/// Severity, ordered so that `level >= Warn` keeps warnings and worse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+}
+
+impl Level {
+    pub const ALL: [Level; 6] = [
+        Level::Trace,
+        Level::Debug,
+        Level::Info,
+        Level::Warn,
+        Level::Error,
+        Level::Fatal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+            Level::Fatal => "fatal",
+        }
+    }
+
+    /// Normalises the spellings loggers use, in any case: `WARNING` → warn,
+    /// `ERR` → error, syslog's `notice`/`crit` and friends to their nearest
+    /// level. Anything else is refused rather than guessed.
+    pub fn parse(text: &str) -> Option<Level> {
+        const NAMES: &[(&str, Level)] = &[
+            ("trace", Level::Trace),
+            ("debug", Level::Debug),
+            ("dbg", Level::Debug),
+            ("info", Level::Info),
+            ("information", Level::Info),
+            ("notice", Level::Info),
+            ("warn", Level::Warn),
+            ("warning", Level::Warn),
+            ("error", Level::Error),
+            ("err", Level::Error),
+            ("fatal", Level::Fatal),
+            ("critical", Level::Fatal),
+            ("crit", Level::Fatal),
+            ("alert", Level::Fatal),
+            ("emerg", Level::Fatal),
+            ("panic", Level::Fatal),
+        ];
+        let text = text.trim();
+        NAMES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(text))
+            .map(|(_, level)| *level)
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event's position in one gateway's stream: `epoch` names the gateway's
+/// run (its start time in ms), `seq` counts accepted events from 1. The text
+/// form is fixed-width, so ids of one run also sort as strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId {
+    pub epoch: u64,
+    pub seq: u64,
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:012x}-{:012}", self.epoch, self.seq)
+    }
+}
+
+impl FromStr for EventId {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (epoch, seq) = s.trim().split_once('-').ok_or(())?;
+        Ok(EventId {
+            epoch: u64::from_str_radix(epoch, 16).map_err(|_| ())?,
+            seq: seq.parse().map_err(|_| ())?,
+        })
+    }
+}
+
+/// The delivered fields other than `id`, in the contract's order.
+#[derive(Serialize)]
+pub struct EventBody<'a> {
+    pub channel: &'a str,
+    pub service: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<&'a str>,
+    pub level: Level,
+    pub message: &'a str,
+    pub timestamp: &'a str,
+    pub received_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<&'a RawValue>,
+}
+
+/// A validated event that has no id yet.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub channel: ChannelName,
+    pub level: Level,
+    /// Kept beside the JSON for the `q` filter.
+    pub message: Box<str>,
+    /// `"channel":…}`: the event's JSON object without its opening brace and
+    /// `id`, so the registry only has to prepend `{"id":"…",`.
+    pub body_tail: Bytes,
+}
+
+impl NewEvent {
+    pub fn new(channel: ChannelName, level: Level, body: &EventBody<'_>) -> Self {
+        let json = serde_json::to_vec(body)
+            .expect("serialising strings and already-valid raw JSON cannot fail");
+        // serde_json writes an object, so byte 0 is `{`; drop it.
+        let body_tail = Bytes::from(json).slice(1..);
+        NewEvent {
+            channel,
+            level,
+            message: Box::from(body.message),
+            body_tail,
+        }
+    }
+
+    /// Rough memory footprint, used for queue and history accounting.
+    pub fn encoded_len(&self) -> usize {
+        self.body_tail.len() + 64
+    }
+}
+
+/// An accepted event, encoded once. Shared as `Arc<Event>` between the
+/// registry, every subscriber queue and (later) history.
+#[derive(Debug)]
+pub struct Event {
+    pub id: EventId,
+    pub channel: ChannelName,
+    pub level: Level,
+    pub message: Box<str>,
+    /// `event: log\nid: …\ndata: {…}\n\n`; [`Event::json`] is a slice of it.
+    sse: Bytes,
+    json_range: (usize, usize),
+    /// `{"type":"log","event":{…}}`, built on first use by a WebSocket.
+    ws: OnceLock<Bytes>,
+}
+
+impl Event {
+    pub fn encode(id: EventId, new: NewEvent) -> Arc<Event> {
+        let id_text = id.to_string();
+        let mut buf = BytesMut::with_capacity(new.body_tail.len() + 2 * id_text.len() + 48);
+        buf.put_slice(b"event: log\nid: ");
+        buf.put_slice(id_text.as_bytes());
+        buf.put_slice(b"\ndata: ");
+        let start = buf.len();
+        buf.put_slice(b"{\"id\":\"");
+        buf.put_slice(id_text.as_bytes());
+        buf.put_slice(b"\",");
+        buf.put_slice(&new.body_tail);
+        let end = buf.len();
+        buf.put_slice(b"\n\n");
+        Arc::new(Event {
+            id,
+            channel: new.channel,
+            level: new.level,
+            message: new.message,
+            sse: buf.freeze(),
+            json_range: (start, end),
+            ws: OnceLock::new(),
+        })
+    }
+
+    /// The delivered event JSON, one line.
+    pub fn json(&self) -> Bytes {
+        self.sse.slice(self.json_range.0..self.json_range.1)
+    }
+
+    /// The whole SSE frame, ready to write.
+    pub fn sse_frame(&self) -> &Bytes {
+        &self.sse
+    }
+
+    /// The WebSocket text frame payload.
+    pub fn ws_frame(&self) -> &Bytes {
+        self.ws.get_or_init(|| {
+            let json = &self.sse[self.json_range.0..self.json_range.1];
+            let mut buf = BytesMut::with_capacity(json.len() + 24);
+            buf.put_slice(b"{\"type\":\"log\",\"event\":");
+            buf.put_slice(json);
+            buf.put_u8(b'}');
+            buf.freeze()
+        })
+    }
+
+    pub fn service(&self) -> &str {
+        self.channel.service()
+    }
+
+    /// Bytes this event occupies in a queue, for byte-bounded queues.
+    pub fn size(&self) -> usize {
+        self.sse.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_normalisation() {
+        assert_eq!(Level::parse("WARNING"), Some(Level::Warn));
+        assert_eq!(Level::parse("Err"), Some(Level::Error));
+        assert_eq!(Level::parse("info"), Some(Level::Info));
+        assert_eq!(Level::parse(" FATAL "), Some(Level::Fatal));
+        assert_eq!(Level::parse("verbose"), None);
+        assert_eq!(Level::parse(""), None);
+        assert!(Level::Warn > Level::Info && Level::Fatal > Level::Error);
+    }
+
+    #[test]
+    fn ids_round_trip_and_sort_as_text() {
+        let a = EventId {
+            epoch: 0x19a_0000_0000,
+            seq: 9,
+        };
+        let b = EventId {
+            epoch: 0x19a_0000_0000,
+            seq: 10,
+        };
+        assert_eq!(a.to_string().parse::<EventId>(), Ok(a));
+        assert!(a < b && a.to_string() < b.to_string());
+        assert!("nonsense".parse::<EventId>().is_err());
+        assert!("zz-1".parse::<EventId>().is_err());
+    }
+
+    #[test]
+    fn encodes_once_with_id_first() {
+        let channel = ChannelName::parse("logs:etl:ws1").unwrap();
+        let meta = RawValue::from_string(r#"{"rows":12}"#.into()).unwrap();
+        let body = EventBody {
+            channel: channel.as_str(),
+            service: "etl",
+            workspace_id: Some("ws1"),
+            resource_id: None,
+            level: Level::Info,
+            message: "line\nwith newline",
+            timestamp: "2025-09-25T10:30:00Z",
+            received_at: "2025-09-25T10:30:01Z",
+            stream: None,
+            source: Some("api"),
+            meta: Some(&meta),
+        };
+        let id = EventId { epoch: 1, seq: 7 };
+        let ev = Event::encode(id, NewEvent::new(channel.clone(), Level::Info, &body));
+        let json: serde_json::Value = serde_json::from_slice(&ev.json()).unwrap();
+        assert_eq!(json["id"], id.to_string());
+        assert_eq!(json["message"], "line\nwith newline");
+        assert_eq!(json["meta"]["rows"], 12);
+        assert!(json.get("resource_id").is_none());
+        let frame = std::str::from_utf8(ev.sse_frame()).unwrap();
+        assert!(frame.starts_with("event: log\nid: 000000000001-000000000007\ndata: {\"id\""));
+        assert_eq!(frame.matches('\n').count(), 4, "data stays on one line");
+        let ws: serde_json::Value = serde_json::from_slice(ev.ws_frame()).unwrap();
+        assert_eq!(ws["type"], "log");
+        assert_eq!(ws["event"], json);
+    }
+}

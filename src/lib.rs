@@ -1,0 +1,33 @@
+//! loggate: a real-time log gateway.
+//!
+//! Services POST log events; people watch them live over SSE. The pieces,
+//! each owning one concern and talking to the others through small messages:
+//!
+//! - [`config`]: the typed configuration, its sources and validation.
+//! - [`channel`]: channel names and patterns (`logs:svc:ws:res`, `*`),
+//!   matching and containment.
+//! - [`event`]: levels, ids, and the encode-once wire forms of an event.
+//! - [`registry`]: the `Registry` actor: the subscription trie, event
+//!   ordering and fan-out into session outboxes. Only it touches the index.
+//! - [`session`]: subscriber sessions: request parsing, connection cap, the
+//!   bounded drop-oldest [`session::outbox::Outbox`], and the SSE transport.
+//! - [`ingest`]: publish bodies and event validation; `ingest::http` is the
+//!   `POST /api/logs/publish` handler.
+//! - [`auth`]: service tokens.
+//! - [`http`]: shared state, routes, the JSON error body, probes.
+//! - [`metrics`]: Prometheus metrics with bounded labels.
+//! - [`server`]: wiring, graceful shutdown, and [`server::spawn`] for tests.
+
+pub mod auth;
+pub mod channel;
+pub mod config;
+pub mod event;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod registry;
+pub mod server;
+pub mod session;
+
+pub use config::Config;
+pub use server::{Gateway, Running, serve, spawn};

@@ -1,0 +1,299 @@
+//! The registry actor: the one place that orders events and routes them.
+//!
+//! Owns the subscription index (a segment trie, [`index::Index`]), the table
+//! of live sessions and the event id sequence. It runs on an arbiter (thread)
+//! of its own and talks only in messages:
+//!
+//! - [`Subscribe`] / [`SessionClosed`] from session actors,
+//! - [`Publish`] from ingestion (HTTP now, NATS later), answered with ids,
+//! - [`Shutdown`] and [`GetStats`] from the server.
+//!
+//! Fan-out never waits on a client: for each matching session it offers the
+//! shared, already-encoded event to the session's bounded [`Outbox`], which
+//! drops that session's oldest events when full. It never uses
+//! `Addr::do_send` towards sessions, whose mailboxes would grow without
+//! bound behind a slow client. Because every publish and every subscription
+//! passes through this one mailbox, id order is acceptance order.
+
+pub mod index;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix::prelude::*;
+
+use crate::channel::ChannelPattern;
+use crate::event::{Event, EventId, NewEvent};
+use crate::metrics::Metrics;
+use crate::session::outbox::{Offer, Outbox};
+use crate::session::{SessionId, Transport};
+use index::Index;
+
+/// How many messages may wait in the registry's mailbox before senders
+/// (`Addr::send`) wait: publishers feel back-pressure instead of memory
+/// growing.
+const MAILBOX_CAPACITY: usize = 4096;
+
+/// Counts the registry keeps current for readers on other threads (health,
+/// tests): written by the actor only, read with relaxed loads.
+#[derive(Debug, Default)]
+pub struct RegistryGauges {
+    pub sessions: AtomicU64,
+    pub subscriptions: AtomicU64,
+    pub events_accepted: AtomicU64,
+}
+
+/// A session asks to receive `patterns` through `outbox`.
+#[derive(Message)]
+#[rtype(result = "Result<(), RegistryClosed>")]
+pub struct Subscribe {
+    pub session: SessionId,
+    pub transport: Transport,
+    pub outbox: Arc<Outbox>,
+    pub patterns: Vec<ChannelPattern>,
+}
+
+/// A session has ended; forget it and its subscriptions.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionClosed {
+    pub session: SessionId,
+}
+
+/// Accept, order and fan out a batch of validated events. The answer holds
+/// their ids in the same order.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<EventId>, RegistryClosed>")]
+pub struct Publish {
+    pub events: Vec<NewEvent>,
+}
+
+/// Stop accepting; end every session with `farewell` (its transport's
+/// shutdown frame). Answers how many sessions were told.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Shutdown {
+    pub farewell: fn(Transport) -> bytes::Bytes,
+}
+
+/// A snapshot of the registry's size.
+#[derive(Message)]
+#[rtype(result = "RegistryStats")]
+pub struct GetStats;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RegistryStats {
+    pub sessions: usize,
+    pub subscriptions: usize,
+    pub index_nodes: usize,
+    pub last_seq: u64,
+}
+
+/// The registry no longer takes subscriptions or events (shutting down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the gateway is shutting down")]
+pub struct RegistryClosed;
+
+struct SessionEntry {
+    outbox: Arc<Outbox>,
+    transport: Transport,
+    patterns: Vec<ChannelPattern>,
+    /// Sequence of the last event offered to this session: a session
+    /// subscribed under two overlapping patterns must get an event once.
+    last_seq: u64,
+}
+
+pub struct Registry {
+    index: Index<SessionId>,
+    sessions: HashMap<SessionId, SessionEntry>,
+    /// Names this run of the gateway inside every id.
+    epoch: u64,
+    last_seq: u64,
+    closed: bool,
+    metrics: Arc<Metrics>,
+    gauges: Arc<RegistryGauges>,
+    /// Reused between publishes so matching allocates nothing.
+    scratch: Vec<SessionId>,
+}
+
+impl Registry {
+    pub fn new(epoch: u64, metrics: Arc<Metrics>, gauges: Arc<RegistryGauges>) -> Self {
+        Registry {
+            index: Index::new(),
+            sessions: HashMap::new(),
+            epoch,
+            last_seq: 0,
+            closed: false,
+            metrics,
+            gauges,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn update_gauges(&self) {
+        self.gauges
+            .sessions
+            .store(self.sessions.len() as u64, Ordering::Relaxed);
+        self.gauges
+            .subscriptions
+            .store(self.index.len() as u64, Ordering::Relaxed);
+        self.metrics.subscriptions.set(self.index.len() as i64);
+    }
+
+    fn remove_session(&mut self, id: SessionId) {
+        if let Some(entry) = self.sessions.remove(&id) {
+            for p in &entry.patterns {
+                self.index.remove(p, id);
+            }
+        }
+    }
+
+    /// Offers one encoded event to every matching session, once each.
+    fn fan_out(&mut self, event: &Arc<Event>) {
+        let mut targets = std::mem::take(&mut self.scratch);
+        targets.clear();
+        self.index
+            .for_each_match(&event.channel, |id| targets.push(id));
+        let seq = event.id.seq;
+        let mut dropped = 0u64;
+        let mut dead = Vec::new();
+        for id in &targets {
+            let Some(entry) = self.sessions.get_mut(id) else {
+                continue;
+            };
+            if entry.last_seq == seq {
+                continue;
+            }
+            entry.last_seq = seq;
+            match entry.outbox.offer(event) {
+                Offer::Queued | Offer::Filtered => {}
+                Offer::QueuedDropping(n) => dropped += n,
+                // Its transport has gone; the session's own `SessionClosed`
+                // may still be in the mailbox. Forget it now.
+                Offer::Closed => dead.push(*id),
+            }
+        }
+        if dropped > 0 {
+            self.metrics
+                .dropped("slow_consumer", event.service(), dropped);
+        }
+        if !dead.is_empty() {
+            for id in dead {
+                self.remove_session(id);
+            }
+            self.update_gauges();
+        }
+        self.scratch = targets;
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+    }
+}
+
+impl Handler<Subscribe> for Registry {
+    type Result = Result<(), RegistryClosed>;
+
+    fn handle(&mut self, msg: Subscribe, _: &mut Self::Context) -> Self::Result {
+        if self.closed {
+            return Err(RegistryClosed);
+        }
+        // A re-subscribe replaces the session's set.
+        self.remove_session(msg.session);
+        for p in &msg.patterns {
+            self.index.insert(p, msg.session);
+        }
+        self.sessions.insert(
+            msg.session,
+            SessionEntry {
+                outbox: msg.outbox,
+                transport: msg.transport,
+                patterns: msg.patterns,
+                last_seq: 0,
+            },
+        );
+        self.update_gauges();
+        Ok(())
+    }
+}
+
+impl Handler<SessionClosed> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionClosed, _: &mut Self::Context) {
+        self.remove_session(msg.session);
+        self.update_gauges();
+    }
+}
+
+impl Handler<Publish> for Registry {
+    type Result = Result<Vec<EventId>, RegistryClosed>;
+
+    fn handle(&mut self, msg: Publish, _: &mut Self::Context) -> Self::Result {
+        if self.closed {
+            return Err(RegistryClosed);
+        }
+        let mut ids = Vec::with_capacity(msg.events.len());
+        for new in msg.events {
+            self.last_seq += 1;
+            let id = EventId {
+                epoch: self.epoch,
+                seq: self.last_seq,
+            };
+            let event = Event::encode(id, new);
+            self.fan_out(&event);
+            ids.push(id);
+        }
+        self.gauges
+            .events_accepted
+            .store(self.last_seq, Ordering::Relaxed);
+        Ok(ids)
+    }
+}
+
+impl Handler<Shutdown> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, msg: Shutdown, _: &mut Self::Context) -> usize {
+        self.closed = true;
+        let told = self.sessions.len();
+        for entry in self.sessions.values() {
+            entry
+                .outbox
+                .close_with(Some((msg.farewell)(entry.transport)));
+        }
+        told
+    }
+}
+
+impl Handler<GetStats> for Registry {
+    type Result = MessageResult<GetStats>;
+
+    fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
+        MessageResult(RegistryStats {
+            sessions: self.sessions.len(),
+            subscriptions: self.index.len(),
+            index_nodes: self.index.node_count(),
+            last_seq: self.last_seq,
+        })
+    }
+}
+
+/// Starts the registry on an arbiter of its own, so routing never competes
+/// with HTTP parsing on a worker thread.
+pub fn start(
+    epoch: u64,
+    metrics: Arc<Metrics>,
+    gauges: Arc<RegistryGauges>,
+) -> (Addr<Registry>, Arbiter) {
+    let arbiter = Arbiter::new();
+    let addr = Registry::start_in_arbiter(&arbiter.handle(), move |_| {
+        Registry::new(epoch, metrics, gauges)
+    });
+    (addr, arbiter)
+}

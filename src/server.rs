@@ -1,0 +1,242 @@
+//! Wiring and lifecycle: start the registry and the HTTP server, stop them
+//! gracefully.
+//!
+//! [`serve`] takes a bound listener and a shutdown future, as mini-redis's
+//! `server::run` does, so tests inject their own shutdown and port 0. On
+//! shutdown (SIGTERM/SIGINT in the binary): new publishes and streams get
+//! 503, the registry ends every session with its transport's shutdown frame
+//! and refuses new work, the streams drain what they hold and end, and the
+//! HTTP server stops, waiting at most `server.shutdown_timeout_secs` for the
+//! slowest client. [`spawn`] runs all of it on a thread of its own for tests
+//! and the benchmark.
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::registry::{self, GetStats, RegistryGauges, RegistryStats, Shutdown};
+use crate::session::{Transport, sse};
+
+fn farewell(transport: Transport) -> bytes::Bytes {
+    match transport {
+        Transport::Sse | Transport::WebSocket => sse::shutdown_frame(),
+    }
+}
+
+/// A started gateway: the registry and the HTTP server, not yet awaited.
+pub struct Gateway {
+    addr: SocketAddr,
+    server: actix_web::dev::Server,
+    state: web::Data<AppState>,
+    registry_arbiter: actix::Arbiter,
+}
+
+impl Gateway {
+    /// Starts the registry and the HTTP server on `listener`. Must be called
+    /// inside an actix system (`actix_web::rt::System`).
+    pub fn start(config: Config, listener: TcpListener) -> anyhow::Result<Gateway> {
+        let config = Arc::new(config);
+        let addr = listener.local_addr().context("listener has no address")?;
+        let epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        let metrics = Arc::new(Metrics::new(
+            config.service_tokens.keys().map(String::as_str),
+        ));
+        let gauges = Arc::new(RegistryGauges::default());
+        let (registry, registry_arbiter) =
+            registry::start(epoch, Arc::clone(&metrics), Arc::clone(&gauges));
+        let state = web::Data::new(AppState::new(
+            Arc::clone(&config),
+            registry,
+            metrics,
+            gauges,
+        ));
+        let production = config.is_production();
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .configure(|cfg| http::routes(cfg, production))
+        })
+        .disable_signals()
+        .shutdown_timeout(config.server.shutdown_timeout_secs)
+        // SSE clients hold connections open; the cap on those is ours
+        // (`MAX_CONNECTIONS`), so actix's per-worker cap must not bite first.
+        .max_connections(config.server.max_connections + 1024)
+        .backlog(2048);
+        if config.server.workers > 0 {
+            server = server.workers(config.server.workers);
+        }
+        let server = server
+            .listen(listener)
+            .with_context(|| format!("cannot serve on {addr}"))?
+            .run();
+        if !production {
+            tracing::warn!(
+                "subscriptions are OPEN: anyone who can reach {addr} can read every channel (development mode)"
+            );
+        }
+        tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "loggate listening on http://{addr}");
+        Ok(Gateway {
+            addr,
+            server,
+            state,
+            registry_arbiter,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn registry(&self) -> actix::Addr<registry::Registry> {
+        self.state.registry.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops gracefully.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + 'static,
+    ) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let state = self.state.clone();
+        actix_web::rt::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down: refusing new work, telling clients");
+            state.shutting_down.store(true, Ordering::Release);
+            let told = state
+                .registry
+                .send(Shutdown { farewell })
+                .await
+                .unwrap_or_default();
+            tracing::info!(sessions = told, "clients told; draining");
+            handle.stop(true).await;
+        });
+        self.server.await.context("HTTP server failed")?;
+        self.registry_arbiter.stop();
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Runs the gateway on `listener` until `shutdown` completes, then stops it
+/// gracefully. Must run inside an actix system.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + 'static,
+) -> anyhow::Result<()> {
+    Gateway::start(config, listener)?.run_until(shutdown).await
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                return;
+            }
+            _ => tracing::warn!("cannot install signal handlers; falling back to Ctrl-C"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// A gateway running on a thread of its own (tests, benchmarks).
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+    registry: actix::Addr<registry::Registry>,
+}
+
+impl Running {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Asks the registry for its size.
+    pub async fn registry_stats(&self) -> anyhow::Result<RegistryStats> {
+        Ok(self.registry.send(GetStats).await?)
+    }
+
+    /// Graceful shutdown, as on SIGTERM; waits for the server to exit.
+    pub fn shutdown(mut self) -> anyhow::Result<()> {
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .map_err(|_| anyhow::anyhow!("gateway thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.stop_and_join();
+    }
+}
+
+/// Binds `config`'s address and runs the gateway on a new thread. Returns
+/// once it is listening.
+pub fn spawn(config: Config) -> anyhow::Result<Running> {
+    let listener = TcpListener::bind(config.listen_addr()?)?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("loggate".into())
+        .spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let gateway = Gateway::start(config, listener)?;
+                let _ = ready_tx.send(gateway.registry());
+                gateway
+                    .run_until(async move {
+                        let _ = stop_rx.await;
+                    })
+                    .await
+            })
+        })?;
+    let registry = match ready_rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(registry) => registry,
+        Err(_) => {
+            drop(stop_tx);
+            return match thread.join() {
+                Ok(Err(e)) => Err(e.context("gateway did not start")),
+                _ => Err(anyhow::anyhow!("gateway did not start")),
+            };
+        }
+    };
+    Ok(Running {
+        addr,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+        registry,
+    })
+}

@@ -1,0 +1,293 @@
+//! Subscriber sessions: what SSE and WebSocket connections have in common.
+//!
+//! Owns the parsing of a subscribe request (channels, filters), the
+//! connection cap, and the [`outbox::Outbox`] each session drains. The
+//! transports live beside it: [`sse`] (one actor and one body stream per
+//! client). A session talks to the registry only through messages
+//! (`Subscribe` when it starts, `SessionClosed` when it stops); the registry
+//! talks to a session only by offering events to its outbox.
+
+pub mod outbox;
+pub mod sse;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Deserialize;
+
+use crate::channel::{ChannelError, ChannelPattern};
+use crate::config::Config;
+use crate::event::Level;
+use crate::http::error::error_response;
+use crate::metrics::Metrics;
+use outbox::{Filter, QueueLimits};
+
+/// Identifies one subscriber connection for the life of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Sse,
+    WebSocket,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Sse => "sse",
+            Transport::WebSocket => "websocket",
+        }
+    }
+}
+
+/// Why a subscription was refused before its stream started.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    #[error("missing channels: pass ?channels=logs:{{service}}[:{{workspace}}[:{{resource}}]],…")]
+    MissingChannels,
+    #[error("{requested} channels requested; at most {max} per connection")]
+    TooManyChannels { requested: usize, max: usize },
+    #[error(transparent)]
+    InvalidChannel(#[from] ChannelError),
+    #[error("unknown level {0:?}: use trace, debug, info, warn, error or fatal")]
+    InvalidLevel(String),
+    #[error("the gateway holds its maximum of {0} subscriber connections; retry later")]
+    ConnectionLimit(usize),
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+}
+
+impl SubscribeError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            SubscribeError::MissingChannels => "missing_channels",
+            SubscribeError::TooManyChannels { .. } => "too_many_channels",
+            SubscribeError::InvalidChannel(_) => "invalid_channel",
+            SubscribeError::InvalidLevel(_) => "invalid_level",
+            SubscribeError::ConnectionLimit(_) => "connection_limit",
+            SubscribeError::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+impl ResponseError for SubscribeError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            SubscribeError::ConnectionLimit(_) | SubscribeError::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let retry = matches!(self, SubscribeError::ConnectionLimit(_)).then_some(5);
+        error_response(
+            self.status_code(),
+            self.code(),
+            &self.to_string(),
+            None,
+            retry,
+        )
+    }
+}
+
+/// The query of `/api/logs/stream` (and later `/api/logs/ws`).
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamQuery {
+    pub channels: Option<String>,
+    pub level: Option<String>,
+    pub q: Option<String>,
+}
+
+/// A checked subscribe request.
+#[derive(Debug, Clone)]
+pub struct SubscribeRequest {
+    pub patterns: Vec<ChannelPattern>,
+    pub filter: Filter,
+}
+
+impl SubscribeRequest {
+    pub fn parse(query: &StreamQuery, max_channels: usize) -> Result<Self, SubscribeError> {
+        let raw = query.channels.as_deref().unwrap_or_default();
+        let names: Vec<&str> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if names.is_empty() {
+            return Err(SubscribeError::MissingChannels);
+        }
+        // Counted before anything is parsed: 10,000 channels cost nothing.
+        if names.len() > max_channels {
+            return Err(SubscribeError::TooManyChannels {
+                requested: names.len(),
+                max: max_channels,
+            });
+        }
+        let mut patterns = Vec::with_capacity(names.len());
+        for name in names {
+            let p = ChannelPattern::parse(name)?;
+            if !patterns.contains(&p) {
+                patterns.push(p);
+            }
+        }
+        let min_level = match query.level.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(l) => Some(
+                Level::parse(l)
+                    .ok_or_else(|| SubscribeError::InvalidLevel(l.chars().take(32).collect()))?,
+            ),
+        };
+        Ok(SubscribeRequest {
+            patterns,
+            filter: Filter::new(min_level, query.q.as_deref()),
+        })
+    }
+}
+
+/// Per-connection queue limits from the configuration.
+pub fn queue_limits(config: &Config) -> QueueLimits {
+    QueueLimits {
+        max_events: config.subscribe.queue_max_events,
+        max_bytes: config.subscribe.queue_max_bytes,
+    }
+}
+
+/// Counts subscriber connections against `MAX_CONNECTIONS`. A slot is held
+/// by a [`ConnectionGuard`] and freed the moment the guard drops, which is
+/// when the client's stream is dropped.
+#[derive(Debug)]
+pub struct Connections {
+    open: AtomicUsize,
+    max: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Connections {
+    pub fn new(max: usize, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Connections {
+            open: AtomicUsize::new(0),
+            max,
+            metrics,
+        })
+    }
+
+    pub fn try_acquire(
+        self: &Arc<Self>,
+        transport: Transport,
+    ) -> Result<ConnectionGuard, SubscribeError> {
+        let taken = self
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            });
+        if taken.is_err() {
+            self.metrics
+                .connections_rejected
+                .with_label_values(&["connection_limit"])
+                .inc();
+            return Err(SubscribeError::ConnectionLimit(self.max));
+        }
+        self.metrics
+            .connections
+            .with_label_values(&[transport.as_str()])
+            .inc();
+        Ok(ConnectionGuard {
+            owner: Arc::clone(self),
+            transport,
+        })
+    }
+
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    owner: Arc<Connections>,
+    transport: Transport,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.owner.open.fetch_sub(1, Ordering::AcqRel);
+        self.owner
+            .metrics
+            .connections
+            .with_label_values(&[self.transport.as_str()])
+            .dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(channels: &str) -> StreamQuery {
+        StreamQuery {
+            channels: Some(channels.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn parses_and_dedupes_channels() {
+        let r = SubscribeRequest::parse(&q("logs:etl, logs:*:ws1,logs:etl,"), 32).unwrap();
+        let names: Vec<&str> = r.patterns.iter().map(|p| p.as_str()).collect();
+        assert_eq!(names, ["logs:etl", "logs:*:ws1"]);
+    }
+
+    #[test]
+    fn refuses_bad_requests() {
+        assert!(matches!(
+            SubscribeRequest::parse(&StreamQuery::default(), 32),
+            Err(SubscribeError::MissingChannels)
+        ));
+        assert!(matches!(
+            SubscribeRequest::parse(&q(" , "), 32),
+            Err(SubscribeError::MissingChannels)
+        ));
+        let many = vec!["logs:a"; 33].join(",");
+        assert!(matches!(
+            SubscribeRequest::parse(&q(&many), 32),
+            Err(SubscribeError::TooManyChannels {
+                requested: 33,
+                max: 32
+            })
+        ));
+        assert!(matches!(
+            SubscribeRequest::parse(&q("logs:etl:ws.1"), 32),
+            Err(SubscribeError::InvalidChannel(_))
+        ));
+        let bad_level = StreamQuery {
+            level: Some("loud".into()),
+            ..q("logs:etl")
+        };
+        assert!(matches!(
+            SubscribeRequest::parse(&bad_level, 32),
+            Err(SubscribeError::InvalidLevel(_))
+        ));
+    }
+
+    #[test]
+    fn connection_cap_frees_on_drop() {
+        let c = Connections::new(2, Arc::new(Metrics::new(["etl"])));
+        let a = c.try_acquire(Transport::Sse).unwrap();
+        let _b = c.try_acquire(Transport::Sse).unwrap();
+        assert!(c.try_acquire(Transport::Sse).is_err());
+        drop(a);
+        assert!(c.try_acquire(Transport::Sse).is_ok());
+    }
+}
