@@ -45,7 +45,6 @@ const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
     ("LOG_BUFFER_MAX_AGE_MINUTES", "history"),
     ("PUBLISH_RATE_PER_SEC", "publish rate limits"),
     ("CONNECT_RATE_PER_IP", "connection rate limits"),
-    ("TRUST_PROXY", "proxy-aware client addresses"),
     ("NATS_URL", "the NATS cluster bridge"),
     ("FLY_ORG", "Fly.io log ingest"),
     ("ORG_SLUG", "Fly.io log ingest"),
@@ -85,6 +84,8 @@ pub struct ServerConfig {
     pub workers: usize,
     pub max_connections: usize,
     pub shutdown_timeout_secs: u64,
+    /// Take the client address from `Fly-Client-IP` / `X-Forwarded-For`.
+    pub trust_proxy: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -200,6 +201,18 @@ impl Config {
         }
         if let Some(v) = env("MAX_CONNECTIONS") {
             self.server.max_connections = parse_env("MAX_CONNECTIONS", &v, "a whole number")?;
+        }
+        if let Some(v) = env("TRUST_PROXY") {
+            self.server.trust_proxy = match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" | "" => false,
+                _ => {
+                    return Err(ConfigError::new(
+                        "TRUST_PROXY",
+                        format!("{v:?} is neither true nor false"),
+                    ));
+                }
+            };
         }
         if let Some(v) = env("LOGGATE_ENV") {
             self.env = match v.trim().to_ascii_lowercase().as_str() {
@@ -469,6 +482,7 @@ mod tests {
                 ("MAX_CONNECTIONS", "5"),
                 ("SERVICE_TOKENS", "billing=secret-one, etl = secret-two"),
                 ("RUST_LOG", "debug"),
+                ("TRUST_PROXY", "true"),
             ],
             None,
         )
@@ -478,6 +492,7 @@ mod tests {
         assert_eq!(c.service_tokens.len(), 2);
         assert_eq!(c.service_tokens["billing"], "secret-one");
         assert_eq!(c.log.filter, "debug");
+        assert!(c.server.trust_proxy);
     }
 
     #[test]
@@ -503,6 +518,7 @@ mod tests {
             ),
             (&[("SERVICE_TOKENS", "")], "SERVICE_TOKENS"),
             (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
+            (&[("TRUST_PROXY", "maybe")], "TRUST_PROXY"),
             (&[("RUST_LOG", "=[")], "RUST_LOG"),
             (&[("JWT_SECRET", "x")], "JWT_SECRET"),
             (&[("NATS_URL", "nats://x")], "NATS_URL"),

@@ -31,6 +31,9 @@ struct Cli {
 enum Command {
     /// Run the gateway (the default).
     Serve,
+    /// Exit 0 if the gateway configured here answers `/healthz` (for
+    /// container health checks; needs no curl in the image).
+    Healthcheck,
 }
 
 fn init_tracing(config: &Config) {
@@ -49,6 +52,47 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config),
+        Command::Healthcheck => healthcheck(cli.config),
+    }
+}
+
+fn healthcheck(config_file: Option<PathBuf>) -> ExitCode {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let addr = match Config::from_env(config_file.as_deref()).and_then(|c| c.listen_addr()) {
+        Ok(mut a) => {
+            if a.ip().is_unspecified() {
+                a.set_ip(match a.ip() {
+                    std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            a
+        }
+        Err(e) => {
+            eprintln!("loggate: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let probe = || -> std::io::Result<bool> {
+        let timeout = Duration::from_secs(3);
+        let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+        s.set_read_timeout(Some(timeout))?;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut answer = Vec::new();
+        s.take(4096).read_to_end(&mut answer)?;
+        Ok(answer.starts_with(b"HTTP/1.1 200"))
+    };
+    match probe() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("loggate: {addr} answered /healthz with an error");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("loggate: cannot reach {addr}: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -69,6 +69,11 @@ impl Gateway {
                 .configure(|cfg| http::routes(cfg, production))
         })
         .disable_signals()
+        // A subscriber that hangs up must be forgotten at once. With
+        // half-closed connections allowed (actix's default) an EOF from an
+        // idle SSE client is not acted on until a write fails, up to a
+        // keepalive interval later.
+        .h1_allow_half_closed(false)
         .shutdown_timeout(config.server.shutdown_timeout_secs)
         // SSE clients hold connections open; the cap on those is ours
         // (`MAX_CONNECTIONS`), so actix's per-worker cap must not bite first.
@@ -99,8 +104,8 @@ impl Gateway {
         self.addr
     }
 
-    pub fn registry(&self) -> actix::Addr<registry::Registry> {
-        self.state.registry.clone()
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
     }
 
     /// Serves until `shutdown` completes, then stops gracefully.
@@ -112,14 +117,7 @@ impl Gateway {
         let state = self.state.clone();
         actix_web::rt::spawn(async move {
             shutdown.await;
-            tracing::info!("shutting down: refusing new work, telling clients");
-            state.shutting_down.store(true, Ordering::Release);
-            let told = state
-                .registry
-                .send(Shutdown { farewell })
-                .await
-                .unwrap_or_default();
-            tracing::info!(sessions = told, "clients told; draining");
+            begin_shutdown(&state).await;
             handle.stop(true).await;
         });
         self.server.await.context("HTTP server failed")?;
@@ -127,6 +125,22 @@ impl Gateway {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The first half of a graceful stop: from here on publishes and new
+/// streams get 503, and every session is sent its shutdown frame and closed
+/// so its stream drains and ends. The HTTP server is still up.
+async fn begin_shutdown(state: &AppState) {
+    if state.shutting_down.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    tracing::info!("shutting down: refusing new work, telling clients");
+    let told = state
+        .registry
+        .send(Shutdown { farewell })
+        .await
+        .unwrap_or_default();
+    tracing::info!(sessions = told, "clients told; draining");
 }
 
 /// Runs the gateway on `listener` until `shutdown` completes, then stops it
@@ -166,7 +180,7 @@ pub struct Running {
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
-    registry: actix::Addr<registry::Registry>,
+    state: web::Data<AppState>,
 }
 
 impl Running {
@@ -176,7 +190,13 @@ impl Running {
 
     /// Asks the registry for its size.
     pub async fn registry_stats(&self) -> anyhow::Result<RegistryStats> {
-        Ok(self.registry.send(GetStats).await?)
+        Ok(self.state.registry.send(GetStats).await?)
+    }
+
+    /// What SIGTERM does first (503 for new work, `shutdown` frames to every
+    /// client), without closing the listener: lets tests observe draining.
+    pub async fn begin_shutdown(&self) {
+        begin_shutdown(&self.state).await;
     }
 
     /// Graceful shutdown, as on SIGTERM; waits for the server to exit.
@@ -215,7 +235,7 @@ pub fn spawn(config: Config) -> anyhow::Result<Running> {
         .spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let gateway = Gateway::start(config, listener)?;
-                let _ = ready_tx.send(gateway.registry());
+                let _ = ready_tx.send(gateway.state());
                 gateway
                     .run_until(async move {
                         let _ = stop_rx.await;
@@ -223,8 +243,8 @@ pub fn spawn(config: Config) -> anyhow::Result<Running> {
                     .await
             })
         })?;
-    let registry = match ready_rx.recv_timeout(std::time::Duration::from_secs(30)) {
-        Ok(registry) => registry,
+    let state = match ready_rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(state) => state,
         Err(_) => {
             drop(stop_tx);
             return match thread.join() {
@@ -237,6 +257,6 @@ pub fn spawn(config: Config) -> anyhow::Result<Running> {
         addr,
         stop: Some(stop_tx),
         thread: Some(thread),
-        registry,
+        state,
     })
 }

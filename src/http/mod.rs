@@ -108,6 +108,26 @@ async fn not_found(req: HttpRequest) -> ApiError {
     )
 }
 
+/// The client's address. Behind a proxy (`TRUST_PROXY=true`) it is
+/// `Fly-Client-IP`, else the last hop of `X-Forwarded-For` (the one our own
+/// proxy appended; earlier hops are whatever the client claimed); otherwise
+/// the peer address of the socket.
+pub fn client_ip(req: &HttpRequest, trust_proxy: bool) -> Option<std::net::IpAddr> {
+    if trust_proxy {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        if let Some(ip) = header("fly-client-ip").and_then(|v| v.trim().parse().ok()) {
+            return Some(ip);
+        }
+        if let Some(ip) = header("x-forwarded-for")
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse().ok())
+        {
+            return Some(ip);
+        }
+    }
+    req.peer_addr().map(|a| a.ip())
+}
+
 /// Lets a handler return `ApiError` directly as its response.
 impl actix_web::Responder for ApiError {
     type Body = actix_web::body::BoxBody;

@@ -138,7 +138,7 @@ impl Drop for SseBody {
 
 /// `GET /api/logs/stream`.
 pub async fn stream(
-    _req: HttpRequest,
+    req: HttpRequest,
     query: web::Query<StreamQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, SubscribeError> {
@@ -164,7 +164,8 @@ pub async fn stream(
         .await
         .map_err(|_| SubscribeError::ShuttingDown)?
         .map_err(|_| SubscribeError::ShuttingDown)?;
-    tracing::debug!(session = %id, channels = request.patterns.len(), "sse session opened");
+    let client = crate::http::client_ip(&req, state.config.server.trust_proxy);
+    tracing::debug!(session = %id, client = ?client, channels = request.patterns.len(), "sse session opened");
     let session = SseSession {
         id,
         outbox: Arc::clone(&outbox),

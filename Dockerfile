@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# loggate: multi-stage build. The first stage compiles dependencies in a layer
+# of their own (rebuilt only when Cargo.toml/Cargo.lock change), then the
+# gateway; the runtime image holds the binary, CA certificates and nothing else.
+
+FROM rust:1-slim-bookworm AS build
+WORKDIR /src
+# Dependencies first: a stub crate with the real manifest.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p src config examples \
+    && echo 'fn main() {}' > src/main.rs \
+    && touch src/lib.rs \
+    && touch config/default.toml \
+    && cargo build --release --locked --bin loggate \
+    && rm -rf src
+# Then the gateway itself.
+COPY src ./src
+COPY config ./config
+RUN touch src/main.rs src/lib.rs \
+    && cargo build --release --locked --bin loggate \
+    && strip target/release/loggate
+
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin loggate
+COPY --from=build /src/target/release/loggate /usr/local/bin/loggate
+USER loggate
+ENV HOST=0.0.0.0 PORT=3002 RUST_LOG=info
+EXPOSE 3002
+HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["/usr/local/bin/loggate", "healthcheck"]
+# SIGTERM starts a graceful shutdown: clients get `event: shutdown`, queues drain.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/loggate"]
+CMD ["serve"]

@@ -1,0 +1,234 @@
+//! The real `loggate` binary: start-up with embedded defaults, configuration
+//! errors that name their key, `--config`, and graceful SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use reqwest::StatusCode;
+
+const BIN: &str = env!("CARGO_BIN_EXE_loggate");
+
+/// A child gateway process, killed by pid when dropped.
+struct Proc {
+    child: Child,
+    addr: String,
+    /// stderr lines after the "listening" line.
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn base_command() -> Command {
+    let mut cmd = Command::new(BIN);
+    // Only the names these tests set reach the child.
+    cmd.env_clear()
+        .env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Starts the binary and waits (bounded) for its "listening on" line.
+fn spawn(mut cmd: Command) -> Proc {
+    let mut child = cmd.spawn().expect("binary starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // From here the guard owns the child: any panic below kills it.
+    let mut proc = Proc {
+        child,
+        addr: String::new(),
+        lines: rx,
+    };
+    let deadline = Instant::now() + WAIT;
+    while proc.addr.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = proc
+            .lines
+            .recv_timeout(left)
+            .expect("a 'listening on' line in time");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            proc.addr = rest.split_whitespace().next().unwrap().to_owned();
+        }
+    }
+    proc
+}
+
+fn run_to_exit(mut cmd: Command) -> (Option<i32>, String) {
+    let out = cmd.output().expect("binary runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn configuration_errors_name_the_key_and_exit_2() {
+    let cases = [
+        ("PORT", "not-a-port"),
+        ("MAX_CONNECTIONS", "0"),
+        ("LOGGATE_ENV", "staging"),
+        ("SERVICE_TOKENS", "etl"),
+        ("JWT_SECRET", "something"),
+    ];
+    for (key, value) in cases {
+        let mut cmd = base_command();
+        cmd.env(key, value);
+        let (code, stderr) = run_to_exit(cmd);
+        assert_eq!(code, Some(2), "{key}={value}: {stderr}");
+        assert!(stderr.contains(key), "{key}={value}: {stderr}");
+        assert!(stderr.contains("configuration error"), "{stderr}");
+    }
+    let mut cmd = base_command();
+    cmd.env("LOGGATE_ENV", "production");
+    let (code, stderr) = run_to_exit(cmd);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("dev token"), "{stderr}");
+
+    let mut cmd = base_command();
+    cmd.args(["--config", "/nonexistent/loggate.toml"]);
+    let (code, stderr) = run_to_exit(cmd);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--config"), "{stderr}");
+}
+
+#[test]
+fn config_file_and_environment_layers() {
+    let dir = std::env::temp_dir().join(format!("loggate-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("loggate.toml");
+    std::fs::write(&file, "[service_tokens]\nbilling = \"billing-secret\"\n").unwrap();
+    let mut cmd = base_command();
+    cmd.env("LOGGATE_CONFIG", &file);
+    let proc = spawn(cmd);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let url = format!("http://{}/api/logs/publish", proc.addr);
+        let body = serde_json::json!({"service":"billing","logData":{"message":"m"}});
+        let res = client
+            .post(&url)
+            .header("x-service-token", "billing-secret")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::ACCEPTED,
+            "token from the file works"
+        );
+        // The file's table is merged over the defaults: dev tokens remain.
+        let body = serde_json::json!({"service":"etl","logData":{"message":"m"}});
+        let res = client
+            .post(&url)
+            .header("x-service-token", ETL_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+    });
+    drop(proc);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sigterm_tells_clients_drains_and_exits_zero() {
+    let mut proc = spawn(base_command());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let base = format!("http://{}", proc.addr);
+        let res = reqwest::get(format!("{base}/healthz")).await.unwrap();
+        assert_eq!(res.text().await.unwrap(), "ok");
+        let mut sub =
+            SseClient::connect(&format!("{base}/api/logs/stream?channels=logs:etl")).await;
+        assert_eq!(sub.next_event().await.unwrap().event, "ready");
+        let client = reqwest::Client::new();
+        let res = client
+            .post(format!("{base}/api/logs/publish"))
+            .header("x-service-token", ETL_TOKEN)
+            .json(&event("etl", Some("ws1"), None, "before shutdown"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+
+        let pid = proc.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+
+        let log = sub.next_event().await.unwrap();
+        assert_eq!(log.event, "log", "queued events are drained first");
+        assert_eq!(log.json()["message"], "before shutdown");
+        let bye = sub.next_event().await.unwrap();
+        assert_eq!(bye.event, "shutdown");
+        assert!(sub.next_event().await.is_none(), "then the stream ends");
+    });
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(s) = proc.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gateway did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    // The process has exited, so its stderr closes and the reader ends.
+    let mut rest = Vec::new();
+    while let Ok(line) = proc.lines.recv_timeout(WAIT) {
+        rest.push(line);
+    }
+    assert!(rest.iter().any(|l| l.contains("clients told")), "{rest:?}");
+}
+
+#[test]
+fn healthcheck_subcommand_probes_the_running_gateway() {
+    let proc = spawn(base_command());
+    let port = proc.addr.rsplit(':').next().unwrap().to_owned();
+    let status = base_command()
+        .env("PORT", &port)
+        .arg("healthcheck")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    drop(proc);
+    // Nothing listens there any more.
+    let status = base_command()
+        .env("PORT", &port)
+        .arg("healthcheck")
+        .status()
+        .unwrap();
+    assert!(!status.success());
+}
+
+#[test]
+fn help_lists_the_serve_command() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("serve"), "{text}");
+    assert!(text.contains("--config"), "{text}");
+}
