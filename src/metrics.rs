@@ -34,6 +34,8 @@ pub struct Metrics {
     pub connections: IntGaugeVec,
     pub connections_rejected: IntCounterVec,
     pub subscriptions: IntGauge,
+    /// Session actors alive; equals open connections unless one leaks.
+    pub session_actors: IntGauge,
     pub publish_batch_events: Histogram,
 }
 
@@ -91,6 +93,11 @@ impl Metrics {
         registry
             .register(Box::new(subscriptions.clone()))
             .expect("unique metric name");
+        let session_actors = IntGauge::new("session_actors", "Subscriber session actors alive.")
+            .expect("valid metric");
+        registry
+            .register(Box::new(session_actors.clone()))
+            .expect("unique metric name");
         let publish_batch_events = Histogram::with_opts(
             HistogramOpts::new(
                 "publish_batch_events",
@@ -118,6 +125,7 @@ impl Metrics {
             connections,
             connections_rejected,
             subscriptions,
+            session_actors,
             publish_batch_events,
         }
     }

@@ -224,6 +224,56 @@ fn healthcheck_subcommand_probes_the_running_gateway() {
     assert!(!status.success());
 }
 
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// Connection churn must not grow the server: after a warm-up, 8,000 more
+/// connect/disconnect cycles may not add more than a few MiB of RSS (a leak
+/// of even one 1 KiB session each would add 8 MiB).
+#[test]
+fn connection_churn_does_not_grow_server_memory() {
+    use futures_util::StreamExt;
+    let proc = spawn(base_command());
+    let pid = proc.child.id();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = format!("http://{}", proc.addr);
+    let cycles = |from: usize, to: usize| {
+        let base = base.clone();
+        async move {
+            futures_util::stream::iter(from..to)
+                .for_each_concurrent(50, |i| {
+                    let url = format!(
+                        "{base}/api/logs/stream?channels=logs:s{}:w{i},logs:*:w{}",
+                        i % 13,
+                        i % 7
+                    );
+                    async move {
+                        let mut c = SseClient::connect(&url).await;
+                        assert_eq!(c.status, StatusCode::OK);
+                        assert_eq!(c.next_event().await.unwrap().event, "ready");
+                    }
+                })
+                .await;
+        }
+    };
+    rt.block_on(cycles(0, 2_000));
+    let warm = rss_kib(pid);
+    rt.block_on(cycles(2_000, 10_000));
+    let after = rss_kib(pid);
+    eprintln!("server RSS: {warm} KiB after warm-up, {after} KiB after 8,000 more cycles");
+    assert!(
+        after < warm + 4 * 1024,
+        "RSS grew from {warm} KiB to {after} KiB over 8,000 cycles"
+    );
+}
+
 #[test]
 fn help_lists_the_serve_command() {
     let out = Command::new(BIN).arg("--help").output().unwrap();

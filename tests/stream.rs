@@ -241,9 +241,21 @@ async fn ten_thousand_connect_disconnect_cycles_leave_nothing_behind() {
         })
         .await;
     assert_eq!(stats.index_nodes, 1, "the trie is pruned back to its root");
-    let (_, health) = gw.get_json("/health").await;
-    assert_eq!(health["connections"]["total"], 0, "{health}");
-    assert_eq!(health["connections"]["sse"], 0, "{health}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, health) = gw.get_json("/health").await;
+        let clean = health["connections"]["total"] == 0
+            && health["connections"]["sse"] == 0
+            && health["session_actors"] == 0;
+        if clean {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "left behind: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A client that stops reading loses its oldest events, is told how many

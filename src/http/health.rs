@@ -31,6 +31,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             "websocket": m.with_label_values(&["websocket"]).get(),
         },
         "sessions": state.gauges.sessions.load(Ordering::Relaxed),
+        "session_actors": state.metrics.session_actors.get(),
         "subscriptions": state.gauges.subscriptions.load(Ordering::Relaxed),
         "events_accepted": state.gauges.events_accepted.load(Ordering::Relaxed),
         "nats": {"state": "disabled"},

@@ -41,6 +41,8 @@ pub fn shutdown_frame() -> Bytes {
 /// The session actor of one SSE client.
 pub struct SseSession {
     id: SessionId,
+    /// Counts live session actors, so a leak shows in `/health`.
+    alive: prometheus::IntGauge,
     outbox: Arc<Outbox>,
     registry: Addr<Registry>,
     keepalive: Duration,
@@ -55,6 +57,7 @@ impl Actor for SseSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.alive.inc();
         ctx.run_interval(self.keepalive, |act, _| {
             act.outbox
                 .push_control_if_idle(Bytes::from_static(KEEPALIVE_FRAME));
@@ -67,6 +70,10 @@ impl Actor for SseSession {
         // cannot be called from `stopping` any other way without a context.
         self.registry.do_send(SessionClosed { session: self.id });
         Running::Stop
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.alive.dec();
     }
 }
 
@@ -168,6 +175,7 @@ pub async fn stream(
     tracing::debug!(session = %id, client = ?client, channels = request.patterns.len(), "sse session opened");
     let session = SseSession {
         id,
+        alive: state.metrics.session_actors.clone(),
         outbox: Arc::clone(&outbox),
         registry: state.registry.clone(),
         keepalive: state.config.keepalive(),
