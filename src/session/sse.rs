@@ -27,9 +27,12 @@ use super::{ConnectionGuard, SessionId, StreamQuery, SubscribeError, SubscribeRe
 use crate::http::AppState;
 use crate::registry::{Registry, SessionClosed, Subscribe};
 
-/// Upper bound on one chunk handed to actix: large enough that a backlog
-/// goes out in few writes, small enough not to hold a huge copy.
-const MAX_CHUNK_BYTES: usize = 256 * 1024;
+/// Upper bound on one chunk handed to actix. A chunk of dozens of frames
+/// already makes one write out of many; larger chunks only pin memory,
+/// because actix copies each chunk into its write buffer and keeps it there
+/// while a slow client's socket is full (so a slow connection holds at most
+/// about this much plus actix's own 32 KiB buffer).
+const MAX_CHUNK_BYTES: usize = 16 * 1024;
 
 const KEEPALIVE_FRAME: &[u8] = b": keepalive\n\n";
 

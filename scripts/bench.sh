@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds the release gateway and the benchmark, raises the open-file limit
+# (every SSE subscriber is one socket in the bench and one in the gateway,
+# and the gateway inherits this limit), then runs the benchmark.
+#
+#   scripts/bench.sh [loggate-bench options]     e.g. --subscribers 1000 --channels 10
+#   scripts/bench.sh --help
+#
+# Summary table on stdout, progress on stderr, gateway log in
+# target/loggate-bench-server.log.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+hard=$(ulimit -Hn)
+if [ "$hard" = "unlimited" ]; then
+    ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null || true
+else
+    ulimit -n "$hard" 2>/dev/null || true
+fi
+echo "bench.sh: open-file limit $(ulimit -n)" >&2
+
+cargo build --release --quiet --bin loggate
+cargo build --release --quiet --example loggate-bench
+
+target="${CARGO_TARGET_DIR:-target}"
+export LOGGATE_BENCH_BINARY="${LOGGATE_BENCH_BINARY:-$target/release/loggate}"
+exec "$target/release/examples/loggate-bench" "$@"
