@@ -73,6 +73,16 @@ pub enum Item {
     Control(Bytes),
 }
 
+impl Item {
+    /// The bytes an SSE stream writes for this item.
+    pub fn sse_bytes(&self) -> &Bytes {
+        match self {
+            Item::Event(e) => e.sse_frame(),
+            Item::Control(b) => b,
+        }
+    }
+}
+
 /// Result of offering an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offer {
@@ -96,6 +106,16 @@ struct State {
     lagged: u64,
     closed: bool,
     waker: Option<Waker>,
+}
+
+/// Wakes the transport after a push, outside the lock: the woken task may
+/// run on another thread and want the lock at once.
+fn wake(mut st: MutexGuard<'_, State>) {
+    let waker = st.waker.take();
+    drop(st);
+    if let Some(w) = waker {
+        w.wake();
+    }
 }
 
 /// A batch handed to the transport.
@@ -156,11 +176,7 @@ impl Outbox {
         st.events += 1;
         st.bytes += size;
         st.lagged += dropped;
-        let waker = st.waker.take();
-        drop(st);
-        if let Some(w) = waker {
-            w.wake();
-        }
+        wake(st);
         if dropped > 0 {
             Offer::QueuedDropping(dropped)
         } else {
@@ -175,11 +191,7 @@ impl Outbox {
             return false;
         }
         st.items.push_back(Item::Control(frame));
-        let waker = st.waker.take();
-        drop(st);
-        if let Some(w) = waker {
-            w.wake();
-        }
+        wake(st);
         true
     }
 
@@ -191,11 +203,7 @@ impl Outbox {
             return false;
         }
         st.items.push_back(Item::Control(frame));
-        let waker = st.waker.take();
-        drop(st);
-        if let Some(w) = waker {
-            w.wake();
-        }
+        wake(st);
         true
     }
 
@@ -210,11 +218,7 @@ impl Outbox {
             st.items.push_back(Item::Control(frame));
         }
         st.closed = true;
-        let waker = st.waker.take();
-        drop(st);
-        if let Some(w) = waker {
-            w.wake();
-        }
+        wake(st);
     }
 
     pub fn is_closed(&self) -> bool {

@@ -116,17 +116,11 @@ impl Stream for SseBody {
             .filter(|i| matches!(i, Item::Event(_)))
             .count() as u64;
         this.delivered.inc_by(events);
-        let frame = |item: &Item| -> Bytes {
-            match item {
-                Item::Event(e) => e.sse_frame().clone(),
-                Item::Control(b) => b.clone(),
-            }
-        };
         // The common idle case: one frame, handed over without a copy.
         if batch.lagged == 0 && batch.items.len() == 1 {
-            return Poll::Ready(Some(Ok(frame(&batch.items[0]))));
+            return Poll::Ready(Some(Ok(batch.items[0].sse_bytes().clone())));
         }
-        let size: usize = batch.items.iter().map(|i| frame(i).len()).sum();
+        let size: usize = batch.items.iter().map(|i| i.sse_bytes().len()).sum();
         let mut buf = BytesMut::with_capacity(size + 48);
         if batch.lagged > 0 {
             buf.put_slice(b"event: lag\ndata: {\"dropped\":");
@@ -134,7 +128,7 @@ impl Stream for SseBody {
             buf.put_slice(b"}\n\n");
         }
         for item in &batch.items {
-            buf.put_slice(&frame(item));
+            buf.put_slice(item.sse_bytes());
         }
         Poll::Ready(Some(Ok(buf.freeze())))
     }
