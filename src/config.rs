@@ -36,19 +36,37 @@ pub const DEV_TOKENS: &[&str] = &[
 /// have yet. Setting one is refused at start rather than silently ignored:
 /// an operator who sets `JWT_SECRET` must never get open subscriptions.
 const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
-    ("JWT_SECRET", "subscriber JWT authentication"),
-    ("JWT_PUBLIC_KEY_FILE", "subscriber JWT authentication"),
-    ("AUTH_TOKEN", "subscriber bearer tokens"),
-    ("ADMIN_TOKEN", "the /admin endpoints"),
-    ("ALLOWED_ORIGINS", "CORS"),
     ("LOG_BUFFER_MAX_ENTRIES", "history"),
     ("LOG_BUFFER_MAX_AGE_MINUTES", "history"),
-    ("PUBLISH_RATE_PER_SEC", "publish rate limits"),
-    ("CONNECT_RATE_PER_IP", "connection rate limits"),
     ("NATS_URL", "the NATS cluster bridge"),
     ("FLY_ORG", "Fly.io log ingest"),
     ("ORG_SLUG", "Fly.io log ingest"),
 ];
+
+/// A configured secret. Its `Debug` never shows the value, so logging a
+/// config cannot leak it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The prefix of a service token stored as its SHA-256 digest.
+pub const SHA256_PREFIX: &str = "sha256:";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -71,9 +89,53 @@ pub struct Config {
     pub server: ServerConfig,
     pub publish: PublishConfig,
     pub subscribe: SubscribeConfig,
-    /// Service name → token.
-    pub service_tokens: BTreeMap<String, String>,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    /// Service name → token, or `sha256:<hex>` of the token.
+    pub service_tokens: BTreeMap<String, Secret>,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub jwt_secret: Option<Secret>,
+    #[serde(default)]
+    pub jwt_public_key_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub auth_token: Option<Secret>,
+    #[serde(default)]
+    pub admin_token: Option<Secret>,
+    pub jwt_leeway_secs: u64,
+    pub jwt_audience: Vec<String>,
+    pub jwt_issuer: Vec<String>,
+    /// Accept the subscriber JWT from cookie `loggate_token`.
+    pub cookie: bool,
+    /// CORS allow-list; `*` allows any origin.
+    pub allowed_origins: Vec<String>,
+}
+
+impl AuthConfig {
+    /// True when no subscriber credential is configured: anyone may
+    /// subscribe to anything.
+    pub fn is_open(&self) -> bool {
+        self.jwt_secret.is_none() && self.jwt_public_key_file.is_none() && self.auth_token.is_none()
+    }
+
+    pub fn any_origin(&self) -> bool {
+        self.allowed_origins.iter().any(|o| o == "*")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Events per second per service (burst twice that); 0 = no limit.
+    pub publish_rate_per_sec: u32,
+    /// New subscriber connections per second per client IP (burst twice
+    /// that); 0 = no limit.
+    pub connect_rate_per_ip: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -229,6 +291,40 @@ impl Config {
         if let Some(v) = env("SERVICE_TOKENS") {
             self.service_tokens = parse_service_tokens(&v)?;
         }
+        let secret = |name: &str| env(name).filter(|v| !v.is_empty()).map(Secret::new);
+        if let Some(v) = secret("JWT_SECRET") {
+            self.auth.jwt_secret = Some(v);
+        }
+        if let Some(v) = env("JWT_PUBLIC_KEY_FILE").filter(|v| !v.is_empty()) {
+            self.auth.jwt_public_key_file = Some(v.into());
+        }
+        if let Some(v) = secret("AUTH_TOKEN") {
+            self.auth.auth_token = Some(v);
+        }
+        if let Some(v) = secret("ADMIN_TOKEN") {
+            self.auth.admin_token = Some(v);
+        }
+        if let Some(v) = env("ALLOWED_ORIGINS") {
+            self.auth.allowed_origins = v
+                .split(',')
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect();
+        }
+        if let Some(v) = env("PUBLISH_RATE_PER_SEC") {
+            self.limits.publish_rate_per_sec = parse_env(
+                "PUBLISH_RATE_PER_SEC",
+                &v,
+                "a whole number of events per second",
+            )?;
+        }
+        if let Some(v) = env("CONNECT_RATE_PER_IP") {
+            self.limits.connect_rate_per_ip = parse_env(
+                "CONNECT_RATE_PER_IP",
+                &v,
+                "a whole number of connections per second",
+            )?;
+        }
         if let Some(v) = env("RUST_LOG") {
             self.log.filter = v;
         }
@@ -307,19 +403,17 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for (service, token) in &self.service_tokens {
             check_service_name(service)?;
-            if token.len() < 8 {
+            let key = format!("service_tokens.{service}");
+            let digest =
+                token_digest(token.expose()).map_err(|problem| ConfigError::new(&key, problem))?;
+            if !seen.insert(digest) {
                 return Err(ConfigError::new(
-                    format!("service_tokens.{service}"),
-                    "token is shorter than 8 characters",
-                ));
-            }
-            if !seen.insert(token) {
-                return Err(ConfigError::new(
-                    format!("service_tokens.{service}"),
+                    key,
                     "the same token is configured for two services",
                 ));
             }
         }
+        self.validate_auth()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.filter).map_err(|e| {
             ConfigError::new(
                 "log.filter (RUST_LOG)",
@@ -328,11 +422,75 @@ impl Config {
         })?;
 
         if self.env == RunEnv::Production {
-            if let Some((service, _)) = self
-                .service_tokens
-                .iter()
-                .find(|(_, t)| DEV_TOKENS.contains(&t.as_str()))
-            {
+            self.validate_production()?;
+        }
+        Ok(())
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let a = &self.auth;
+        if a.jwt_secret.is_some() && a.jwt_public_key_file.is_some() {
+            return Err(ConfigError::new(
+                "JWT_SECRET / JWT_PUBLIC_KEY_FILE",
+                "set one of them, not both: each fixes the one algorithm tokens must use",
+            ));
+        }
+        // Loads and parses the key now, so a bad file stops the start.
+        crate::auth::SubscriberAuth::new(a)?;
+        at_most("auth.jwt_leeway_secs", a.jwt_leeway_secs as usize, 600)?;
+        if a.allowed_origins.is_empty() {
+            return Err(ConfigError::new(
+                "auth.allowed_origins (ALLOWED_ORIGINS)",
+                "empty; list origins such as https://app.example.com, or * for any",
+            ));
+        }
+        for origin in a.allowed_origins.iter().filter(|o| *o != "*") {
+            // An origin is scheme://host[:port]: no path, not even "/".
+            let host = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            let ok = host.is_some_and(|h| !h.is_empty() && !h.contains(['/', ' ', '*']));
+            if !ok {
+                return Err(ConfigError::new(
+                    "auth.allowed_origins (ALLOWED_ORIGINS)",
+                    format!(
+                        "{origin:?} is not an origin like https://app.example.com (scheme and host, no path)"
+                    ),
+                ));
+            }
+        }
+        let p = &self.limits;
+        if p.publish_rate_per_sec > 0
+            && (p.publish_rate_per_sec as usize) * 2 < self.publish.max_batch_events
+        {
+            return Err(ConfigError::new(
+                "limits.publish_rate_per_sec (PUBLISH_RATE_PER_SEC)",
+                format!(
+                    "{}: its burst ({}) must hold a whole batch of publish.max_batch_events ({})",
+                    p.publish_rate_per_sec,
+                    p.publish_rate_per_sec as usize * 2,
+                    self.publish.max_batch_events
+                ),
+            ));
+        }
+        at_most(
+            "limits.publish_rate_per_sec",
+            p.publish_rate_per_sec as usize,
+            1 << 30,
+        )?;
+        at_most(
+            "limits.connect_rate_per_ip",
+            p.connect_rate_per_ip as usize,
+            1 << 30,
+        )?;
+        Ok(())
+    }
+
+    /// `LOGGATE_ENV=production` refuses what is only safe on a laptop.
+    fn validate_production(&self) -> Result<(), ConfigError> {
+        let dev: Vec<[u8; 32]> = DEV_TOKENS.iter().map(|t| sha256(t.as_bytes())).collect();
+        for (service, token) in &self.service_tokens {
+            if token_digest(token.expose()).is_ok_and(|d| dev.contains(&d)) {
                 return Err(ConfigError::new(
                     "SERVICE_TOKENS",
                     format!(
@@ -340,9 +498,35 @@ impl Config {
                     ),
                 ));
             }
+        }
+        let a = &self.auth;
+        if a.is_open() {
             return Err(ConfigError::new(
-                "LOGGATE_ENV",
-                "production refuses open subscriptions, and this build has no subscriber authentication yet",
+                "JWT_SECRET",
+                "LOGGATE_ENV=production refuses open subscriptions; set JWT_SECRET (or JWT_PUBLIC_KEY_FILE, or AUTH_TOKEN)",
+            ));
+        }
+        if let Some(secret) = &a.jwt_secret
+            && secret.expose().len() < 32
+        {
+            return Err(ConfigError::new(
+                "JWT_SECRET",
+                "LOGGATE_ENV=production needs a JWT secret of at least 32 bytes (e.g. `openssl rand -base64 48`)",
+            ));
+        }
+        if a.cookie && a.any_origin() {
+            return Err(ConfigError::new(
+                "ALLOWED_ORIGINS",
+                "LOGGATE_ENV=production refuses ALLOWED_ORIGINS=* while cookie auth is on (any site could read streams with a visitor's cookie); list your origins, or set auth.cookie = false",
+            ));
+        }
+        if a.admin_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 16)
+        {
+            return Err(ConfigError::new(
+                "ADMIN_TOKEN",
+                "LOGGATE_ENV=production needs an admin token of at least 16 characters",
             ));
         }
         Ok(())
@@ -369,6 +553,27 @@ impl Config {
 
     pub fn is_production(&self) -> bool {
         self.env == RunEnv::Production
+    }
+}
+
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// The digest a configured service token stands for: `sha256:<hex>` as
+/// written, anything else hashed.
+pub fn token_digest(configured: &str) -> Result<[u8; 32], String> {
+    match configured.strip_prefix(SHA256_PREFIX) {
+        Some(hex_digest) => {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(hex_digest.trim(), &mut out)
+                .map_err(|_| "sha256: must be followed by 64 hex digits".to_string())?;
+            Ok(out)
+        }
+        None if configured.len() < 8 => Err("token is shorter than 8 characters".into()),
+        None => Ok(sha256(configured.as_bytes())),
     }
 }
 
@@ -416,7 +621,7 @@ fn check_service_name(service: &str) -> Result<(), ConfigError> {
 }
 
 /// `service=token,service2=token2`.
-fn parse_service_tokens(value: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+fn parse_service_tokens(value: &str) -> Result<BTreeMap<String, Secret>, ConfigError> {
     let mut out = BTreeMap::new();
     for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((service, token)) = pair.split_once('=') else {
@@ -433,7 +638,7 @@ fn parse_service_tokens(value: &str) -> Result<BTreeMap<String, String>, ConfigE
                 format!("service {service:?} has an empty token"),
             ));
         }
-        if out.insert(service.to_owned(), token.to_owned()).is_some() {
+        if out.insert(service.to_owned(), Secret::new(token)).is_some() {
             return Err(ConfigError::new(
                 "SERVICE_TOKENS",
                 format!("service {service:?} is listed twice"),
@@ -460,10 +665,10 @@ mod tests {
     fn defaults_are_valid_and_match_the_contract() {
         let c = load_with(&[], None).unwrap();
         assert_eq!(c.listen_addr().unwrap().to_string(), "0.0.0.0:3002");
-        assert_eq!(c.service_tokens["etl"], "l5-etl-token");
-        assert_eq!(c.service_tokens["faas"], "faas-token");
-        assert_eq!(c.service_tokens["function"], "function-token");
-        assert_eq!(c.service_tokens["analytics"], "analytics-token");
+        assert_eq!(c.service_tokens["etl"].expose(), "l5-etl-token");
+        assert_eq!(c.service_tokens["faas"].expose(), "faas-token");
+        assert_eq!(c.service_tokens["function"].expose(), "function-token");
+        assert_eq!(c.service_tokens["analytics"].expose(), "analytics-token");
         assert_eq!(c.server.max_connections, 10_000);
         assert_eq!(c.publish.max_event_bytes, 64 * 1024);
         assert_eq!(c.publish.max_body_bytes, 1024 * 1024);
@@ -490,7 +695,7 @@ mod tests {
         assert_eq!(c.listen_addr().unwrap().to_string(), "127.0.0.1:8080");
         assert_eq!(c.server.max_connections, 5);
         assert_eq!(c.service_tokens.len(), 2);
-        assert_eq!(c.service_tokens["billing"], "secret-one");
+        assert_eq!(c.service_tokens["billing"].expose(), "secret-one");
         assert_eq!(c.log.filter, "debug");
         assert!(c.server.trust_proxy);
     }
@@ -520,8 +725,29 @@ mod tests {
             (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
             (&[("TRUST_PROXY", "maybe")], "TRUST_PROXY"),
             (&[("RUST_LOG", "=[")], "RUST_LOG"),
-            (&[("JWT_SECRET", "x")], "JWT_SECRET"),
             (&[("NATS_URL", "nats://x")], "NATS_URL"),
+            (&[("PUBLISH_RATE_PER_SEC", "fast")], "PUBLISH_RATE_PER_SEC"),
+            (&[("PUBLISH_RATE_PER_SEC", "100")], "PUBLISH_RATE_PER_SEC"),
+            (&[("CONNECT_RATE_PER_IP", "-1")], "CONNECT_RATE_PER_IP"),
+            (&[("ALLOWED_ORIGINS", "app.example.com")], "ALLOWED_ORIGINS"),
+            (
+                &[("ALLOWED_ORIGINS", "https://app.example.com/")],
+                "ALLOWED_ORIGINS",
+            ),
+            (
+                &[("ALLOWED_ORIGINS", "https://*.example.com")],
+                "ALLOWED_ORIGINS",
+            ),
+            (&[("ALLOWED_ORIGINS", ",")], "ALLOWED_ORIGINS"),
+            (
+                &[("JWT_PUBLIC_KEY_FILE", "/nonexistent.pem")],
+                "JWT_PUBLIC_KEY_FILE",
+            ),
+            (
+                &[("JWT_SECRET", "s"), ("JWT_PUBLIC_KEY_FILE", "/x.pem")],
+                "JWT_SECRET / JWT_PUBLIC_KEY_FILE",
+            ),
+            (&[("SERVICE_TOKENS", "a=sha256:nothex")], "service_tokens.a"),
         ];
         for (vars, key) in cases {
             let err = load_with(vars, None).expect_err(&format!("{vars:?} should fail"));
@@ -530,18 +756,60 @@ mod tests {
     }
 
     #[test]
-    fn production_refuses_dev_tokens_and_open_subscriptions() {
-        let err = load_with(&[("LOGGATE_ENV", "production")], None).unwrap_err();
+    fn production_refusals_each_name_what_to_set() {
+        let secure: &[(&str, &str)] = &[
+            ("LOGGATE_ENV", "production"),
+            ("SERVICE_TOKENS", "etl=a-real-secret"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("ALLOWED_ORIGINS", "https://app.example.com"),
+            ("ADMIN_TOKEN", "an-admin-token-of-length"),
+        ];
+        let with = |over: &[(&str, &str)]| {
+            let mut vars: Vec<(&str, &str)> = secure
+                .iter()
+                .filter(|(k, _)| !over.iter().any(|(o, _)| o == k))
+                .copied()
+                .collect();
+            vars.extend(over.iter().filter(|(_, v)| !v.is_empty()));
+            load_with(&vars, None)
+        };
+        assert!(with(&[]).is_ok(), "{:?}", with(&[]).err());
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("SERVICE_TOKENS", "etl=l5-etl-token")], "dev token"),
+            (&[("JWT_SECRET", "")], "open subscriptions"),
+            (&[("JWT_SECRET", "short-secret")], "at least 32 bytes"),
+            (&[("ALLOWED_ORIGINS", "*")], "ALLOWED_ORIGINS=*"),
+            (&[("ADMIN_TOKEN", "short")], "at least 16"),
+        ];
+        for (over, want) in cases {
+            let err = with(over).expect_err(&format!("{over:?} should be refused"));
+            assert!(err.to_string().contains(want), "{over:?}: {err}");
+        }
+        // A dev token configured as its digest is still a dev token.
+        let digest = hex::encode(sha256(b"faas-token"));
+        let hashed = format!("faas=sha256:{digest}");
+        let err = with(&[("SERVICE_TOKENS", &hashed)]).unwrap_err();
         assert!(err.to_string().contains("dev token"), "{err}");
-        let err = load_with(
+        // AUTH_TOKEN alone closes subscriptions too.
+        assert!(with(&[("JWT_SECRET", ""), ("AUTH_TOKEN", "a-static-ops-token")]).is_ok());
+        // Development keeps accepting what production refuses.
+        assert!(load_with(&[("JWT_SECRET", "short")], None).is_ok());
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let c = load_with(
             &[
-                ("LOGGATE_ENV", "production"),
-                ("SERVICE_TOKENS", "etl=a-real-secret"),
+                ("JWT_SECRET", "super-secret-value"),
+                ("ADMIN_TOKEN", "admin-secret-value"),
             ],
             None,
         )
-        .unwrap_err();
-        assert!(err.to_string().contains("open subscriptions"), "{err}");
+        .unwrap();
+        let text = format!("{c:?}");
+        for secret in ["super-secret-value", "admin-secret-value", "l5-etl-token"] {
+            assert!(!text.contains(secret), "{secret} leaked");
+        }
     }
 
     #[test]

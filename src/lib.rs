@@ -13,7 +13,8 @@
 //!   bounded drop-oldest [`session::outbox::Outbox`], and the SSE transport.
 //! - [`ingest`]: publish bodies and event validation; `ingest::http` is the
 //!   `POST /api/logs/publish` handler.
-//! - [`auth`]: service tokens.
+//! - [`auth`]: service tokens, subscriber JWTs and channel grants.
+//! - [`limits`]: publish and connection rate limits (governor).
 //! - [`http`]: shared state, routes, the JSON error body, probes.
 //! - [`metrics`]: Prometheus metrics with bounded labels.
 //! - [`server`]: wiring, graceful shutdown, and [`server::spawn`] for tests.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod event;
 pub mod http;
 pub mod ingest;
+pub mod limits;
 pub mod metrics;
 pub mod registry;
 pub mod server;

@@ -33,6 +33,7 @@ pub struct Metrics {
     pub events_dropped: IntCounterVec,
     pub connections: IntGaugeVec,
     pub connections_rejected: IntCounterVec,
+    pub rate_limited: IntCounterVec,
     pub subscriptions: IntGauge,
     /// Session actors alive; equals open connections unless one leaks.
     pub session_actors: IntGauge,
@@ -76,6 +77,11 @@ impl Metrics {
             "connections_rejected_total",
             "Subscriber connections refused before the stream started, by reason.",
             &["reason"],
+        );
+        let rate_limited = counter_vec(
+            "rate_limited_total",
+            "Requests refused by a rate limit, by limit (publish, connect, connect_table_full).",
+            &["limit"],
         );
         let connections = IntGaugeVec::new(
             Opts::new("connections", "Open subscriber connections, by transport."),
@@ -124,6 +130,7 @@ impl Metrics {
             events_dropped,
             connections,
             connections_rejected,
+            rate_limited,
             subscriptions,
             session_actors,
             publish_batch_events,

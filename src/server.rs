@@ -60,11 +60,21 @@ impl Gateway {
             registry,
             metrics,
             gauges,
-        ));
+        )?);
+        let pruned = state.clone();
+        actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(crate::limits::PRUNE_INTERVAL);
+            loop {
+                tick.tick().await;
+                pruned.limits.prune();
+            }
+        });
         let production = config.is_production();
         let app_state = state.clone();
+        let auth_config = config.auth.clone();
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(http::cors(&auth_config))
                 .app_data(app_state.clone())
                 .configure(|cfg| http::routes(cfg, production))
         })
@@ -86,9 +96,9 @@ impl Gateway {
             .listen(listener)
             .with_context(|| format!("cannot serve on {addr}"))?
             .run();
-        if !production {
+        if state.subscriber_auth.is_open() {
             tracing::warn!(
-                "subscriptions are OPEN: anyone who can reach {addr} can read every channel (development mode)"
+                "subscriptions are OPEN: anyone who can reach {addr} can read every channel; set JWT_SECRET, JWT_PUBLIC_KEY_FILE or AUTH_TOKEN"
             );
         }
         tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "loggate listening on http://{addr}");

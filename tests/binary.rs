@@ -73,8 +73,21 @@ fn spawn(mut cmd: Command) -> Proc {
     proc
 }
 
+/// Runs the binary to its exit, killing it (and failing) if it is still
+/// running after `WAIT`: a start that should have been refused must not
+/// hang the test.
 fn run_to_exit(mut cmd: Command) -> (Option<i32>, String) {
-    let out = cmd.output().expect("binary runs");
+    let mut child = cmd.spawn().expect("binary runs");
+    let deadline = Instant::now() + WAIT;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the binary kept running instead of exiting");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -88,7 +101,9 @@ fn configuration_errors_name_the_key_and_exit_2() {
         ("MAX_CONNECTIONS", "0"),
         ("LOGGATE_ENV", "staging"),
         ("SERVICE_TOKENS", "etl"),
-        ("JWT_SECRET", "something"),
+        ("NATS_URL", "nats://127.0.0.1:4222"),
+        ("JWT_PUBLIC_KEY_FILE", "/nonexistent/key.pem"),
+        ("ALLOWED_ORIGINS", "not-an-origin"),
     ];
     for (key, value) in cases {
         let mut cmd = base_command();
@@ -240,7 +255,11 @@ fn rss_kib(pid: u32) -> u64 {
 #[test]
 fn connection_churn_does_not_grow_server_memory() {
     use futures_util::StreamExt;
-    let proc = spawn(base_command());
+    let mut cmd = base_command();
+    // 10,000 connections from one address: the per-address limit is
+    // another test's subject.
+    cmd.env("CONNECT_RATE_PER_IP", "0");
+    let proc = spawn(cmd);
     let pid = proc.child.id();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let base = format!("http://{}", proc.addr);

@@ -1,90 +1,56 @@
-//! Authentication of publishers (service tokens).
+//! Authentication and authorisation: who may publish, who may read what.
 //!
-//! Owns the token → service mapping and its constant-time lookup. It knows
-//! nothing of HTTP: the ingest handlers pass it the presented token and get a
-//! service name back. Tokens are never logged or echoed in errors.
+//! Owns two checks and the one error type they share:
+//! - [`ServiceTokens`]: a publisher's token → its service, compared as
+//!   SHA-256 digests in constant time (tokens may be configured as digests,
+//!   so a config file can be committed without secrets).
+//! - [`SubscriberAuth`]: a subscriber's JWT (HS256, RS256 or ES256, one
+//!   algorithm fixed by configuration) or static `AUTH_TOKEN` → [`Grants`],
+//!   and whether those grants cover every channel a request can match.
+//!
+//! It knows nothing of HTTP beyond which token a request presents; handlers
+//! map [`AuthError`] to 401/403. Tokens never appear in logs or errors.
 
-use std::collections::BTreeMap;
+mod service;
+mod subscriber;
 
-use subtle::ConstantTimeEq;
+pub use service::ServiceTokens;
+pub use subscriber::{Claims, Credential, Grants, SubscriberAuth, mint_hs256, presented_token};
 
-/// Why a publisher was refused; both are 401 at the HTTP boundary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// Longest token looked at; anything longer is refused before parsing.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Why a request was not authenticated or not authorised.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("missing service token: send X-Service-Token or Authorization: Bearer")]
-    MissingToken,
+    MissingServiceToken,
     #[error("unknown service token")]
-    UnknownToken,
+    UnknownServiceToken,
+    #[error("missing token: send Authorization: Bearer, ?token= or cookie loggate_token")]
+    MissingToken,
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    #[error("channel {0:?} is not granted by this token")]
+    NotGranted(String),
 }
 
-/// The configured service tokens.
-#[derive(Clone)]
-pub struct ServiceTokens {
-    entries: Vec<(String, Vec<u8>)>,
-}
-
-impl std::fmt::Debug for ServiceTokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let services: Vec<&str> = self.entries.iter().map(|(s, _)| s.as_str()).collect();
-        f.debug_struct("ServiceTokens")
-            .field("services", &services)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ServiceTokens {
-    pub fn new(map: &BTreeMap<String, String>) -> Self {
-        ServiceTokens {
-            entries: map
-                .iter()
-                .map(|(s, t)| (s.clone(), t.as_bytes().to_vec()))
-                .collect(),
+impl AuthError {
+    /// The stable code of the JSON error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::MissingServiceToken | AuthError::MissingToken => "missing_token",
+            AuthError::UnknownServiceToken | AuthError::InvalidToken(_) => "invalid_token",
+            AuthError::NotGranted(_) => "forbidden_channel",
         }
     }
 
-    pub fn services(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|(s, _)| s.as_str())
-    }
-
-    /// The service a presented token belongs to. Every configured token is
-    /// compared, in constant time, so timing tells neither which token came
-    /// close nor where in the list it sits.
-    pub fn authenticate(&self, presented: Option<&str>) -> Result<&str, AuthError> {
-        let presented = presented
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::MissingToken)?
-            .as_bytes();
-        let mut found: Option<&str> = None;
-        for (service, token) in &self.entries {
-            // `ct_eq` on slices of different length returns false at once;
-            // lengths are not secret enough to matter, contents are.
-            if bool::from(token.as_slice().ct_eq(presented)) {
-                found = Some(service);
-            }
+    /// 401 for no or bad credentials, 403 for good credentials that do not
+    /// reach far enough.
+    pub fn status(&self) -> actix_web::http::StatusCode {
+        match self {
+            AuthError::NotGranted(_) => actix_web::http::StatusCode::FORBIDDEN,
+            _ => actix_web::http::StatusCode::UNAUTHORIZED,
         }
-        found.ok_or(AuthError::UnknownToken)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn authenticates_by_token() {
-        let mut map = BTreeMap::new();
-        map.insert("etl".to_string(), "l5-etl-token".to_string());
-        map.insert("faas".to_string(), "faas-token".to_string());
-        let t = ServiceTokens::new(&map);
-        assert_eq!(t.authenticate(Some("l5-etl-token")), Ok("etl"));
-        assert_eq!(t.authenticate(Some(" faas-token ")), Ok("faas"));
-        assert_eq!(
-            t.authenticate(Some("l5-etl-toke")),
-            Err(AuthError::UnknownToken)
-        );
-        assert_eq!(t.authenticate(Some("")), Err(AuthError::MissingToken));
-        assert_eq!(t.authenticate(None), Err(AuthError::MissingToken));
-        assert!(!format!("{t:?}").contains("l5-etl-token"));
     }
 }

@@ -5,6 +5,7 @@
 //! `ingest::http`, streams in `session::sse`, probes and metrics in
 //! [`health`]. Every error leaves as the JSON body of [`error`].
 
+pub mod admin;
 pub mod error;
 pub mod health;
 
@@ -16,8 +17,9 @@ use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::auth::ServiceTokens;
+use crate::auth::{ServiceTokens, SubscriberAuth};
 use crate::config::Config;
+use crate::limits::RateLimits;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistryGauges};
 use crate::session::{Connections, SessionId};
@@ -29,6 +31,8 @@ pub struct AppState {
     pub registry: Addr<Registry>,
     pub metrics: Arc<Metrics>,
     pub tokens: ServiceTokens,
+    pub subscriber_auth: SubscriberAuth,
+    pub limits: RateLimits,
     pub connections: Arc<Connections>,
     /// The registry's counts, readable without a message round trip.
     pub gauges: Arc<RegistryGauges>,
@@ -44,9 +48,14 @@ impl AppState {
         registry: Addr<Registry>,
         metrics: Arc<Metrics>,
         gauges: Arc<RegistryGauges>,
-    ) -> Self {
-        AppState {
+    ) -> Result<Self, crate::config::ConfigError> {
+        Ok(AppState {
             tokens: ServiceTokens::new(&config.service_tokens),
+            subscriber_auth: SubscriberAuth::new(&config.auth)?,
+            limits: RateLimits::new(
+                config.limits.publish_rate_per_sec,
+                config.limits.connect_rate_per_ip,
+            ),
             connections: Connections::new(config.server.max_connections, Arc::clone(&metrics)),
             config,
             registry,
@@ -55,7 +64,7 @@ impl AppState {
             shutting_down: AtomicBool::new(false),
             started: Instant::now(),
             next_session: AtomicU64::new(1),
-        }
+        })
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -93,7 +102,33 @@ pub fn routes(cfg: &mut web::ServiceConfig, production: bool) {
     if !production {
         cfg.route("/test/logs", web::post().to(crate::ingest::http::test_logs));
     }
+    cfg.service(admin::scope());
     cfg.default_service(web::to(not_found));
+}
+
+/// CORS from `ALLOWED_ORIGINS`. Credentials are allowed so that browsers
+/// can send the `loggate_token` cookie; production refuses `*` with cookies.
+pub fn cors(auth: &crate::config::AuthConfig) -> actix_cors::Cors {
+    use actix_web::http::header;
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "OPTIONS"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("x-service-token"),
+            header::HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([header::RETRY_AFTER])
+        .supports_credentials()
+        .max_age(3600);
+    if auth.any_origin() {
+        cors = cors.allow_any_origin();
+    } else {
+        for origin in &auth.allowed_origins {
+            cors = cors.allowed_origin(origin);
+        }
+    }
+    cors
 }
 
 async fn not_found(req: HttpRequest) -> ApiError {

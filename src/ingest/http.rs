@@ -136,6 +136,18 @@ async fn publish_inner(
     };
     let events = parse_body(&body, format, service, &received_at, limits)?;
     let count = events.len();
+    // Checked after parsing (the cost is per event) and before anything is
+    // published, so a refused batch publishes nothing.
+    if let Err(limited) = state.limits.check_publish(service, count) {
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&["publish"])
+            .inc();
+        return Err(PublishError::RateLimited {
+            retry_after_secs: limited.retry_after.as_secs_f64().ceil().max(1.0) as u64,
+        });
+    }
     let ids = if count == 0 {
         Vec::new()
     } else {

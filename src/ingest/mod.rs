@@ -64,6 +64,11 @@ pub enum PublishError {
     BatchTooLarge { count: usize, max: usize },
     #[error("content type {0:?} is not supported: send application/json or application/x-ndjson")]
     UnsupportedMediaType(String),
+    #[error(
+        "publish rate limit of this service reached; retry in {}s",
+        retry_after_secs
+    )]
+    RateLimited { retry_after_secs: u64 },
     #[error("the gateway is shutting down")]
     ShuttingDown,
 }
@@ -80,8 +85,7 @@ impl PublishError {
     /// The stable code of the JSON error body, also the metrics reason.
     pub fn code(&self) -> &'static str {
         match self {
-            PublishError::Auth(AuthError::MissingToken) => "missing_token",
-            PublishError::Auth(AuthError::UnknownToken) => "invalid_token",
+            PublishError::Auth(e) => e.code(),
             PublishError::InvalidJson { .. } => "invalid_json",
             PublishError::InvalidEvent { .. } => "invalid_event",
             PublishError::InvalidChannel { .. } => "invalid_channel",
@@ -92,6 +96,7 @@ impl PublishError {
             PublishError::BodyTooLarge { .. } => "body_too_large",
             PublishError::BatchTooLarge { .. } => "batch_too_large",
             PublishError::UnsupportedMediaType(_) => "unsupported_media_type",
+            PublishError::RateLimited { .. } => "rate_limited",
             PublishError::ShuttingDown => "shutting_down",
         }
     }
@@ -119,18 +124,24 @@ impl ResponseError for PublishError {
             | PublishError::BodyTooLarge { .. }
             | PublishError::BatchTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             PublishError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            PublishError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             PublishError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        let retry_after = match self {
+            PublishError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            PublishError::ShuttingDown => Some(5),
+            _ => None,
+        };
         let mut res = error_response(
             self.status_code(),
             self.code(),
             &self.to_string(),
             self.index(),
-            None,
+            retry_after,
         );
         if matches!(self, PublishError::Auth(_)) {
             res.headers_mut().insert(

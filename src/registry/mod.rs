@@ -77,6 +77,14 @@ pub struct Shutdown {
     pub farewell: fn(Transport) -> bytes::Bytes,
 }
 
+/// Subscriber counts of the busiest subscribed channels (patterns), at most
+/// `top` of them, busiest first.
+#[derive(Message)]
+#[rtype(result = "Vec<(String, usize)>")]
+pub struct ChannelCounts {
+    pub top: usize,
+}
+
 /// A snapshot of the registry's size.
 #[derive(Message)]
 #[rtype(result = "RegistryStats")]
@@ -268,6 +276,24 @@ impl Handler<Shutdown> for Registry {
                 .close_with(Some((msg.farewell)(entry.transport)));
         }
         told
+    }
+}
+
+impl Handler<ChannelCounts> for Registry {
+    type Result = MessageResult<ChannelCounts>;
+
+    fn handle(&mut self, msg: ChannelCounts, _: &mut Self::Context) -> Self::Result {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for entry in self.sessions.values() {
+            for p in &entry.patterns {
+                *counts.entry(p.as_str()).or_default() += 1;
+            }
+        }
+        let mut list: Vec<(String, usize)> =
+            counts.into_iter().map(|(p, n)| (p.to_owned(), n)).collect();
+        list.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        list.truncate(msg.top);
+        MessageResult(list)
     }
 }
 

@@ -18,6 +18,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Deserialize;
 
+use crate::auth::AuthError;
 use crate::channel::{ChannelError, ChannelPattern};
 use crate::config::Config;
 use crate::event::Level;
@@ -61,6 +62,10 @@ pub enum SubscribeError {
     InvalidChannel(#[from] ChannelError),
     #[error("unknown level {0:?}: use trace, debug, info, warn, error or fatal")]
     InvalidLevel(String),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("too many new connections from this address; retry in {retry_after_secs}s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("the gateway holds its maximum of {0} subscriber connections; retry later")]
     ConnectionLimit(usize),
     #[error("the gateway is shutting down")]
@@ -74,6 +79,8 @@ impl SubscribeError {
             SubscribeError::TooManyChannels { .. } => "too_many_channels",
             SubscribeError::InvalidChannel(_) => "invalid_channel",
             SubscribeError::InvalidLevel(_) => "invalid_level",
+            SubscribeError::Auth(e) => e.code(),
+            SubscribeError::RateLimited { .. } => "rate_limited",
             SubscribeError::ConnectionLimit(_) => "connection_limit",
             SubscribeError::ShuttingDown => "shutting_down",
         }
@@ -86,12 +93,18 @@ impl ResponseError for SubscribeError {
             SubscribeError::ConnectionLimit(_) | SubscribeError::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            SubscribeError::Auth(e) => e.status(),
+            SubscribeError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        let retry = matches!(self, SubscribeError::ConnectionLimit(_)).then_some(5);
+        let retry = match self {
+            SubscribeError::ConnectionLimit(_) | SubscribeError::ShuttingDown => Some(5),
+            SubscribeError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
         error_response(
             self.status_code(),
             self.code(),
@@ -106,6 +119,9 @@ impl ResponseError for SubscribeError {
 #[derive(Debug, Default, Deserialize)]
 pub struct StreamQuery {
     pub channels: Option<String>,
+    /// A subscriber JWT (or `AUTH_TOKEN`), for clients such as `EventSource`
+    /// that cannot set headers.
+    pub token: Option<String>,
     pub level: Option<String>,
     pub q: Option<String>,
 }

@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
 use actix_web::http::header::{self, HeaderValue};
@@ -41,6 +41,16 @@ pub fn shutdown_frame() -> Bytes {
     Bytes::from_static(b"event: shutdown\ndata: {\"reason\":\"server shutting down\"}\n\n")
 }
 
+/// The frame that ends a stream whose token expired.
+fn expired_frame() -> Bytes {
+    Bytes::from_static(b"event: expired\ndata: {\"reason\":\"token expired\"}\n\n")
+}
+
+/// Expiry timers further out than this are not armed (tokio's timer wheel
+/// tops out near two years, and a token valid that long is as good as
+/// permanent).
+const MAX_EXPIRY_TIMER: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// The session actor of one SSE client.
 pub struct SseSession {
     id: SessionId,
@@ -49,6 +59,9 @@ pub struct SseSession {
     outbox: Arc<Outbox>,
     registry: Addr<Registry>,
     keepalive: Duration,
+    /// The credential's expiry: the stream ends then, so a token stops
+    /// granting access when it says it does.
+    expires_at: Option<SystemTime>,
 }
 
 /// The client's body stream was dropped: the client is gone.
@@ -61,6 +74,12 @@ impl Actor for SseSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.alive.inc();
+        if let Some(at) = self.expires_at {
+            let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+            if left < MAX_EXPIRY_TIMER {
+                ctx.run_later(left, |act, _| act.outbox.close_with(Some(expired_frame())));
+            }
+        }
         ctx.run_interval(self.keepalive, |act, _| {
             act.outbox
                 .push_control_if_idle(Bytes::from_static(KEEPALIVE_FRAME));
@@ -150,6 +169,29 @@ pub async fn stream(
     if state.is_shutting_down() {
         return Err(SubscribeError::ShuttingDown);
     }
+    let client = crate::http::client_ip(&req, state.config.server.trust_proxy);
+    // Before the token is verified: signature checks are the costly part,
+    // and a flood from one address must not buy them.
+    if let Err(limited) = state.limits.check_connect(client) {
+        let limit = if limited.table_full {
+            "connect_table_full"
+        } else {
+            "connect"
+        };
+        state.metrics.rate_limited.with_label_values(&[limit]).inc();
+        return Err(SubscribeError::RateLimited {
+            retry_after_secs: limited.retry_after.as_secs_f64().ceil().max(1.0) as u64,
+        });
+    }
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let token = crate::auth::presented_token(
+        header(actix_web::http::header::AUTHORIZATION),
+        query.token.as_deref(),
+        header(actix_web::http::header::COOKIE),
+        state.subscriber_auth.accepts_cookie(),
+    );
+    let credential = state.subscriber_auth.authenticate(token)?;
+    credential.grants.check(&request.patterns)?;
     let slot = state.connections.try_acquire(Transport::Sse)?;
     let id = state.next_session_id();
     let outbox = Arc::new(Outbox::new(
@@ -168,7 +210,6 @@ pub async fn stream(
         .await
         .map_err(|_| SubscribeError::ShuttingDown)?
         .map_err(|_| SubscribeError::ShuttingDown)?;
-    let client = crate::http::client_ip(&req, state.config.server.trust_proxy);
     tracing::debug!(session = %id, client = ?client, channels = request.patterns.len(), "sse session opened");
     let session = SseSession {
         id,
@@ -176,6 +217,7 @@ pub async fn stream(
         outbox: Arc::clone(&outbox),
         registry: state.registry.clone(),
         keepalive: state.config.keepalive(),
+        expires_at: credential.expires_at,
     }
     .start();
     let body = SseBody {

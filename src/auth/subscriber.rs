@@ -1,0 +1,508 @@
+//! Subscriber authentication (JWT or static token) and channel grants.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use super::{AuthError, MAX_TOKEN_BYTES};
+use crate::channel::{ChannelPattern, ROOT};
+use crate::config::{AuthConfig, ConfigError, sha256};
+
+/// What a credential lets its holder read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grants {
+    /// Open mode or `AUTH_TOKEN`: every channel.
+    All,
+    /// The union of these patterns and everything below them.
+    Patterns(Vec<ChannelPattern>),
+}
+
+impl Grants {
+    /// May a subscription to `requested` be opened? Only if every channel it
+    /// can ever match lies under a grant. One grant must cover it on its
+    /// own: segments are unbounded strings, so a `*` in the request can only
+    /// be covered by a `*` in a grant, and a union of grants that each cover
+    /// part of a request never covers all of it.
+    pub fn allows(&self, requested: &ChannelPattern) -> bool {
+        match self {
+            Grants::All => true,
+            Grants::Patterns(grants) => grants.iter().any(|g| g.covers(requested)),
+        }
+    }
+
+    /// Checks every requested pattern; the first one not covered is named.
+    pub fn check(&self, requested: &[ChannelPattern]) -> Result<(), AuthError> {
+        match requested.iter().find(|p| !self.allows(p)) {
+            Some(p) => Err(AuthError::NotGranted(p.as_str().to_owned())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The claims loggate reads from a subscriber JWT. `exp` is required;
+/// `nbf`, `aud` and `iss` are checked by the validation when present or
+/// configured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Claims {
+    /// Required; optional here only so that its absence is reported by the
+    /// validation as "missing claim exp" rather than as bad JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// Channel patterns granted, e.g. `logs:etl:ws1`, `logs:*:ws2`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
+    /// Workspaces granted: `w` grants `logs:*:w`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workspaces: Vec<String>,
+}
+
+impl Claims {
+    fn grants(&self) -> Result<Grants, AuthError> {
+        let mut patterns = Vec::with_capacity(self.channels.len() + self.workspaces.len());
+        for c in &self.channels {
+            patterns.push(
+                ChannelPattern::parse(c)
+                    .map_err(|e| AuthError::InvalidToken(format!("claim channels: {e}")))?,
+            );
+        }
+        for w in &self.workspaces {
+            // `*` is not a workspace name: it would grant every tenant.
+            let p = ChannelPattern::parse(&format!("{ROOT}:*:{w}"))
+                .ok()
+                .filter(|_| w != "*")
+                .ok_or_else(|| {
+                    AuthError::InvalidToken(format!(
+                        "claim workspaces: {:?} is not a workspace name",
+                        w.chars().take(64).collect::<String>()
+                    ))
+                })?;
+            patterns.push(p);
+        }
+        Ok(Grants::Patterns(patterns))
+    }
+}
+
+/// An accepted subscriber credential.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub grants: Grants,
+    /// When the credential stops being valid; the session ends then.
+    pub expires_at: Option<SystemTime>,
+}
+
+enum Mode {
+    /// No credential configured: everyone reads everything.
+    Open,
+    Closed {
+        jwt: Option<Box<(DecodingKey, Validation)>>,
+        /// SHA-256 of `AUTH_TOKEN`.
+        static_token: Option<[u8; 32]>,
+    },
+}
+
+/// Verifies subscriber credentials against the configuration.
+pub struct SubscriberAuth {
+    mode: Mode,
+    cookie: bool,
+}
+
+impl std::fmt::Debug for SubscriberAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match &self.mode {
+            Mode::Open => "open",
+            Mode::Closed { .. } => "closed",
+        };
+        f.debug_struct("SubscriberAuth")
+            .field("mode", &mode)
+            .finish()
+    }
+}
+
+impl SubscriberAuth {
+    pub fn new(cfg: &AuthConfig) -> Result<Self, ConfigError> {
+        if cfg.is_open() {
+            return Ok(SubscriberAuth {
+                mode: Mode::Open,
+                cookie: cfg.cookie,
+            });
+        }
+        let jwt = match (&cfg.jwt_secret, &cfg.jwt_public_key_file) {
+            (Some(secret), _) => Some((
+                DecodingKey::from_secret(secret.expose().as_bytes()),
+                Algorithm::HS256,
+            )),
+            (None, Some(path)) => {
+                let key_err = |problem: String| ConfigError {
+                    key: "JWT_PUBLIC_KEY_FILE".into(),
+                    problem,
+                };
+                let pem = std::fs::read(path)
+                    .map_err(|e| key_err(format!("cannot read {}: {e}", path.display())))?;
+                // The key's own type fixes the one algorithm accepted, so a
+                // token cannot pick a weaker or confused one.
+                let key = DecodingKey::from_rsa_pem(&pem)
+                    .map(|k| (k, Algorithm::RS256))
+                    .or_else(|_| DecodingKey::from_ec_pem(&pem).map(|k| (k, Algorithm::ES256)))
+                    .map_err(|_| {
+                        key_err(format!(
+                            "{} is not a PEM RSA or EC (P-256) public key",
+                            path.display()
+                        ))
+                    })?;
+                Some(key)
+            }
+            (None, None) => None,
+        }
+        .map(|(key, alg)| {
+            let mut v = Validation::new(alg);
+            v.leeway = cfg.jwt_leeway_secs;
+            // A configured audience or issuer must also be present: the
+            // library checks them only when the token carries them.
+            let mut required = vec!["exp"];
+            v.validate_exp = true;
+            v.validate_nbf = true;
+            if cfg.jwt_audience.is_empty() {
+                v.validate_aud = false;
+            } else {
+                v.set_audience(&cfg.jwt_audience);
+                required.push("aud");
+            }
+            if !cfg.jwt_issuer.is_empty() {
+                v.set_issuer(&cfg.jwt_issuer);
+                required.push("iss");
+            }
+            v.set_required_spec_claims(&required);
+            Box::new((key, v))
+        });
+        Ok(SubscriberAuth {
+            mode: Mode::Closed {
+                jwt,
+                static_token: cfg
+                    .auth_token
+                    .as_ref()
+                    .map(|t| sha256(t.expose().as_bytes())),
+            },
+            cookie: cfg.cookie,
+        })
+    }
+
+    pub fn is_open(&self) -> bool {
+        matches!(self.mode, Mode::Open)
+    }
+
+    /// Whether the `loggate_token` cookie is a token source.
+    pub fn accepts_cookie(&self) -> bool {
+        self.cookie
+    }
+
+    /// Turns a presented token into a credential.
+    pub fn authenticate(&self, presented: Option<&str>) -> Result<Credential, AuthError> {
+        let Mode::Closed { jwt, static_token } = &self.mode else {
+            return Ok(Credential {
+                grants: Grants::All,
+                expires_at: None,
+            });
+        };
+        let token = presented
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::MissingToken)?;
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::InvalidToken(format!(
+                "longer than {MAX_TOKEN_BYTES} bytes"
+            )));
+        }
+        if let Some(expected) = static_token
+            && bool::from(expected.ct_eq(&sha256(token.as_bytes())))
+        {
+            return Ok(Credential {
+                grants: Grants::All,
+                expires_at: None,
+            });
+        }
+        let Some((key, validation)) = jwt.as_deref() else {
+            return Err(AuthError::InvalidToken("not the configured token".into()));
+        };
+        let data = jsonwebtoken::decode::<Claims>(token, key, validation)
+            .map_err(|e| AuthError::InvalidToken(describe(&e)))?;
+        Ok(Credential {
+            grants: data.claims.grants()?,
+            // `checked_add`: a hostile `exp` near u64::MAX must not panic.
+            expires_at: data
+                .claims
+                .exp
+                .and_then(|exp| UNIX_EPOCH.checked_add(Duration::from_secs(exp))),
+        })
+    }
+}
+
+/// Signs `claims` as an HS256 JWT with `secret`: what `loggate token` prints
+/// and what a backend does to let a browser read its tenant's logs.
+pub fn mint_hs256(secret: &str, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+}
+
+/// A short reason for a refused JWT; never echoes the token.
+fn describe(e: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match e.kind() {
+        K::ExpiredSignature => "expired".into(),
+        K::ImmatureSignature => "not valid yet (nbf)".into(),
+        K::InvalidSignature => "bad signature".into(),
+        K::InvalidAlgorithm | K::InvalidAlgorithmName => "algorithm not accepted".into(),
+        K::MissingRequiredClaim(c) => format!("missing claim {c}"),
+        K::InvalidAudience => "audience not accepted".into(),
+        K::InvalidIssuer => "issuer not accepted".into(),
+        K::InvalidClaimFormat(c) => format!("malformed claim {c}"),
+        K::Json(_) => {
+            "claims are not as expected: exp is a number, channels and workspaces are lists of strings".into()
+        }
+        _ => "malformed token".into(),
+    }
+}
+
+/// Stands in for a malformed `Authorization` header; no token equals it.
+const NOT_A_TOKEN: &str = "\0";
+
+/// The subscriber token a request presents, by precedence:
+/// `Authorization: Bearer`, then `?token=`, then cookie `loggate_token` (if
+/// enabled). The first source present is the only one used: a bad header
+/// is never rescued by a good cookie, so a request means one thing.
+pub fn presented_token<'a>(
+    authorization: Option<&'a str>,
+    query: Option<&'a str>,
+    cookie_header: Option<&'a str>,
+    cookies: bool,
+) -> Option<&'a str> {
+    if let Some(auth) = authorization {
+        // A header that is not `Bearer <token>` is a present, invalid token,
+        // never an absent one that would fall through to the cookie.
+        return Some(match auth.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => NOT_A_TOKEN,
+        });
+    }
+    if let Some(q) = query {
+        return Some(q);
+    }
+    if cookies {
+        return cookie_header?
+            .split(';')
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(name, _)| *name == "loggate_token")
+            .map(|(_, value)| value.trim_matches('"'));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::ChannelName;
+    use crate::config::{Config, Secret};
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use proptest::prelude::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn auth(adjust: impl FnOnce(&mut AuthConfig)) -> SubscriberAuth {
+        let mut cfg = Config::default().auth;
+        cfg.jwt_secret = Some(Secret::new(SECRET));
+        adjust(&mut cfg);
+        SubscriberAuth::new(&cfg).unwrap()
+    }
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn mint(claims: &serde_json::Value) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn pat(s: &str) -> ChannelPattern {
+        ChannelPattern::parse(s).unwrap()
+    }
+
+    #[test]
+    fn workspace_grants_cover_exactly_their_tenant() {
+        let a = auth(|_| {});
+        let token = mint(&serde_json::json!({"exp": now() + 60, "workspaces": ["ws1"]}));
+        let cred = a.authenticate(Some(&token)).unwrap();
+        for ok in [
+            "logs:*:ws1",
+            "logs:etl:ws1",
+            "logs:etl:ws1:job7",
+            "logs:*:ws1:*",
+        ] {
+            assert!(cred.grants.allows(&pat(ok)), "{ok}");
+        }
+        for no in ["logs:*", "logs:etl", "logs:*:ws2", "logs:*:*", "logs:etl:*"] {
+            assert!(!cred.grants.allows(&pat(no)), "{no}");
+        }
+        assert_eq!(
+            cred.grants.check(&[pat("logs:etl:ws1"), pat("logs:etl")]),
+            Err(AuthError::NotGranted("logs:etl".into()))
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let a = auth(|_| {});
+        let cases = [
+            (
+                serde_json::json!({"workspaces": ["ws1"]}),
+                "missing claim exp",
+            ),
+            (
+                serde_json::json!({"exp": now() - 3600, "workspaces": ["ws1"]}),
+                "expired",
+            ),
+            (
+                serde_json::json!({"exp": now() + 60, "nbf": now() + 3600}),
+                "not valid yet",
+            ),
+            (
+                serde_json::json!({"exp": now() + 60, "workspaces": ["*"]}),
+                "claim workspaces",
+            ),
+            (
+                serde_json::json!({"exp": now() + 60, "channels": ["logs:a.b"]}),
+                "claim channels",
+            ),
+            (serde_json::json!({"exp": "tomorrow"}), "exp is a number"),
+        ];
+        for (claims, want) in cases {
+            let err = a.authenticate(Some(&mint(&claims))).unwrap_err();
+            assert!(err.to_string().contains(want), "{claims}: {err}");
+            assert_eq!(err.code(), "invalid_token");
+        }
+        assert_eq!(a.authenticate(None).unwrap_err(), AuthError::MissingToken);
+        assert!(a.authenticate(Some("a.b.c")).is_err());
+        assert!(
+            a.authenticate(Some(&"a".repeat(MAX_TOKEN_BYTES + 1)))
+                .is_err()
+        );
+        // Signed with another key.
+        let other = encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"exp": now() + 60}),
+            &EncodingKey::from_secret(b"another-secret-another-secret-xx"),
+        )
+        .unwrap();
+        assert!(
+            a.authenticate(Some(&other))
+                .unwrap_err()
+                .to_string()
+                .contains("bad signature")
+        );
+        // HS384 is not HS256.
+        let hs384 = encode(
+            &Header::new(Algorithm::HS384),
+            &serde_json::json!({"exp": now() + 60}),
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        assert!(a.authenticate(Some(&hs384)).is_err());
+    }
+
+    #[test]
+    fn audience_issuer_and_static_token() {
+        let a = auth(|c| {
+            c.jwt_audience = vec!["loggate".into()];
+            c.jwt_issuer = vec!["https://auth.example".into()];
+            c.auth_token = Some(Secret::new("static-token-for-ops"));
+        });
+        let good = mint(
+            &serde_json::json!({"exp": now() + 60, "aud": "loggate", "iss": "https://auth.example", "channels": ["logs:etl"]}),
+        );
+        assert!(a.authenticate(Some(&good)).is_ok());
+        let wrong_aud = mint(
+            &serde_json::json!({"exp": now() + 60, "aud": "other", "iss": "https://auth.example"}),
+        );
+        assert!(a.authenticate(Some(&wrong_aud)).is_err());
+        let no_iss = mint(&serde_json::json!({"exp": now() + 60, "aud": "loggate"}));
+        assert!(a.authenticate(Some(&no_iss)).is_err());
+        let no_aud = mint(&serde_json::json!({"exp": now() + 60, "iss": "https://auth.example"}));
+        assert!(a.authenticate(Some(&no_aud)).is_err());
+        let ops = a.authenticate(Some("static-token-for-ops")).unwrap();
+        assert_eq!(ops.grants, Grants::All);
+        assert!(a.authenticate(Some("static-token-for-op")).is_err());
+    }
+
+    #[test]
+    fn token_precedence_never_falls_back() {
+        let p = |a, q, c| presented_token(a, q, c, true);
+        assert_eq!(
+            p(Some("Bearer h"), Some("q"), Some("loggate_token=c")),
+            Some("h")
+        );
+        assert_eq!(p(None, Some("q"), Some("loggate_token=c")), Some("q"));
+        assert_eq!(p(None, None, Some("a=1; loggate_token=c; b=2")), Some("c"));
+        assert_eq!(
+            presented_token(None, None, Some("loggate_token=c"), false),
+            None
+        );
+        // A non-bearer Authorization header is present and invalid; the
+        // cookie does not rescue it.
+        assert_eq!(
+            p(Some("Basic abc"), None, Some("loggate_token=c")),
+            Some(NOT_A_TOKEN)
+        );
+        assert_eq!(p(None, None, None), None);
+    }
+
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![Just("a"), Just("b")].prop_map(String::from)
+    }
+
+    fn pattern() -> impl Strategy<Value = String> {
+        let seg = prop_oneof![3 => segment(), 1 => Just("*".to_string())];
+        prop::collection::vec(seg, 1..=3).prop_map(|s| format!("logs:{}", s.join(":")))
+    }
+
+    fn channel() -> impl Strategy<Value = String> {
+        // "z" never appears in grants or requests: it stands for the
+        // unbounded rest of the alphabet a wildcard can reach.
+        let seg = prop_oneof![Just("a"), Just("b"), Just("z")].prop_map(String::from);
+        prop::collection::vec(seg, 1..=3).prop_map(|s| format!("logs:{}", s.join(":")))
+    }
+
+    proptest! {
+        /// An allowed request never matches a channel outside the grants.
+        #[test]
+        fn allowed_requests_stay_inside_grants(
+            grants in prop::collection::vec(pattern(), 0..5),
+            request in pattern(),
+            probes in prop::collection::vec(channel(), 1..30),
+        ) {
+            let grants: Vec<ChannelPattern> = grants.iter().map(|g| pat(g)).collect();
+            let g = Grants::Patterns(grants.clone());
+            let request = pat(&request);
+            if g.allows(&request) {
+                for c in &probes {
+                    let c = ChannelName::parse(c).unwrap();
+                    if request.matches(&c) {
+                        prop_assert!(grants.iter().any(|g| g.matches(&c)), "{} reaches {} outside {:?}", request, c, grants);
+                    }
+                }
+            }
+        }
+    }
+}

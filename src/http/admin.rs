@@ -1,0 +1,124 @@
+//! `/admin/*`: operator endpoints behind `Authorization: Bearer $ADMIN_TOKEN`.
+//!
+//! Every path under `/admin` passes the guard first, known or not, so the
+//! endpoint list is not discoverable without the token. Without a configured
+//! admin token the whole scope answers 403.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::config::sha256;
+use crate::registry::{ChannelCounts, GetStats};
+
+/// How many channels `/admin/logs/stats` lists.
+const TOP_CHANNELS: usize = 50;
+
+pub fn scope() -> actix_web::Scope<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::scope("/admin")
+        .wrap(from_fn(require_admin))
+        .route("/logs/stats", web::get().to(stats))
+        .default_service(web::to(super::not_found))
+}
+
+async fn require_admin(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no state"))?;
+    let Some(expected) = &state.config.auth.admin_token else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_disabled",
+            "the admin endpoints are off: set ADMIN_TOKEN to use them",
+        )
+        .into());
+    };
+    let presented = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let ok = presented.is_some_and(|t| {
+        bool::from(sha256(t.as_bytes()).ct_eq(&sha256(expected.expose().as_bytes())))
+    });
+    if !ok {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_admin_token",
+            "send Authorization: Bearer <ADMIN_TOKEN>",
+        )
+        .into());
+    }
+    next.call(req).await
+}
+
+/// `GET /admin/logs/stats`.
+async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let unavailable = |_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the registry has stopped",
+        )
+    };
+    let registry = state.registry.send(GetStats).await.map_err(unavailable)?;
+    let channels = state
+        .registry
+        .send(ChannelCounts { top: TOP_CHANNELS })
+        .await
+        .map_err(unavailable)?;
+    let m = &state.metrics;
+    let services: serde_json::Map<String, serde_json::Value> = state
+        .tokens
+        .services()
+        .map(|s| {
+            let dropped: u64 = ["slow_consumer"]
+                .iter()
+                .map(|r| m.events_dropped.with_label_values(&[r, s]).get())
+                .sum();
+            let published = m.events_published.with_label_values(&[s]).get();
+            (
+                s.to_owned(),
+                json!({"published": published, "dropped": dropped}),
+            )
+        })
+        .collect();
+    let conn = |t: &str| m.connections.with_label_values(&[t]).get();
+    Ok(HttpResponse::Ok().json(json!({
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "connections": {
+            "sse": conn("sse"),
+            "websocket": conn("websocket"),
+            "total": state.connections.open(),
+        },
+        "sessions": registry.sessions,
+        "subscriptions": registry.subscriptions,
+        "events_accepted": registry.last_seq,
+        "channels": channels
+            .iter()
+            .map(|(c, n)| json!({"channel": c, "subscribers": n}))
+            .collect::<Vec<_>>(),
+        "services": services,
+        "rate_limits": {"tracked_addresses": state.limits.tracked_addresses()},
+        "nats": {"state": "disabled"},
+    })))
+}

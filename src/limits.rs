@@ -1,0 +1,258 @@
+//! Rate limits: events per second per service, new subscriber connections
+//! per second per client address (governor's GCRA, burst twice the rate).
+//!
+//! Owns the limiters and the bound on their key tables. Service keys are
+//! configured names, so that table is bounded by the config. Address keys
+//! come from clients: IPv6 addresses are keyed by their /64 (one host
+//! typically owns a whole /64), the table is pruned of keys that have fully
+//! recovered every [`PRUNE_INTERVAL`], and while it is at its cap a new
+//! address is refused (and counted) rather than let the table grow.
+
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock, QuantaClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
+
+/// How often recovered keys are dropped from the address table.
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Most client addresses tracked at once.
+pub const MAX_TRACKED_ADDRESSES: usize = 100_000;
+
+type Keyed<K, C> = RateLimiter<K, DashMapStateStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+/// The contract's burst: twice the sustained rate.
+const BURST_FACTOR: NonZeroU32 = match NonZeroU32::new(2) {
+    Some(n) => n,
+    None => unreachable!(),
+};
+
+/// A refusal: when to try again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limited {
+    pub retry_after: Duration,
+    /// The address table was full (only for connection limits).
+    pub table_full: bool,
+}
+
+/// A keyed limiter, `None` when the configured rate is 0 (no limit).
+struct KeyedLimit<K: Hash + Eq + Clone, C: Clock> {
+    limiter: Option<Keyed<K, C>>,
+    clock: C,
+}
+
+impl<K: Hash + Eq + Clone, C: Clock + Clone> KeyedLimit<K, C> {
+    fn new(rate: u32, clock: C) -> Self {
+        let limiter = NonZeroU32::new(rate).map(|r| {
+            let burst = r.saturating_mul(BURST_FACTOR);
+            RateLimiter::dashmap_with_clock(Quota::per_second(r).allow_burst(burst), clock.clone())
+        });
+        KeyedLimit { limiter, clock }
+    }
+
+    fn check(&self, key: &K, n: u32) -> Result<(), Limited> {
+        let (Some(limiter), Some(n)) = (&self.limiter, NonZeroU32::new(n)) else {
+            return Ok(());
+        };
+        match limiter.check_key_n(key, n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(Limited {
+                retry_after: not_until.wait_time_from(self.clock.now()),
+                table_full: false,
+            }),
+            // More than the burst at once; config validation keeps batches
+            // within the burst, so this is a client asking for the
+            // impossible. It may retry after a full second.
+            Err(_) => Err(Limited {
+                retry_after: Duration::from_secs(1),
+                table_full: false,
+            }),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.limiter.as_ref().map_or(0, |l| l.len())
+    }
+
+    fn prune(&self) {
+        if let Some(l) = &self.limiter {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+}
+
+/// The key a client address is limited under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AddressKey {
+    V4(u32),
+    /// The /64 network.
+    V6(u64),
+}
+
+impl From<IpAddr> for AddressKey {
+    fn from(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => AddressKey::V4(v4.into()),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => AddressKey::V4(v4.into()),
+                None => AddressKey::V6((u128::from(v6) >> 64) as u64),
+            },
+        }
+    }
+}
+
+/// The gateway's rate limits.
+pub struct RateLimits<C: Clock = DefaultClock> {
+    publish: KeyedLimit<String, C>,
+    connect: KeyedLimit<AddressKey, C>,
+    max_addresses: usize,
+}
+
+impl RateLimits<QuantaClock> {
+    pub fn new(publish_per_sec: u32, connect_per_sec: u32) -> Self {
+        Self::with_clock(
+            publish_per_sec,
+            connect_per_sec,
+            MAX_TRACKED_ADDRESSES,
+            QuantaClock::default(),
+        )
+    }
+}
+
+impl<C: Clock + Clone> RateLimits<C> {
+    pub fn with_clock(
+        publish_per_sec: u32,
+        connect_per_sec: u32,
+        max_addresses: usize,
+        clock: C,
+    ) -> Self {
+        RateLimits {
+            publish: KeyedLimit::new(publish_per_sec, clock.clone()),
+            connect: KeyedLimit::new(connect_per_sec, clock),
+            max_addresses,
+        }
+    }
+
+    /// May `service` publish `events` more events now?
+    pub fn check_publish(&self, service: &str, events: usize) -> Result<(), Limited> {
+        let n = u32::try_from(events).unwrap_or(u32::MAX);
+        self.publish.check(&service.to_owned(), n)
+    }
+
+    /// May a new subscriber connect from `ip` now? `None` (no address known)
+    /// is not limited.
+    pub fn check_connect(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
+        let Some(ip) = ip else { return Ok(()) };
+        let key = AddressKey::from(ip);
+        if self.connect.limiter.is_some() && self.connect.len() >= self.max_addresses {
+            self.connect.prune();
+            if self.connect.len() >= self.max_addresses {
+                return Err(Limited {
+                    retry_after: PRUNE_INTERVAL,
+                    table_full: true,
+                });
+            }
+        }
+        self.connect.check(&key, 1)
+    }
+
+    /// Drops keys that have fully recovered; run every [`PRUNE_INTERVAL`].
+    pub fn prune(&self) {
+        self.publish.prune();
+        self.connect.prune();
+    }
+
+    /// Addresses tracked now.
+    pub fn tracked_addresses(&self) -> usize {
+        self.connect.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use governor::clock::FakeRelativeClock;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn limits(
+        publish: u32,
+        connect: u32,
+        max: usize,
+    ) -> (RateLimits<FakeRelativeClock>, FakeRelativeClock) {
+        let clock = FakeRelativeClock::default();
+        (
+            RateLimits::with_clock(publish, connect, max, clock.clone()),
+            clock,
+        )
+    }
+
+    #[test]
+    fn publish_rate_has_a_burst_of_twice_the_rate() {
+        let (l, clock) = limits(100, 0, 10);
+        assert!(l.check_publish("etl", 200).is_ok(), "burst is 2x");
+        let refused = l.check_publish("etl", 1).unwrap_err();
+        assert!(refused.retry_after > Duration::ZERO);
+        assert!(l.check_publish("faas", 150).is_ok(), "per service");
+        clock.advance(Duration::from_millis(500));
+        assert!(l.check_publish("etl", 50).is_ok(), "refills at the rate");
+        assert!(l.check_publish("etl", 1).is_err());
+        assert!(
+            l.check_publish("etl", 201).is_err(),
+            "never more than the burst"
+        );
+    }
+
+    #[test]
+    fn zero_means_no_limit() {
+        let (l, _) = limits(0, 0, 1);
+        for _ in 0..1000 {
+            assert!(l.check_publish("etl", 1000).is_ok());
+            assert!(l.check_connect(Some(Ipv4Addr::LOCALHOST.into())).is_ok());
+        }
+        assert_eq!(l.tracked_addresses(), 0);
+    }
+
+    #[test]
+    fn connections_per_address_and_ipv6_by_64() {
+        let (l, clock) = limits(0, 5, 100);
+        let a: IpAddr = Ipv4Addr::new(10, 0, 0, 1).into();
+        for _ in 0..10 {
+            assert!(l.check_connect(Some(a)).is_ok());
+        }
+        assert!(l.check_connect(Some(a)).is_err());
+        assert!(
+            l.check_connect(Some(Ipv4Addr::new(10, 0, 0, 2).into()))
+                .is_ok()
+        );
+        // Two addresses of one /64 share a budget.
+        let v6 = |last: u16| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, last));
+        for i in 0..10 {
+            assert!(l.check_connect(Some(v6(i))).is_ok());
+        }
+        assert!(l.check_connect(Some(v6(999))).is_err());
+        clock.advance(Duration::from_secs(1));
+        assert!(l.check_connect(Some(a)).is_ok());
+    }
+
+    #[test]
+    fn the_address_table_is_bounded_and_pruned() {
+        let (l, clock) = limits(0, 5, 50);
+        for i in 0..50u32 {
+            assert!(l.check_connect(Some(IpAddr::V4(i.into()))).is_ok());
+        }
+        let full = l.check_connect(Some(IpAddr::V4(1000.into()))).unwrap_err();
+        assert!(full.table_full);
+        assert_eq!(l.tracked_addresses(), 50);
+        // Once the keys have recovered, pruning frees the table.
+        clock.advance(Duration::from_secs(5));
+        l.prune();
+        assert_eq!(l.tracked_addresses(), 0);
+        assert!(l.check_connect(Some(IpAddr::V4(1000.into()))).is_ok());
+    }
+}
