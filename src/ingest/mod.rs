@@ -235,6 +235,37 @@ fn parse_timestamp(raw: &RawValue) -> Option<DateTime<Utc>> {
     }
 }
 
+/// Deepest nesting `meta` may have. loggate passes `meta` through without
+/// parsing it, so without this a 10,000-deep value would reach every
+/// subscriber's JSON parser.
+pub const MAX_META_DEPTH: usize = 32;
+
+/// Nesting depth of a JSON text already known to be valid.
+fn json_depth(text: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 fn empty_to_none(v: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
     v.filter(|s| !s.is_empty())
 }
@@ -317,6 +348,11 @@ pub fn validate(
         }
     };
     let meta = log.meta.filter(|m| m.get() != "null");
+    if meta.is_some_and(|m| json_depth(m.get()) > MAX_META_DEPTH) {
+        return Err(invalid(format!(
+            "meta nests deeper than {MAX_META_DEPTH} levels"
+        )));
+    }
     let body = EventBody {
         channel: channel.as_str(),
         service: channel.service(),
@@ -565,6 +601,30 @@ mod tests {
         assert_eq!(err.code(), "invalid_level");
         assert_eq!(err.index(), Some(1));
         assert!(err.to_string().starts_with("event 1: "));
+    }
+
+    #[test]
+    fn meta_depth_is_bounded() {
+        let nested = |n: usize| {
+            format!(
+                r#"{{"service":"etl","logData":{{"message":"m","meta":{}1{}}}}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        assert!(parse(&nested(MAX_META_DEPTH)).is_ok());
+        assert_eq!(
+            parse(&nested(MAX_META_DEPTH + 1)).unwrap_err().code(),
+            "invalid_event"
+        );
+        // Brackets inside strings do not count.
+        let quoted = format!(
+            r#"{{"service":"etl","logData":{{"message":"m","meta":{{"s":"{}\"{}"}}}}}}"#,
+            "[".repeat(100),
+            "{".repeat(100)
+        );
+        assert!(parse(&quoted).is_ok(), "{quoted}");
+        assert_eq!(json_depth(r#"{"a":[1,{"b":"]]]"}]}"#), 3);
     }
 
     #[test]

@@ -183,7 +183,9 @@ pub async fn stream(
             retry_after_secs: limited.retry_after.as_secs_f64().ceil().max(1.0) as u64,
         });
     }
-    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    // A header that is present but not text still counts as present (as an
+    // empty, invalid value), so it cannot fall through to the next source.
+    let header = |name| req.headers().get(name).map(|v| v.to_str().unwrap_or(""));
     let token = crate::auth::presented_token(
         header(actix_web::http::header::AUTHORIZATION),
         query.token.as_deref(),

@@ -1,0 +1,202 @@
+//! What an attacker would send: malformed and oversized tokens, forged
+//! algorithms, control characters, huge queries and bodies, half-sent
+//! requests. Each gets the right status, and the gateway keeps serving an
+//! honest subscriber throughout.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use loggate::config::Secret;
+use reqwest::StatusCode;
+use serde_json::json;
+
+const SECRET: &str = "hostile-test-secret-0123456789abcdef";
+
+fn token(claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn hostile_requests_are_refused_and_others_keep_being_served() {
+    let gw = start_with(|c| c.auth.jwt_secret = Some(Secret::new(SECRET)));
+    let honest = token(json!({"exp": now() + 600, "workspaces": ["ws1"]}));
+    let mut witness = SseClient::connect(&gw.url(&format!(
+        "/api/logs/stream?channels=logs:etl:ws1&token={honest}"
+    )))
+    .await;
+    assert_eq!(witness.next_event().await.unwrap().event, "ready");
+    let addr = gw.running.addr;
+
+    // Malformed and oversized tokens in every source: 401, never a crash.
+    let long = "a".repeat(10_000);
+    let garbage = [
+        "a.b.c",
+        "...",
+        "eyJhbGciOiJIUzI1NiJ9",
+        "eyJhbGciOiJIUzI1NiJ9.e30.",
+        "%FF%FE",
+        long.as_str(),
+    ];
+    let client = reqwest::Client::new();
+    let url = gw.url("/api/logs/stream?channels=logs:etl:ws1");
+    for t in garbage {
+        for req in [
+            client.get(&url).bearer_auth(t),
+            client.get(format!("{url}&token={t}")),
+            client
+                .get(&url)
+                .header("cookie", format!("loggate_token={t}")),
+        ] {
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{:.40}", t);
+        }
+    }
+    // A 200 KB header is refused before any handler runs.
+    let huge = format!(
+        "GET /api/logs/stream?channels=logs:etl:ws1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        "b".repeat(200_000)
+    );
+    let (status, _) = raw_request(addr, huge.as_bytes()).await;
+    assert!((400..500).contains(&status) || status == 0, "{status}");
+    // A non-UTF-8 Authorization header counts as present and invalid: the
+    // valid query token does not rescue it.
+    let bad_header = format!(
+        "GET /api/logs/stream?channels=logs:etl:ws1&token={honest} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \u{0}\r\nConnection: close\r\n\r\n"
+    )
+    .replace('\u{0}', "\u{FFFD}");
+    let (status, _) = raw_request(addr, bad_header.as_bytes()).await;
+    assert_eq!(status, 401);
+    let mut bytes = format!("GET /api/logs/stream?channels=logs:etl:ws1&token={honest} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ").into_bytes();
+    bytes.extend_from_slice(b"\xff\xfe\r\nConnection: close\r\n\r\n");
+    let (status, _) = raw_request(addr, &bytes).await;
+    assert_eq!(status, 401);
+
+    // Channel names with control characters, NUL, and friends: 400.
+    for bad in [
+        "logs:etl%00",
+        "logs:etl%01ws1",
+        "logs:etl%7F",
+        "logs:%E2%80%AEetl",
+        "logs:etl%0D%0Aevent:%20log",
+        "logs:etl:ws1:%20",
+    ] {
+        let res = client
+            .get(format!("{url}&channels={bad}"))
+            .bearer_auth(&honest)
+            .send()
+            .await
+            .unwrap();
+        // The duplicate `channels` key is itself a 400, so use the bad one alone:
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let res = client
+            .get(gw.url(&format!("/api/logs/stream?channels={bad}")))
+            .bearer_auth(&honest)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_channel", "{bad}");
+    }
+    // A very long query string (60 KB): refused, not parsed channel by channel.
+    let long_query = format!(
+        "GET /api/logs/stream?channels=logs:etl&q={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "q".repeat(60_000)
+    );
+    let (status, _) = raw_request(addr, long_query.as_bytes()).await;
+    assert!((400..500).contains(&status), "{status}");
+
+    // Hostile publish bodies.
+    let nested = format!(
+        r#"{{"service":"etl","logData":{{"message":"m","meta":{}1{}}}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let lone_surrogate = r#"{"service":"etl","logData":{"message":"\ud800"}}"#.to_owned();
+    let many_keys = format!(
+        r#"{{"service":"etl","logData":{{"message":"m","meta":{{{}}}}}}}"#,
+        (0..8000)
+            .map(|i| format!(r#""k{i}":{i}"#))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for (body, want) in [
+        (nested, StatusCode::BAD_REQUEST),
+        (lone_surrogate, StatusCode::BAD_REQUEST),
+        (many_keys, StatusCode::PAYLOAD_TOO_LARGE),
+    ] {
+        let (s, answer) = gw.publish_raw(ETL_TOKEN, "application/json", body).await;
+        assert_eq!(s, want, "{answer}");
+    }
+    // Service-token forgery attempts.
+    for t in [
+        "",
+        " l5-etl-token-",
+        "l5-etl-token ,l5-etl-token",
+        &"x".repeat(100_000),
+    ] {
+        let (s, _) = gw
+            .publish_raw(
+                t,
+                "application/json",
+                event("etl", Some("ws1"), None, "forged").to_string(),
+            )
+            .await;
+        assert!(s == StatusCode::UNAUTHORIZED || s.is_client_error(), "{s}");
+    }
+
+    // A NUL inside the token header: the request is malformed HTTP.
+    let body = event("etl", Some("ws1"), None, "forged").to_string();
+    let nul = format!(
+        "POST /api/logs/publish HTTP/1.1\r\nHost: x\r\nX-Service-Token: l5-etl-token\0\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, _) = raw_request(addr, nul.as_bytes()).await;
+    assert!((400..500).contains(&status), "{status}");
+
+    // Through all of it the honest subscriber was served, and still is.
+    let (s, _) = gw
+        .publish(&event("etl", Some("ws1"), None, "still here"))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let got = witness.logs(1).await;
+    assert_eq!(
+        got[0]["message"], "still here",
+        "no forged event got through"
+    );
+}
+
+/// A client that sends half a request head is dropped by the server's own
+/// request timeout instead of holding a connection forever.
+#[tokio::test]
+async fn a_half_sent_request_is_timed_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = start();
+    let mut sock = tokio::net::TcpStream::connect(gw.running.addr)
+        .await
+        .unwrap();
+    sock.write_all(b"GET /api/logs/stream?channels=logs:etl HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(WAIT, sock.read_to_end(&mut buf)).await;
+    assert!(
+        closed.is_ok(),
+        "the server kept a half-sent request open past {WAIT:?}"
+    );
+    let _ = Duration::ZERO;
+}

@@ -1,0 +1,538 @@
+//! Multi-tenant security over real sockets: subscriber JWTs and their
+//! sources, grants, RS256/ES256 keys, tenant isolation, the admin scope,
+//! rate limits, CORS and token expiry.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use loggate::config::Secret;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const SECRET: &str = "test-secret-0123456789abcdef-0123456789";
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn hs256(claims: &Value) -> String {
+    encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn workspace_token(ws: &[&str]) -> String {
+    hs256(&json!({"exp": now() + 600, "workspaces": ws}))
+}
+
+fn secured(adjust: impl FnOnce(&mut loggate::Config)) -> TestGateway {
+    start_with(|c| {
+        c.auth.jwt_secret = Some(Secret::new(SECRET));
+        adjust(c);
+    })
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+async fn status_of(gw: &TestGateway, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let _ = gw;
+    let res = tokio::time::timeout(WAIT, req.send())
+        .await
+        .unwrap()
+        .unwrap();
+    let status = res.status();
+    let body = res.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// Opens a stream with `token` in the query; returns status and error code.
+async fn try_stream(gw: &TestGateway, channels: &str, token: &str) -> (StatusCode, String) {
+    let mut c = SseClient::connect(&gw.url(&format!(
+        "/api/logs/stream?channels={channels}&token={token}"
+    )))
+    .await;
+    let code = c.error_body().await["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (c.status, code)
+}
+
+#[tokio::test]
+async fn the_token_may_come_from_header_query_or_cookie() {
+    let gw = secured(|_| {});
+    let token = workspace_token(&["ws1"]);
+    let url = gw.url("/api/logs/stream?channels=logs:etl:ws1");
+    let client = reqwest::Client::new();
+    for req in [
+        client.get(&url).bearer_auth(&token),
+        client.get(format!("{url}&token={token}")),
+        client
+            .get(&url)
+            .header("cookie", format!("theme=dark; loggate_token={token}")),
+    ] {
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    let (s, body) = status_of(&gw, client.get(&url)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "missing_token");
+    let (s, body) = status_of(&gw, client.get(&url).bearer_auth("not-a-jwt")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "invalid_token");
+    assert!(
+        !body.to_string().contains("not-a-jwt"),
+        "tokens are never echoed"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_credential_is_never_rescued_by_another_source() {
+    let gw = secured(|_| {});
+    let good = workspace_token(&["ws1"]);
+    let url = gw.url("/api/logs/stream?channels=logs:etl:ws1");
+    let client = reqwest::Client::new();
+    let cookie = format!("loggate_token={good}");
+    // Bad header + good cookie, bad header + good query, bad query + good cookie.
+    for req in [
+        client
+            .get(&url)
+            .bearer_auth("garbage")
+            .header("cookie", &cookie),
+        client
+            .get(format!("{url}&token={good}"))
+            .bearer_auth("garbage"),
+        client
+            .get(format!("{url}&token=garbage"))
+            .header("cookie", &cookie),
+        client
+            .get(&url)
+            .header("authorization", format!("Basic {good}"))
+            .header("cookie", &cookie),
+    ] {
+        let (s, _) = status_of(&gw, req).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    // The cookie is no source at all when cookie auth is off.
+    let gw = secured(|c| c.auth.cookie = false);
+    let url = gw.url("/api/logs/stream?channels=logs:etl:ws1");
+    let (s, body) = status_of(&gw, client.get(&url).header("cookie", &cookie)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "missing_token");
+}
+
+#[tokio::test]
+async fn grants_cover_requests_or_the_answer_is_403() {
+    let gw = secured(|_| {});
+    let ws1 = workspace_token(&["ws1"]);
+    for ok in [
+        "logs:*:ws1",
+        "logs:etl:ws1",
+        "logs:etl:ws1:job7",
+        "logs:*:ws1:*",
+    ] {
+        assert_eq!(try_stream(&gw, ok, &ws1).await.0, StatusCode::OK, "{ok}");
+    }
+    for no in [
+        "logs:*",
+        "logs:etl",
+        "logs:*:ws2",
+        "logs:*:*",
+        "logs:etl:*",
+        "logs:etl:ws1,logs:etl:ws2",
+    ] {
+        let (s, code) = try_stream(&gw, no, &ws1).await;
+        assert_eq!(
+            (s, code.as_str()),
+            (StatusCode::FORBIDDEN, "forbidden_channel"),
+            "{no}"
+        );
+    }
+    let narrow = hs256(&json!({"exp": now() + 600, "channels": ["logs:etl:ws2:*", "logs:faas"]}));
+    assert_eq!(
+        try_stream(&gw, "logs:etl:ws2:job1", &narrow).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        try_stream(&gw, "logs:faas:anything", &narrow).await.0,
+        StatusCode::OK
+    );
+    // `logs:etl:ws2` itself is not under `logs:etl:ws2:*`: events published
+    // at workspace level would leak.
+    assert_eq!(
+        try_stream(&gw, "logs:etl:ws2", &narrow).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let nothing = hs256(&json!({"exp": now() + 600}));
+    assert_eq!(
+        try_stream(&gw, "logs:etl:ws1", &nothing).await.0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn expired_premature_and_foreign_tokens_are_refused() {
+    let gw = secured(|c| c.auth.jwt_leeway_secs = 0);
+    let cases = [
+        hs256(&json!({"exp": now() - 10, "workspaces": ["ws1"]})),
+        hs256(&json!({"exp": now() + 600, "nbf": now() + 300, "workspaces": ["ws1"]})),
+        hs256(&json!({"workspaces": ["ws1"]})),
+        encode(
+            &Header::new(Algorithm::HS256),
+            &json!({"exp": now() + 600, "workspaces": ["ws1"]}),
+            &EncodingKey::from_secret(b"someone-else's-secret-of-32-bytes!"),
+        )
+        .unwrap(),
+    ];
+    for token in cases {
+        let (s, code) = try_stream(&gw, "logs:etl:ws1", &token).await;
+        assert_eq!(
+            (s, code.as_str()),
+            (StatusCode::UNAUTHORIZED, "invalid_token")
+        );
+    }
+}
+
+#[tokio::test]
+async fn rs256_keys_refuse_hs256_and_none() {
+    let gw = start_with(|c| c.auth.jwt_public_key_file = Some(fixture("rsa_public.pem")));
+    let claims = json!({"exp": now() + 600, "workspaces": ["ws1"]});
+    let private = std::fs::read(fixture("rsa_private.pem")).unwrap();
+    let rs = encode(
+        &Header::new(Algorithm::RS256),
+        &claims,
+        &EncodingKey::from_rsa_pem(&private).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(try_stream(&gw, "logs:etl:ws1", &rs).await.0, StatusCode::OK);
+
+    // The classic confusion: HS256 "signed" with the RSA public key's bytes.
+    let public = std::fs::read(fixture("rsa_public.pem")).unwrap();
+    let confused = encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(&public),
+    )
+    .unwrap();
+    assert_eq!(
+        try_stream(&gw, "logs:etl:ws1", &confused).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // alg: none, no signature.
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let none = format!(
+        "{}.{}.",
+        b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        b64.encode(claims.to_string())
+    );
+    assert_eq!(
+        try_stream(&gw, "logs:etl:ws1", &none).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // RS384 with the same key is still not the configured algorithm.
+    let rs384 = encode(
+        &Header::new(Algorithm::RS384),
+        &claims,
+        &EncodingKey::from_rsa_pem(&private).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        try_stream(&gw, "logs:etl:ws1", &rs384).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn es256_keys_work() {
+    let gw = start_with(|c| c.auth.jwt_public_key_file = Some(fixture("ec_public.pem")));
+    let private = std::fs::read(fixture("ec_private.pem")).unwrap();
+    let claims = json!({"exp": now() + 600, "channels": ["logs:etl"]});
+    let es = encode(
+        &Header::new(Algorithm::ES256),
+        &claims,
+        &EncodingKey::from_ec_pem(&private).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(try_stream(&gw, "logs:etl:ws9", &es).await.0, StatusCode::OK);
+    assert_eq!(
+        try_stream(&gw, "logs:faas", &es).await.0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+/// Many subscribers with different grants, traffic on many workspaces:
+/// each receives exactly the events its grants cover.
+#[tokio::test]
+async fn tenants_see_exactly_their_own_logs() {
+    let gw = secured(|_| {});
+    // (grant claims, requested channel)
+    let subscribers: Vec<(Value, &str)> = vec![
+        (json!({"workspaces": ["w0"]}), "logs:*:w0"),
+        (json!({"workspaces": ["w1"]}), "logs:*:w1"),
+        (json!({"workspaces": ["w1", "w2"]}), "logs:*:w2"),
+        (json!({"workspaces": ["w3"]}), "logs:etl:w3"),
+        (json!({"channels": ["logs:faas"]}), "logs:faas"),
+        (json!({"channels": ["logs:etl:w4:*"]}), "logs:etl:w4:*"),
+        (json!({"channels": ["logs:*:w5:r1"]}), "logs:*:w5:r1"),
+        (json!({"workspaces": ["w6"]}), "logs:*:w6"),
+    ];
+    let mut clients = Vec::new();
+    for (grant, channel) in &subscribers {
+        let mut claims = grant.clone();
+        claims["exp"] = json!(now() + 600);
+        let url = gw.url(&format!(
+            "/api/logs/stream?channels={channel}&token={}",
+            hs256(&claims)
+        ));
+        let mut c = SseClient::connect(&url).await;
+        assert_eq!(c.status, StatusCode::OK, "{channel}");
+        assert_eq!(c.next_event().await.unwrap().event, "ready");
+        clients.push(c);
+    }
+    // Traffic: 2 services x 7 workspaces x (workspace level + 3 resources).
+    let mut published: Vec<(String, String)> = Vec::new(); // (channel, message)
+    for (service, token) in [("etl", ETL_TOKEN), ("faas", "faas-token")] {
+        let mut batch = Vec::new();
+        for w in 0..7 {
+            for r in [None, Some("r1"), Some("r2"), Some("r3")] {
+                let ws = format!("w{w}");
+                let msg = format!("{service}/{ws}/{}", r.unwrap_or("-"));
+                let channel = match r {
+                    Some(r) => format!("logs:{service}:{ws}:{r}"),
+                    None => format!("logs:{service}:{ws}"),
+                };
+                batch.push(event(service, Some(&ws), r, &msg));
+                published.push((channel, msg));
+            }
+        }
+        let (s, answer) = gw
+            .publish_raw(token, "application/json", Value::Array(batch).to_string())
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{answer}");
+    }
+    for ((_, requested), client) in subscribers.iter().zip(clients.iter_mut()) {
+        let pattern = loggate::channel::ChannelPattern::parse(requested).unwrap();
+        let want: BTreeSet<String> = published
+            .iter()
+            .filter(|(c, _)| pattern.matches(&loggate::channel::ChannelName::parse(c).unwrap()))
+            .map(|(_, m)| m.clone())
+            .collect();
+        assert!(!want.is_empty(), "{requested} should see something");
+        let got: BTreeSet<String> = client
+            .logs(want.len())
+            .await
+            .into_iter()
+            .map(|e| e["message"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(got, want, "subscriber of {requested}");
+        client.expect_silence(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn admin_scope_needs_the_admin_token() {
+    let client = reqwest::Client::new();
+    let open = start();
+    for path in ["/admin/logs/stats", "/admin/anything"] {
+        let (s, body) = status_of(&open, client.get(open.url(path))).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(body["error"]["code"], "admin_disabled");
+    }
+    let gw = start_with(|c| c.auth.admin_token = Some(Secret::new("admin-token-for-tests")));
+    let url = gw.url("/admin/logs/stats");
+    let (s, body) = status_of(&gw, client.get(&url)).await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_admin_token"))
+    );
+    let (s, _) = status_of(&gw, client.get(&url).bearer_auth("admin-token-for-test")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = status_of(&gw, client.get(gw.url("/admin/anything"))).await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "unknown admin paths are guarded too"
+    );
+
+    let _sub = gw.subscribe("channels=logs:etl:ws1").await;
+    gw.publish(&event("etl", Some("ws1"), None, "x")).await;
+    let (s, stats) = status_of(&gw, client.get(&url).bearer_auth("admin-token-for-tests")).await;
+    assert_eq!(s, StatusCode::OK, "{stats}");
+    assert_eq!(stats["connections"]["sse"], 1);
+    assert_eq!(
+        stats["channels"][0],
+        json!({"channel": "logs:etl:ws1", "subscribers": 1})
+    );
+    assert_eq!(stats["services"]["etl"]["published"], 1);
+    assert!(stats["uptime_seconds"].is_u64());
+    let (s, _) = status_of(
+        &gw,
+        client
+            .get(gw.url("/admin/anything"))
+            .bearer_auth("admin-token-for-tests"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn publish_rate_limit_per_service() {
+    let gw = start_with(|c| c.limits.publish_rate_per_sec = 1000);
+    let batch = |service: &str| {
+        Value::Array(
+            (0..1000)
+                .map(|i| event(service, None, None, &format!("{i}")))
+                .collect(),
+        )
+    };
+    // The burst is twice the rate: two full batches pass at once.
+    for _ in 0..2 {
+        let (s, answer) = gw.publish(&batch("etl")).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{answer}");
+    }
+    let res = gw
+        .client
+        .post(gw.url("/api/logs/publish"))
+        .header("x-service-token", ETL_TOKEN)
+        .json(&batch("etl"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(
+        gw.running.registry_stats().await.unwrap().last_seq,
+        2000,
+        "the refused batch published nothing"
+    );
+    // Another service has its own budget.
+    let (s, _) = gw
+        .publish_raw("faas-token", "application/json", batch("faas").to_string())
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let metrics = gw.metrics().await;
+    assert!(metric_value(&metrics, r#"loggate_rate_limited_total{limit="publish"}"#) >= Some(1.0));
+}
+
+#[tokio::test]
+async fn connection_rate_limit_per_address() {
+    let gw = start_with(|c| c.limits.connect_rate_per_ip = 2);
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(gw.subscribe("channels=logs:etl").await);
+    }
+    let mut c = SseClient::connect(&gw.url("/api/logs/stream?channels=logs:etl")).await;
+    assert_eq!(c.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(c.headers.contains_key("retry-after"));
+    assert_eq!(c.error_body().await["error"]["code"], "rate_limited");
+    let metrics = gw.metrics().await;
+    assert!(metric_value(&metrics, r#"loggate_rate_limited_total{limit="connect"}"#) >= Some(1.0));
+}
+
+#[tokio::test]
+async fn cors_answers_allowed_origins_only() {
+    let gw = start_with(|c| c.auth.allowed_origins = vec!["https://app.example.com".into()]);
+    let client = reqwest::Client::new();
+    let preflight = |origin: &str| {
+        client
+            .request(reqwest::Method::OPTIONS, gw.url("/api/logs/stream"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+    };
+    let res = preflight("https://app.example.com").send().await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_eq!(res.headers()["access-control-allow-credentials"], "true");
+    let res = preflight("https://evil.example").send().await.unwrap();
+    assert!(!res.headers().contains_key("access-control-allow-origin"));
+    let res = client
+        .get(gw.url("/healthz"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(!res.headers().contains_key("access-control-allow-origin"));
+}
+
+#[tokio::test]
+async fn a_stream_ends_when_its_token_expires() {
+    let gw = secured(|c| c.auth.jwt_leeway_secs = 0);
+    let token = hs256(&json!({"exp": now() + 2, "workspaces": ["ws1"]}));
+    let mut c = SseClient::connect(&gw.url(&format!(
+        "/api/logs/stream?channels=logs:etl:ws1&token={token}"
+    )))
+    .await;
+    assert_eq!(c.status, StatusCode::OK);
+    assert_eq!(c.next_event().await.unwrap().event, "ready");
+    let f = c.next_event().await.expect("expired frame");
+    assert_eq!(f.event, "expired");
+    assert!(c.next_event().await.is_none(), "then the stream ends");
+    gw.wait_for_registry("session gone", |s| s.sessions == 0)
+        .await;
+}
+
+#[tokio::test]
+async fn the_static_auth_token_grants_everything() {
+    let gw = start_with(|c| c.auth.auth_token = Some(Secret::new("ops-static-token")));
+    assert_eq!(
+        try_stream(&gw, "logs:*", "ops-static-token").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        try_stream(&gw, "logs:*", "ops-static-tokens").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn service_tokens_may_be_configured_as_digests() {
+    let digest = hex::encode(loggate::config::sha256(b"billing-secret-1"));
+    let gw = start_with(|c| {
+        c.service_tokens
+            .insert("billing".into(), Secret::new(format!("sha256:{digest}")));
+    });
+    let body = json!({"service":"billing","logData":{"message":"m"}});
+    let (s, _) = gw
+        .publish_raw("billing-secret-1", "application/json", body.to_string())
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (s, _) = gw
+        .publish_raw(
+            &format!("sha256:{digest}"),
+            "application/json",
+            body.to_string(),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "the digest itself is not a token"
+    );
+}
