@@ -265,28 +265,35 @@ impl Config {
             self.server.max_connections = parse_env("MAX_CONNECTIONS", &v, "a whole number")?;
         }
         if let Some(v) = env("TRUST_PROXY") {
-            self.server.trust_proxy = match v.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => true,
-                "false" | "0" | "no" | "off" | "" => false,
-                _ => {
-                    return Err(ConfigError::new(
-                        "TRUST_PROXY",
-                        format!("{v:?} is neither true nor false"),
-                    ));
-                }
-            };
+            self.server.trust_proxy = parse_choice(
+                "TRUST_PROXY",
+                &v,
+                &[
+                    ("true", true),
+                    ("1", true),
+                    ("yes", true),
+                    ("on", true),
+                    ("false", false),
+                    ("0", false),
+                    ("no", false),
+                    ("off", false),
+                    ("", false),
+                ],
+            )?;
         }
         if let Some(v) = env("LOGGATE_ENV") {
-            self.env = match v.trim().to_ascii_lowercase().as_str() {
-                "production" | "prod" => RunEnv::Production,
-                "development" | "dev" | "" => RunEnv::Development,
-                _ => {
-                    return Err(ConfigError::new(
-                        "LOGGATE_ENV",
-                        format!("{v:?} is neither \"production\" nor \"development\""),
-                    ));
-                }
-            };
+            use RunEnv::{Development, Production};
+            self.env = parse_choice(
+                "LOGGATE_ENV",
+                &v,
+                &[
+                    ("production", Production),
+                    ("prod", Production),
+                    ("development", Development),
+                    ("dev", Development),
+                    ("", Development),
+                ],
+            )?;
         }
         if let Some(v) = env("SERVICE_TOKENS") {
             self.service_tokens = parse_service_tokens(&v)?;
@@ -329,16 +336,15 @@ impl Config {
             self.log.filter = v;
         }
         if let Some(v) = env("LOG_FORMAT") {
-            self.log.format = match v.trim().to_ascii_lowercase().as_str() {
-                "json" => LogFormat::Json,
-                "text" | "" => LogFormat::Text,
-                _ => {
-                    return Err(ConfigError::new(
-                        "LOG_FORMAT",
-                        format!("{v:?} is neither \"text\" nor \"json\""),
-                    ));
-                }
-            };
+            self.log.format = parse_choice(
+                "LOG_FORMAT",
+                &v,
+                &[
+                    ("json", LogFormat::Json),
+                    ("text", LogFormat::Text),
+                    ("", LogFormat::Text),
+                ],
+            )?;
         }
         Ok(())
     }
@@ -582,6 +588,26 @@ fn parse_env<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result
         .trim()
         .parse()
         .map_err(|_| ConfigError::new(key, format!("{value:?} is not {what}")))
+}
+
+/// One of a fixed set of words, in any case.
+fn parse_choice<T: Copy>(key: &str, value: &str, choices: &[(&str, T)]) -> Result<T, ConfigError> {
+    let word = value.trim().to_ascii_lowercase();
+    choices
+        .iter()
+        .find(|(w, _)| *w == word)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| {
+            let words: Vec<&str> = choices
+                .iter()
+                .map(|(w, _)| *w)
+                .filter(|w| !w.is_empty())
+                .collect();
+            ConfigError::new(
+                key,
+                format!("{value:?} is not one of: {}", words.join(", ")),
+            )
+        })
 }
 
 fn at_least(key: &str, value: usize, min: usize) -> Result<(), ConfigError> {

@@ -48,8 +48,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-async fn status_of(gw: &TestGateway, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let _ = gw;
+async fn status_of(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
     let res = tokio::time::timeout(WAIT, req.send())
         .await
         .unwrap()
@@ -88,10 +87,10 @@ async fn the_token_may_come_from_header_query_or_cookie() {
         let res = req.send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
     }
-    let (s, body) = status_of(&gw, client.get(&url)).await;
+    let (s, body) = status_of(client.get(&url)).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "missing_token");
-    let (s, body) = status_of(&gw, client.get(&url).bearer_auth("not-a-jwt")).await;
+    let (s, body) = status_of(client.get(&url).bearer_auth("not-a-jwt")).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "invalid_token");
     assert!(
@@ -124,13 +123,13 @@ async fn a_bad_credential_is_never_rescued_by_another_source() {
             .header("authorization", format!("Basic {good}"))
             .header("cookie", &cookie),
     ] {
-        let (s, _) = status_of(&gw, req).await;
+        let (s, _) = status_of(req).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
     // The cookie is no source at all when cookie auth is off.
     let gw = secured(|c| c.auth.cookie = false);
     let url = gw.url("/api/logs/stream?channels=logs:etl:ws1");
-    let (s, body) = status_of(&gw, client.get(&url).header("cookie", &cookie)).await;
+    let (s, body) = status_of(client.get(&url).header("cookie", &cookie)).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "missing_token");
 }
@@ -350,20 +349,20 @@ async fn admin_scope_needs_the_admin_token() {
     let client = reqwest::Client::new();
     let open = start();
     for path in ["/admin/logs/stats", "/admin/anything"] {
-        let (s, body) = status_of(&open, client.get(open.url(path))).await;
+        let (s, body) = status_of(client.get(open.url(path))).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{path}");
         assert_eq!(body["error"]["code"], "admin_disabled");
     }
     let gw = start_with(|c| c.auth.admin_token = Some(Secret::new("admin-token-for-tests")));
     let url = gw.url("/admin/logs/stats");
-    let (s, body) = status_of(&gw, client.get(&url)).await;
+    let (s, body) = status_of(client.get(&url)).await;
     assert_eq!(
         (s, body["error"]["code"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("invalid_admin_token"))
     );
-    let (s, _) = status_of(&gw, client.get(&url).bearer_auth("admin-token-for-test")).await;
+    let (s, _) = status_of(client.get(&url).bearer_auth("admin-token-for-test")).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _) = status_of(&gw, client.get(gw.url("/admin/anything"))).await;
+    let (s, _) = status_of(client.get(gw.url("/admin/anything"))).await;
     assert_eq!(
         s,
         StatusCode::UNAUTHORIZED,
@@ -372,7 +371,7 @@ async fn admin_scope_needs_the_admin_token() {
 
     let _sub = gw.subscribe("channels=logs:etl:ws1").await;
     gw.publish(&event("etl", Some("ws1"), None, "x")).await;
-    let (s, stats) = status_of(&gw, client.get(&url).bearer_auth("admin-token-for-tests")).await;
+    let (s, stats) = status_of(client.get(&url).bearer_auth("admin-token-for-tests")).await;
     assert_eq!(s, StatusCode::OK, "{stats}");
     assert_eq!(stats["connections"]["sse"], 1);
     assert_eq!(
@@ -382,7 +381,6 @@ async fn admin_scope_needs_the_admin_token() {
     assert_eq!(stats["services"]["etl"]["published"], 1);
     assert!(stats["uptime_seconds"].is_u64());
     let (s, _) = status_of(
-        &gw,
         client
             .get(gw.url("/admin/anything"))
             .bearer_auth("admin-token-for-tests"),
