@@ -89,7 +89,8 @@ struct Args {
     bench_threads: usize,
     /// Extra environment for the gateway, `KEY=VALUE` (repeatable). The
     /// gateway otherwise gets a clean environment: built-in defaults plus
-    /// HOST, PORT, RUST_LOG=warn and MAX_CONNECTIONS.
+    /// HOST, PORT, RUST_LOG=warn, MAX_CONNECTIONS, and the rate limits off
+    /// (CONNECT_RATE_PER_IP=0, PUBLISH_RATE_PER_SEC=0).
     #[arg(long, value_name = "KEY=VALUE")]
     server_env: Vec<String>,
     /// Where the gateway's stderr goes.
@@ -216,6 +217,11 @@ impl Server {
             // Its log goes to a file: no colour escapes.
             .env("NO_COLOR", "1")
             .env("MAX_CONNECTIONS", max_connections.to_string())
+            // The bench is one address and one service measuring capacity;
+            // the per-address and per-service rate limits would measure
+            // themselves instead. `--server-env` can set them back.
+            .env("CONNECT_RATE_PER_IP", "0")
+            .env("PUBLISH_RATE_PER_SEC", "0")
             .envs(args.server_env.iter().filter_map(|kv| kv.split_once('=')))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
