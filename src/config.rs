@@ -36,8 +36,6 @@ pub const DEV_TOKENS: &[&str] = &[
 /// have yet. Setting one is refused at start rather than silently ignored:
 /// an operator who sets `JWT_SECRET` must never get open subscriptions.
 const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
-    ("LOG_BUFFER_MAX_ENTRIES", "history"),
-    ("LOG_BUFFER_MAX_AGE_MINUTES", "history"),
     ("NATS_URL", "the NATS cluster bridge"),
     ("FLY_ORG", "Fly.io log ingest"),
     ("ORG_SLUG", "Fly.io log ingest"),
@@ -89,11 +87,21 @@ pub struct Config {
     pub server: ServerConfig,
     pub publish: PublishConfig,
     pub subscribe: SubscribeConfig,
+    pub history: HistoryConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     /// Service name → token, or `sha256:<hex>` of the token.
     pub service_tokens: BTreeMap<String, Secret>,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    pub max_entries: usize,
+    pub max_age_minutes: u64,
+    pub max_bytes: usize,
+    pub max_channels: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -332,6 +340,17 @@ impl Config {
                 "a whole number of connections per second",
             )?;
         }
+        if let Some(v) = env("LOG_BUFFER_MAX_ENTRIES") {
+            self.history.max_entries =
+                parse_env("LOG_BUFFER_MAX_ENTRIES", &v, "a whole number of events")?;
+        }
+        if let Some(v) = env("LOG_BUFFER_MAX_AGE_MINUTES") {
+            self.history.max_age_minutes = parse_env(
+                "LOG_BUFFER_MAX_AGE_MINUTES",
+                &v,
+                "a whole number of minutes",
+            )?;
+        }
         if let Some(v) = env("RUST_LOG") {
             self.log.filter = v;
         }
@@ -399,6 +418,30 @@ impl Config {
             sub.queue_max_bytes,
             p.max_body_bytes,
         )?;
+
+        let h = &self.history;
+        at_least(
+            "history.max_entries (LOG_BUFFER_MAX_ENTRIES)",
+            h.max_entries,
+            1,
+        )?;
+        at_most(
+            "history.max_entries (LOG_BUFFER_MAX_ENTRIES)",
+            h.max_entries,
+            10_000_000,
+        )?;
+        at_least(
+            "history.max_age_minutes (LOG_BUFFER_MAX_AGE_MINUTES)",
+            h.max_age_minutes as usize,
+            1,
+        )?;
+        at_most(
+            "history.max_age_minutes (LOG_BUFFER_MAX_AGE_MINUTES)",
+            h.max_age_minutes as usize,
+            7 * 24 * 60,
+        )?;
+        at_least("history.max_bytes", h.max_bytes, p.max_body_bytes)?;
+        at_least("history.max_channels", h.max_channels, 1)?;
 
         if self.service_tokens.is_empty() {
             return Err(ConfigError::new(
@@ -547,6 +590,15 @@ impl Config {
             )
         })?;
         Ok(SocketAddr::new(ip, self.server.port))
+    }
+
+    pub fn history_limits(&self) -> crate::registry::history::HistoryLimits {
+        crate::registry::history::HistoryLimits {
+            max_entries_per_channel: self.history.max_entries,
+            max_age_ms: (self.history.max_age_minutes as i64).saturating_mul(60_000),
+            max_bytes: self.history.max_bytes,
+            max_channels: self.history.max_channels,
+        }
     }
 
     pub fn keepalive(&self) -> Duration {
@@ -700,6 +752,8 @@ mod tests {
         assert_eq!(c.publish.max_body_bytes, 1024 * 1024);
         assert_eq!(c.publish.max_batch_events, 1000);
         assert_eq!(c.subscribe.max_channels, 32);
+        assert_eq!(c.history.max_entries, 10_000);
+        assert_eq!(c.history.max_age_minutes, 30);
         assert!(c.subscribe.keepalive_secs <= 15);
         assert_eq!(Config::default().server.port, 3002);
     }
@@ -752,6 +806,15 @@ mod tests {
             (&[("TRUST_PROXY", "maybe")], "TRUST_PROXY"),
             (&[("RUST_LOG", "=[")], "RUST_LOG"),
             (&[("NATS_URL", "nats://x")], "NATS_URL"),
+            (&[("LOG_BUFFER_MAX_ENTRIES", "0")], "LOG_BUFFER_MAX_ENTRIES"),
+            (
+                &[("LOG_BUFFER_MAX_ENTRIES", "many")],
+                "LOG_BUFFER_MAX_ENTRIES",
+            ),
+            (
+                &[("LOG_BUFFER_MAX_AGE_MINUTES", "0")],
+                "LOG_BUFFER_MAX_AGE_MINUTES",
+            ),
             (&[("PUBLISH_RATE_PER_SEC", "fast")], "PUBLISH_RATE_PER_SEC"),
             (&[("PUBLISH_RATE_PER_SEC", "100")], "PUBLISH_RATE_PER_SEC"),
             (&[("CONNECT_RATE_PER_IP", "-1")], "CONNECT_RATE_PER_IP"),

@@ -113,6 +113,30 @@ impl FromStr for EventId {
     }
 }
 
+/// What a resuming subscriber is told when history cannot cover the
+/// events since its `Last-Event-ID`; sent before the replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    /// Why: `history_trimmed`, `unknown_epoch` or `replay_truncated`.
+    pub reason: &'static str,
+    /// How many events were lost, when known.
+    pub lost: Option<u64>,
+    /// The first event replayed after the gap, if any.
+    pub resumed_from: Option<EventId>,
+}
+
+impl Gap {
+    /// The notice as JSON: `{"reason":…,"lost":N|null,"resumed_from":id|null}`.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "reason": self.reason,
+            "lost": self.lost,
+            "resumed_from": self.resumed_from.map(|id| id.to_string()),
+        })
+        .to_string()
+    }
+}
+
 /// The delivered fields other than `id`, in the contract's order.
 #[derive(Serialize)]
 pub struct EventBody<'a> {
@@ -134,11 +158,25 @@ pub struct EventBody<'a> {
     pub meta: Option<&'a RawValue>,
 }
 
+/// The current time in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// When an event happened and when loggate received it, in Unix
+/// milliseconds: history filters on the first and expires on the second.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventTimes {
+    pub timestamp_ms: i64,
+    pub received_ms: i64,
+}
+
 /// A validated event that has no id yet.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub channel: ChannelName,
     pub level: Level,
+    pub times: EventTimes,
     /// Kept beside the JSON for the `q` filter.
     pub message: Box<str>,
     /// `"channel":…}`: the event's JSON object without its opening brace and
@@ -147,7 +185,12 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    pub fn new(channel: ChannelName, level: Level, body: &EventBody<'_>) -> Self {
+    pub fn new(
+        channel: ChannelName,
+        level: Level,
+        times: EventTimes,
+        body: &EventBody<'_>,
+    ) -> Self {
         let json = serde_json::to_vec(body)
             .expect("serialising strings and already-valid raw JSON cannot fail");
         // serde_json writes an object, so byte 0 is `{`; drop it.
@@ -155,6 +198,7 @@ impl NewEvent {
         NewEvent {
             channel,
             level,
+            times,
             message: Box::from(body.message),
             body_tail,
         }
@@ -173,6 +217,7 @@ pub struct Event {
     pub id: EventId,
     pub channel: ChannelName,
     pub level: Level,
+    pub times: EventTimes,
     pub message: Box<str>,
     /// `event: log\nid: …\ndata: {…}\n\n`; [`Event::json`] is a slice of it.
     sse: Bytes,
@@ -199,6 +244,7 @@ impl Event {
             id,
             channel: new.channel,
             level: new.level,
+            times: new.times,
             message: new.message,
             sse: buf.freeze(),
             json_range: (start, end),
@@ -287,7 +333,10 @@ mod tests {
             meta: Some(&meta),
         };
         let id = EventId { epoch: 1, seq: 7 };
-        let ev = Event::encode(id, NewEvent::new(channel.clone(), Level::Info, &body));
+        let ev = Event::encode(
+            id,
+            NewEvent::new(channel.clone(), Level::Info, EventTimes::default(), &body),
+        );
         let json: serde_json::Value = serde_json::from_slice(&ev.json()).unwrap();
         assert_eq!(json["id"], id.to_string());
         assert_eq!(json["message"], "line\nwith newline");

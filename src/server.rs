@@ -53,9 +53,14 @@ impl Gateway {
             config.service_tokens.keys().map(String::as_str),
         ));
         let gauges = Arc::new(RegistryGauges::default());
-        let (registry, registry_arbiter) =
-            registry::start(epoch, Arc::clone(&metrics), Arc::clone(&gauges));
+        let (registry, registry_arbiter) = registry::start(
+            epoch,
+            config.history_limits(),
+            Arc::clone(&metrics),
+            Arc::clone(&gauges),
+        );
         let state = web::Data::new(AppState::new(
+            epoch,
             Arc::clone(&config),
             registry,
             metrics,

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod error;
 pub mod health;
+pub mod history;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,11 +40,14 @@ pub struct AppState {
     /// Set once on SIGTERM: new publishes and streams get 503 from then on.
     pub shutting_down: AtomicBool,
     pub started: Instant,
+    /// This run's id epoch: cursors and resume ids of other runs differ.
+    pub epoch: u64,
     next_session: AtomicU64,
 }
 
 impl AppState {
     pub fn new(
+        epoch: u64,
         config: Arc<Config>,
         registry: Addr<Registry>,
         metrics: Arc<Metrics>,
@@ -63,6 +67,7 @@ impl AppState {
             gauges,
             shutting_down: AtomicBool::new(false),
             started: Instant::now(),
+            epoch,
             next_session: AtomicU64::new(1),
         })
     }
@@ -98,7 +103,8 @@ pub fn routes(cfg: &mut web::ServiceConfig, production: bool) {
     .route(
         "/api/logs/stream",
         web::get().to(crate::session::sse::stream),
-    );
+    )
+    .route("/api/logs/history", web::get().to(history::history));
     if !production {
         cfg.route("/test/logs", web::post().to(crate::ingest::http::test_logs));
     }

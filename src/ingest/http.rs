@@ -129,7 +129,7 @@ async fn publish_inner(
     let format = body_format(req)?;
     let publish = &state.config.publish;
     let body = read_body(req, payload, publish.max_body_bytes).await?;
-    let received_at = super::now_received();
+    let received_at = super::Received::now();
     let limits = Limits {
         max_event_bytes: publish.max_event_bytes,
         max_batch_events: publish.max_batch_events,
@@ -189,10 +189,10 @@ pub async fn test_logs(
         return Err(PublishError::ShuttingDown);
     }
     let t = body.into_inner();
-    let received_at = super::now_received();
+    let received = super::Received::now();
     let message = t
         .message
-        .unwrap_or_else(|| format!("test event from /test/logs at {received_at}"));
+        .unwrap_or_else(|| format!("test event from /test/logs at {}", received.text));
     let raw = RawEvent {
         service: Some(t.service.into()),
         workspace_id: t.workspace_id.map(Into::into),
@@ -208,7 +208,7 @@ pub async fn test_logs(
             meta: None,
         },
     };
-    let event = super::validate(raw, None, &received_at, None)?;
+    let event = super::validate(raw, None, &received, None)?;
     let ids = publish_events(&state, vec![event]).await?;
     Ok(accepted(ids))
 }

@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 
 use crate::auth::AuthError;
 use crate::channel::{ChannelError, ChannelName};
-use crate::event::{EventBody, Level, NewEvent};
+use crate::event::{EventBody, EventTimes, Level, NewEvent};
 use crate::http::error::error_response;
 
 /// Why a publish was refused. `index` names the refused element of a batch.
@@ -209,9 +209,24 @@ pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// `received_at`: the time of receipt, to the millisecond.
-pub fn now_received() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+/// The time of receipt: `received_at` as written, and in Unix ms.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub text: String,
+    pub ms: i64,
+}
+
+impl Received {
+    pub fn now() -> Self {
+        Self::at(Utc::now())
+    }
+
+    pub fn at(t: DateTime<Utc>) -> Self {
+        Received {
+            text: t.to_rfc3339_opts(SecondsFormat::Millis, true),
+            ms: t.timestamp_millis(),
+        }
+    }
 }
 
 /// Accepts an RFC 3339 string or epoch milliseconds (integer or float).
@@ -276,9 +291,10 @@ fn empty_to_none(v: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
 pub fn validate(
     raw: RawEvent<'_>,
     service: Option<&str>,
-    received_at: &str,
+    received: &Received,
     index: Option<usize>,
 ) -> Result<NewEvent, PublishError> {
+    let received_at = received.text.as_str();
     let invalid = |message: String| PublishError::InvalidEvent { index, message };
     let workspace = empty_to_none(raw.workspace_id);
     let resource = match (
@@ -335,16 +351,15 @@ pub fn validate(
             level: l.chars().take(32).collect(),
         })?,
     };
-    let timestamp = match log.timestamp {
-        None => received_at.to_owned(),
-        Some(raw) if raw.get() == "null" => received_at.to_owned(),
+    let (timestamp, timestamp_ms) = match log.timestamp {
+        None => (received_at.to_owned(), received.ms),
+        Some(raw) if raw.get() == "null" => (received_at.to_owned(), received.ms),
         Some(raw) => {
-            format_time(
-                parse_timestamp(raw).ok_or_else(|| PublishError::InvalidTimestamp {
-                    index,
-                    value: raw.get().chars().take(48).collect(),
-                })?,
-            )
+            let t = parse_timestamp(raw).ok_or_else(|| PublishError::InvalidTimestamp {
+                index,
+                value: raw.get().chars().take(48).collect(),
+            })?;
+            (format_time(t), t.timestamp_millis())
         }
     };
     let meta = log.meta.filter(|m| m.get() != "null");
@@ -366,7 +381,11 @@ pub fn validate(
         source: log.source.as_deref().filter(|s| !s.is_empty()),
         meta,
     };
-    Ok(NewEvent::new(channel.clone(), level, &body))
+    let times = EventTimes {
+        timestamp_ms,
+        received_ms: received.ms,
+    };
+    Ok(NewEvent::new(channel.clone(), level, times, &body))
 }
 
 fn json_error(index: Option<usize>, e: serde_json::Error) -> PublishError {
@@ -379,7 +398,7 @@ fn json_error(index: Option<usize>, e: serde_json::Error) -> PublishError {
 fn parse_one(
     text: &RawValue,
     service: &str,
-    received_at: &str,
+    received_at: &Received,
     index: Option<usize>,
     limits: Limits,
 ) -> Result<NewEvent, PublishError> {
@@ -410,7 +429,7 @@ pub fn parse_body(
     body: &[u8],
     format: BodyFormat,
     service: &str,
-    received_at: &str,
+    received_at: &Received,
     limits: Limits,
 ) -> Result<Vec<NewEvent>, PublishError> {
     match format {
@@ -486,8 +505,16 @@ mod tests {
     };
     const NOW: &str = "2025-09-25T10:31:00.123Z";
 
+    fn now() -> Received {
+        Received::at(
+            DateTime::parse_from_rfc3339(NOW)
+                .unwrap()
+                .with_timezone(&Utc),
+        )
+    }
+
     fn parse(body: &str) -> Result<Vec<NewEvent>, PublishError> {
-        parse_body(body.as_bytes(), BodyFormat::Json, "etl", NOW, LIMITS)
+        parse_body(body.as_bytes(), BodyFormat::Json, "etl", &now(), LIMITS)
     }
 
     fn json_of(e: NewEvent) -> serde_json::Value {
@@ -644,12 +671,13 @@ mod tests {
     #[test]
     fn ndjson_and_bad_utf8() {
         let body = "{\"service\":\"etl\",\"logData\":{\"message\":\"a\"}}\r\n\n{\"service\":\"etl\",\"logData\":{\"message\":\"b\"}}\n";
-        let events = parse_body(body.as_bytes(), BodyFormat::Ndjson, "etl", NOW, LIMITS).unwrap();
+        let events =
+            parse_body(body.as_bytes(), BodyFormat::Ndjson, "etl", &now(), LIMITS).unwrap();
         assert_eq!(events.len(), 2);
         let bad = b"{\"service\":\"etl\",\"logData\":{\"message\":\"\xff\xfe\"}}";
-        let err = parse_body(bad, BodyFormat::Json, "etl", NOW, LIMITS).unwrap_err();
+        let err = parse_body(bad, BodyFormat::Json, "etl", &now(), LIMITS).unwrap_err();
         assert_eq!(err.code(), "invalid_json");
-        let err = parse_body(bad, BodyFormat::Ndjson, "etl", NOW, LIMITS).unwrap_err();
+        let err = parse_body(bad, BodyFormat::Ndjson, "etl", &now(), LIMITS).unwrap_err();
         assert_eq!(err.code(), "invalid_json");
     }
 }

@@ -4,7 +4,9 @@
 //! of live sessions and the event id sequence. It runs on an arbiter (thread)
 //! of its own and talks only in messages:
 //!
-//! - [`Subscribe`] / [`SessionClosed`] from session actors,
+//! - [`Subscribe`] (with an optional resume point) / [`SessionClosed`] from
+//!   session actors,
+//! - [`QueryHistory`] from the REST history endpoint,
 //! - [`Publish`] from ingestion (HTTP now, NATS later), answered with ids,
 //! - [`Shutdown`] and [`GetStats`] from the server.
 //!
@@ -13,8 +15,12 @@
 //! drops that session's oldest events when full. It never uses
 //! `Addr::do_send` towards sessions, whose mailboxes would grow without
 //! bound behind a slow client. Because every publish and every subscription
-//! passes through this one mailbox, id order is acceptance order.
+//! passes through this one mailbox, id order is acceptance order, and a
+//! resume is exact: the replay from [`history`] and the registration happen
+//! in one handler, so no publish can fall between them (no gap, no
+//! duplicate).
 
+pub mod history;
 pub mod index;
 
 use std::collections::HashMap;
@@ -24,11 +30,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use actix::prelude::*;
 
 use crate::channel::ChannelPattern;
-use crate::event::{Event, EventId, NewEvent};
+use crate::event::{Event, EventId, Gap, NewEvent};
 use crate::metrics::Metrics;
 use crate::session::outbox::{Offer, Outbox};
 use crate::session::{SessionId, Transport};
+use history::{History, HistoryLimits, HistoryPage, HistoryQuery, HistoryStats};
 use index::Index;
+
+/// How often history is swept for events past their age.
+const HISTORY_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How many messages may wait in the registry's mailbox before senders
 /// (`Addr::send`) wait: publishers feel back-pressure instead of memory
@@ -52,7 +62,14 @@ pub struct Subscribe {
     pub transport: Transport,
     pub outbox: Arc<Outbox>,
     pub patterns: Vec<ChannelPattern>,
+    /// Replay what history holds after this id before going live.
+    pub resume: Option<EventId>,
 }
+
+/// A page of history for the REST endpoint.
+#[derive(Message)]
+#[rtype(result = "HistoryPage")]
+pub struct QueryHistory(pub HistoryQuery);
 
 /// A session has ended; forget it and its subscriptions.
 #[derive(Message)]
@@ -96,6 +113,7 @@ pub struct RegistryStats {
     pub subscriptions: usize,
     pub index_nodes: usize,
     pub last_seq: u64,
+    pub history: HistoryStats,
 }
 
 /// The registry no longer takes subscriptions or events (shutting down).
@@ -123,10 +141,16 @@ pub struct Registry {
     gauges: Arc<RegistryGauges>,
     /// Reused between publishes so matching allocates nothing.
     scratch: Vec<SessionId>,
+    history: History,
 }
 
 impl Registry {
-    pub fn new(epoch: u64, metrics: Arc<Metrics>, gauges: Arc<RegistryGauges>) -> Self {
+    pub fn new(
+        epoch: u64,
+        history: HistoryLimits,
+        metrics: Arc<Metrics>,
+        gauges: Arc<RegistryGauges>,
+    ) -> Self {
         Registry {
             index: Index::new(),
             sessions: HashMap::new(),
@@ -136,6 +160,35 @@ impl Registry {
             metrics,
             gauges,
             scratch: Vec::new(),
+            history: History::new(history),
+        }
+    }
+
+    /// Queues what a resuming session missed, and the gap before it.
+    fn replay_into(&self, outbox: &Outbox, patterns: &[ChannelPattern], after: EventId) {
+        let limits = outbox.limits();
+        // An id from another run of the gateway says nothing about this
+        // run's history: replay what is held, after saying so.
+        let (since, foreign) = if after.epoch == self.epoch {
+            (after.seq, false)
+        } else {
+            (0, true)
+        };
+        let mut replay = self
+            .history
+            .replay(patterns, since, limits.max_events, limits.max_bytes);
+        if foreign {
+            replay.gap = Some(Gap {
+                reason: "unknown_epoch",
+                lost: None,
+                resumed_from: replay.events.first().map(|e| e.id),
+            });
+        }
+        if let Some(gap) = replay.gap {
+            outbox.push_gap(gap);
+        }
+        for event in &replay.events {
+            outbox.offer(event);
         }
     }
 
@@ -201,6 +254,9 @@ impl Actor for Registry {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        ctx.run_interval(HISTORY_SWEEP_INTERVAL, |act, _| {
+            act.history.expire(crate::event::now_ms());
+        });
     }
 }
 
@@ -213,6 +269,9 @@ impl Handler<Subscribe> for Registry {
         }
         // A re-subscribe replaces the session's set.
         self.remove_session(msg.session);
+        if let Some(after) = msg.resume {
+            self.replay_into(&msg.outbox, &msg.patterns, after);
+        }
         for p in &msg.patterns {
             self.index.insert(p, msg.session);
         }
@@ -255,6 +314,7 @@ impl Handler<Publish> for Registry {
             };
             let event = Event::encode(id, new);
             self.fan_out(&event);
+            self.history.push(&event, event.times.received_ms);
             ids.push(id);
         }
         self.gauges
@@ -297,6 +357,14 @@ impl Handler<ChannelCounts> for Registry {
     }
 }
 
+impl Handler<QueryHistory> for Registry {
+    type Result = MessageResult<QueryHistory>;
+
+    fn handle(&mut self, msg: QueryHistory, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.history.query(&msg.0))
+    }
+}
+
 impl Handler<GetStats> for Registry {
     type Result = MessageResult<GetStats>;
 
@@ -306,6 +374,7 @@ impl Handler<GetStats> for Registry {
             subscriptions: self.index.len(),
             index_nodes: self.index.node_count(),
             last_seq: self.last_seq,
+            history: self.history.stats(),
         })
     }
 }
@@ -314,12 +383,13 @@ impl Handler<GetStats> for Registry {
 /// with HTTP parsing on a worker thread.
 pub fn start(
     epoch: u64,
+    history: HistoryLimits,
     metrics: Arc<Metrics>,
     gauges: Arc<RegistryGauges>,
 ) -> (Addr<Registry>, Arbiter) {
     let arbiter = Arbiter::new();
     let addr = Registry::start_in_arbiter(&arbiter.handle(), move |_| {
-        Registry::new(epoch, metrics, gauges)
+        Registry::new(epoch, history, metrics, gauges)
     });
     (addr, arbiter)
 }

@@ -62,6 +62,12 @@ pub enum SubscribeError {
     InvalidChannel(#[from] ChannelError),
     #[error("unknown level {0:?}: use trace, debug, info, warn, error or fatal")]
     InvalidLevel(String),
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error(
+        "Last-Event-ID {0:?} is not an event id of this gateway (ids look like 019ab2c3d4e5-000000000042)"
+    )]
+    InvalidLastEventId(String),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error("too many new connections from this address; retry in {retry_after_secs}s")]
@@ -79,6 +85,8 @@ impl SubscribeError {
             SubscribeError::TooManyChannels { .. } => "too_many_channels",
             SubscribeError::InvalidChannel(_) => "invalid_channel",
             SubscribeError::InvalidLevel(_) => "invalid_level",
+            SubscribeError::InvalidLastEventId(_) => "invalid_last_event_id",
+            SubscribeError::InvalidParameter(_) => "invalid_query",
             SubscribeError::Auth(e) => e.code(),
             SubscribeError::RateLimited { .. } => "rate_limited",
             SubscribeError::ConnectionLimit(_) => "connection_limit",
@@ -122,6 +130,9 @@ pub struct StreamQuery {
     /// A subscriber JWT (or `AUTH_TOKEN`), for clients such as `EventSource`
     /// that cannot set headers.
     pub token: Option<String>,
+    /// Resume after this event id (the `Last-Event-ID` header wins).
+    #[serde(rename = "lastEventId")]
+    pub last_event_id: Option<String>,
     pub level: Option<String>,
     pub q: Option<String>,
 }
@@ -169,6 +180,47 @@ impl SubscribeRequest {
             patterns,
             filter: Filter::new(min_level, query.q.as_deref()),
         })
+    }
+}
+
+/// A request header as text. A header that is present but not text still
+/// counts as present (as an empty, invalid value), so it cannot fall
+/// through to the next token source.
+pub fn header<'a>(req: &'a actix_web::HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).map(|v| v.to_str().unwrap_or(""))
+}
+
+/// Authenticates the subscriber behind `req` and checks that its grants
+/// cover every requested channel: the one gate of streams and history.
+pub fn authorize(
+    req: &actix_web::HttpRequest,
+    query_token: Option<&str>,
+    request: &SubscribeRequest,
+    state: &crate::http::AppState,
+) -> Result<crate::auth::Credential, SubscribeError> {
+    let token = crate::auth::presented_token(
+        header(req, "authorization"),
+        query_token,
+        header(req, "cookie"),
+        state.subscriber_auth.accepts_cookie(),
+    );
+    let credential = state.subscriber_auth.authenticate(token)?;
+    credential.grants.check(&request.patterns)?;
+    Ok(credential)
+}
+
+/// The resume point: the `Last-Event-ID` header (what `EventSource` sends
+/// on reconnect, so newer) or else the `lastEventId` query parameter.
+pub fn resume_point(
+    header: Option<&str>,
+    query: Option<&str>,
+) -> Result<Option<crate::event::EventId>, SubscribeError> {
+    match header.or(query).map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|_| SubscribeError::InvalidLastEventId(text.chars().take(64).collect())),
     }
 }
 

@@ -19,7 +19,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 
-use crate::event::{Event, Level};
+use crate::event::{Event, Gap, Level};
 
 /// How much a session may hold for a client that is not reading.
 #[derive(Debug, Clone, Copy)]
@@ -71,16 +71,8 @@ pub enum Item {
     /// A transport-level frame already encoded by the session (ready,
     /// keepalive, shutdown). Control frames are few and never dropped.
     Control(Bytes),
-}
-
-impl Item {
-    /// The bytes an SSE stream writes for this item.
-    pub fn sse_bytes(&self) -> &Bytes {
-        match self {
-            Item::Event(e) => e.sse_frame(),
-            Item::Control(b) => b,
-        }
-    }
+    /// History could not cover a resume; the transport words the notice.
+    Gap(Box<Gap>),
 }
 
 /// Result of offering an event.
@@ -221,6 +213,21 @@ impl Outbox {
         wake(st);
     }
 
+    pub fn limits(&self) -> QueueLimits {
+        self.limits
+    }
+
+    /// Queues a gap notice (before a replay); never dropped.
+    pub fn push_gap(&self, gap: Gap) -> bool {
+        let mut st = self.lock();
+        if st.closed {
+            return false;
+        }
+        st.items.push_back(Item::Gap(Box::new(gap)));
+        wake(st);
+        true
+    }
+
     pub fn is_closed(&self) -> bool {
         self.lock().closed
     }
@@ -257,6 +264,7 @@ impl Outbox {
                     e.size()
                 }
                 Item::Control(b) => b.len(),
+                Item::Gap(_) => 64,
             };
             taken += size;
             batch.items.push(item);
@@ -292,7 +300,7 @@ mod tests {
         };
         Event::encode(
             EventId { epoch: 1, seq },
-            NewEvent::new(channel.clone(), level, &body),
+            NewEvent::new(channel.clone(), level, Default::default(), &body),
         )
     }
 
@@ -309,7 +317,7 @@ mod tests {
             .iter()
             .filter_map(|i| match i {
                 Item::Event(e) => Some(e.id.seq),
-                Item::Control(_) => None,
+                Item::Control(_) | Item::Gap(_) => None,
             })
             .collect()
     }

@@ -136,10 +136,10 @@ impl Stream for SseBody {
             .count() as u64;
         this.delivered.inc_by(events);
         // The common idle case: one frame, handed over without a copy.
-        if batch.lagged == 0 && batch.items.len() == 1 {
-            return Poll::Ready(Some(Ok(batch.items[0].sse_bytes().clone())));
+        if let ([Item::Event(e)], 0) = (batch.items.as_slice(), batch.lagged) {
+            return Poll::Ready(Some(Ok(e.sse_frame().clone())));
         }
-        let size: usize = batch.items.iter().map(|i| i.sse_bytes().len()).sum();
+        let size: usize = batch.items.iter().map(sse_len).sum();
         let mut buf = BytesMut::with_capacity(size + 48);
         if batch.lagged > 0 {
             buf.put_slice(b"event: lag\ndata: {\"dropped\":");
@@ -147,9 +147,25 @@ impl Stream for SseBody {
             buf.put_slice(b"}\n\n");
         }
         for item in &batch.items {
-            buf.put_slice(item.sse_bytes());
+            match item {
+                Item::Event(e) => buf.put_slice(e.sse_frame()),
+                Item::Control(b) => buf.put_slice(b),
+                Item::Gap(g) => {
+                    buf.put_slice(b"event: gap\ndata: ");
+                    buf.put_slice(g.to_json().as_bytes());
+                    buf.put_slice(b"\n\n");
+                }
+            }
         }
         Poll::Ready(Some(Ok(buf.freeze())))
+    }
+}
+
+fn sse_len(item: &Item) -> usize {
+    match item {
+        Item::Event(e) => e.sse_frame().len(),
+        Item::Control(b) => b.len(),
+        Item::Gap(_) => 128,
     }
 }
 
@@ -183,17 +199,11 @@ pub async fn stream(
             retry_after_secs: limited.retry_after.as_secs_f64().ceil().max(1.0) as u64,
         });
     }
-    // A header that is present but not text still counts as present (as an
-    // empty, invalid value), so it cannot fall through to the next source.
-    let header = |name| req.headers().get(name).map(|v| v.to_str().unwrap_or(""));
-    let token = crate::auth::presented_token(
-        header(actix_web::http::header::AUTHORIZATION),
-        query.token.as_deref(),
-        header(actix_web::http::header::COOKIE),
-        state.subscriber_auth.accepts_cookie(),
-    );
-    let credential = state.subscriber_auth.authenticate(token)?;
-    credential.grants.check(&request.patterns)?;
+    let credential = super::authorize(&req, query.token.as_deref(), &request, &state)?;
+    let resume = super::resume_point(
+        super::header(&req, "last-event-id"),
+        query.last_event_id.as_deref(),
+    )?;
     let slot = state.connections.try_acquire(Transport::Sse)?;
     let id = state.next_session_id();
     let outbox = Arc::new(Outbox::new(
@@ -208,6 +218,7 @@ pub async fn stream(
             transport: Transport::Sse,
             outbox: Arc::clone(&outbox),
             patterns: request.patterns.clone(),
+            resume,
         })
         .await
         .map_err(|_| SubscribeError::ShuttingDown)?

@@ -1,0 +1,427 @@
+//! History: the recent events of each channel, already encoded, for resume
+//! (`Last-Event-ID`) and the REST history endpoint.
+//!
+//! Owned by the registry actor alone (no locks; `&mut self` is the rule).
+//! Memory stays bounded at any publish rate by four limits, all enforced on
+//! every push: entries per channel (`LOG_BUFFER_MAX_ENTRIES`), age
+//! (`LOG_BUFFER_MAX_AGE_MINUTES`, also swept periodically), a byte budget
+//! for all channels, and a channel count. The last two evict whole
+//! least-recently-published channels first, so busy channels keep their
+//! history. Every eviction raises a watermark (per channel, or global for
+//! whole channels) so that a resume from before it is told about the gap
+//! instead of silently missing events.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::channel::{ChannelName, ChannelPattern};
+pub use crate::event::Gap;
+use crate::event::{Event, EventId};
+use crate::session::outbox::Filter;
+
+/// How much history is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryLimits {
+    pub max_entries_per_channel: usize,
+    pub max_age_ms: i64,
+    pub max_bytes: usize,
+    pub max_channels: usize,
+}
+
+#[derive(Debug, Default)]
+struct ChannelHistory {
+    events: VecDeque<Arc<Event>>,
+    /// Highest sequence evicted from this channel (0: none).
+    evicted_through: u64,
+    last_seq: u64,
+}
+
+/// Events to replay on resume, oldest first, and the gap before them.
+#[derive(Debug, Default)]
+pub struct Replay {
+    pub events: Vec<Arc<Event>>,
+    pub gap: Option<Gap>,
+}
+
+/// A REST history query.
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    pub patterns: Vec<ChannelPattern>,
+    pub filter: Filter,
+    /// Event `timestamp` bounds, Unix ms, inclusive.
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// Only events after this sequence (the cursor).
+    pub after_seq: u64,
+    pub limit: usize,
+}
+
+/// One page of history, oldest first.
+#[derive(Debug, Default)]
+pub struct HistoryPage {
+    pub events: Vec<Arc<Event>>,
+    /// Set when more events match after the last one returned.
+    pub next_cursor: Option<EventId>,
+}
+
+/// Sizes, for stats and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryStats {
+    pub events: usize,
+    pub bytes: usize,
+    pub channels: usize,
+}
+
+#[derive(Debug)]
+pub struct History {
+    channels: HashMap<ChannelName, ChannelHistory>,
+    /// Channels by their last sequence, least recently published first.
+    lru: BTreeMap<u64, ChannelName>,
+    events: usize,
+    bytes: usize,
+    limits: HistoryLimits,
+    /// Highest sequence of any channel evicted as a whole: a resume from
+    /// before it may have lost events on a channel no longer tracked.
+    evicted_channels_through: u64,
+}
+
+impl History {
+    pub fn new(limits: HistoryLimits) -> Self {
+        History {
+            channels: HashMap::new(),
+            lru: BTreeMap::new(),
+            events: 0,
+            bytes: 0,
+            limits,
+            evicted_channels_through: 0,
+        }
+    }
+
+    pub fn stats(&self) -> HistoryStats {
+        HistoryStats {
+            events: self.events,
+            bytes: self.bytes,
+            channels: self.channels.len(),
+        }
+    }
+
+    /// Appends an accepted event and enforces every limit.
+    pub fn push(&mut self, event: &Arc<Event>, now_ms: i64) {
+        let seq = event.id.seq;
+        let channel = event.channel.clone();
+        let ch = self.channels.entry(channel.clone()).or_default();
+        if ch.last_seq != 0 {
+            self.lru.remove(&ch.last_seq);
+        }
+        ch.last_seq = seq;
+        ch.events.push_back(Arc::clone(event));
+        self.lru.insert(seq, channel.clone());
+        self.events += 1;
+        self.bytes += event.size();
+        self.trim_channel(&channel, now_ms);
+        while self.bytes > self.limits.max_bytes || self.channels.len() > self.limits.max_channels {
+            if !self.evict_least_recent() {
+                break;
+            }
+        }
+    }
+
+    /// Drops events older than the age limit from every channel; the
+    /// registry calls it periodically so quiet channels age out too.
+    pub fn expire(&mut self, now_ms: i64) {
+        let names: Vec<ChannelName> = self.channels.keys().cloned().collect();
+        for name in names {
+            self.trim_channel(&name, now_ms);
+        }
+    }
+
+    /// Enforces the per-channel entry and age limits on one channel.
+    fn trim_channel(&mut self, name: &ChannelName, now_ms: i64) {
+        let Some(ch) = self.channels.get_mut(name) else {
+            return;
+        };
+        let oldest_allowed = now_ms.saturating_sub(self.limits.max_age_ms);
+        while let Some(front) = ch.events.front() {
+            let too_many = ch.events.len() > self.limits.max_entries_per_channel;
+            if !too_many && front.times.received_ms >= oldest_allowed {
+                break;
+            }
+            ch.evicted_through = front.id.seq;
+            self.events -= 1;
+            self.bytes -= front.size();
+            ch.events.pop_front();
+        }
+        if ch.events.is_empty() {
+            // Nothing left to replay: forget the channel, keeping its
+            // eviction watermark in the global one.
+            let last = ch.last_seq;
+            self.evicted_channels_through = self.evicted_channels_through.max(ch.evicted_through);
+            self.lru.remove(&last);
+            self.channels.remove(name);
+        }
+    }
+
+    fn evict_least_recent(&mut self) -> bool {
+        let Some((_, name)) = self.lru.pop_first() else {
+            return false;
+        };
+        if let Some(ch) = self.channels.remove(&name) {
+            self.events -= ch.events.len();
+            self.bytes -= ch.events.iter().map(|e| e.size()).sum::<usize>();
+            self.evicted_channels_through = self.evicted_channels_through.max(ch.last_seq);
+        }
+        true
+    }
+
+    fn matching<'a>(
+        &'a self,
+        patterns: &'a [ChannelPattern],
+    ) -> impl Iterator<Item = &'a ChannelHistory> {
+        // A scan of the channel table: resume and history queries are rare
+        // next to publishes, and the table is bounded by max_channels.
+        self.channels
+            .iter()
+            .filter(|(name, _)| patterns.iter().any(|p| p.matches(name)))
+            .map(|(_, ch)| ch)
+    }
+
+    /// What a subscriber resuming after `after` (a sequence of this run) on
+    /// `patterns` missed, oldest first, at most `max_events` and
+    /// `max_bytes` of the newest; with the gap before them if history no
+    /// longer reaches back to `after`.
+    pub fn replay(
+        &self,
+        patterns: &[ChannelPattern],
+        after: u64,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Replay {
+        let mut trimmed = self.evicted_channels_through > after;
+        let mut events: Vec<Arc<Event>> = Vec::new();
+        for ch in self.matching(patterns) {
+            trimmed |= ch.evicted_through > after;
+            let start = ch.events.partition_point(|e| e.id.seq <= after);
+            events.extend(ch.events.range(start..).cloned());
+        }
+        events.sort_unstable_by_key(|e| e.id.seq);
+        let mut keep = 0usize;
+        let mut bytes = 0usize;
+        for e in events.iter().rev() {
+            if keep == max_events || bytes + e.size() > max_bytes {
+                break;
+            }
+            keep += 1;
+            bytes += e.size();
+        }
+        let cut = events.len() - keep;
+        let events = events.split_off(cut);
+        let gap = if cut > 0 {
+            Some(Gap {
+                reason: "replay_truncated",
+                lost: (!trimmed).then_some(cut as u64),
+                resumed_from: events.first().map(|e| e.id),
+            })
+        } else if trimmed {
+            Some(Gap {
+                reason: "history_trimmed",
+                lost: None,
+                resumed_from: events.first().map(|e| e.id),
+            })
+        } else {
+            None
+        };
+        Replay { events, gap }
+    }
+
+    /// One page of events matching `q`, oldest first.
+    pub fn query(&self, q: &HistoryQuery) -> HistoryPage {
+        let mut events: Vec<Arc<Event>> = Vec::new();
+        for ch in self.matching(&q.patterns) {
+            let start = ch.events.partition_point(|e| e.id.seq <= q.after_seq);
+            events.extend(
+                ch.events
+                    .range(start..)
+                    .filter(|e| q.since_ms.is_none_or(|s| e.times.timestamp_ms >= s))
+                    .filter(|e| q.until_ms.is_none_or(|u| e.times.timestamp_ms <= u))
+                    .filter(|e| q.filter.accepts(e))
+                    .cloned(),
+            );
+        }
+        events.sort_unstable_by_key(|e| e.id.seq);
+        let more = events.len() > q.limit;
+        events.truncate(q.limit);
+        HistoryPage {
+            next_cursor: if more {
+                events.last().map(|e| e.id)
+            } else {
+                None
+            },
+            events,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventBody, EventTimes, Level, NewEvent};
+
+    fn event(seq: u64, channel: &str, received_ms: i64) -> Arc<Event> {
+        let channel = ChannelName::parse(channel).unwrap();
+        let body = EventBody {
+            channel: channel.as_str(),
+            service: channel.service(),
+            workspace_id: channel.workspace(),
+            resource_id: channel.resource(),
+            level: Level::Info,
+            message: "m",
+            timestamp: "2025-01-01T00:00:00Z",
+            received_at: "2025-01-01T00:00:00Z",
+            stream: None,
+            source: None,
+            meta: None,
+        };
+        let times = EventTimes {
+            timestamp_ms: received_ms,
+            received_ms,
+        };
+        Event::encode(
+            EventId { epoch: 1, seq },
+            NewEvent::new(channel.clone(), Level::Info, times, &body),
+        )
+    }
+
+    fn limits() -> HistoryLimits {
+        HistoryLimits {
+            max_entries_per_channel: 5,
+            max_age_ms: 60_000,
+            max_bytes: usize::MAX,
+            max_channels: 100,
+        }
+    }
+
+    fn pats(list: &[&str]) -> Vec<ChannelPattern> {
+        list.iter()
+            .map(|p| ChannelPattern::parse(p).unwrap())
+            .collect()
+    }
+
+    fn seqs(events: &[Arc<Event>]) -> Vec<u64> {
+        events.iter().map(|e| e.id.seq).collect()
+    }
+
+    #[test]
+    fn replay_merges_channels_in_id_order() {
+        let mut h = History::new(limits());
+        for seq in 1..=6 {
+            let ch = if seq % 2 == 0 {
+                "logs:etl:a"
+            } else {
+                "logs:etl:b"
+            };
+            h.push(&event(seq, ch, 0), 0);
+        }
+        h.push(&event(7, "logs:faas:a", 0), 0);
+        let r = h.replay(&pats(&["logs:etl"]), 2, 100, usize::MAX);
+        assert_eq!(seqs(&r.events), vec![3, 4, 5, 6]);
+        assert_eq!(r.gap, None);
+        assert!(
+            h.replay(&pats(&["logs:etl"]), 6, 100, usize::MAX)
+                .events
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn trimmed_history_reports_a_gap() {
+        let mut h = History::new(limits());
+        for seq in 1..=8 {
+            h.push(&event(seq, "logs:etl:a", 0), 0);
+        }
+        // 5 kept (4..=8): resuming after 1 lost 2 and 3.
+        let r = h.replay(&pats(&["logs:etl:a"]), 1, 100, usize::MAX);
+        assert_eq!(seqs(&r.events), vec![4, 5, 6, 7, 8]);
+        assert_eq!(r.gap.as_ref().map(|g| g.reason), Some("history_trimmed"));
+        assert_eq!(r.gap.unwrap().resumed_from.map(|i| i.seq), Some(4));
+        // Resuming after 3 lost nothing.
+        assert_eq!(
+            h.replay(&pats(&["logs:etl:a"]), 3, 100, usize::MAX).gap,
+            None
+        );
+    }
+
+    #[test]
+    fn replay_is_capped_to_the_newest_with_a_counted_gap() {
+        let mut h = History::new(limits());
+        for seq in 1..=5 {
+            h.push(&event(seq, "logs:etl:a", 0), 0);
+        }
+        let r = h.replay(&pats(&["logs:etl:a"]), 0, 2, usize::MAX);
+        assert_eq!(seqs(&r.events), vec![4, 5]);
+        let gap = r.gap.unwrap();
+        assert_eq!((gap.reason, gap.lost), ("replay_truncated", Some(3)));
+    }
+
+    #[test]
+    fn age_limit_and_sweep() {
+        let mut h = History::new(limits());
+        h.push(&event(1, "logs:etl:old", 0), 0);
+        h.push(&event(2, "logs:etl:new", 50_000), 50_000);
+        h.expire(70_000);
+        assert_eq!(h.stats().events, 1);
+        assert_eq!(h.stats().channels, 1, "an emptied channel is forgotten");
+        let r = h.replay(&pats(&["logs:etl"]), 0, 100, usize::MAX);
+        assert_eq!(seqs(&r.events), vec![2]);
+        assert!(r.gap.is_some(), "the expired event is a gap");
+    }
+
+    #[test]
+    fn byte_and_channel_budgets_evict_least_recent_channels() {
+        let one = event(1, "logs:etl:c0", 0).size();
+        let mut h = History::new(HistoryLimits {
+            max_entries_per_channel: 1000,
+            max_age_ms: i64::MAX,
+            max_bytes: one * 10,
+            max_channels: 3,
+        });
+        for seq in 1..=1000u64 {
+            h.push(&event(seq, &format!("logs:etl:c{}", seq % 7), 0), 0);
+            let s = h.stats();
+            assert!(s.bytes <= one * 10 && s.channels <= 3, "{s:?}");
+        }
+        assert_eq!(h.lru.len(), h.channels.len());
+        // The most recently published channel is kept, with no gap for a
+        // resume that only missed its newest event...
+        let r = h.replay(&pats(&["logs:etl:c6"]), 999, 100, usize::MAX);
+        assert_eq!((seqs(&r.events), r.gap), (vec![1000], None));
+        // ...while a resume from before evictions learns it lost events.
+        let r = h.replay(&pats(&["logs:etl:c6"]), 990, 100, usize::MAX);
+        assert_eq!(seqs(&r.events), vec![1000]);
+        assert_eq!(r.gap.map(|g| g.reason), Some("history_trimmed"));
+    }
+
+    #[test]
+    fn query_pages_with_a_cursor_and_filters() {
+        let mut h = History::new(limits());
+        for seq in 1..=5 {
+            h.push(
+                &event(seq, "logs:etl:a", seq as i64 * 1000),
+                seq as i64 * 1000,
+            );
+        }
+        let mut q = HistoryQuery {
+            patterns: pats(&["logs:*"]),
+            filter: Filter::default(),
+            since_ms: Some(2000),
+            until_ms: Some(4000),
+            after_seq: 0,
+            limit: 2,
+        };
+        let p1 = h.query(&q);
+        assert_eq!(seqs(&p1.events), vec![2, 3]);
+        q.after_seq = p1.next_cursor.unwrap().seq;
+        let p2 = h.query(&q);
+        assert_eq!(seqs(&p2.events), vec![4]);
+        assert!(p2.next_cursor.is_none());
+    }
+}
