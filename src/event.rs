@@ -158,6 +158,30 @@ pub struct EventBody<'a> {
     pub meta: Option<&'a RawValue>,
 }
 
+/// A server-to-client WebSocket text frame (RFC 6455 §5.2: FIN, opcode 1,
+/// no mask, 7/16/64-bit length).
+pub fn ws_text_frame(payload: &[u8]) -> Bytes {
+    ws_frame_with_opcode(0x1, payload)
+}
+
+/// A server-to-client WebSocket frame with the given opcode.
+pub fn ws_frame_with_opcode(opcode: u8, payload: &[u8]) -> Bytes {
+    let len = payload.len();
+    let mut buf = BytesMut::with_capacity(len + 10);
+    buf.put_u8(0x80 | opcode);
+    if len < 126 {
+        buf.put_u8(len as u8);
+    } else if len <= u16::MAX as usize {
+        buf.put_u8(126);
+        buf.put_u16(len as u16);
+    } else {
+        buf.put_u8(127);
+        buf.put_u64(len as u64);
+    }
+    buf.put_slice(payload);
+    buf.freeze()
+}
+
 /// The current time in Unix milliseconds.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -262,15 +286,17 @@ impl Event {
         &self.sse
     }
 
-    /// The WebSocket text frame payload.
+    /// The whole WebSocket frame, `{"type":"log","event":{…}}`, ready to
+    /// write. Server frames are unmasked, so one encoding serves every
+    /// subscriber.
     pub fn ws_frame(&self) -> &Bytes {
         self.ws.get_or_init(|| {
             let json = &self.sse[self.json_range.0..self.json_range.1];
-            let mut buf = BytesMut::with_capacity(json.len() + 24);
-            buf.put_slice(b"{\"type\":\"log\",\"event\":");
-            buf.put_slice(json);
-            buf.put_u8(b'}');
-            buf.freeze()
+            let mut payload = Vec::with_capacity(json.len() + 24);
+            payload.extend_from_slice(b"{\"type\":\"log\",\"event\":");
+            payload.extend_from_slice(json);
+            payload.push(b'}');
+            ws_text_frame(&payload)
         })
     }
 
@@ -345,7 +371,14 @@ mod tests {
         let frame = std::str::from_utf8(ev.sse_frame()).unwrap();
         assert!(frame.starts_with("event: log\nid: 000000000001-000000000007\ndata: {\"id\""));
         assert_eq!(frame.matches('\n').count(), 4, "data stays on one line");
-        let ws: serde_json::Value = serde_json::from_slice(ev.ws_frame()).unwrap();
+        let frame = ev.ws_frame();
+        assert_eq!(frame[0], 0x81, "FIN + text");
+        let header = match frame[1] {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        };
+        let ws: serde_json::Value = serde_json::from_slice(&frame[header..]).unwrap();
         assert_eq!(ws["type"], "log");
         assert_eq!(ws["event"], json);
     }

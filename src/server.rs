@@ -23,11 +23,12 @@ use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::registry::{self, GetStats, RegistryGauges, RegistryStats, Shutdown};
-use crate::session::{Transport, sse};
+use crate::session::{Transport, sse, ws};
 
 fn farewell(transport: Transport) -> bytes::Bytes {
     match transport {
-        Transport::Sse | Transport::WebSocket => sse::shutdown_frame(),
+        Transport::Sse => sse::shutdown_frame(),
+        Transport::WebSocket => ws::shutdown_frame(),
     }
 }
 

@@ -104,6 +104,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, production: bool) {
         "/api/logs/stream",
         web::get().to(crate::session::sse::stream),
     )
+    .route("/api/logs/ws", web::get().to(crate::session::ws::websocket))
     .route("/api/logs/history", web::get().to(history::history));
     if !production {
         cfg.route("/test/logs", web::post().to(crate::ingest::http::test_logs));

@@ -7,8 +7,10 @@
 //! (`Subscribe` when it starts, `SessionClosed` when it stops); the registry
 //! talks to a session only by offering events to its outbox.
 
+pub mod body;
 pub mod outbox;
 pub mod sse;
+pub mod ws;
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,6 +27,11 @@ use crate::event::Level;
 use crate::http::error::error_response;
 use crate::metrics::Metrics;
 use outbox::{Filter, QueueLimits};
+
+/// A session's response body was dropped: its client is gone.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct ClientGone;
 
 /// Identifies one subscriber connection for the life of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -222,6 +229,128 @@ pub fn resume_point(
             .map(Some)
             .map_err(|_| SubscribeError::InvalidLastEventId(text.chars().take(64).collect())),
     }
+}
+
+/// Expiry timers further out than this are not armed (tokio's timer wheel
+/// tops out near two years, and a token valid that long is as good as
+/// permanent).
+const MAX_EXPIRY_TIMER: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+/// What every session actor owns, whatever its transport: its id, its
+/// outbox, its registration, and the expiry of its credential.
+pub struct SessionCore {
+    pub id: SessionId,
+    pub outbox: Arc<outbox::Outbox>,
+    pub registry: actix::Addr<crate::registry::Registry>,
+    /// Counts live session actors, so a leak shows in `/health`.
+    alive: prometheus::IntGauge,
+    /// The stream ends then, so a token stops granting access when it says.
+    expires_at: Option<std::time::SystemTime>,
+}
+
+impl SessionCore {
+    /// Call from `Actor::started`: counts the actor and arms the expiry,
+    /// which ends the stream with `expired` (the transport's wording).
+    pub fn started<A>(&self, ctx: &mut actix::Context<A>, expired: bytes::Bytes)
+    where
+        A: actix::Actor<Context = actix::Context<A>>,
+    {
+        use actix::AsyncContext;
+        self.alive.inc();
+        if let Some(at) = self.expires_at {
+            let left = at
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            if left < MAX_EXPIRY_TIMER {
+                let outbox = Arc::clone(&self.outbox);
+                ctx.run_later(left, move |_, _| outbox.close_with(Some(expired)));
+            }
+        }
+    }
+
+    /// Call from `Actor::stopping`: closes the outbox and deregisters.
+    pub fn stopping(&self) {
+        self.outbox.close_with(None);
+        // One message per session, bounded by the connection cap.
+        self.registry
+            .do_send(crate::registry::SessionClosed { session: self.id });
+    }
+
+    /// Call from `Actor::stopped`.
+    pub fn stopped(&self) {
+        self.alive.dec();
+    }
+}
+
+/// A subscriber admitted and registered, its stream not yet started.
+pub struct Opened {
+    pub core: SessionCore,
+    pub slot: ConnectionGuard,
+    pub request: SubscribeRequest,
+    pub grants: crate::auth::Grants,
+}
+
+/// The gate of every stream, SSE or WebSocket: parses the request, applies
+/// the connection rate limit (before any signature is checked), authorises,
+/// takes a connection slot, queues the transport's `ready` frame, and
+/// registers with the registry, replaying history first when resuming.
+pub async fn open(
+    req: &actix_web::HttpRequest,
+    query: &StreamQuery,
+    state: &crate::http::AppState,
+    transport: Transport,
+    ready: impl FnOnce(SessionId, &SubscribeRequest) -> bytes::Bytes,
+) -> Result<Opened, SubscribeError> {
+    let request = SubscribeRequest::parse(query, state.config.subscribe.max_channels)?;
+    if state.is_shutting_down() {
+        return Err(SubscribeError::ShuttingDown);
+    }
+    let client = crate::http::client_ip(req, state.config.server.trust_proxy);
+    if let Err(limited) = state.limits.check_connect(client) {
+        let limit = if limited.table_full {
+            "connect_table_full"
+        } else {
+            "connect"
+        };
+        state.metrics.rate_limited.with_label_values(&[limit]).inc();
+        return Err(SubscribeError::RateLimited {
+            retry_after_secs: limited.retry_after.as_secs_f64().ceil().max(1.0) as u64,
+        });
+    }
+    let credential = authorize(req, query.token.as_deref(), &request, state)?;
+    let resume = resume_point(header(req, "last-event-id"), query.last_event_id.as_deref())?;
+    let slot = state.connections.try_acquire(transport)?;
+    let id = state.next_session_id();
+    let outbox = Arc::new(outbox::Outbox::new(
+        queue_limits(&state.config),
+        request.filter.clone(),
+    ));
+    outbox.push_control(ready(id, &request));
+    state
+        .registry
+        .send(crate::registry::Subscribe {
+            session: id,
+            transport,
+            outbox: Arc::clone(&outbox),
+            patterns: request.patterns.clone(),
+            resume,
+        })
+        .await
+        .map_err(|_| SubscribeError::ShuttingDown)?
+        .map_err(|_| SubscribeError::ShuttingDown)?;
+    tracing::debug!(session = %id, client = ?client, transport = transport.as_str(), channels = request.patterns.len(), "session opened");
+    Ok(Opened {
+        core: SessionCore {
+            id,
+            outbox,
+            registry: state.registry.clone(),
+            alive: state.metrics.session_actors.clone(),
+            expires_at: credential.expires_at,
+        },
+        slot,
+        request,
+        grants: credential.grants,
+    })
 }
 
 /// Per-connection queue limits from the configuration.

@@ -1,0 +1,342 @@
+//! `GET /api/logs/ws` with a real WebSocket client: ready/log frames,
+//! subscribe/unsubscribe answers and errors, resume, ping/pong and dead-peer
+//! close, lag for a slow client, shutdown, and the shared connection cap.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(gw: &TestGateway, query: &str) -> Ws {
+    let url = format!("ws://{}/api/logs/ws?{query}", gw.running.addr);
+    let (ws, res) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("handshake in time")
+        .expect("handshake");
+    assert_eq!(res.status().as_u16(), 101);
+    ws
+}
+
+/// The next text frame as JSON (pings are answered by the client library).
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("valid frame");
+        match msg {
+            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+async fn logs(ws: &mut Ws, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let v = next_json(ws).await;
+        assert_eq!(v["type"], "log", "{v}");
+        out.push(v["event"]["message"].as_str().unwrap().to_owned());
+    }
+    out
+}
+
+#[tokio::test]
+async fn ready_then_log_frames_carry_the_delivered_event() {
+    let gw = start();
+    let mut ws = connect(&gw, "channels=logs:etl:ws1").await;
+    let ready = next_json(&mut ws).await;
+    assert_eq!(ready["type"], "ready");
+    assert_eq!(ready["channels"], json!(["logs:etl:ws1"]));
+    let mut sse = gw.subscribe("channels=logs:etl:ws1").await;
+    let (_, answer) = gw
+        .publish(&event("etl", Some("ws1"), Some("job7"), "done"))
+        .await;
+    let frame = next_json(&mut ws).await;
+    assert_eq!(frame["type"], "log");
+    assert_eq!(frame["event"]["id"], answer["ids"][0]);
+    // Byte for byte the event SSE delivers.
+    assert_eq!(frame["event"], sse.logs(1).await[0]);
+}
+
+#[tokio::test]
+async fn subscribe_and_unsubscribe_answer_with_the_resulting_set() {
+    let gw = start();
+    let mut ws = connect(&gw, "channels=logs:etl:ws1").await;
+    next_json(&mut ws).await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","channels":["logs:faas"]}),
+    )
+    .await;
+    let a = next_json(&mut ws).await;
+    assert_eq!(
+        a,
+        json!({"type":"subscribed","channels":["logs:etl:ws1","logs:faas"]})
+    );
+    gw.publish_raw(
+        "faas-token",
+        "application/json",
+        event("faas", None, None, "f1").to_string(),
+    )
+    .await;
+    assert_eq!(logs(&mut ws, 1).await, ["f1"]);
+
+    send(
+        &mut ws,
+        json!({"type":"unsubscribe","channels":["logs:etl:ws1"]}),
+    )
+    .await;
+    let a = next_json(&mut ws).await;
+    assert_eq!(a, json!({"type":"unsubscribed","channels":["logs:faas"]}));
+    gw.publish(&event("etl", Some("ws1"), None, "not for you"))
+        .await;
+    gw.publish_raw(
+        "faas-token",
+        "application/json",
+        event("faas", None, None, "f2").to_string(),
+    )
+    .await;
+    assert_eq!(
+        logs(&mut ws, 1).await,
+        ["f2"],
+        "the unsubscribed channel is silent"
+    );
+
+    // Refusals leave the set as it was.
+    for (msg, code) in [
+        (
+            json!({"type":"subscribe","channels":["logs:et.l"]}),
+            "invalid_channel",
+        ),
+        (
+            json!({"type":"subscribe","channels":(0..33).map(|i| format!("logs:s{i}")).collect::<Vec<_>>()}),
+            "too_many_channels",
+        ),
+        (json!({"type":"dance"}), "invalid_message"),
+        (json!({"channels":[]}), "invalid_message"),
+    ] {
+        send(&mut ws, msg).await;
+        let e = next_json(&mut ws).await;
+        assert_eq!(e["type"], "error");
+        assert_eq!(e["code"], code, "{e}");
+    }
+    ws.send(Message::Text("not json".into())).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["code"], "invalid_message");
+    ws.send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut ws).await["code"], "invalid_message");
+    gw.publish_raw(
+        "faas-token",
+        "application/json",
+        event("faas", None, None, "f3").to_string(),
+    )
+    .await;
+    assert_eq!(logs(&mut ws, 1).await, ["f3"]);
+}
+
+#[tokio::test]
+async fn grants_apply_to_subscribe_messages() {
+    const SECRET: &str = "ws-secret-0123456789abcdef-0123456789";
+    let gw = start_with(|c| c.auth.jwt_secret = Some(loggate::config::Secret::new(SECRET)));
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"exp": exp, "workspaces": ["ws1"]}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let mut ws = connect(&gw, &format!("channels=logs:etl:ws1&token={token}")).await;
+    next_json(&mut ws).await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","channels":["logs:*:ws2"]}),
+    )
+    .await;
+    assert_eq!(next_json(&mut ws).await["code"], "forbidden_channel");
+    send(
+        &mut ws,
+        json!({"type":"subscribe","channels":["logs:faas:ws1"]}),
+    )
+    .await;
+    assert_eq!(next_json(&mut ws).await["type"], "subscribed");
+}
+
+#[tokio::test]
+async fn bad_queries_are_refused_before_the_upgrade() {
+    let gw = start();
+    for query in [
+        "channels=logs:et.l",
+        "",
+        "channels=logs:etl&lastEventId=nope",
+    ] {
+        let url = format!("ws://{}/api/logs/ws?{query}", gw.running.addr);
+        match tokio_tungstenite::connect_async(url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+                assert_eq!(res.status().as_u16(), 400, "{query}");
+            }
+            other => panic!("{query}: expected a 400, got {other:?}"),
+        }
+    }
+    // A plain GET (no upgrade) is a 400 too.
+    let (s, body) = gw.get_json("/api/logs/ws?channels=logs:etl").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn resume_with_last_event_id() {
+    let gw = start();
+    let batch: Vec<Value> = (0..4)
+        .map(|i| event("etl", Some("ws1"), None, &format!("m{i}")))
+        .collect();
+    let (_, answer) = gw.publish(&Value::Array(batch)).await;
+    let first = answer["ids"][0].as_str().unwrap();
+    let mut ws = connect(&gw, &format!("channels=logs:etl:ws1&lastEventId={first}")).await;
+    assert_eq!(next_json(&mut ws).await["type"], "ready");
+    assert_eq!(logs(&mut ws, 3).await, ["m1", "m2", "m3"]);
+    // From another run: a gap frame first.
+    let mut ws = connect(
+        &gw,
+        "channels=logs:etl:ws1&lastEventId=000000000001-000000000001",
+    )
+    .await;
+    assert_eq!(next_json(&mut ws).await["type"], "ready");
+    let gap = next_json(&mut ws).await;
+    assert_eq!(
+        (gap["type"].as_str(), gap["reason"].as_str()),
+        (Some("gap"), Some("unknown_epoch"))
+    );
+}
+
+#[tokio::test]
+async fn pings_are_answered_and_a_silent_peer_is_closed() {
+    let gw = start_with(|c| c.subscribe.keepalive_secs = 1);
+    let mut ws = connect(&gw, "channels=logs:etl").await;
+    next_json(&mut ws).await;
+    ws.send(Message::Ping(b"hello".to_vec().into()))
+        .await
+        .unwrap();
+    let mut saw_pong = false;
+    let mut saw_ping = false;
+    while !(saw_pong && saw_ping) {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            Message::Pong(p) => {
+                assert_eq!(&p[..], b"hello");
+                saw_pong = true;
+            }
+            Message::Ping(_) => saw_ping = true,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // (tungstenite answers pings only while read, so this client would be
+    // closed as dead too from here on: hang up first.)
+    drop(ws);
+    gw.wait_for_registry("client gone", |s| s.sessions == 0)
+        .await;
+
+    // A raw peer that completes the handshake and then never answers pings.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(gw.running.addr)
+        .await
+        .unwrap();
+    sock.write_all(b"GET /api/logs/ws?channels=logs:etl HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(WAIT, sock.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "a peer silent for 3 intervals is closed");
+    assert!(
+        buf.windows(2).any(|w| w == [0x88, 0x15] || w[0] == 0x88),
+        "a close frame was sent"
+    );
+    gw.wait_for_registry("dead peer forgotten", |s| s.sessions == 0)
+        .await;
+}
+
+#[tokio::test]
+async fn a_slow_websocket_client_is_told_it_lagged() {
+    let gw = start_with(|c| {
+        c.publish.max_batch_events = 100;
+        c.publish.max_body_bytes = 256 * 1024;
+        c.publish.max_event_bytes = 4096;
+        c.subscribe.queue_max_events = 100;
+        c.subscribe.queue_max_bytes = 256 * 1024;
+    });
+    let mut ws = connect(&gw, "channels=logs:etl:lag").await;
+    next_json(&mut ws).await;
+    let line = "x".repeat(2000);
+    for b in 0..150 {
+        let batch: Vec<Value> = (0..100)
+            .map(|i| event("etl", Some("lag"), None, &format!("{line}#{}", b * 100 + i)))
+            .collect();
+        let (s, _) = gw.publish(&Value::Array(batch)).await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+    }
+    let mut dropped = 0;
+    loop {
+        let v = next_json(&mut ws).await;
+        match v["type"].as_str() {
+            Some("lag") => dropped += v["dropped"].as_u64().unwrap(),
+            Some("log") => {
+                if v["event"]["message"].as_str().unwrap().ends_with("#14999") {
+                    break;
+                }
+            }
+            _ => panic!("{v}"),
+        }
+    }
+    assert!(dropped > 0);
+}
+
+#[tokio::test]
+async fn shutdown_sends_a_notice_and_close_1001() {
+    let gw = start();
+    let mut ws = connect(&gw, "channels=logs:etl").await;
+    next_json(&mut ws).await;
+    gw.running.begin_shutdown().await;
+    assert_eq!(next_json(&mut ws).await["type"], "shutdown");
+    match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Away),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sse_and_websocket_share_the_connection_cap() {
+    let gw = start_with(|c| c.server.max_connections = 1);
+    let _sse = gw.subscribe("channels=logs:etl").await;
+    let url = format!("ws://{}/api/logs/ws?channels=logs:etl", gw.running.addr);
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status().as_u16(), 503)
+        }
+        other => panic!("expected 503, got {other:?}"),
+    }
+    let (_, health) = gw.get_json("/health").await;
+    assert_eq!(health["connections"]["total"], 1);
+    let _ = Duration::ZERO;
+}
