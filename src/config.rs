@@ -35,11 +35,7 @@ pub const DEV_TOKENS: &[&str] = &[
 /// Environment names of the contract whose features this build does not
 /// have yet. Setting one is refused at start rather than silently ignored:
 /// an operator who sets `JWT_SECRET` must never get open subscriptions.
-const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
-    ("NATS_URL", "the NATS cluster bridge"),
-    ("FLY_ORG", "Fly.io log ingest"),
-    ("ORG_SLUG", "Fly.io log ingest"),
-];
+const NOT_YET_SUPPORTED: &[(&str, &str)] = &[];
 
 /// A configured secret. Its `Debug` never shows the value, so logging a
 /// config cannot leak it.
@@ -88,6 +84,8 @@ pub struct Config {
     pub publish: PublishConfig,
     pub subscribe: SubscribeConfig,
     pub history: HistoryConfig,
+    pub nats: NatsConfig,
+    pub fly: FlyConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     /// Service name → token, or `sha256:<hex>` of the token.
@@ -102,6 +100,44 @@ pub struct HistoryConfig {
     pub max_age_minutes: u64,
     pub max_bytes: usize,
     pub max_channels: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    #[serde(default)]
+    pub token: Option<Secret>,
+    #[serde(default)]
+    pub creds_file: Option<std::path::PathBuf>,
+    pub subject_prefix: String,
+    pub outbound_backlog: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlyConfig {
+    #[serde(default)]
+    pub org: Option<String>,
+    #[serde(default)]
+    pub access_token: Option<Secret>,
+    #[serde(default)]
+    pub app: Option<String>,
+    #[serde(default)]
+    pub queue: Option<String>,
+    pub nats_url: String,
+}
+
+impl FlyConfig {
+    /// Ingest is on when both the org and its token are known.
+    pub fn enabled(&self) -> bool {
+        self.org.is_some() && self.access_token.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -351,6 +387,29 @@ impl Config {
                 "a whole number of minutes",
             )?;
         }
+        let first = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| env(n).filter(|v| !v.trim().is_empty()))
+        };
+        if let Some(v) = first(&["NATS_URL"]) {
+            self.nats.url = Some(v.trim().to_owned());
+        }
+        if let Some(v) = first(&["FLY_ORG", "ORG_SLUG"]) {
+            self.fly.org = Some(v.trim().to_owned());
+        }
+        if let Some(v) = first(&["ACCESS_TOKEN"]) {
+            self.fly.access_token = Some(Secret::new(v.trim()));
+        }
+        if let Some(v) = first(&["FLY_APP", "FLY_APP_NAME", "FLY_PROD_APP_NAME"]) {
+            self.fly.app = Some(v.trim().to_owned());
+        }
+        if let Some(v) = first(&["FLY_NATS_URL"]) {
+            self.fly.nats_url = v.trim().to_owned();
+        }
+        if let Some(v) = first(&["FLY_NATS_QUEUE"]) {
+            self.fly.queue = Some(v.trim().to_owned());
+        }
         if let Some(v) = env("RUST_LOG") {
             self.log.filter = v;
         }
@@ -443,6 +502,8 @@ impl Config {
         at_least("history.max_bytes", h.max_bytes, p.max_body_bytes)?;
         at_least("history.max_channels", h.max_channels, 1)?;
 
+        self.validate_nats()?;
+
         if self.service_tokens.is_empty() {
             return Err(ConfigError::new(
                 "service_tokens (SERVICE_TOKENS)",
@@ -472,6 +533,86 @@ impl Config {
 
         if self.env == RunEnv::Production {
             self.validate_production()?;
+        }
+        Ok(())
+    }
+
+    fn validate_nats(&self) -> Result<(), ConfigError> {
+        let url_ok = |u: &str| {
+            ["nats://", "tls://", "ws://", "wss://"]
+                .iter()
+                .any(|s| u.starts_with(s) && u.len() > s.len())
+        };
+        let n = &self.nats;
+        if let Some(url) = &n.url
+            && !url_ok(url)
+        {
+            return Err(ConfigError::new(
+                "NATS_URL",
+                format!("{url:?} is not a URL like nats://host:4222"),
+            ));
+        }
+        let token_ok = |t: &str| {
+            !t.is_empty()
+                && t.split('.').all(|p| {
+                    !p.is_empty()
+                        && p.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                })
+        };
+        if !token_ok(&n.subject_prefix) {
+            return Err(ConfigError::new(
+                "nats.subject_prefix",
+                format!(
+                    "{:?} is not a NATS subject prefix like loggate",
+                    n.subject_prefix
+                ),
+            ));
+        }
+        at_least("nats.outbound_backlog", n.outbound_backlog, 1)?;
+        if n.user.is_some() != n.password.is_some() {
+            return Err(ConfigError::new(
+                "nats.user / nats.password",
+                "set both or neither",
+            ));
+        }
+        let f = &self.fly;
+        match (&f.org, &f.access_token) {
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "ACCESS_TOKEN",
+                    "FLY_ORG is set but ACCESS_TOKEN is not; Fly ingest needs both",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "FLY_ORG",
+                    "ACCESS_TOKEN is set but FLY_ORG (or ORG_SLUG) is not; Fly ingest needs both",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(org) = &f.org
+            && crate::channel::ChannelName::from_parts("x", Some(org), None).is_err()
+        {
+            return Err(ConfigError::new(
+                "FLY_ORG",
+                format!("{org:?} cannot be a channel segment (A-Z a-z 0-9 _ -, at most 64)"),
+            ));
+        }
+        if let Some(app) = f.app.as_deref().filter(|a| *a != "*")
+            && !token_ok(app)
+        {
+            return Err(ConfigError::new(
+                "FLY_APP",
+                format!("{app:?} is not an app name"),
+            ));
+        }
+        if f.enabled() && !url_ok(&f.nats_url) {
+            return Err(ConfigError::new(
+                "FLY_NATS_URL",
+                format!("{:?} is not a URL like nats://[fdaa::3]:4223", f.nats_url),
+            ));
         }
         Ok(())
     }
@@ -805,7 +946,10 @@ mod tests {
             (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
             (&[("TRUST_PROXY", "maybe")], "TRUST_PROXY"),
             (&[("RUST_LOG", "=[")], "RUST_LOG"),
-            (&[("NATS_URL", "nats://x")], "NATS_URL"),
+            (&[("NATS_URL", "localhost:4222")], "NATS_URL"),
+            (&[("FLY_ORG", "myorg")], "ACCESS_TOKEN"),
+            (&[("ACCESS_TOKEN", "t")], "FLY_ORG"),
+            (&[("FLY_ORG", "my.org"), ("ACCESS_TOKEN", "t")], "FLY_ORG"),
             (&[("LOG_BUFFER_MAX_ENTRIES", "0")], "LOG_BUFFER_MAX_ENTRIES"),
             (
                 &[("LOG_BUFFER_MAX_ENTRIES", "many")],

@@ -17,6 +17,7 @@
 //! - [`limits`]: publish and connection rate limits (governor).
 //! - [`http`]: shared state, routes, the JSON error body, probes.
 //! - [`metrics`]: Prometheus metrics with bounded labels.
+//! - [`nats`]: the NATS bridge actor: cluster mode and Fly.io ingest.
 //! - [`server`]: wiring, graceful shutdown, and [`server::spawn`] for tests.
 
 pub mod auth;
@@ -27,6 +28,7 @@ pub mod http;
 pub mod ingest;
 pub mod limits;
 pub mod metrics;
+pub mod nats;
 pub mod registry;
 pub mod server;
 pub mod session;

@@ -34,6 +34,7 @@ pub struct Metrics {
     pub connections: IntGaugeVec,
     pub connections_rejected: IntCounterVec,
     pub rate_limited: IntCounterVec,
+    pub nats_messages: IntCounterVec,
     pub subscriptions: IntGauge,
     /// Session actors alive; equals open connections unless one leaks.
     pub session_actors: IntGauge,
@@ -83,6 +84,11 @@ impl Metrics {
             "Requests refused by a rate limit, by limit (publish, connect, connect_table_full).",
             &["limit"],
         );
+        let nats_messages = counter_vec(
+            "nats_messages_total",
+            "NATS messages by link (cluster, fly) and direction (in, out, invalid).",
+            &["link", "direction"],
+        );
         let connections = IntGaugeVec::new(
             Opts::new("connections", "Open subscriber connections, by transport."),
             &["transport"],
@@ -131,6 +137,7 @@ impl Metrics {
             connections,
             connections_rejected,
             rate_limited,
+            nats_messages,
             subscriptions,
             session_actors,
             publish_batch_events,

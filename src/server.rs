@@ -22,8 +22,10 @@ use anyhow::Context as _;
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
-use crate::registry::{self, GetStats, RegistryGauges, RegistryStats, Shutdown};
+use crate::nats;
+use crate::registry::{self, GetStats, Registry, RegistryGauges, RegistryStats, Shutdown};
 use crate::session::{Transport, sse, ws};
+use actix::Actor as _;
 
 fn farewell(transport: Transport) -> bytes::Bytes {
     match transport {
@@ -54,18 +56,75 @@ impl Gateway {
             config.service_tokens.keys().map(String::as_str),
         ));
         let gauges = Arc::new(RegistryGauges::default());
+        let node_id = format!("{epoch:x}-{}", std::process::id());
+        let (cluster_outbox, cluster_role) = match &config.nats.url {
+            Some(_) => {
+                let (outbox, role) = nats::cluster_channel(
+                    &config.nats.subject_prefix,
+                    &node_id,
+                    config.nats.outbound_backlog,
+                    Arc::clone(&metrics),
+                );
+                (Some(outbox), Some(role))
+            }
+            None => (None, None),
+        };
         let (registry, registry_arbiter) = registry::start(
-            epoch,
-            config.history_limits(),
-            Arc::clone(&metrics),
-            Arc::clone(&gauges),
+            Registry::new(
+                epoch,
+                config.history_limits(),
+                Arc::clone(&metrics),
+                Arc::clone(&gauges),
+            )
+            .with_cluster(cluster_outbox),
         );
+        let mut links = Vec::new();
+        if let (Some(role), Some(url)) = (cluster_role, &config.nats.url) {
+            let n = &config.nats;
+            let connection = nats::Connection {
+                url: url.clone(),
+                user: n.user.clone(),
+                password: n.password.as_ref().map(|p| p.expose().to_owned()),
+                token: n.token.as_ref().map(|t| t.expose().to_owned()),
+                creds_file: n.creds_file.clone(),
+            };
+            let bridge =
+                nats::NatsBridge::new(connection, role, registry.clone(), Arc::clone(&metrics));
+            links.push(bridge.status());
+            bridge.start();
+            tracing::info!(%url, node = %node_id, "cluster mode: sharing events over NATS");
+        }
+        if config.fly.enabled() {
+            let f = &config.fly;
+            let connection = nats::Connection {
+                url: f.nats_url.clone(),
+                user: f.org.clone(),
+                password: f.access_token.as_ref().map(|t| t.expose().to_owned()),
+                token: None,
+                creds_file: None,
+            };
+            let ingest = nats::fly::FlyIngest {
+                org: f.org.clone().unwrap_or_default(),
+                app: f.app.clone(),
+                queue: f.queue.clone(),
+            };
+            tracing::info!(url = %f.nats_url, subject = %ingest.subject(), "Fly.io log ingest");
+            let bridge = nats::NatsBridge::new(
+                connection,
+                nats::Role::Fly(ingest),
+                registry.clone(),
+                Arc::clone(&metrics),
+            );
+            links.push(bridge.status());
+            bridge.start();
+        }
         let state = web::Data::new(AppState::new(
             epoch,
             Arc::clone(&config),
             registry,
             metrics,
             gauges,
+            links,
         )?);
         let pruned = state.clone();
         actix_web::rt::spawn(async move {

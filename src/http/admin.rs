@@ -119,6 +119,6 @@ async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             .collect::<Vec<_>>(),
         "services": services,
         "rate_limits": {"tracked_addresses": state.limits.tracked_addresses()},
-        "nats": {"state": "disabled"},
+        "nats": super::health::nats_json(&state),
     })))
 }

@@ -34,8 +34,47 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         "session_actors": state.metrics.session_actors.get(),
         "subscriptions": state.gauges.subscriptions.load(Ordering::Relaxed),
         "events_accepted": state.gauges.events_accepted.load(Ordering::Relaxed),
-        "nats": {"state": "disabled"},
+        "nats": nats_json(&state),
     }))
+}
+
+/// `{"state":"disabled"}` without NATS; else the overall state and each
+/// link's state and last error.
+pub fn nats_json(state: &AppState) -> serde_json::Value {
+    if state.nats.is_empty() {
+        return json!({"state": "disabled"});
+    }
+    let all_up = state.nats.iter().all(|l| l.is_connected());
+    let links: serde_json::Map<String, serde_json::Value> = state
+        .nats
+        .iter()
+        .map(|l| (l.name.to_owned(), l.to_json()))
+        .collect();
+    json!({"state": if all_up { "connected" } else { "degraded" }, "links": links})
+}
+
+/// `GET /ready`: 200 when the gateway should get traffic; 503 while it is
+/// shutting down or while a configured NATS link is down.
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let down: Vec<&str> = state
+        .nats
+        .iter()
+        .filter(|l| !l.is_connected())
+        .map(|l| l.name)
+        .collect();
+    let reason = if state.is_shutting_down() {
+        Some("shutting down".to_owned())
+    } else if !down.is_empty() {
+        Some(format!("NATS link down: {}", down.join(", ")))
+    } else {
+        None
+    };
+    match reason {
+        None => HttpResponse::Ok().json(json!({"ready": true})),
+        Some(r) => HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "5"))
+            .json(json!({"ready": false, "reason": r, "nats": nats_json(&state)})),
+    }
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {

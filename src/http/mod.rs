@@ -42,6 +42,8 @@ pub struct AppState {
     pub started: Instant,
     /// This run's id epoch: cursors and resume ids of other runs differ.
     pub epoch: u64,
+    /// The configured NATS links; `/ready` is 503 while one is down.
+    pub nats: Vec<Arc<crate::nats::LinkStatus>>,
     next_session: AtomicU64,
 }
 
@@ -52,6 +54,7 @@ impl AppState {
         registry: Addr<Registry>,
         metrics: Arc<Metrics>,
         gauges: Arc<RegistryGauges>,
+        nats: Vec<Arc<crate::nats::LinkStatus>>,
     ) -> Result<Self, crate::config::ConfigError> {
         Ok(AppState {
             tokens: ServiceTokens::new(&config.service_tokens),
@@ -68,6 +71,7 @@ impl AppState {
             shutting_down: AtomicBool::new(false),
             started: Instant::now(),
             epoch,
+            nats,
             next_session: AtomicU64::new(1),
         })
     }
@@ -95,6 +99,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, production: bool) {
     )
     .route("/healthz", web::get().to(health::healthz))
     .route("/health", web::get().to(health::health))
+    .route("/ready", web::get().to(health::ready))
     .route("/metrics", web::get().to(health::metrics))
     .route(
         "/api/logs/publish",

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{BodyFormat, Limits, PublishError, RawEvent, RawLogData, parse_body};
 use crate::event::{EventId, NewEvent};
 use crate::http::AppState;
-use crate::registry::Publish;
+use crate::registry::{Origin, Publish};
 
 #[derive(Serialize)]
 struct Accepted {
@@ -90,7 +90,10 @@ async fn publish_events(
 ) -> Result<Vec<EventId>, PublishError> {
     state
         .registry
-        .send(Publish { events })
+        .send(Publish {
+            events,
+            origin: Origin::Local,
+        })
         .await
         .map_err(|_| PublishError::ShuttingDown)?
         .map_err(|_| PublishError::ShuttingDown)

@@ -78,12 +78,23 @@ pub struct SessionClosed {
     pub session: SessionId,
 }
 
+/// Where a batch of events comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Accepted first by this node: shared with the cluster.
+    Local,
+    /// Received from another node (or a source every node reads): kept
+    /// local, never sent back out.
+    Cluster,
+}
+
 /// Accept, order and fan out a batch of validated events. The answer holds
 /// their ids in the same order.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<EventId>, RegistryClosed>")]
 pub struct Publish {
     pub events: Vec<NewEvent>,
+    pub origin: Origin,
 }
 
 /// Stop accepting; end every session with `farewell` (its transport's
@@ -142,6 +153,8 @@ pub struct Registry {
     /// Reused between publishes so matching allocates nothing.
     scratch: Vec<SessionId>,
     history: History,
+    /// Where local events go to reach the other nodes (cluster mode).
+    cluster: Option<crate::nats::ClusterOutbox>,
 }
 
 impl Registry {
@@ -161,7 +174,14 @@ impl Registry {
             gauges,
             scratch: Vec::new(),
             history: History::new(history),
+            cluster: None,
         }
+    }
+
+    /// Shares locally accepted events with the cluster through `outbox`.
+    pub fn with_cluster(mut self, outbox: Option<crate::nats::ClusterOutbox>) -> Self {
+        self.cluster = outbox;
+        self
     }
 
     /// Queues what a resuming session missed, and the gap before it.
@@ -306,7 +326,14 @@ impl Handler<Publish> for Registry {
             return Err(RegistryClosed);
         }
         let mut ids = Vec::with_capacity(msg.events.len());
+        let share = match msg.origin {
+            Origin::Local => self.cluster.clone(),
+            Origin::Cluster => None,
+        };
         for new in msg.events {
+            if let Some(out) = &share {
+                out.offer(&new.channel, new.level, new.times, &new.body_tail);
+            }
             self.last_seq += 1;
             let id = EventId {
                 epoch: self.epoch,
@@ -381,15 +408,8 @@ impl Handler<GetStats> for Registry {
 
 /// Starts the registry on an arbiter of its own, so routing never competes
 /// with HTTP parsing on a worker thread.
-pub fn start(
-    epoch: u64,
-    history: HistoryLimits,
-    metrics: Arc<Metrics>,
-    gauges: Arc<RegistryGauges>,
-) -> (Addr<Registry>, Arbiter) {
+pub fn start(registry: Registry) -> (Addr<Registry>, Arbiter) {
     let arbiter = Arbiter::new();
-    let addr = Registry::start_in_arbiter(&arbiter.handle(), move |_| {
-        Registry::new(epoch, history, metrics, gauges)
-    });
+    let addr = Registry::start_in_arbiter(&arbiter.handle(), move |_| registry);
     (addr, arbiter)
 }

@@ -1,0 +1,217 @@
+//! Fly.io log-bus ingest: `logs.<app>.<region>.<instance>` messages become
+//! events on `logs:<app>:<org>:<instance>`.
+//!
+//! Fly's JSON gives `level`, `message`, `timestamp`, `source` (the event
+//! provider) and `meta` (`region`, `host`). A payload that is not that JSON
+//! is kept as a plain `info` line, never dropped; only a message whose
+//! subject or names cannot form a valid channel is refused (and counted).
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::event::NewEvent;
+use crate::ingest::{RawEvent, RawLogData, Received, validate};
+
+/// What the Fly link subscribes to and how it names channels.
+#[derive(Debug, Clone)]
+pub struct FlyIngest {
+    pub org: String,
+    /// `None` (or `*`): every app of the org.
+    pub app: Option<String>,
+    /// A NATS queue group, so several gateways share one org's stream.
+    pub queue: Option<String>,
+}
+
+impl FlyIngest {
+    pub fn subject(&self) -> String {
+        match self.app.as_deref() {
+            None | Some("*") | Some("") => "logs.>".into(),
+            Some(app) => format!("logs.{app}.>"),
+        }
+    }
+
+    /// The event for one log-bus message, or `None` if it cannot be named.
+    pub fn to_event(&self, msg: &async_nats::Message) -> Option<NewEvent> {
+        to_event(
+            &self.org,
+            msg.subject.as_str(),
+            &msg.payload,
+            &Received::now(),
+        )
+    }
+}
+
+#[derive(Deserialize)]
+struct FlyLog<'a> {
+    #[serde(borrow, default)]
+    event: Option<FlyEvent<'a>>,
+    #[serde(borrow)]
+    fly: Option<FlyMeta<'a>>,
+    #[serde(borrow, default)]
+    host: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    log: Option<FlyLevel<'a>>,
+    #[serde(borrow)]
+    message: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    timestamp: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct FlyEvent<'a> {
+    #[serde(borrow, default)]
+    provider: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct FlyMeta<'a> {
+    #[serde(borrow, default)]
+    app: Option<FlyApp<'a>>,
+    #[serde(borrow, default)]
+    region: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct FlyApp<'a> {
+    #[serde(borrow, default)]
+    instance: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct FlyLevel<'a> {
+    #[serde(borrow, default)]
+    level: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Maps one message. Exposed for unit tests.
+pub fn to_event(org: &str, subject: &str, payload: &[u8], received: &Received) -> Option<NewEvent> {
+    // logs.<app>.<region>.<instance>
+    let mut tokens = subject.split('.');
+    let (Some("logs"), Some(app), region, instance) =
+        (tokens.next(), tokens.next(), tokens.next(), tokens.next())
+    else {
+        return None;
+    };
+    let parsed: Option<FlyLog<'_>> = serde_json::from_slice(payload).ok();
+    let Some(log) = parsed else {
+        // Not Fly's JSON: a plain info line, named by the subject alone.
+        let text = String::from_utf8_lossy(payload);
+        let raw = RawEvent {
+            service: Some(app.into()),
+            workspace_id: Some(org.into()),
+            resource_id: instance.map(Into::into),
+            workflow_id: None,
+            channel: None,
+            log_data: RawLogData {
+                level: Some("info".into()),
+                message: text.trim_end().to_owned().into(),
+                timestamp: None,
+                stream: None,
+                source: None,
+                meta: None,
+            },
+        };
+        return validate(raw, None, received, None).ok();
+    };
+    let fly_app = log.fly.as_ref().and_then(|f| f.app.as_ref());
+    let app_name = fly_app.and_then(|a| a.name.as_deref()).unwrap_or(app);
+    let instance = fly_app.and_then(|a| a.instance.as_deref()).or(instance);
+    let region = log
+        .fly
+        .as_ref()
+        .and_then(|f| f.region.as_deref())
+        .or(region);
+    let meta = serde_json::json!({"region": region, "host": log.host.as_deref()}).to_string();
+    let meta = RawValue::from_string(meta).ok();
+    // Fly's levels are the usual words; anything else is kept as info.
+    let level = log
+        .log
+        .as_ref()
+        .and_then(|l| l.level.as_deref())
+        .filter(|l| crate::event::Level::parse(l).is_some())
+        .unwrap_or("info");
+    let source = log.event.as_ref().and_then(|e| e.provider.clone());
+    let attempt = |timestamp: Option<&RawValue>| {
+        let raw = RawEvent {
+            service: Some(app_name.into()),
+            workspace_id: Some(org.into()),
+            resource_id: instance.map(Into::into),
+            workflow_id: None,
+            channel: None,
+            log_data: RawLogData {
+                level: Some(level.into()),
+                message: log.message.clone(),
+                timestamp,
+                stream: None,
+                source: source.clone(),
+                meta: meta.as_deref(),
+            },
+        };
+        validate(raw, None, received, None).ok()
+    };
+    // A timestamp Fly wrote in a form we do not read falls back to receipt
+    // rather than losing the line.
+    attempt(log.timestamp).or_else(|| attempt(None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, EventId};
+
+    fn json(e: NewEvent) -> serde_json::Value {
+        let ev = Event::encode(EventId { epoch: 1, seq: 1 }, e);
+        serde_json::from_slice(&ev.json()).unwrap()
+    }
+
+    #[test]
+    fn fly_json_maps_to_the_contract_event() {
+        let payload = br#"{"event":{"provider":"app"},"fly":{"app":{"instance":"inst1","name":"myapp"},"region":"iad"},"host":"h1","log":{"level":"warn"},"message":"hello","timestamp":"2025-09-25T10:30:00Z"}"#;
+        let e = to_event("myorg", "logs.myapp.iad.inst1", payload, &Received::now()).unwrap();
+        let j = json(e);
+        assert_eq!(j["channel"], "logs:myapp:myorg:inst1");
+        assert_eq!(j["level"], "warn");
+        assert_eq!(j["message"], "hello");
+        assert_eq!(j["timestamp"], "2025-09-25T10:30:00Z");
+        assert_eq!(j["source"], "app");
+        assert_eq!(
+            j["meta"],
+            serde_json::json!({"region": "iad", "host": "h1"})
+        );
+    }
+
+    #[test]
+    fn other_payloads_become_info_lines() {
+        let e = to_event(
+            "myorg",
+            "logs.myapp.iad.inst1",
+            b"plain text line\n",
+            &Received::now(),
+        )
+        .unwrap();
+        let j = json(e);
+        assert_eq!(j["channel"], "logs:myapp:myorg:inst1");
+        assert_eq!(j["level"], "info");
+        assert_eq!(j["message"], "plain text line");
+        // A subject that cannot name a channel is refused.
+        assert!(to_event("myorg", "metrics.x", b"x", &Received::now()).is_none());
+        assert!(to_event("my.org", "logs.a.b.c", b"x", &Received::now()).is_none());
+    }
+
+    #[test]
+    fn subject_per_app() {
+        let f = |app: Option<&str>| {
+            FlyIngest {
+                org: "o".into(),
+                app: app.map(Into::into),
+                queue: None,
+            }
+            .subject()
+        };
+        assert_eq!(f(Some("myapp")), "logs.myapp.>");
+        assert_eq!(f(Some("*")), "logs.>");
+        assert_eq!(f(None), "logs.>");
+    }
+}

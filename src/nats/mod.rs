@@ -1,0 +1,416 @@
+//! NATS: the bridge actor that joins loggate nodes into a cluster, and the
+//! ingest of Fly.io's log bus.
+//!
+//! One [`NatsBridge`] actor per configured link owns its async-nats client
+//! (which reconnects by itself, with a capped backoff) and the link's
+//! [`LinkStatus`], read by `/ready` and `/health`.
+//!
+//! - **Cluster** (`NATS_URL`): the registry hands every event it accepted
+//!   from a local publisher to [`ClusterOutbox::offer`], a bounded queue: when
+//!   NATS is slow or down, the queue fills and further events are dropped and
+//!   counted rather than held. The bridge publishes each on
+//!   `<prefix>.<service>[.<workspace>[.<resource>]]` with the event's JSON
+//!   (without its id) as payload and metadata in NATS headers (origin node,
+//!   level, times). Every node subscribes to `<prefix>.>`, drops its own
+//!   echoes by the origin header, and publishes the rest into its registry,
+//!   which gives them local ids, fans them out and keeps them in history.
+//! - **Fly.io** (`FLY_ORG` + `ACCESS_TOKEN`): see [`fly`].
+//!
+//! Nothing here blocks the registry or an HTTP handler: the registry only
+//! `try_send`s into the outbound queue, and inbound events reach the
+//! registry through its bounded mailbox.
+
+pub mod fly;
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use actix::prelude::*;
+use async_nats::{Client, ConnectOptions, HeaderMap};
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Deserialize;
+
+use crate::channel::ChannelName;
+use crate::event::{EventTimes, Level, NewEvent};
+use crate::metrics::Metrics;
+use crate::registry::{Origin, Publish, Registry};
+
+const HEADER_ORIGIN: &str = "Loggate-Origin";
+const HEADER_LEVEL: &str = "Loggate-Level";
+const HEADER_TIMESTAMP: &str = "Loggate-Timestamp-Ms";
+const HEADER_RECEIVED: &str = "Loggate-Received-Ms";
+/// The longest wait between reconnect attempts.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
+
+/// The live state of one NATS link, shared with the HTTP probes.
+#[derive(Debug)]
+pub struct LinkStatus {
+    pub name: &'static str,
+    client: OnceLock<Client>,
+    last_error: Mutex<Option<String>>,
+}
+
+impl LinkStatus {
+    pub fn new(name: &'static str) -> Arc<Self> {
+        Arc::new(LinkStatus {
+            name,
+            client: OnceLock::new(),
+            last_error: Mutex::new(None),
+        })
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.client
+            .get()
+            .is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected)
+    }
+
+    /// `connecting`, `connected` or `disconnected`.
+    pub fn state(&self) -> &'static str {
+        match self.client.get().map(|c| c.connection_state()) {
+            None | Some(async_nats::connection::State::Pending) => "connecting",
+            Some(async_nats::connection::State::Connected) => "connected",
+            Some(async_nats::connection::State::Disconnected) => "disconnected",
+        }
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_error(&self, e: Option<String>) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = e;
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"state": self.state(), "last_error": self.last_error()})
+    }
+}
+
+/// How to reach a NATS server.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub url: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    pub creds_file: Option<std::path::PathBuf>,
+}
+
+async fn connect(conn: Connection, status: Arc<LinkStatus>) -> Result<Client, String> {
+    let events = Arc::clone(&status);
+    let mut opts = ConnectOptions::new()
+        .name("loggate")
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(5))
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis(100u64.saturating_mul(1 << attempts.min(10)))
+                .min(MAX_RECONNECT_DELAY)
+        })
+        .event_callback(move |event| {
+            let status = Arc::clone(&events);
+            async move {
+                match &event {
+                    async_nats::Event::Connected => {
+                        tracing::info!(link = status.name, "NATS connected");
+                        status.set_error(None);
+                    }
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!(link = status.name, "NATS disconnected; reconnecting");
+                        status.set_error(Some("disconnected".into()));
+                    }
+                    other => {
+                        tracing::warn!(link = status.name, event = %other, "NATS");
+                        status.set_error(Some(other.to_string()));
+                    }
+                }
+            }
+        });
+    if let (Some(u), Some(p)) = (&conn.user, &conn.password) {
+        opts = opts.user_and_password(u.clone(), p.clone());
+    }
+    if let Some(t) = &conn.token {
+        opts = opts.token(t.clone());
+    }
+    if let Some(path) = &conn.creds_file {
+        opts = opts
+            .credentials_file(path)
+            .await
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    }
+    opts.connect(conn.url.as_str())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// One event on its way out to the cluster.
+#[derive(Debug)]
+pub struct ClusterMessage {
+    subject: String,
+    headers: HeaderMap,
+    payload: Bytes,
+}
+
+/// The registry's side of the outbound queue.
+#[derive(Clone)]
+pub struct ClusterOutbox {
+    tx: tokio::sync::mpsc::Sender<ClusterMessage>,
+    node_id: Arc<str>,
+    prefix: Arc<str>,
+    metrics: Arc<Metrics>,
+}
+
+impl ClusterOutbox {
+    /// Queues an accepted local event for the cluster without waiting; a
+    /// full queue (NATS slow or down) drops it and counts the drop.
+    pub fn offer(&self, channel: &ChannelName, level: Level, times: EventTimes, body_tail: &Bytes) {
+        let mut subject = String::with_capacity(self.prefix.len() + channel.as_str().len());
+        subject.push_str(&self.prefix);
+        for seg in channel.segments() {
+            subject.push('.');
+            subject.push_str(seg);
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER_ORIGIN, self.node_id.as_ref());
+        headers.insert(HEADER_LEVEL, level.as_str());
+        headers.insert(HEADER_TIMESTAMP, times.timestamp_ms.to_string().as_str());
+        headers.insert(HEADER_RECEIVED, times.received_ms.to_string().as_str());
+        let mut payload = BytesMut::with_capacity(body_tail.len() + 1);
+        payload.put_u8(b'{');
+        payload.put_slice(body_tail);
+        let msg = ClusterMessage {
+            subject,
+            headers,
+            payload: payload.freeze(),
+        };
+        if self.tx.try_send(msg).is_err() {
+            self.metrics.dropped("nats_backlog", channel.service(), 1);
+        }
+    }
+}
+
+/// What a link does with its connection.
+pub enum Role {
+    Cluster {
+        node_id: Arc<str>,
+        prefix: Arc<str>,
+        outbound: tokio::sync::mpsc::Receiver<ClusterMessage>,
+    },
+    Fly(fly::FlyIngest),
+}
+
+/// The actor that owns one NATS link.
+pub struct NatsBridge {
+    connection: Connection,
+    role: Option<Role>,
+    status: Arc<LinkStatus>,
+    registry: Addr<Registry>,
+    metrics: Arc<Metrics>,
+    /// The cluster node id, to drop our own echoes.
+    node_id: Option<Arc<str>>,
+    fly: Option<Arc<fly::FlyIngest>>,
+}
+
+/// The cluster's outbound queue (for the registry) and the role of the
+/// bridge that drains it. Built before the registry, which needs the
+/// outbox, while the bridge needs the registry's address.
+pub fn cluster_channel(
+    prefix: &str,
+    node_id: &str,
+    backlog: usize,
+    metrics: Arc<Metrics>,
+) -> (ClusterOutbox, Role) {
+    let (tx, rx) = tokio::sync::mpsc::channel(backlog.max(1));
+    let node_id: Arc<str> = Arc::from(node_id);
+    let prefix: Arc<str> = Arc::from(prefix);
+    let outbox = ClusterOutbox {
+        tx,
+        node_id: Arc::clone(&node_id),
+        prefix: Arc::clone(&prefix),
+        metrics,
+    };
+    let role = Role::Cluster {
+        node_id,
+        prefix,
+        outbound: rx,
+    };
+    (outbox, role)
+}
+
+impl NatsBridge {
+    pub fn new(
+        connection: Connection,
+        role: Role,
+        registry: Addr<Registry>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let (name, node_id) = match &role {
+            Role::Cluster { node_id, .. } => ("cluster", Some(Arc::clone(node_id))),
+            Role::Fly(_) => ("fly", None),
+        };
+        NatsBridge {
+            connection,
+            role: Some(role),
+            status: LinkStatus::new(name),
+            registry,
+            metrics,
+            node_id,
+            fly: None,
+        }
+    }
+
+    pub fn status(&self) -> Arc<LinkStatus> {
+        Arc::clone(&self.status)
+    }
+}
+
+/// An inbound NATS message, or the subscription ending.
+struct Inbound(async_nats::Message);
+
+impl Actor for NatsBridge {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let conn = self.connection.clone();
+        let status = Arc::clone(&self.status);
+        let role = self.role.take();
+        let fut = async move {
+            let client = connect(conn, Arc::clone(&status)).await?;
+            let _ = status.client.set(client.clone());
+            let (subject, queue) = match &role {
+                Some(Role::Cluster { prefix, .. }) => (format!("{prefix}.>"), None),
+                Some(Role::Fly(f)) => (f.subject(), f.queue.clone()),
+                None => return Err("bridge started twice".to_string()),
+            };
+            let subscriber = match queue {
+                Some(q) => client.queue_subscribe(subject, q).await,
+                None => client.subscribe(subject).await,
+            }
+            .map_err(|e| e.to_string())?;
+            Ok::<_, String>((client, subscriber, role))
+        };
+        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok((client, subscriber, role)) => {
+                ctx.add_stream(futures_util::StreamExt::map(subscriber, Inbound));
+                match role {
+                    Some(Role::Cluster { mut outbound, .. }) => {
+                        // The publishing loop: one message at a time, so a
+                        // stalled connection stalls this loop and fills the
+                        // bounded queue instead of memory.
+                        let metrics = Arc::clone(&act.metrics);
+                        actix::spawn(async move {
+                            while let Some(m) = outbound.recv().await {
+                                match client
+                                    .publish_with_headers(m.subject, m.headers, m.payload)
+                                    .await
+                                {
+                                    Ok(()) => metrics
+                                        .nats_messages
+                                        .with_label_values(&["cluster", "out"])
+                                        .inc(),
+                                    Err(e) => tracing::warn!(error = %e, "NATS publish failed"),
+                                }
+                            }
+                        });
+                    }
+                    Some(Role::Fly(f)) => act.fly = Some(Arc::new(f)),
+                    None => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!(link = act.status.name, error = %e, "NATS link failed");
+                act.status.set_error(Some(e));
+            }
+        }));
+    }
+}
+
+/// The JSON of a cluster event, as much as a node needs beyond headers.
+#[derive(Deserialize)]
+struct ClusterBody<'a> {
+    #[serde(borrow)]
+    channel: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    message: std::borrow::Cow<'a, str>,
+}
+
+impl NatsBridge {
+    fn cluster_event(&self, msg: &async_nats::Message) -> Option<NewEvent> {
+        let headers = msg.headers.as_ref()?;
+        let header = |name: &str| headers.get(name).map(|v| v.as_str());
+        if header(HEADER_ORIGIN) == self.node_id.as_deref() {
+            return None; // our own echo
+        }
+        let body: ClusterBody<'_> = serde_json::from_slice(&msg.payload).ok()?;
+        let channel = ChannelName::parse(&body.channel).ok()?;
+        let level = header(HEADER_LEVEL).and_then(Level::parse)?;
+        let ms = |name: &str| header(name).and_then(|v| v.parse::<i64>().ok());
+        let times = EventTimes {
+            timestamp_ms: ms(HEADER_TIMESTAMP)?,
+            received_ms: ms(HEADER_RECEIVED)?,
+        };
+        if msg.payload.first() != Some(&b'{') {
+            return None;
+        }
+        Some(NewEvent {
+            channel,
+            level,
+            times,
+            message: Box::from(body.message.as_ref()),
+            body_tail: msg.payload.slice(1..),
+        })
+    }
+}
+
+impl StreamHandler<Inbound> for NatsBridge {
+    fn handle(&mut self, Inbound(msg): Inbound, ctx: &mut Self::Context) {
+        let (link, event) = match &self.fly {
+            Some(f) => ("fly", f.to_event(&msg)),
+            None => {
+                let own = msg
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(HEADER_ORIGIN))
+                    .map(|v| v.as_str())
+                    == self.node_id.as_deref();
+                if own {
+                    return;
+                }
+                ("cluster", self.cluster_event(&msg))
+            }
+        };
+        self.metrics
+            .nats_messages
+            .with_label_values(&[link, "in"])
+            .inc();
+        let Some(event) = event else {
+            self.metrics
+                .nats_messages
+                .with_label_values(&[link, "invalid"])
+                .inc();
+            return;
+        };
+        // `wait`: one at a time, so events keep the order NATS gave them
+        // and the registry's bounded mailbox pushes back on this link.
+        // Fly messages read through a queue group reach only this node, so
+        // this node shares them with the cluster; without one every node
+        // reads them all and none may share.
+        let origin = match &self.fly {
+            Some(f) if f.queue.is_some() => Origin::Local,
+            _ => Origin::Cluster,
+        };
+        let send = self.registry.send(Publish {
+            events: vec![event],
+            origin,
+        });
+        ctx.wait(send.into_actor(self).map(|_, _, _| ()));
+    }
+
+    fn finished(&mut self, _: &mut Self::Context) {
+        tracing::warn!(link = self.status.name, "NATS subscription ended");
+    }
+}
