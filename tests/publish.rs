@@ -375,7 +375,12 @@ async fn test_logs_is_absent_in_production() {
 async fn shutting_down_answers_503() {
     let gw = start();
     let mut sub = gw.subscribe("channels=logs:etl").await;
+    let (s, _) = gw.get_json("/ready").await;
+    assert_eq!(s, StatusCode::OK);
     gw.running.begin_shutdown().await;
+    let (s, ready) = gw.get_json("/ready").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    assert_eq!(ready["reason"], "shutting down");
     let f = sub.next_event().await.expect("shutdown frame");
     assert_eq!(f.event, "shutdown");
     assert!(
