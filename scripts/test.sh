@@ -17,5 +17,28 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+# The NATS tests (tests/nats.rs) start real nats-server processes. The
+# Debian package installs it in /usr/sbin, which a non-root PATH may lack.
+if ! command -v nats-server >/dev/null 2>&1 && [ -x /usr/sbin/nats-server ]; then
+    export PATH="$PATH:/usr/sbin"
+fi
+if ! command -v nats-server >/dev/null 2>&1; then
+    echo "== installing nats-server"
+    SUDO=()
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+        SUDO=(sudo)
+    fi
+    if ! { ${SUDO[@]+"${SUDO[@]}"} apt-get update &&
+        ${SUDO[@]+"${SUDO[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y nats-server; }; then
+        echo "scripts/test.sh: installing nats-server with apt-get failed" >&2
+        exit 1
+    fi
+    export PATH="$PATH:/usr/sbin"
+fi
+if ! nats_version="$(nats-server --version 2>&1)"; then
+    echo "scripts/test.sh: nats-server is required by tests/nats.rs but does not run: $nats_version" >&2
+    exit 1
+fi
+echo "== $nats_version"
 echo "== cargo test"
 cargo test --locked --all-targets
