@@ -111,7 +111,11 @@ fn configuration_errors_name_the_key_and_exit_2() {
         cmd.env(key, value);
         let (code, stderr) = run_to_exit(cmd);
         assert_eq!(code, Some(2), "{key}={value}: {stderr}");
-        let named = if key == "FLY_ORG" { "ACCESS_TOKEN" } else { key };
+        let named = if key == "FLY_ORG" {
+            "ACCESS_TOKEN"
+        } else {
+            key
+        };
         assert!(stderr.contains(named), "{key}={value}: {stderr}");
         assert!(stderr.contains("configuration error"), "{stderr}");
     }

@@ -73,10 +73,9 @@ struct FlyMeta<'a> {
 
 #[derive(Deserialize)]
 struct FlyApp<'a> {
+    // `name` is not read: the subject names the app.
     #[serde(borrow, default)]
     instance: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    name: Option<std::borrow::Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -115,9 +114,12 @@ pub fn to_event(org: &str, subject: &str, payload: &[u8], received: &Received) -
         };
         return validate(raw, None, received, None).ok();
     };
+    // The subject names the app and instance, not the JSON: NATS grants
+    // permissions by subject, so a payload must not be able to move a line
+    // onto another app's channel. The JSON only fills what the subject lacks.
     let fly_app = log.fly.as_ref().and_then(|f| f.app.as_ref());
-    let app_name = fly_app.and_then(|a| a.name.as_deref()).unwrap_or(app);
-    let instance = fly_app.and_then(|a| a.instance.as_deref()).or(instance);
+    let app_name = app;
+    let instance = instance.or(fly_app.and_then(|a| a.instance.as_deref()));
     let region = log
         .fly
         .as_ref()
