@@ -117,6 +117,9 @@ pub struct NatsConfig {
     pub creds_file: Option<std::path::PathBuf>,
     pub subject_prefix: String,
     pub outbound_backlog: usize,
+    /// Generic ingest rules (file only): NATS subjects mapped to channels.
+    #[serde(default)]
+    pub ingest: Vec<crate::nats::rules::IngestRule>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -570,6 +573,16 @@ impl Config {
             ));
         }
         at_least("nats.outbound_backlog", n.outbound_backlog, 1)?;
+        for (i, rule) in n.ingest.iter().enumerate() {
+            rule.validate()
+                .map_err(|problem| ConfigError::new(format!("nats.ingest[{i}]"), problem))?;
+        }
+        if !n.ingest.is_empty() && n.url.is_none() {
+            return Err(ConfigError::new(
+                "nats.ingest",
+                "ingest rules read from the cluster connection: set NATS_URL",
+            ));
+        }
         if n.user.is_some() != n.password.is_some() {
             return Err(ConfigError::new(
                 "nats.user / nats.password",
@@ -1077,6 +1090,23 @@ mod tests {
         std::fs::write(&wrong_type, "[server]\nport = \"high\"\n").unwrap();
         let err = load_with(&[], Some(&wrong_type)).unwrap_err().to_string();
         assert!(err.contains("server.port"), "{err}");
+
+        let rules = dir.join("rules.toml");
+        std::fs::write(
+            &rules,
+            "[[nats.ingest]]\nsubject = \"a.>\"\nchannel = \"logs:{2}\"\n",
+        )
+        .unwrap();
+        let err = load_with(&[], Some(&rules)).unwrap_err();
+        assert_eq!(err.key, "nats.ingest", "rules need NATS_URL: {err}");
+        assert!(load_with(&[("NATS_URL", "nats://127.0.0.1:4222")], Some(&rules)).is_ok());
+        std::fs::write(
+            &rules,
+            "[[nats.ingest]]\nsubject = \"a.>\"\nchannel = \"logs:{0}\"\n",
+        )
+        .unwrap();
+        let err = load_with(&[("NATS_URL", "nats://127.0.0.1:4222")], Some(&rules)).unwrap_err();
+        assert_eq!(err.key, "nats.ingest[0]", "{err}");
 
         let err = load_with(&[], Some(&dir.join("missing.toml"))).unwrap_err();
         assert_eq!(err.key, "--config");

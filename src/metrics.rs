@@ -35,6 +35,8 @@ pub struct Metrics {
     pub connections_rejected: IntCounterVec,
     pub rate_limited: IntCounterVec,
     pub nats_messages: IntCounterVec,
+    /// 1 while a NATS link is connected, by link; set at scrape time.
+    pub nats_connected: IntGaugeVec,
     pub subscriptions: IntGauge,
     /// Session actors alive; equals open connections unless one leaks.
     pub session_actors: IntGauge,
@@ -89,6 +91,17 @@ impl Metrics {
             "NATS messages by link (cluster, fly) and direction (in, out, invalid).",
             &["link", "direction"],
         );
+        let nats_connected = IntGaugeVec::new(
+            Opts::new(
+                "nats_connected",
+                "1 while the NATS link is connected, by link.",
+            ),
+            &["link"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(nats_connected.clone()))
+            .expect("unique metric name");
         let connections = IntGaugeVec::new(
             Opts::new("connections", "Open subscriber connections, by transport."),
             &["transport"],
@@ -138,6 +151,7 @@ impl Metrics {
             connections_rejected,
             rate_limited,
             nats_messages,
+            nats_connected,
             subscriptions,
             session_actors,
             publish_batch_events,

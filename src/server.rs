@@ -63,6 +63,7 @@ impl Gateway {
                     &config.nats.subject_prefix,
                     &node_id,
                     config.nats.outbound_backlog,
+                    config.nats.ingest.clone(),
                     Arc::clone(&metrics),
                 );
                 (Some(outbox), Some(role))

@@ -389,3 +389,55 @@ async fn without_nats_ready_is_200() {
     let health = gw.health().await;
     assert!(health["nats"].is_object(), "{health}");
 }
+
+/// `[[nats.ingest]]` rules (config file only) feed channels from any NATS
+/// subject, JSON or plain text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_ingest_rules_map_subjects_to_channels() {
+    let nats = NatsServer::start();
+    let dir = std::env::temp_dir().join(format!("loggate-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rules.toml");
+    std::fs::write(
+        &file,
+        "[[nats.ingest]]\nsubject = \"app.*.logs\"\nchannel = \"logs:{2}:rules\"\n",
+    )
+    .unwrap();
+    let node = Gateway::spawn(
+        "rules",
+        &[
+            ("NATS_URL", &nats.url()),
+            ("LOGGATE_CONFIG", file.to_str().unwrap()),
+        ],
+    );
+    node.wait_ready(StatusCode::OK, DEADLINE).await;
+    nats.wait_for_subscription("app.*.logs").await;
+    let mut sub = node.subscribe("logs:billing").await;
+
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    client
+        .publish(
+            "app.billing.logs",
+            r#"{"message":"paid","level":"WARNING","order":7}"#.into(),
+        )
+        .await
+        .unwrap();
+    client
+        .publish("app.billing.logs", "plain line".into())
+        .await
+        .unwrap();
+    client
+        .publish("app.other.logs", "not for this subscriber".into())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+
+    let got = sub.logs(2).await;
+    assert_eq!(got[0]["channel"], "logs:billing:rules");
+    assert_eq!(got[0]["level"], "warn");
+    assert_eq!(got[0]["message"], "paid");
+    assert_eq!(got[1]["level"], "info");
+    assert_eq!(got[1]["message"], "plain line");
+    sub.expect_silence(QUIET).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -78,6 +78,13 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    for link in &state.nats {
+        state
+            .metrics
+            .nats_connected
+            .with_label_values(&[link.name])
+            .set(i64::from(link.is_connected()));
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())

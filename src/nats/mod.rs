@@ -21,6 +21,7 @@
 //! registry through its bounded mailbox.
 
 pub mod fly;
+pub mod rules;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -199,6 +200,8 @@ pub enum Role {
         node_id: Arc<str>,
         prefix: Arc<str>,
         outbound: tokio::sync::mpsc::Receiver<ClusterMessage>,
+        /// Generic ingest rules, read on the same connection.
+        rules: Vec<rules::IngestRule>,
     },
     Fly(fly::FlyIngest),
 }
@@ -213,6 +216,7 @@ pub struct NatsBridge {
     /// The cluster node id, to drop our own echoes.
     node_id: Option<Arc<str>>,
     fly: Option<Arc<fly::FlyIngest>>,
+    rules: Vec<rules::IngestRule>,
 }
 
 /// The cluster's outbound queue (for the registry) and the role of the
@@ -222,6 +226,7 @@ pub fn cluster_channel(
     prefix: &str,
     node_id: &str,
     backlog: usize,
+    rules: Vec<rules::IngestRule>,
     metrics: Arc<Metrics>,
 ) -> (ClusterOutbox, Role) {
     let (tx, rx) = tokio::sync::mpsc::channel(backlog.max(1));
@@ -237,6 +242,7 @@ pub fn cluster_channel(
         node_id,
         prefix,
         outbound: rx,
+        rules,
     };
     (outbox, role)
 }
@@ -260,6 +266,7 @@ impl NatsBridge {
             metrics,
             node_id,
             fly: None,
+            rules: Vec::new(),
         }
     }
 
@@ -268,8 +275,16 @@ impl NatsBridge {
     }
 }
 
-/// An inbound NATS message, or the subscription ending.
-struct Inbound(async_nats::Message);
+/// An inbound NATS message and the subscription it came through.
+struct Inbound(async_nats::Message, Source);
+
+#[derive(Clone, Copy)]
+enum Source {
+    /// The link's own subscription: cluster events or Fly's log bus.
+    Main,
+    /// A generic ingest rule, by index.
+    Rule(usize),
+}
 
 impl Actor for NatsBridge {
     type Context = Context<Self>;
@@ -286,18 +301,37 @@ impl Actor for NatsBridge {
                 Some(Role::Fly(f)) => (f.subject(), f.queue.clone()),
                 None => return Err("bridge started twice".to_string()),
             };
-            let subscriber = match queue {
+            let main = match queue {
                 Some(q) => client.queue_subscribe(subject, q).await,
                 None => client.subscribe(subject).await,
             }
             .map_err(|e| e.to_string())?;
-            Ok::<_, String>((client, subscriber, role))
+            let mut subscribers = vec![(Source::Main, main)];
+            if let Some(Role::Cluster { rules, .. }) = &role {
+                for (i, rule) in rules.iter().enumerate() {
+                    let sub = client
+                        .subscribe(rule.subject.clone())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    subscribers.push((Source::Rule(i), sub));
+                }
+            }
+            Ok::<_, String>((client, subscribers, role))
         };
         ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
-            Ok((client, subscriber, role)) => {
-                ctx.add_stream(futures_util::StreamExt::map(subscriber, Inbound));
+            Ok((client, subscribers, role)) => {
+                for (source, sub) in subscribers {
+                    ctx.add_stream(futures_util::StreamExt::map(sub, move |m| {
+                        Inbound(m, source)
+                    }));
+                }
                 match role {
-                    Some(Role::Cluster { mut outbound, .. }) => {
+                    Some(Role::Cluster {
+                        mut outbound,
+                        rules,
+                        ..
+                    }) => {
+                        act.rules = rules;
                         // The publishing loop: one message at a time, so a
                         // stalled connection stalls this loop and fills the
                         // bounded queue instead of memory.
@@ -367,10 +401,21 @@ impl NatsBridge {
 }
 
 impl StreamHandler<Inbound> for NatsBridge {
-    fn handle(&mut self, Inbound(msg): Inbound, ctx: &mut Self::Context) {
-        let (link, event) = match &self.fly {
-            Some(f) => ("fly", f.to_event(&msg)),
-            None => {
+    fn handle(&mut self, Inbound(msg, source): Inbound, ctx: &mut Self::Context) {
+        let (link, event) = match (&self.fly, source) {
+            (_, Source::Rule(i)) => (
+                "rules",
+                self.rules.get(i).and_then(|rule| {
+                    rules::to_event(
+                        rule,
+                        msg.subject.as_str(),
+                        &msg.payload,
+                        &crate::ingest::Received::now(),
+                    )
+                }),
+            ),
+            (Some(f), Source::Main) => ("fly", f.to_event(&msg)),
+            (None, Source::Main) => {
                 let own = msg
                     .headers
                     .as_ref()

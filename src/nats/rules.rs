@@ -1,0 +1,185 @@
+//! Generic NATS ingest: `[[nats.ingest]]` rules let any NATS publisher feed
+//! channels, on the cluster connection (`NATS_URL`).
+//!
+//! A rule is a NATS subject (wildcards allowed) and a channel template in
+//! which `{1}`, `{2}`, … stand for the message subject's tokens. A JSON
+//! payload may carry `message`, `level`, `timestamp`, `stream`, `source` and
+//! `meta` (other fields are ignored); anything else becomes an `info` line
+//! with the payload as its message. A message whose channel would be invalid
+//! is refused and counted, never delivered to a guessed channel.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::event::NewEvent;
+use crate::ingest::{RawEvent, RawLogData, Received, validate};
+
+/// One `[[nats.ingest]]` rule from the config file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestRule {
+    /// The NATS subject to subscribe to, e.g. `app.*.logs.>`.
+    pub subject: String,
+    /// The channel template, e.g. `logs:{2}:{1}`.
+    pub channel: String,
+}
+
+impl IngestRule {
+    /// Checks the template's placeholders; the channel itself can only be
+    /// checked per message.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.subject.is_empty() || self.subject.contains(' ') {
+            return Err(format!("subject {:?} is not a NATS subject", self.subject));
+        }
+        let mut rest = self.channel.as_str();
+        while let Some(open) = rest.find('{') {
+            let close = rest[open..]
+                .find('}')
+                .ok_or_else(|| format!("channel {:?} has an unclosed {{", self.channel))?;
+            let n = &rest[open + 1..open + close];
+            if n.parse::<usize>().map_or(true, |n| n == 0) {
+                return Err(format!(
+                    "channel {:?}: {{{n}}} is not {{1}}, {{2}}, …",
+                    self.channel
+                ));
+            }
+            rest = &rest[open + close + 1..];
+        }
+        if !self.channel.starts_with("logs:") {
+            return Err(format!("channel {:?} must start with logs:", self.channel));
+        }
+        Ok(())
+    }
+
+    /// The channel name for a message on `subject`; `None` if the template
+    /// asks for a token the subject does not have.
+    pub fn channel_for(&self, subject: &str) -> Option<String> {
+        let tokens: Vec<&str> = subject.split('.').collect();
+        let mut out = String::with_capacity(self.channel.len() + subject.len());
+        let mut rest = self.channel.as_str();
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let close = open + rest[open..].find('}')?;
+            let n: usize = rest[open + 1..close].parse().ok()?;
+            out.push_str(tokens.get(n.checked_sub(1)?)?);
+            rest = &rest[close + 1..];
+        }
+        out.push_str(rest);
+        Some(out)
+    }
+}
+
+/// The fields a generic JSON payload may carry.
+#[derive(Deserialize)]
+struct Generic<'a> {
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+    #[serde(borrow, default)]
+    level: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    timestamp: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    stream: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    source: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    meta: Option<&'a RawValue>,
+}
+
+/// The event for one message matched by `rule`, or `None` (counted by the
+/// caller) when it cannot be named or validated.
+pub fn to_event(
+    rule: &IngestRule,
+    subject: &str,
+    payload: &[u8],
+    received: &Received,
+) -> Option<NewEvent> {
+    let channel = rule.channel_for(subject)?;
+    let text;
+    let data = match serde_json::from_slice::<Generic<'_>>(payload) {
+        Ok(g) => RawLogData {
+            level: g.level,
+            message: g.message,
+            timestamp: g.timestamp,
+            stream: g.stream,
+            source: g.source,
+            meta: g.meta,
+        },
+        Err(_) => {
+            text = String::from_utf8_lossy(payload);
+            RawLogData {
+                level: Some("info".into()),
+                message: Cow::Borrowed(text.trim_end()),
+                timestamp: None,
+                stream: None,
+                source: None,
+                meta: None,
+            }
+        }
+    };
+    let raw = RawEvent {
+        service: None,
+        workspace_id: None,
+        resource_id: None,
+        workflow_id: None,
+        channel: Some(channel.into()),
+        log_data: data,
+    };
+    validate(raw, None, received, None).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, EventId};
+
+    fn rule(subject: &str, channel: &str) -> IngestRule {
+        IngestRule {
+            subject: subject.into(),
+            channel: channel.into(),
+        }
+    }
+
+    #[test]
+    fn templates_fill_from_subject_tokens() {
+        let r = rule("app.*.logs.>", "logs:{2}:{4}");
+        assert!(r.validate().is_ok());
+        assert_eq!(
+            r.channel_for("app.billing.logs.ws1").as_deref(),
+            Some("logs:billing:ws1")
+        );
+        assert_eq!(r.channel_for("app.billing"), None, "missing token");
+        for bad in ["logs:{0}", "logs:{x}", "logs:{1", "metrics:{1}"] {
+            assert!(rule("a.>", bad).validate().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn json_and_plain_payloads() {
+        let r = rule("app.>", "logs:{2}:{3}");
+        let now = Received::now();
+        let e = to_event(
+            &r,
+            "app.billing.ws1",
+            br#"{"message":"paid","level":"WARNING","extra":1}"#,
+            &now,
+        )
+        .unwrap();
+        let ev = Event::encode(EventId { epoch: 1, seq: 1 }, e);
+        let j: serde_json::Value = serde_json::from_slice(&ev.json()).unwrap();
+        assert_eq!(
+            (
+                j["channel"].as_str(),
+                j["level"].as_str(),
+                j["message"].as_str()
+            ),
+            (Some("logs:billing:ws1"), Some("warn"), Some("paid"))
+        );
+        let e = to_event(&r, "app.billing.ws1", b"just text\n", &now).unwrap();
+        assert_eq!(&*e.message, "just text");
+        // A token that cannot be a channel segment is refused.
+        assert!(to_event(&r, "app.bil*ling.ws1", b"x", &now).is_none());
+    }
+}
