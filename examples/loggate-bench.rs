@@ -11,11 +11,16 @@
 //! ```
 //!
 //! `scripts/bench.sh` builds both and raises the file-descriptor limit first.
+//!
+//! With `--cluster` it starts one `nats-server` and two gateways, A and B,
+//! joined through it (`NATS_URL`): the subscribers connect to B and the
+//! events are published on A, so the figures are those of cross-node
+//! delivery (publish on A → NATS → B → SSE).
 
 use std::fmt::Write as _;
 use std::fs::File;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -93,9 +98,19 @@ struct Args {
     /// (CONNECT_RATE_PER_IP=0, PUBLISH_RATE_PER_SEC=0).
     #[arg(long, value_name = "KEY=VALUE")]
     server_env: Vec<String>,
-    /// Where the gateway's stderr goes.
+    /// Where the gateway's stderr goes. With `--cluster`, node A's and
+    /// B's go to `<stem>-a.<ext>` and `<stem>-b.<ext>` and nats-server's to
+    /// `<stem>-nats.<ext>` beside it.
     #[arg(long, default_value = "target/loggate-bench-server.log")]
     server_log: PathBuf,
+    /// Cluster mode: one nats-server and two gateways joined through it
+    /// (`NATS_URL`); subscribe on node B, publish on node A.
+    #[arg(long)]
+    cluster: bool,
+    /// The nats-server binary for `--cluster` (if it is not found,
+    /// /usr/sbin/nats-server, where Debian's package puts it, is tried).
+    #[arg(long, env = "LOGGATE_BENCH_NATS_SERVER", default_value = "nats-server")]
+    nats_server: PathBuf,
 }
 
 impl Args {
@@ -138,7 +153,7 @@ impl Args {
     fn summary_line(&self) -> String {
         format!(
             "parameters: subscribers={} channels={} publishers={} batch={} duration={}s \
-             rate={}/s latency-duration={}s message-bytes={} bench-threads={} binary={}{}",
+             rate={}/s latency-duration={}s message-bytes={} bench-threads={} binary={}{}{}",
             self.subscribers,
             self.channels,
             self.publishers,
@@ -149,6 +164,11 @@ impl Args {
             self.message_bytes,
             self.bench_threads,
             self.binary.display(),
+            if self.cluster {
+                format!(" cluster nats-server={}", self.nats_server.display())
+            } else {
+                String::new()
+            },
             self.server_env
                 .iter()
                 .map(|kv| format!(" server-env={kv}"))
@@ -165,13 +185,64 @@ fn channel_name(c: usize) -> String {
     format!("logs:{SERVICE}:{WORKSPACE}:c{c}")
 }
 
+/// The channel of the cluster warm-up probes, apart from the measured ones.
+fn probe_channel() -> String {
+    format!("logs:{SERVICE}:{WORKSPACE}:probe")
+}
+
+/// `dir/stem.ext` → `dir/stem-suffix.ext`.
+fn sibling_log(path: &Path, suffix: &str) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "loggate-bench".into());
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{suffix}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{suffix}"),
+    };
+    path.with_file_name(name)
+}
+
+/// `n` distinct free loopback ports (held open together while choosing, so
+/// they differ; the tiny race with another process is acceptable).
+fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .context("cannot find a free loopback port")?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect::<std::io::Result<Vec<u16>>>()
+        .context("cannot find a free loopback port")
+}
+
+fn create_log(path: &Path) -> anyhow::Result<File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).ok();
+    }
+    File::create(path).with_context(|| format!("cannot create {}", path.display()))
+}
+
+/// Lines of a log file that contain `needle` (ASCII case-insensitive).
+fn count_log_lines(path: &Path, needle: &str) -> usize {
+    let needle = needle.to_ascii_lowercase();
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().contains(&needle))
+        .count()
+}
+
 // ---------------------------------------------------------------------------
 // The gateway child process
 // ---------------------------------------------------------------------------
 
-/// The gateway process. Dropping it stops the process: SIGTERM, then
-/// SIGKILL if it has not exited in time.
+/// A child process: a gateway or nats-server. Dropping it stops the
+/// process: SIGTERM, then SIGKILL if it has not exited in time.
 struct Server {
+    /// "gateway", "gateway A", "gateway B" or "nats-server".
+    name: &'static str,
     child: Child,
     pid: u32,
     addr: SocketAddr,
@@ -180,26 +251,22 @@ struct Server {
 }
 
 impl Server {
-    fn start(args: &Args) -> anyhow::Result<Server> {
+    /// Starts a gateway on `port`, logging to `log_path`, with `extra_env`
+    /// on top of the bench's clean environment (and `--server-env` on top
+    /// of that).
+    fn start(
+        args: &Args,
+        name: &'static str,
+        port: u16,
+        log_path: &Path,
+        extra_env: &[(&str, String)],
+    ) -> anyhow::Result<Server> {
         ensure!(
             args.binary.is_file(),
             "gateway binary {} not found (run `cargo build --release` or pass --binary)",
             args.binary.display()
         );
-        // Pick a free port; the tiny race with another process is acceptable.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .context("cannot find a free loopback port")?
-            .port();
-        if let Some(dir) = args
-            .server_log
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).ok();
-        }
-        let log = File::create(&args.server_log)
-            .with_context(|| format!("cannot create {}", args.server_log.display()))?;
+        let log = create_log(log_path)?;
         let max_connections = (args.subscribers + 64).max(10_000);
         let mut command = Command::new(&args.binary);
         // A clean environment, so that a stray LOGGATE_CONFIG, SERVICE_TOKENS
@@ -222,6 +289,7 @@ impl Server {
             // themselves instead. `--server-env` can set them back.
             .env("CONNECT_RATE_PER_IP", "0")
             .env("PUBLISH_RATE_PER_SEC", "0")
+            .envs(extra_env.iter().map(|(k, v)| (k, v)))
             .envs(args.server_env.iter().filter_map(|kv| kv.split_once('=')))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -230,12 +298,119 @@ impl Server {
             .with_context(|| format!("cannot start {}", args.binary.display()))?;
         let pid = child.id();
         Ok(Server {
+            name,
             child,
             pid,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            log: args.server_log.clone(),
+            log: log_path.to_owned(),
             stopped: None,
         })
+    }
+
+    /// Starts `nats-server -a 127.0.0.1 -p <port>`, logging to `log_path`.
+    fn start_nats(args: &Args, port: u16, log_path: &Path) -> anyhow::Result<Server> {
+        let log = create_log(log_path)?;
+        let spawn = |binary: &Path, log: File| {
+            Command::new(binary)
+                .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(log))
+                .spawn()
+        };
+        let fallback = Path::new("/usr/sbin/nats-server");
+        let child = match spawn(&args.nats_server, log.try_clone()?) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && fallback.is_file() => {
+                spawn(fallback, log)
+            }
+            other => other,
+        }
+        .with_context(|| {
+            format!(
+                "cannot start {} (install nats-server, e.g. `apt-get install nats-server`, \
+                 or pass --nats-server)",
+                args.nats_server.display()
+            )
+        })?;
+        let pid = child.id();
+        Ok(Server {
+            name: "nats-server",
+            child,
+            pid,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            log: log_path.to_owned(),
+            stopped: None,
+        })
+    }
+
+    /// Waits until the process accepts TCP connections (for nats-server).
+    async fn wait_listening(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exited() {
+                bail!(
+                    "{} exited during start-up ({status})\n{}",
+                    self.name,
+                    self.log_tail()
+                );
+            }
+            if let Ok(Ok(_)) =
+                tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(self.addr))
+                    .await
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} did not listen on {} within {timeout:?}\n{}",
+                    self.name,
+                    self.addr,
+                    self.log_tail()
+                );
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls `/ready` until it answers 200 (a cluster node: its NATS link
+    /// is connected).
+    async fn wait_ready(
+        &mut self,
+        client: &reqwest::Client,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let url = format!("http://{}/ready", self.addr);
+        loop {
+            if let Some(status) = self.exited() {
+                bail!(
+                    "{} exited during start-up ({status})\n{}",
+                    self.name,
+                    self.log_tail()
+                );
+            }
+            let last = match client
+                .get(&url)
+                .timeout(Duration::from_millis(500))
+                .send()
+                .await
+            {
+                Ok(resp) if resp.status() == reqwest::StatusCode::OK => return Ok(()),
+                Ok(resp) => {
+                    let status = resp.status();
+                    format!("{status} {}", resp.text().await.unwrap_or_default())
+                }
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} did not answer /ready with 200 within {timeout:?} (last: {last})\n{}",
+                    self.name,
+                    self.log_tail()
+                );
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn exited(&mut self) -> Option<std::process::ExitStatus> {
@@ -260,7 +435,8 @@ impl Server {
         loop {
             if let Some(status) = self.exited() {
                 bail!(
-                    "gateway exited during start-up ({status})\n{}",
+                    "{} exited during start-up ({status})\n{}",
+                    self.name,
                     self.log_tail()
                 );
             }
@@ -276,7 +452,8 @@ impl Server {
             }
             if Instant::now() >= deadline {
                 bail!(
-                    "gateway did not answer /healthz within {timeout:?}\n{}",
+                    "{} did not answer /healthz within {timeout:?}\n{}",
+                    self.name,
                     self.log_tail()
                 );
             }
@@ -286,10 +463,6 @@ impl Server {
 
     fn status(&self) -> anyhow::Result<ProcStatus> {
         ProcStatus::read(self.pid)
-    }
-
-    fn cpu_ticks(&self) -> Option<u64> {
-        cpu_ticks(&format!("/proc/{}/stat", self.pid))
     }
 
     /// SIGTERM, wait up to `grace`, then SIGKILL. Returns a description.
@@ -342,7 +515,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         if self.stopped.is_none() {
             let what = self.stop(Duration::from_secs(5));
-            eprintln!("loggate-bench: gateway (pid {}) {what}", self.pid);
+            eprintln!("loggate-bench: {} (pid {}) {what}", self.name, self.pid);
         }
     }
 }
@@ -405,30 +578,40 @@ fn clock_ticks_per_sec() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// CPU use of the gateway and of this process over a stretch of time.
+fn pid_cpu_ticks(pid: u32) -> Option<u64> {
+    cpu_ticks(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU use of the child processes and of this process over a stretch of time.
 struct CpuMeter {
-    server: Option<u64>,
+    pids: Vec<u32>,
+    procs: Vec<Option<u64>>,
     bench: Option<u64>,
     at: Instant,
 }
 
 impl CpuMeter {
-    fn start(server: &Server) -> CpuMeter {
+    fn start(pids: &[u32]) -> CpuMeter {
         CpuMeter {
-            server: server.cpu_ticks(),
+            pids: pids.to_vec(),
+            procs: pids.iter().map(|&p| pid_cpu_ticks(p)).collect(),
             bench: cpu_ticks("/proc/self/stat"),
             at: Instant::now(),
         }
     }
 
-    /// (server %, bench %) of one core.
-    fn finish(&self, server: &Server, tck: f64) -> (Option<f64>, Option<f64>) {
+    /// (% of one core of each child, in the order given, bench %).
+    fn finish(&self, tck: f64) -> (Vec<Option<f64>>, Option<f64>) {
         let wall = self.at.elapsed().as_secs_f64().max(1e-9);
         let pct = |before: Option<u64>, after: Option<u64>| {
             Some(after?.saturating_sub(before?) as f64 / tck / wall * 100.0)
         };
         (
-            pct(self.server, server.cpu_ticks()),
+            self.pids
+                .iter()
+                .zip(&self.procs)
+                .map(|(&pid, &before)| pct(before, pid_cpu_ticks(pid)))
+                .collect(),
             pct(self.bench, cpu_ticks("/proc/self/stat")),
         )
     }
@@ -463,6 +646,27 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(n: usize) -> Shared {
+        Shared {
+            start: Instant::now(),
+            subs: (0..n).map(|_| SubStats::default()).collect(),
+            ready: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            ended: AtomicUsize::new(0),
+            shutdown_frames: AtomicUsize::new(0),
+            unparsed_latency: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    fn error_text(&self) -> Option<String> {
+        self.first_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn now_ns(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
     }
@@ -895,6 +1099,13 @@ fn event_json(out: &mut String, c: usize, message: &str) {
     );
 }
 
+fn probe_body() -> Bytes {
+    Bytes::from(format!(
+        "{{\"service\":\"{SERVICE}\",\"workspace_id\":\"{WORKSPACE}\",\"resource_id\":\"probe\",\
+         \"logData\":{{\"level\":\"info\",\"message\":\"probe\"}}}}"
+    ))
+}
+
 fn batch_body(c: usize, batch: usize, message: &str) -> Bytes {
     let mut s = String::from("[");
     for i in 0..batch {
@@ -1064,13 +1275,29 @@ fn pct(v: Option<f64>) -> String {
 
 /// The sum of every sample of one counter in Prometheus text format.
 fn metric_sum(text: &str, name: &str) -> Option<u64> {
+    metric_sum_with(text, name, &[])
+}
+
+/// The sum of the samples of one counter whose labels include every one of
+/// `labels` (each `key="value"`); None if there is no such sample.
+fn metric_sum_with(text: &str, name: &str, labels: &[&str]) -> Option<u64> {
     let mut found = false;
     let mut sum = 0.0;
     for line in text.lines() {
         let Some(rest) = line.strip_prefix(name) else {
             continue;
         };
-        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+        let label_set = if let Some(inner) = rest.strip_prefix('{') {
+            match inner.find('}') {
+                Some(end) => format!(",{},", &inner[..end]),
+                None => continue,
+            }
+        } else if rest.starts_with(' ') {
+            String::from(",")
+        } else {
+            continue;
+        };
+        if !labels.iter().all(|l| label_set.contains(&format!(",{l},"))) {
             continue;
         }
         if let Some(v) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
@@ -1081,25 +1308,336 @@ fn metric_sum(text: &str, name: &str) -> Option<u64> {
     found.then_some(sum as u64)
 }
 
-/// Published, delivered and dropped events according to the gateway.
-async fn server_counts(client: &reqwest::Client, base_url: &str) -> Option<[u64; 3]> {
-    let text = client
+async fn fetch_metrics(client: &reqwest::Client, base_url: &str) -> Option<String> {
+    client
         .get(format!("{base_url}/metrics"))
         .send()
         .await
         .ok()?
         .text()
         .await
-        .ok()?;
+        .ok()
+}
+
+/// Published events according to the publishing gateway's `/metrics` text,
+/// delivered and dropped ones according to the subscribing gateway's (the
+/// same text in single-node mode).
+fn server_counts(pub_text: &str, sub_text: &str) -> Option<[u64; 3]> {
     Some([
-        metric_sum(&text, "loggate_events_published_total")?,
-        metric_sum(&text, "loggate_events_delivered_total")?,
-        metric_sum(&text, "loggate_events_dropped_total").unwrap_or(0),
+        metric_sum(pub_text, "loggate_events_published_total")?,
+        metric_sum(sub_text, "loggate_events_delivered_total")?,
+        metric_sum(sub_text, "loggate_events_dropped_total").unwrap_or(0),
     ])
+}
+
+/// The cluster path's counters at one moment.
+#[derive(Clone, Copy, Debug, Default)]
+struct ClusterCounters {
+    /// `loggate_nats_messages_total{link="cluster",direction="out"}` on A.
+    a_out: u64,
+    /// `loggate_nats_messages_total{link="cluster",direction="in"}` on B.
+    b_in: u64,
+    /// `loggate_nats_messages_total{link="cluster",direction="invalid"}` on B.
+    b_invalid: u64,
+    /// `loggate_events_dropped_total{reason="nats_backlog"}` on A: events
+    /// dropped because A's outbound NATS queue was full. None while A
+    /// has no such series.
+    a_backlog: Option<u64>,
+    /// Lines saying "slow consumer" in B's log: its NATS client dropped
+    /// inbound messages because B did not take them fast enough.
+    b_slow_logs: usize,
+    /// Lines saying "slow consumer" in nats-server's log.
+    nats_slow_logs: usize,
+}
+
+impl ClusterCounters {
+    async fn read(client: &reqwest::Client, nodes: &Nodes) -> Option<ClusterCounters> {
+        let nats = nodes.nats.as_ref()?;
+        let a = fetch_metrics(client, &format!("http://{}", nodes.publisher().addr)).await?;
+        let b = fetch_metrics(client, &format!("http://{}", nodes.subscriber().addr)).await?;
+        let nats_msgs = |text: &str, dir: &str| {
+            metric_sum_with(
+                text,
+                "loggate_nats_messages_total",
+                &["link=\"cluster\"", &format!("direction=\"{dir}\"")],
+            )
+            .unwrap_or(0)
+        };
+        Some(ClusterCounters {
+            a_out: nats_msgs(&a, "out"),
+            b_in: nats_msgs(&b, "in"),
+            b_invalid: nats_msgs(&b, "invalid"),
+            a_backlog: metric_sum_with(
+                &a,
+                "loggate_events_dropped_total",
+                &["reason=\"nats_backlog\""],
+            ),
+            b_slow_logs: count_log_lines(&nodes.subscriber().log, "slow consumer"),
+            nats_slow_logs: count_log_lines(&nats.log, "slow consumer"),
+        })
+    }
+
+    /// What happened between `base` and `self`, as a report value.
+    fn delta_text(&self, base: &ClusterCounters) -> String {
+        let backlog = self.a_backlog.unwrap_or(0) - base.a_backlog.unwrap_or(0);
+        let mut s = format!(
+            "NATS messages A out {} / B in {} (lost in between {}); dropped on A for \
+             nats_backlog {}; slow-consumer log lines B {} / nats-server {}",
+            thousands(self.a_out - base.a_out),
+            thousands(self.b_in - base.b_in),
+            thousands((self.a_out - base.a_out).saturating_sub(self.b_in - base.b_in)),
+            thousands(backlog),
+            self.b_slow_logs - base.b_slow_logs,
+            self.nats_slow_logs - base.nats_slow_logs,
+        );
+        if self.b_invalid > base.b_invalid {
+            let _ = write!(
+                s,
+                "; invalid on B {}",
+                thousands(self.b_invalid - base.b_invalid)
+            );
+        }
+        s
+    }
 }
 
 fn progress(msg: impl AsRef<str>) {
     eprintln!("loggate-bench: {}", msg.as_ref());
+}
+
+/// The processes under test: one gateway; or nats-server, node A (publish)
+/// and node B (subscribe).
+struct Nodes {
+    /// One gateway, or A then B. Declared before `nats`, so they are
+    /// dropped (stopped) before it.
+    gateways: Vec<Server>,
+    nats: Option<Server>,
+    /// `nats-server --version`, of the binary that runs.
+    nats_version: Option<String>,
+}
+
+impl Nodes {
+    async fn start(args: &Args, client: &reqwest::Client) -> anyhow::Result<Nodes> {
+        let timeout = secs(args.setup_timeout.max(1.0));
+        if !args.cluster {
+            let port = free_ports(1)?[0];
+            let mut server = Server::start(args, "gateway", port, &args.server_log, &[])?;
+            progress(format!(
+                "gateway pid {} on http://{} (log: {})",
+                server.pid,
+                server.addr,
+                server.log.display()
+            ));
+            server.wait_healthy(client, timeout).await?;
+            return Ok(Nodes {
+                gateways: vec![server],
+                nats: None,
+                nats_version: None,
+            });
+        }
+        let ports = free_ports(3)?;
+        // Locals drop in reverse order: on an early return the gateways
+        // stop before nats-server.
+        let mut nats = Server::start_nats(args, ports[0], &sibling_log(&args.server_log, "nats"))?;
+        progress(format!(
+            "nats-server pid {} on nats://{} (log: {})",
+            nats.pid,
+            nats.addr,
+            nats.log.display()
+        ));
+        nats.wait_listening(timeout).await?;
+        let nats_version = std::fs::read_link(format!("/proc/{}/exe", nats.pid))
+            .ok()
+            .and_then(|exe| Command::new(exe).arg("--version").output().ok())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty());
+        let env = [("NATS_URL", format!("nats://{}", nats.addr))];
+        let mut a = Server::start(
+            args,
+            "gateway A",
+            ports[1],
+            &sibling_log(&args.server_log, "a"),
+            &env,
+        )?;
+        let mut b = Server::start(
+            args,
+            "gateway B",
+            ports[2],
+            &sibling_log(&args.server_log, "b"),
+            &env,
+        )?;
+        for node in [&a, &b] {
+            progress(format!(
+                "{} pid {} on http://{} (log: {})",
+                node.name,
+                node.pid,
+                node.addr,
+                node.log.display()
+            ));
+        }
+        a.wait_healthy(client, timeout).await?;
+        b.wait_healthy(client, timeout).await?;
+        let began = Instant::now();
+        a.wait_ready(client, timeout).await?;
+        b.wait_ready(client, timeout).await?;
+        progress(format!(
+            "both nodes /ready (NATS connected) after {:.0?}",
+            began.elapsed()
+        ));
+        Ok(Nodes {
+            gateways: vec![a, b],
+            nats: Some(nats),
+            nats_version,
+        })
+    }
+
+    fn cluster(&self) -> bool {
+        self.nats.is_some()
+    }
+
+    /// Where events are published: the gateway, or node A.
+    fn publisher(&self) -> &Server {
+        &self.gateways[0]
+    }
+
+    /// Where the subscribers are: the gateway, or node B.
+    fn subscriber(&self) -> &Server {
+        &self.gateways[self.gateways.len() - 1]
+    }
+
+    /// The gateways' pids, then nats-server's.
+    fn pids(&self) -> Vec<u32> {
+        self.gateways
+            .iter()
+            .chain(&self.nats)
+            .map(|s| s.pid)
+            .collect()
+    }
+
+    /// Fails if a process has exited.
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        for s in self.gateways.iter_mut().chain(&mut self.nats) {
+            if let Some(status) = s.exited() {
+                bail!("{} exited ({status})\n{}", s.name, s.log_tail());
+            }
+        }
+        Ok(())
+    }
+
+    /// The CPU row's label suffix and value.
+    fn cpu_row(&self, (procs, bench): (Vec<Option<f64>>, Option<f64>)) -> (&'static str, String) {
+        let all: Vec<String> = procs.into_iter().chain([bench]).map(pct).collect();
+        let label = if self.cluster() {
+            "CPU A / B / nats-server / bench"
+        } else {
+            "CPU server / bench"
+        };
+        (label, all.join(" / "))
+    }
+
+    /// Stops the gateways (SIGTERM, then SIGKILL after 15 s), then
+    /// nats-server; one description for each.
+    fn stop(&mut self) -> (String, Option<String>) {
+        let cluster = self.cluster();
+        let gateways: Vec<String> = self
+            .gateways
+            .iter_mut()
+            .map(|s| {
+                let what = s.stop(Duration::from_secs(15));
+                progress(format!("{} {what}", s.name));
+                if cluster {
+                    format!("{}: {what}", s.name.trim_start_matches("gateway "))
+                } else {
+                    what
+                }
+            })
+            .collect();
+        let nats = self.nats.as_mut().map(|s| {
+            let what = s.stop(Duration::from_secs(15));
+            progress(format!("{} {what}", s.name));
+            what
+        });
+        (gateways.join("; "), nats)
+    }
+}
+
+/// The cluster warm-up: a subscriber on node B's probe channel and the
+/// probe events published on node A until one arrived.
+struct WarmUp {
+    shared: Arc<Shared>,
+    handle: tokio::task::JoinHandle<Histogram<u64>>,
+    probes: Arc<PublishStats>,
+    sent: u64,
+    took: Duration,
+}
+
+/// A node's NATS subscription may reach nats-server a little after its
+/// `/ready` turns 200: publishes probe events on A (every 100 ms, on a
+/// channel of their own) until one reaches a subscriber on B.
+async fn warm_up(
+    args: &Args,
+    client: &reqwest::Client,
+    publish_url: &str,
+    nodes: &mut Nodes,
+    connect: &Arc<Semaphore>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<WarmUp> {
+    let timeout = secs(args.setup_timeout.max(1.0));
+    let began = Instant::now();
+    let deadline = began + timeout;
+    let shared = Arc::new(Shared::new(1));
+    let handle = tokio::spawn(subscriber(
+        0,
+        probe_channel(),
+        nodes.subscriber().addr,
+        Arc::clone(&shared),
+        Arc::clone(connect),
+        stop,
+    ));
+    while shared.ready.load(Relaxed) == 0 {
+        if shared.failed.load(Relaxed) > 0 || Instant::now() >= deadline {
+            bail!(
+                "the probe subscriber on node B did not become ready: {}",
+                shared.error_text().unwrap_or_else(|| "timed out".into())
+            );
+        }
+        nodes.check_alive()?;
+        sleep(Duration::from_millis(10)).await;
+    }
+    let probes = Arc::new(PublishStats::new(1));
+    let body = probe_body();
+    let first = Instant::now();
+    let mut sent = 0u64;
+    loop {
+        probes.publish(client, publish_url, 0, body.clone()).await;
+        sent += 1;
+        let next = Instant::now() + Duration::from_millis(100);
+        while Instant::now() < next {
+            if shared.totals().delivered > 0 {
+                return Ok(WarmUp {
+                    shared,
+                    handle,
+                    probes,
+                    sent,
+                    took: first.elapsed(),
+                });
+            }
+            sleep(Duration::from_millis(5)).await;
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "no probe event published on node A reached node B within {timeout:?} \
+                 ({sent} sent, {} accepted{})",
+                probes.requests_ok.load(Relaxed),
+                probes
+                    .error_text()
+                    .map(|e| format!("; first error: {e}"))
+                    .unwrap_or_default()
+            );
+        }
+        nodes.check_alive()?;
+    }
 }
 
 async fn run(args: &Args) -> anyhow::Result<()> {
@@ -1113,52 +1651,76 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         )),
         _ => {}
     }
-    let mut server = Server::start(args)?;
-    progress(format!(
-        "gateway pid {} on http://{} (log: {})",
-        server.pid,
-        server.addr,
-        server.log.display()
-    ));
     let client = http_client()?;
-    server
-        .wait_healthy(&client, secs(args.setup_timeout.max(1.0)))
-        .await?;
-    let base_url = format!("http://{}", server.addr);
-    let publish_url = format!("{base_url}/api/logs/publish");
+    let mut nodes = Nodes::start(args, &client).await?;
+    let cluster = nodes.cluster();
+    let pub_base_url = format!("http://{}", nodes.publisher().addr);
+    let sub_base_url = format!("http://{}", nodes.subscriber().addr);
+    let sub_addr = nodes.subscriber().addr;
+    let publish_url = format!("{pub_base_url}/api/logs/publish");
 
     let mut report = Report { rows: Vec::new() };
+    report.row(
+        "Mode",
+        if cluster {
+            format!(
+                "cluster: publish on A, subscribe on B, one nats-server ({})",
+                nodes.nats_version.as_deref().unwrap_or("version unknown")
+            )
+        } else {
+            "single node".into()
+        },
+    );
     let n = args.subscribers;
     let c_count = args.channels;
     let mut subs_on = vec![0u64; c_count];
     for i in 0..n {
         subs_on[i % c_count] += 1;
     }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let connect = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+
+    // --- Cluster warm-up ----------------------------------------------------
+    let warm = if cluster {
+        progress("warm-up: probe events on node A until one reaches node B");
+        let w = warm_up(
+            args,
+            &client,
+            &publish_url,
+            &mut nodes,
+            &connect,
+            stop_rx.clone(),
+        )
+        .await?;
+        progress(format!(
+            "warm-up: first probe reached node B after {:.0?} ({} sent)",
+            w.took, w.sent
+        ));
+        Some(w)
+    } else {
+        None
+    };
 
     // --- Idle subscribers and their memory --------------------------------
     sleep(Duration::from_millis(300)).await;
-    let before = server.status()?;
-    let shared = Arc::new(Shared {
-        start: Instant::now(),
-        subs: (0..n).map(|_| SubStats::default()).collect(),
-        ready: AtomicUsize::new(0),
-        failed: AtomicUsize::new(0),
-        ended: AtomicUsize::new(0),
-        shutdown_frames: AtomicUsize::new(0),
-        unparsed_latency: AtomicU64::new(0),
-        first_error: Mutex::new(None),
-        stopping: AtomicBool::new(false),
-    });
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let connect = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
-    progress(format!("opening {n} SSE subscribers on {c_count} channels"));
+    let before = nodes.subscriber().status()?;
+    let a_before = if cluster {
+        Some(nodes.publisher().status()?)
+    } else {
+        None
+    };
+    let shared = Arc::new(Shared::new(n));
+    progress(format!(
+        "opening {n} SSE subscribers on {c_count} channels{}",
+        if cluster { " on node B" } else { "" }
+    ));
     let opening = Instant::now();
     let handles: Vec<_> = (0..n)
         .map(|i| {
             tokio::spawn(subscriber(
                 i,
                 channel_name(i % c_count),
-                server.addr,
+                sub_addr,
                 Arc::clone(&shared),
                 Arc::clone(&connect),
                 stop_rx.clone(),
@@ -1173,17 +1735,10 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             break;
         }
         if failed > 0 || Instant::now() >= deadline {
-            let why = shared
-                .first_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone()
-                .unwrap_or_else(|| "timed out".into());
+            let why = shared.error_text().unwrap_or_else(|| "timed out".into());
             bail!("only {ready} of {n} subscribers became ready ({failed} failed): {why}");
         }
-        if let Some(status) = server.exited() {
-            bail!("gateway exited ({status})\n{}", server.log_tail());
-        }
+        nodes.check_alive()?;
         sleep(Duration::from_millis(20)).await;
     }
     let open_time = opening.elapsed();
@@ -1191,24 +1746,53 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         "all {n} subscribers ready in {open_time:.2?}; idling 1 s"
     ));
     sleep(Duration::from_secs(1)).await;
-    let after = server.status()?;
+    let after = nodes.subscriber().status()?;
     let per_conn = (after.rss_kib as f64 - before.rss_kib as f64) / n as f64;
+    let (rss_label, per_conn_label) = if cluster {
+        (
+            "Node B RSS before → after opening subscribers",
+            "Node B RSS per idle SSE connection",
+        )
+    } else {
+        (
+            "Server RSS before → after opening subscribers",
+            "Server RSS per idle SSE connection",
+        )
+    };
     report.row(
         "SSE subscribers (channels)",
-        format!("{} ({c_count})", thousands(n as u64)),
+        format!(
+            "{} ({c_count}){}",
+            thousands(n as u64),
+            if cluster { " on node B" } else { "" }
+        ),
     );
     report.row(
         "Time to open all subscribers",
         format!("{:.2} s", open_time.as_secs_f64()),
     );
     report.row(
-        "Server RSS before → after opening subscribers",
+        rss_label,
         format!("{} → {}", mib(before.rss_kib), mib(after.rss_kib)),
     );
-    report.row(
-        "Server RSS per idle SSE connection",
-        format!("{per_conn:.1} KiB"),
-    );
+    report.row(per_conn_label, format!("{per_conn:.1} KiB"));
+    if let Some(a_before) = a_before {
+        let a_after = nodes.publisher().status()?;
+        report.row(
+            "Node A RSS (no subscribers) at the same moments",
+            format!("{} → {}", mib(a_before.rss_kib), mib(a_after.rss_kib)),
+        );
+    }
+    if let Some(w) = &warm {
+        report.row(
+            "Cluster warm-up: first probe on A delivered on B after",
+            format!(
+                "{:.0} ms ({} probe publishes)",
+                w.took.as_secs_f64() * 1000.0,
+                w.sent
+            ),
+        );
+    }
 
     // --- Full-speed phase -------------------------------------------------
     let mut bodies = Vec::with_capacity(c_count);
@@ -1220,11 +1804,15 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let full = Arc::new(PublishStats::new(c_count));
     let next_channel = Arc::new(AtomicUsize::new(0));
     progress(format!(
-        "full speed: {} publishers × batches of {} for {} s",
-        args.publishers, args.batch, args.duration
+        "full speed: {} publishers × batches of {} for {} s{}",
+        args.publishers,
+        args.batch,
+        args.duration,
+        if cluster { " on node A" } else { "" }
     ));
+    let cluster_base = ClusterCounters::read(&client, &nodes).await;
     let base = shared.totals();
-    let cpu = CpuMeter::start(&server);
+    let cpu = CpuMeter::start(&nodes.pids());
     let first_publish_ns = shared.now_ns();
     let pub_start = Instant::now();
     let end = pub_start + secs(args.duration);
@@ -1259,7 +1847,8 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         thousands(expected)
     ));
     let (t, complete) = drain(&shared, base, expected, secs(args.drain_timeout)).await;
-    let (server_cpu, bench_cpu) = cpu.finish(&server, tck);
+    let (cpu_label, cpu_value) = nodes.cpu_row(cpu.finish(tck));
+    let cluster_full = ClusterCounters::read(&client, &nodes).await;
     let delivered = t.delivered - base.delivered;
     let dropped = t.dropped - base.dropped;
     let lag_frames = t.lag_frames - base.lag_frames;
@@ -1314,9 +1903,12 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         );
     }
     report.row(
-        "Full speed: CPU server / bench (100 % = 1 core)",
-        format!("{} / {}", pct(server_cpu), pct(bench_cpu)),
+        format!("Full speed: {cpu_label} (100 % = 1 core)"),
+        cpu_value,
     );
+    if let (Some(b), Some(a)) = (&cluster_base, &cluster_full) {
+        report.row("Full speed: cluster path", a.delta_text(b));
+    }
     let failed = full.requests_failed.load(Relaxed);
     if failed > 0 {
         report.row(
@@ -1335,11 +1927,12 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         args.rate, args.latency_duration
     ));
     sleep(Duration::from_millis(500)).await;
+    let cluster_base = ClusterCounters::read(&client, &nodes).await;
     let base = shared.totals();
     let fixed = Arc::new(PublishStats::new(c_count));
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT as usize));
     let lat_client = http_client()?;
-    let cpu = CpuMeter::start(&server);
+    let cpu = CpuMeter::start(&nodes.pids());
     let lat_start = Instant::now();
     let lat_end = lat_start + secs(args.latency_duration);
     let mut ticker = tokio::time::interval(secs(1.0 / args.rate));
@@ -1384,22 +1977,45 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         thousands(expected)
     ));
     let (t, complete) = drain(&shared, base, expected, secs(args.drain_timeout)).await;
-    let (server_cpu, bench_cpu) = cpu.finish(&server, tck);
+    let (cpu_label, cpu_value) = nodes.cpu_row(cpu.finish(tck));
+    let cluster_lat = ClusterCounters::read(&client, &nodes).await;
     let delivered = t.delivered - base.delivered;
     let dropped = t.dropped - base.dropped;
     let missing = expected.saturating_sub(delivered);
 
-    let cross_check = server_counts(&client, &base_url).await.map(|server| {
-        let t = shared.totals();
-        let bench = [full.events() + fixed.events(), t.delivered, t.dropped];
-        let show = |v: [u64; 3]| v.map(thousands).join(" / ");
-        format!("gateway {}; bench {}", show(server), show(bench))
-    });
+    // Published on the publishing node, delivered and dropped on the
+    // subscribing one (the same gateway in single-node mode).
+    let pub_metrics = fetch_metrics(&client, &pub_base_url).await;
+    let sub_metrics = if cluster {
+        fetch_metrics(&client, &sub_base_url).await
+    } else {
+        pub_metrics.clone()
+    };
+    let cross_check = pub_metrics
+        .as_deref()
+        .zip(sub_metrics.as_deref())
+        .and_then(|(p, s)| server_counts(p, s))
+        .map(|server| {
+            let t = shared.totals();
+            let mut bench = [full.events() + fixed.events(), t.delivered, t.dropped];
+            if let Some(w) = &warm {
+                let probe = w.shared.totals();
+                bench[0] += w.probes.events();
+                bench[1] += probe.delivered;
+                bench[2] += probe.dropped;
+            }
+            let show = |v: [u64; 3]| v.map(thousands).join(" / ");
+            format!("gateway {}; bench {}", show(server), show(bench))
+        });
 
     // --- Stop the subscribers and collect their histograms ---------------
     shared.stopping.store(true, Relaxed);
+    if let Some(w) = &warm {
+        w.shared.stopping.store(true, Relaxed);
+    }
     let _ = stop_tx.send(true);
     let mut hist = new_histogram();
+    let probe_handle = warm.as_ref().map(|w| &w.handle);
     let collect = async {
         for h in handles {
             if let Ok(h) = h.await {
@@ -1412,6 +2028,9 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         .is_err()
     {
         progress("some subscribers did not stop within 10 s");
+    }
+    if let Some(h) = probe_handle {
+        h.abort();
     }
     let q = |quantile: f64| format!("{:.2} ms", hist.value_at_quantile(quantile) as f64 / 1000.0);
     report.row(
@@ -1449,10 +2068,10 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         "Latency max",
         format!("{:.2} ms", hist.max() as f64 / 1000.0),
     );
-    report.row(
-        "Latency phase: CPU server / bench",
-        format!("{} / {}", pct(server_cpu), pct(bench_cpu)),
-    );
+    report.row(format!("Latency phase: {cpu_label}"), cpu_value);
+    if let (Some(b), Some(a)) = (&cluster_base, &cluster_lat) {
+        report.row("Latency phase: cluster path", a.delta_text(b));
+    }
     let failed = fixed.requests_failed.load(Relaxed);
     if failed > 0 {
         report.row(
@@ -1477,18 +2096,34 @@ async fn run(args: &Args) -> anyhow::Result<()> {
 
     if let Some(line) = cross_check {
         report.row(
-            "Events published / delivered / dropped (gateway /metrics vs bench)",
+            if cluster {
+                "Events published (A) / delivered (B) / dropped (B) (gateway /metrics vs bench, \
+                 incl. warm-up probes)"
+            } else {
+                "Events published / delivered / dropped (gateway /metrics vs bench)"
+            },
             line,
+        );
+    }
+    if cluster {
+        let backlog = pub_metrics.as_deref().and_then(|text| {
+            metric_sum_with(
+                text,
+                "loggate_events_dropped_total",
+                &["reason=\"nats_backlog\""],
+            )
+        });
+        report.row(
+            "Events dropped on A, outbound NATS queue full (`reason=\"nats_backlog\"`)",
+            match backlog {
+                Some(v) => thousands(v),
+                None => "0 (no such series in A's /metrics)".into(),
+            },
         );
     }
     let ended = shared.ended.load(Relaxed);
     if ended > 0 {
-        let why = shared
-            .first_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .unwrap_or_default();
+        let why = shared.error_text().unwrap_or_default();
         report.row(
             "Streams that ended early",
             format!("{ended} (first: {})", why.replace('|', "\\|")),
@@ -1501,17 +2136,31 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             thousands(shutdowns as u64),
         );
     }
-    let end_status = server.status().ok();
-    if let Some(s) = end_status {
+    let rss = |s: &Server| {
+        s.status()
+            .ok()
+            .map(|st| format!("{} / {}", mib(st.rss_kib), mib(st.hwm_kib)))
+    };
+    if cluster {
+        let show = |s: Option<String>| s.unwrap_or_else(|| "n/a".into());
         report.row(
-            "Server RSS at end / peak (VmHWM)",
-            format!("{} / {}", mib(s.rss_kib), mib(s.hwm_kib)),
+            "RSS at end / peak (VmHWM): node A; node B; nats-server",
+            format!(
+                "{}; {}; {}",
+                show(rss(nodes.publisher())),
+                show(rss(nodes.subscriber())),
+                show(nodes.nats.as_ref().and_then(rss))
+            ),
         );
+    } else if let Some(s) = rss(nodes.subscriber()) {
+        report.row("Server RSS at end / peak (VmHWM)", s);
     }
     sleep(Duration::from_millis(200)).await;
-    let stopped = server.stop(Duration::from_secs(15));
-    progress(format!("gateway {stopped}"));
+    let (stopped, nats_stopped) = nodes.stop();
     report.row("Gateway shutdown (SIGTERM)", stopped);
+    if let Some(s) = nats_stopped {
+        report.row("nats-server shutdown (SIGTERM)", s);
+    }
 
     println!();
     report.print();
@@ -1642,5 +2291,36 @@ mod tests {
             Some(15)
         );
         assert_eq!(metric_sum(metrics, "loggate_events_dropped_total"), None);
+        let metrics = "loggate_events_dropped_total{reason=\"nats_backlog\",service=\"etl\"} 4\n\
+                       loggate_events_dropped_total{reason=\"slow_consumer\",service=\"etl\"} 5\n\
+                       loggate_events_dropped_total{reason=\"x_nats_backlog\",service=\"etl\"} 6\n\
+                       loggate_nats_messages_total{direction=\"out\",link=\"cluster\"} 7\n\
+                       loggate_nats_messages_total{direction=\"in\",link=\"cluster\"} 8\n";
+        let dropped = "loggate_events_dropped_total";
+        assert_eq!(
+            metric_sum_with(metrics, dropped, &["reason=\"nats_backlog\""]),
+            Some(4)
+        );
+        assert_eq!(metric_sum(metrics, dropped), Some(15));
+        assert_eq!(
+            metric_sum_with(metrics, dropped, &["reason=\"nats\""]),
+            None
+        );
+        assert_eq!(
+            metric_sum_with(
+                metrics,
+                "loggate_nats_messages_total",
+                &["link=\"cluster\"", "direction=\"in\""]
+            ),
+            Some(8)
+        );
+        assert_eq!(
+            sibling_log(Path::new("target/loggate-bench-server.log"), "a"),
+            PathBuf::from("target/loggate-bench-server-a.log")
+        );
+        assert_eq!(
+            sibling_log(Path::new("server"), "nats"),
+            PathBuf::from("server-nats")
+        );
     }
 }

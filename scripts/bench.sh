@@ -4,10 +4,14 @@
 # and the gateway inherits this limit), then runs the benchmark.
 #
 #   scripts/bench.sh [loggate-bench options]     e.g. --subscribers 1000 --channels 10
+#   scripts/bench.sh --cluster [options]          two nodes joined by a nats-server:
+#                                                 publish on A, subscribe on B
 #   scripts/bench.sh --help
 #
 # Summary table on stdout, progress on stderr, gateway log in
-# target/loggate-bench-server.log.
+# target/loggate-bench-server.log (with --cluster: -a.log, -b.log and
+# -nats.log beside it). --cluster needs nats-server (Debian: apt-get install
+# nats-server, which puts it in /usr/sbin).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,6 +23,11 @@ else
     ulimit -n "$hard" 2>/dev/null || true
 fi
 echo "bench.sh: open-file limit $(ulimit -n)" >&2
+
+# Debian's nats-server is in /usr/sbin, which is not always on PATH.
+if ! command -v nats-server >/dev/null 2>&1 && [ -x /usr/sbin/nats-server ]; then
+    export PATH="$PATH:/usr/sbin"
+fi
 
 cargo build --release --quiet --bin loggate
 cargo build --release --quiet --example loggate-bench

@@ -101,8 +101,13 @@ pub struct Connection {
     pub creds_file: Option<std::path::PathBuf>,
 }
 
-async fn connect(conn: Connection, status: Arc<LinkStatus>) -> Result<Client, String> {
+async fn connect(
+    conn: Connection,
+    status: Arc<LinkStatus>,
+    metrics: Arc<Metrics>,
+) -> Result<Client, String> {
     let events = Arc::clone(&status);
+    let slow = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut opts = ConnectOptions::new()
         .name("loggate")
         .retry_on_initial_connect()
@@ -114,8 +119,23 @@ async fn connect(conn: Connection, status: Arc<LinkStatus>) -> Result<Client, St
         })
         .event_callback(move |event| {
             let status = Arc::clone(&events);
+            let metrics = Arc::clone(&metrics);
+            let slow = Arc::clone(&slow);
             async move {
                 match &event {
+                    // async-nats dropped a message this subscription could
+                    // not buffer: count it, and warn without flooding.
+                    async_nats::Event::SlowConsumer(_) => {
+                        metrics.dropped("nats_slow_consumer", crate::metrics::OTHER_SERVICE, 1);
+                        let n = slow.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if n.is_multiple_of(1000) {
+                            tracing::warn!(
+                                link = status.name,
+                                dropped_so_far = n + 1,
+                                "NATS slow consumer: messages dropped"
+                            );
+                        }
+                    }
                     async_nats::Event::Connected => {
                         tracing::info!(link = status.name, "NATS connected");
                         status.set_error(None);
@@ -275,8 +295,15 @@ impl NatsBridge {
     }
 }
 
-/// An inbound NATS message and the subscription it came through.
-struct Inbound(async_nats::Message, Source);
+/// Inbound NATS messages that were ready together, and the subscription
+/// they came through.
+struct Inbound(Vec<async_nats::Message>, Source);
+
+/// Most messages handed to the registry in one `Publish`. Batching is what
+/// lets a node keep up with a busy cluster: one registry round trip per
+/// message caps intake far below what NATS delivers, and async-nats drops
+/// what a subscription cannot buffer.
+const INBOUND_BATCH: usize = 512;
 
 #[derive(Clone, Copy)]
 enum Source {
@@ -293,8 +320,9 @@ impl Actor for NatsBridge {
         let conn = self.connection.clone();
         let status = Arc::clone(&self.status);
         let role = self.role.take();
+        let metrics = Arc::clone(&self.metrics);
         let fut = async move {
-            let client = connect(conn, Arc::clone(&status)).await?;
+            let client = connect(conn, Arc::clone(&status), metrics).await?;
             let _ = status.client.set(client.clone());
             let (subject, queue) = match &role {
                 Some(Role::Cluster { prefix, .. }) => (format!("{prefix}.>"), None),
@@ -321,7 +349,8 @@ impl Actor for NatsBridge {
         ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
             Ok((client, subscribers, role)) => {
                 for (source, sub) in subscribers {
-                    ctx.add_stream(futures_util::StreamExt::map(sub, move |m| {
+                    let batches = futures_util::StreamExt::ready_chunks(sub, INBOUND_BATCH);
+                    ctx.add_stream(futures_util::StreamExt::map(batches, move |m| {
                         Inbound(m, source)
                     }));
                 }
@@ -337,16 +366,17 @@ impl Actor for NatsBridge {
                         // bounded queue instead of memory.
                         let metrics = Arc::clone(&act.metrics);
                         actix::spawn(async move {
-                            while let Some(m) = outbound.recv().await {
-                                match client
-                                    .publish_with_headers(m.subject, m.headers, m.payload)
-                                    .await
-                                {
-                                    Ok(()) => metrics
-                                        .nats_messages
-                                        .with_label_values(&["cluster", "out"])
-                                        .inc(),
-                                    Err(e) => tracing::warn!(error = %e, "NATS publish failed"),
+                            let out = metrics.nats_messages.with_label_values(&["cluster", "out"]);
+                            let mut batch = Vec::with_capacity(INBOUND_BATCH);
+                            while outbound.recv_many(&mut batch, INBOUND_BATCH).await > 0 {
+                                for m in batch.drain(..) {
+                                    match client
+                                        .publish_with_headers(m.subject, m.headers, m.payload)
+                                        .await
+                                    {
+                                        Ok(()) => out.inc(),
+                                        Err(e) => tracing::warn!(error = %e, "NATS publish failed"),
+                                    }
                                 }
                             }
                         });
@@ -401,7 +431,39 @@ impl NatsBridge {
 }
 
 impl StreamHandler<Inbound> for NatsBridge {
-    fn handle(&mut self, Inbound(msg, source): Inbound, ctx: &mut Self::Context) {
+    fn handle(&mut self, Inbound(batch, source): Inbound, ctx: &mut Self::Context) {
+        let mut events = Vec::with_capacity(batch.len());
+        for msg in &batch {
+            if let Some(event) = self.inbound_event(msg, source) {
+                events.push(event);
+            }
+        }
+        if events.is_empty() {
+            return;
+        }
+        // Fly messages read through a queue group reach only this node, so
+        // this node shares them with the cluster; without one every node
+        // reads them all and none may share.
+        let origin = match &self.fly {
+            Some(f) if f.queue.is_some() => Origin::Local,
+            _ => Origin::Cluster,
+        };
+        // `wait`: batches go to the registry one after another, so events
+        // keep the order NATS gave them, and the registry's bounded mailbox
+        // pushes back on this link.
+        let send = self.registry.send(Publish { events, origin });
+        ctx.wait(send.into_actor(self).map(|_, _, _| ()));
+    }
+
+    fn finished(&mut self, _: &mut Self::Context) {
+        tracing::warn!(link = self.status.name, "NATS subscription ended");
+    }
+}
+
+impl NatsBridge {
+    /// One inbound message as an event, counted; `None` for our own cluster
+    /// echoes and for messages that cannot be an event.
+    fn inbound_event(&self, msg: &async_nats::Message, source: Source) -> Option<NewEvent> {
         let (link, event) = match (&self.fly, source) {
             (_, Source::Rule(i)) => (
                 "rules",
@@ -414,7 +476,7 @@ impl StreamHandler<Inbound> for NatsBridge {
                     )
                 }),
             ),
-            (Some(f), Source::Main) => ("fly", f.to_event(&msg)),
+            (Some(f), Source::Main) => ("fly", f.to_event(msg)),
             (None, Source::Main) => {
                 let own = msg
                     .headers
@@ -423,39 +485,21 @@ impl StreamHandler<Inbound> for NatsBridge {
                     .map(|v| v.as_str())
                     == self.node_id.as_deref();
                 if own {
-                    return;
+                    return None;
                 }
-                ("cluster", self.cluster_event(&msg))
+                ("cluster", self.cluster_event(msg))
             }
         };
         self.metrics
             .nats_messages
             .with_label_values(&[link, "in"])
             .inc();
-        let Some(event) = event else {
+        if event.is_none() {
             self.metrics
                 .nats_messages
                 .with_label_values(&[link, "invalid"])
                 .inc();
-            return;
-        };
-        // `wait`: one at a time, so events keep the order NATS gave them
-        // and the registry's bounded mailbox pushes back on this link.
-        // Fly messages read through a queue group reach only this node, so
-        // this node shares them with the cluster; without one every node
-        // reads them all and none may share.
-        let origin = match &self.fly {
-            Some(f) if f.queue.is_some() => Origin::Local,
-            _ => Origin::Cluster,
-        };
-        let send = self.registry.send(Publish {
-            events: vec![event],
-            origin,
-        });
-        ctx.wait(send.into_actor(self).map(|_, _, _| ()));
-    }
-
-    fn finished(&mut self, _: &mut Self::Context) {
-        tracing::warn!(link = self.status.name, "NATS subscription ended");
+        }
+        event
     }
 }
