@@ -88,7 +88,7 @@ impl Metrics {
         );
         let nats_messages = counter_vec(
             "nats_messages_total",
-            "NATS messages by link (cluster, fly) and direction (in, out, invalid).",
+            "NATS messages by link (cluster, fly, rules) and direction (in, out, invalid; plain: not Fly's JSON, kept as a line).",
             &["link", "direction"],
         );
         let nats_connected = IntGaugeVec::new(

@@ -266,6 +266,12 @@ async fn fly_shaped_messages_become_events() {
     assert_eq!(messages(&all), ["hello", "plain text line", "third"]);
     everything.expect_silence(QUIET).await;
     sub.expect_silence(Duration::ZERO).await;
+    // The line that was not Fly's JSON is counted as plain.
+    let (_, metrics) = gw.get("/metrics").await.expect("metrics");
+    assert!(
+        metrics.contains(r#"loggate_nats_messages_total{direction="plain",link="fly"} 1"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,14 +30,18 @@ impl FlyIngest {
         }
     }
 
-    /// The event for one log-bus message, or `None` if it cannot be named.
-    pub fn to_event(&self, msg: &async_nats::Message) -> Option<NewEvent> {
+    /// The event for one log-bus message, or `None` if it cannot be named;
+    /// `true` beside it when the payload was not Fly's JSON (kept as a
+    /// plain line, and counted as such).
+    pub fn to_event(&self, msg: &async_nats::Message) -> Option<(NewEvent, bool)> {
+        let plain = serde_json::from_slice::<FlyLog<'_>>(&msg.payload).is_err();
         to_event(
             &self.org,
             msg.subject.as_str(),
             &msg.payload,
             &Received::now(),
         )
+        .map(|e| (e, plain))
     }
 }
 

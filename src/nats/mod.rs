@@ -476,7 +476,18 @@ impl NatsBridge {
                     )
                 }),
             ),
-            (Some(f), Source::Main) => ("fly", f.to_event(msg)),
+            (Some(f), Source::Main) => (
+                "fly",
+                f.to_event(msg).map(|(event, plain)| {
+                    if plain {
+                        self.metrics
+                            .nats_messages
+                            .with_label_values(&["fly", "plain"])
+                            .inc();
+                    }
+                    event
+                }),
+            ),
             (None, Source::Main) => {
                 let own = msg
                     .headers
