@@ -40,5 +40,20 @@ if ! nats_version="$(nats-server --version 2>&1)"; then
     exit 1
 fi
 echo "== $nats_version"
+# tests/ops.rs lints the live /metrics with promtool, which Debian ships in
+# the prometheus package (no daemon is started in a container).
+if ! command -v promtool >/dev/null 2>&1; then
+    echo "== installing promtool (Debian package prometheus)"
+    SUDO=()
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+        SUDO=(sudo)
+    fi
+    if ! { ${SUDO[@]+"${SUDO[@]}"} apt-get update &&
+        ${SUDO[@]+"${SUDO[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }; then
+        echo "scripts/test.sh: installing prometheus (for promtool) with apt-get failed" >&2
+        exit 1
+    fi
+fi
+echo "== $(promtool --version 2>&1 | head -1)"
 echo "== cargo test"
 cargo test --locked --all-targets

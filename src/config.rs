@@ -24,6 +24,38 @@ use crate::channel::MAX_SEGMENT_LEN;
 /// The compiled-in defaults.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
+/// Every environment name loggate reads (deploy files are checked against
+/// this list by a test, so they cannot drift from the code).
+pub const ENV_NAMES: &[&str] = &[
+    "HOST",
+    "PORT",
+    "LOGGATE_ENV",
+    "LOGGATE_CONFIG",
+    "SERVICE_TOKENS",
+    "JWT_SECRET",
+    "JWT_PUBLIC_KEY_FILE",
+    "AUTH_TOKEN",
+    "ADMIN_TOKEN",
+    "ALLOWED_ORIGINS",
+    "LOG_BUFFER_MAX_ENTRIES",
+    "LOG_BUFFER_MAX_AGE_MINUTES",
+    "PUBLISH_RATE_PER_SEC",
+    "CONNECT_RATE_PER_IP",
+    "TRUST_PROXY",
+    "MAX_CONNECTIONS",
+    "NATS_URL",
+    "FLY_ORG",
+    "ORG_SLUG",
+    "ACCESS_TOKEN",
+    "FLY_APP",
+    "FLY_APP_NAME",
+    "FLY_PROD_APP_NAME",
+    "FLY_NATS_URL",
+    "FLY_NATS_QUEUE",
+    "RUST_LOG",
+    "LOG_FORMAT",
+];
+
 /// The dev service tokens of `config/default.toml`, refused in production.
 pub const DEV_TOKENS: &[&str] = &[
     "l5-etl-token",

@@ -41,6 +41,12 @@ pub struct Metrics {
     /// Session actors alive; equals open connections unless one leaks.
     pub session_actors: IntGauge,
     pub publish_batch_events: Histogram,
+    /// Receipt to socket write, observed once per written batch on its
+    /// oldest event (per event would cost more than the write).
+    pub delivery_latency: Histogram,
+    pub history_events: IntGauge,
+    pub history_bytes: IntGauge,
+    pub history_channels: IntGauge,
 }
 
 impl Metrics {
@@ -134,6 +140,27 @@ impl Metrics {
         registry
             .register(Box::new(publish_batch_events.clone()))
             .expect("unique metric name");
+        let delivery_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "delivery_latency_seconds",
+                "From receipt to the write to a subscriber's socket (oldest event of each written batch).",
+            )
+            .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(delivery_latency.clone()))
+            .expect("unique metric name");
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric name");
+            g
+        };
+        let history_events = gauge("history_events", "Events held in history.");
+        let history_bytes = gauge("history_bytes", "Bytes of encoded events held in history.");
+        let history_channels = gauge("history_channels", "Channels with history.");
         #[cfg(target_os = "linux")]
         {
             let pc = prometheus::process_collector::ProcessCollector::for_self();
@@ -155,6 +182,10 @@ impl Metrics {
             subscriptions,
             session_actors,
             publish_batch_events,
+            delivery_latency,
+            history_events,
+            history_bytes,
+            history_channels,
         }
     }
 

@@ -42,13 +42,19 @@ async fn require_admin(
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no state"))?;
+    check_admin(req.request(), state)?;
+    next.call(req).await
+}
+
+/// `Authorization: Bearer $ADMIN_TOKEN`, compared in constant time: 403
+/// when no admin token is configured, 401 when it is missing or wrong.
+fn check_admin(req: &actix_web::HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let Some(expected) = &state.config.auth.admin_token else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "admin_disabled",
             "the admin endpoints are off: set ADMIN_TOKEN to use them",
-        )
-        .into());
+        ));
     };
     let presented = req
         .headers()
@@ -65,10 +71,9 @@ async fn require_admin(
             StatusCode::UNAUTHORIZED,
             "invalid_admin_token",
             "send Authorization: Bearer <ADMIN_TOKEN>",
-        )
-        .into());
+        ));
     }
-    next.call(req).await
+    Ok(())
 }
 
 /// `GET /admin/logs/stats`.
@@ -115,10 +120,42 @@ async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         "events_accepted": registry.last_seq,
         "channels": channels
             .iter()
-            .map(|(c, n)| json!({"channel": c, "subscribers": n}))
+            .map(|c| json!({"channel": c.channel, "subscribers": c.total()}))
             .collect::<Vec<_>>(),
         "services": services,
         "rate_limits": {"tracked_addresses": state.limits.tracked_addresses()},
         "nats": super::health::nats_json(&state),
+    })))
+}
+
+/// `GET /api/logs/stream/status` (admin token): connections by transport,
+/// and the busiest channels' subscribers by transport (at most 50).
+pub async fn stream_status(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    check_admin(&req, &state)?;
+    let channels = state
+        .registry
+        .send(ChannelCounts { top: TOP_CHANNELS })
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the registry has stopped",
+            )
+        })?;
+    let conn = |t: &str| state.metrics.connections.with_label_values(&[t]).get();
+    let by_channel: serde_json::Map<String, serde_json::Value> = channels
+        .into_iter()
+        .map(|c| (c.channel, json!({"websocket": c.websocket, "sse": c.sse})))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "status": if state.is_shutting_down() { "shutting_down" } else { "active" },
+        "connections": {
+            "global": {"websocket": conn("websocket"), "sse": conn("sse")},
+            "channels": by_channel,
+        },
     })))
 }

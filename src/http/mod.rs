@@ -110,6 +110,10 @@ pub fn routes(cfg: &mut web::ServiceConfig, production: bool) {
         web::get().to(crate::session::sse::stream),
     )
     .route("/api/logs/ws", web::get().to(crate::session::ws::websocket))
+    .route(
+        "/api/logs/stream/status",
+        web::get().to(admin::stream_status),
+    )
     .route("/api/logs/history", web::get().to(history::history));
     if !production {
         cfg.route("/test/logs", web::post().to(crate::ingest::http::test_logs));

@@ -115,7 +115,7 @@ pub async fn publish(
     let result = publish_inner(&req, payload, &state).await;
     if let Err(e) = &result {
         state.metrics.rejected(e.code());
-        tracing::debug!(code = e.code(), "publish refused");
+        tracing::info!(code = e.code(), client = ?crate::http::client_ip(&req, state.config.server.trust_proxy), "publish refused");
     }
     result
 }

@@ -108,9 +108,23 @@ pub struct Shutdown {
 /// Subscriber counts of the busiest subscribed channels (patterns), at most
 /// `top` of them, busiest first.
 #[derive(Message)]
-#[rtype(result = "Vec<(String, usize)>")]
+#[rtype(result = "Vec<ChannelCount>")]
 pub struct ChannelCounts {
     pub top: usize,
+}
+
+/// Subscribers of one channel (pattern), by transport.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChannelCount {
+    pub channel: String,
+    pub sse: usize,
+    pub websocket: usize,
+}
+
+impl ChannelCount {
+    pub fn total(&self) -> usize {
+        self.sse + self.websocket
+    }
 }
 
 /// A snapshot of the registry's size.
@@ -347,6 +361,10 @@ impl Handler<Publish> for Registry {
         self.gauges
             .events_accepted
             .store(self.last_seq, Ordering::Relaxed);
+        let h = self.history.stats();
+        self.metrics.history_events.set(h.events as i64);
+        self.metrics.history_bytes.set(h.bytes as i64);
+        self.metrics.history_channels.set(h.channels as i64);
         Ok(ids)
     }
 }
@@ -370,15 +388,31 @@ impl Handler<ChannelCounts> for Registry {
     type Result = MessageResult<ChannelCounts>;
 
     fn handle(&mut self, msg: ChannelCounts, _: &mut Self::Context) -> Self::Result {
-        let mut counts: HashMap<&str, usize> = HashMap::new();
+        // A scan of the sessions: admin endpoints only, bounded by the
+        // connection cap, and the answer is bounded by `top`.
+        let mut counts: HashMap<&str, (usize, usize)> = HashMap::new();
         for entry in self.sessions.values() {
             for p in &entry.patterns {
-                *counts.entry(p.as_str()).or_default() += 1;
+                let c = counts.entry(p.as_str()).or_default();
+                match entry.transport {
+                    Transport::Sse => c.0 += 1,
+                    Transport::WebSocket => c.1 += 1,
+                }
             }
         }
-        let mut list: Vec<(String, usize)> =
-            counts.into_iter().map(|(p, n)| (p.to_owned(), n)).collect();
-        list.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut list: Vec<ChannelCount> = counts
+            .into_iter()
+            .map(|(p, (sse, websocket))| ChannelCount {
+                channel: p.to_owned(),
+                sse,
+                websocket,
+            })
+            .collect();
+        list.sort_unstable_by(|a, b| {
+            b.total()
+                .cmp(&a.total())
+                .then_with(|| a.channel.cmp(&b.channel))
+        });
         list.truncate(msg.top);
         MessageResult(list)
     }

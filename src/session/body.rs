@@ -33,6 +33,7 @@ pub struct OutboxBody {
     transport: Transport,
     session: Recipient<ClientGone>,
     delivered: IntCounter,
+    latency: prometheus::Histogram,
     /// Held for the life of the stream: dropping it frees the slot.
     _slot: ConnectionGuard,
 }
@@ -43,6 +44,7 @@ impl OutboxBody {
         transport: Transport,
         session: Recipient<ClientGone>,
         delivered: IntCounter,
+        latency: prometheus::Histogram,
         slot: ConnectionGuard,
     ) -> Self {
         OutboxBody {
@@ -50,6 +52,7 @@ impl OutboxBody {
             transport,
             session,
             delivered,
+            latency,
             _slot: slot,
         }
     }
@@ -104,6 +107,11 @@ impl Stream for OutboxBody {
             .filter(|i| matches!(i, Item::Event(_)))
             .count() as u64;
         this.delivered.inc_by(events);
+        if let Some(Item::Event(oldest)) = batch.items.iter().find(|i| matches!(i, Item::Event(_)))
+        {
+            let ms = crate::event::now_ms().saturating_sub(oldest.times.received_ms);
+            this.latency.observe(ms.max(0) as f64 / 1000.0);
+        }
         // The common idle case: one frame, handed over without a copy.
         if let ([item], 0) = (batch.items.as_slice(), batch.lagged)
             && let Some(frame) = this.event_frame(item)

@@ -246,6 +246,9 @@ pub struct SessionCore {
     alive: prometheus::IntGauge,
     /// The stream ends then, so a token stops granting access when it says.
     expires_at: Option<std::time::SystemTime>,
+    /// For the close log line.
+    opened: std::time::Instant,
+    transport: Transport,
 }
 
 impl SessionCore {
@@ -270,6 +273,12 @@ impl SessionCore {
 
     /// Call from `Actor::stopping`: closes the outbox and deregisters.
     pub fn stopping(&self) {
+        tracing::info!(
+            session = %self.id,
+            transport = self.transport.as_str(),
+            seconds = self.opened.elapsed().as_secs(),
+            "connection closed"
+        );
         self.outbox.close_with(None);
         // One message per session, bounded by the connection cap.
         self.registry
@@ -295,6 +304,25 @@ pub struct Opened {
 /// takes a connection slot, queues the transport's `ready` frame, and
 /// registers with the registry, replaying history first when resuming.
 pub async fn open(
+    req: &actix_web::HttpRequest,
+    query: &StreamQuery,
+    state: &crate::http::AppState,
+    transport: Transport,
+    ready: impl FnOnce(SessionId, &SubscribeRequest) -> bytes::Bytes,
+) -> Result<Opened, SubscribeError> {
+    let result = open_inner(req, query, state, transport, ready).await;
+    if let Err(e) = &result {
+        tracing::info!(
+            transport = transport.as_str(),
+            client = ?crate::http::client_ip(req, state.config.server.trust_proxy),
+            code = e.code(),
+            "subscription refused"
+        );
+    }
+    result
+}
+
+async fn open_inner(
     req: &actix_web::HttpRequest,
     query: &StreamQuery,
     state: &crate::http::AppState,
@@ -338,7 +366,7 @@ pub async fn open(
         .await
         .map_err(|_| SubscribeError::ShuttingDown)?
         .map_err(|_| SubscribeError::ShuttingDown)?;
-    tracing::debug!(session = %id, client = ?client, transport = transport.as_str(), channels = request.patterns.len(), "session opened");
+    tracing::info!(session = %id, client = ?client, transport = transport.as_str(), channels = request.patterns.len(), resume = resume.is_some(), "connection opened");
     Ok(Opened {
         core: SessionCore {
             id,
@@ -346,6 +374,8 @@ pub async fn open(
             registry: state.registry.clone(),
             alive: state.metrics.session_actors.clone(),
             expires_at: credential.expires_at,
+            opened: std::time::Instant::now(),
+            transport,
         },
         slot,
         request,

@@ -89,6 +89,7 @@ pub async fn stream(
         Transport::Sse,
         session.recipient(),
         state.metrics.delivered(Transport::Sse.as_str()),
+        state.metrics.delivery_latency.clone(),
         opened.slot,
     );
     Ok(HttpResponse::Ok()

@@ -329,6 +329,7 @@ pub async fn websocket(
         Transport::WebSocket,
         session.recipient(),
         state.metrics.delivered(Transport::WebSocket.as_str()),
+        state.metrics.delivery_latency.clone(),
         opened.slot,
     );
     Ok(response.streaming(body))
