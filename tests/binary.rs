@@ -194,16 +194,66 @@ fn sigterm_tells_clients_drains_and_exits_zero() {
             .unwrap();
         assert_eq!(res.status(), StatusCode::ACCEPTED);
 
+        // A publisher keeps going through the shutdown: every answer it
+        // gets is 202 or 503, never an error status or a hang.
+        let publisher = {
+            let base = base.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut statuses = Vec::new();
+                for i in 0..100_000 {
+                    let res = client
+                        .post(format!("{base}/api/logs/publish"))
+                        .header("x-service-token", ETL_TOKEN)
+                        .json(&event("etl", Some("pub"), None, &format!("p{i}")))
+                        .timeout(WAIT)
+                        .send()
+                        .await;
+                    match res {
+                        Ok(r) => statuses.push(r.status()),
+                        Err(_) => break, // the listener is closed
+                    }
+                }
+                statuses
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
         let pid = proc.child.id().to_string();
         let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(killed.success());
 
-        let log = sub.next_event().await.unwrap();
-        assert_eq!(log.event, "log", "queued events are drained first");
-        assert_eq!(log.json()["message"], "before shutdown");
-        let bye = sub.next_event().await.unwrap();
-        assert_eq!(bye.event, "shutdown");
+        // Queued events are drained first (the publisher's too), then the
+        // shutdown notice.
+        let first = sub.next_event().await.unwrap();
+        assert_eq!(first.event, "log");
+        assert_eq!(first.json()["message"], "before shutdown");
+        loop {
+            let f = sub
+                .next_event()
+                .await
+                .expect("a shutdown frame before the end");
+            if f.event == "shutdown" {
+                break;
+            }
+            assert_eq!(f.event, "log", "{f:?}");
+        }
         assert!(sub.next_event().await.is_none(), "then the stream ends");
+        let statuses = publisher.await.unwrap();
+        assert!(
+            statuses.contains(&StatusCode::ACCEPTED),
+            "the publisher ran"
+        );
+        assert!(
+            statuses
+                .iter()
+                .all(|s| *s == StatusCode::ACCEPTED || *s == StatusCode::SERVICE_UNAVAILABLE),
+            "{:?}",
+            statuses
+                .iter()
+                .filter(|s| !s.is_success())
+                .collect::<Vec<_>>()
+        );
     });
     let deadline = Instant::now() + WAIT;
     let status = loop {
@@ -297,6 +347,39 @@ fn connection_churn_does_not_grow_server_memory() {
         after < warm + 4 * 1024,
         "RSS grew from {warm} KiB to {after} KiB over 8,000 cycles"
     );
+}
+
+#[test]
+fn log_format_json_writes_json_lines() {
+    let mut cmd = base_command();
+    cmd.env("LOG_FORMAT", "json");
+    let mut child = cmd.spawn().expect("binary starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The guard kills the child on every path.
+    let proc = Proc {
+        child,
+        addr: String::new(),
+        lines: rx,
+    };
+    let first = proc
+        .lines
+        .recv_timeout(WAIT)
+        .expect("a log line at start-up");
+    let line: serde_json::Value =
+        serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert!(
+        line["level"].is_string() && line["fields"].is_object(),
+        "{line}"
+    );
+    assert!(!first.contains('\u{1b}'), "no colour codes in JSON logs");
 }
 
 #[test]

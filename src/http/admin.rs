@@ -118,6 +118,7 @@ async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         "sessions": registry.sessions,
         "subscriptions": registry.subscriptions,
         "events_accepted": registry.last_seq,
+        "history": registry.history,
         "channels": channels
             .iter()
             .map(|c| json!({"channel": c.channel, "subscribers": c.total()}))
