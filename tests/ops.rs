@@ -152,3 +152,43 @@ fn deploy_files_match_the_configuration() {
             .any(|l| l.starts_with("USER ") && !l.contains("root"))
     );
 }
+
+/// `/metrics/ws` pushes a JSON snapshot every second to an admin.
+#[tokio::test]
+async fn metrics_websocket_pushes_snapshots() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let gw = start_with(|c| c.auth.admin_token = Some(Secret::new("admin-token-for-tests")));
+    let url = format!("ws://{}/metrics/ws", gw.running.addr);
+    // Without the token: refused before the upgrade.
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status().as_u16(), 401)
+        }
+        other => panic!("expected 401, got {other:?}"),
+    }
+    let mut req = url.as_str().into_client_request().unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        "Bearer admin-token-for-tests".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    gw.publish(&event("etl", None, None, "counted")).await;
+    let mut snapshots = Vec::new();
+    while snapshots.len() < 2 {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            snapshots.push(serde_json::from_str::<serde_json::Value>(&t).unwrap());
+        }
+    }
+    assert!(snapshots.iter().all(|s| s["type"] == "metrics"));
+    assert_eq!(snapshots[1]["events_published"], 1);
+    assert_eq!(
+        snapshots[1]["connections"]["websocket"], 1,
+        "the dashboard counts as a connection"
+    );
+}

@@ -48,7 +48,7 @@ async fn require_admin(
 
 /// `Authorization: Bearer $ADMIN_TOKEN`, compared in constant time: 403
 /// when no admin token is configured, 401 when it is missing or wrong.
-fn check_admin(req: &actix_web::HttpRequest, state: &AppState) -> Result<(), ApiError> {
+pub fn check_admin(req: &actix_web::HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let Some(expected) = &state.config.auth.admin_token else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

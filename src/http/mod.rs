@@ -102,6 +102,10 @@ pub fn routes(cfg: &mut web::ServiceConfig, production: bool) {
     .route("/ready", web::get().to(health::ready))
     .route("/metrics", web::get().to(health::metrics))
     .route(
+        "/metrics/ws",
+        web::get().to(crate::session::ws::metrics_websocket),
+    )
+    .route(
         "/api/logs/publish",
         web::post().to(crate::ingest::http::publish),
     )
