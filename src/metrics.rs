@@ -31,6 +31,8 @@ pub struct Metrics {
     pub publish_rejected: IntCounterVec,
     pub events_delivered: IntCounterVec,
     pub events_dropped: IntCounterVec,
+    /// Events queued for subscribers, by service (one count per subscriber).
+    pub events_fanned_out: IntCounterVec,
     pub connections: IntGaugeVec,
     pub connections_rejected: IntCounterVec,
     pub rate_limited: IntCounterVec,
@@ -81,6 +83,11 @@ impl Metrics {
             "events_dropped_total",
             "Events dropped before reaching a subscriber, by reason and service.",
             &["reason", "service"],
+        );
+        let events_fanned_out = counter_vec(
+            "events_fanned_out_total",
+            "Events queued for subscribers (one per subscriber), by service.",
+            &["service"],
         );
         let connections_rejected = counter_vec(
             "connections_rejected_total",
@@ -174,6 +181,7 @@ impl Metrics {
             publish_rejected,
             events_delivered,
             events_dropped,
+            events_fanned_out,
             connections,
             connections_rejected,
             rate_limited,

@@ -379,6 +379,7 @@ async fn admin_scope_needs_the_admin_token() {
         json!({"channel": "logs:etl:ws1", "subscribers": 1})
     );
     assert_eq!(stats["services"]["etl"]["published"], 1);
+    assert_eq!(stats["services"]["etl"]["delivered"], 1, "one subscriber");
     assert!(stats["uptime_seconds"].is_u64());
     let (s, _) = status_of(
         client

@@ -101,9 +101,10 @@ async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
                 .map(|r| m.events_dropped.with_label_values(&[r, s]).get())
                 .sum();
             let published = m.events_published.with_label_values(&[s]).get();
+            let delivered = m.events_fanned_out.with_label_values(&[s]).get();
             (
                 s.to_owned(),
-                json!({"published": published, "dropped": dropped}),
+                json!({"published": published, "delivered": delivered, "dropped": dropped}),
             )
         })
         .collect();

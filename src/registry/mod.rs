@@ -252,6 +252,7 @@ impl Registry {
             .for_each_match(&event.channel, |id| targets.push(id));
         let seq = event.id.seq;
         let mut dropped = 0u64;
+        let mut queued = 0u64;
         let mut dead = Vec::new();
         for id in &targets {
             let Some(entry) = self.sessions.get_mut(id) else {
@@ -262,8 +263,12 @@ impl Registry {
             }
             entry.last_seq = seq;
             match entry.outbox.offer(event) {
-                Offer::Queued | Offer::Filtered => {}
-                Offer::QueuedDropping(n) => dropped += n,
+                Offer::Queued => queued += 1,
+                Offer::Filtered => {}
+                Offer::QueuedDropping(n) => {
+                    queued += 1;
+                    dropped += n;
+                }
                 // Its transport has gone; the session's own `SessionClosed`
                 // may still be in the mailbox. Forget it now.
                 Offer::Closed => dead.push(*id),
@@ -272,6 +277,12 @@ impl Registry {
         if dropped > 0 {
             self.metrics
                 .dropped("slow_consumer", event.service(), dropped);
+        }
+        if queued > 0 {
+            self.metrics
+                .events_fanned_out
+                .with_label_values(&[self.metrics.service_label(event.service())])
+                .inc_by(queued);
         }
         if !dead.is_empty() {
             for id in dead {
