@@ -95,6 +95,23 @@ struct ClientFrames {
     done: bool,
 }
 
+impl ClientFrames {
+    fn new(payload: web::Payload) -> Self {
+        ClientFrames {
+            payload,
+            codec: Codec::new().max_size(MAX_CLIENT_FRAME),
+            buf: BytesMut::new(),
+            done: false,
+        }
+    }
+}
+
+/// The upgrade answer, or a 400 for a request that is not a handshake.
+fn handshake(req: &HttpRequest) -> Result<actix_web::HttpResponseBuilder, SubscribeError> {
+    actix_web_actors::ws::handshake(req)
+        .map_err(|e| SubscribeError::InvalidParameter(format!("not a WebSocket handshake: {e}")))
+}
+
 impl Stream for ClientFrames {
     type Item = Result<Frame, ProtocolError>;
 
@@ -302,16 +319,10 @@ pub async fn websocket(
     // Invalid channels are a 400 before the upgrade, as is a request that
     // is not a WebSocket handshake at all.
     SubscribeRequest::parse(&query, state.config.subscribe.max_channels)?;
-    let mut response = actix_web_actors::ws::handshake(&req)
-        .map_err(|e| SubscribeError::InvalidParameter(format!("not a WebSocket handshake: {e}")))?;
+    let mut response = handshake(&req)?;
     let opened = super::open(&req, &query, &state, Transport::WebSocket, ready_frame).await?;
     let outbox = opened.core.outbox.clone();
-    let frames = ClientFrames {
-        payload,
-        codec: Codec::new().max_size(MAX_CLIENT_FRAME),
-        buf: BytesMut::new(),
-        done: false,
-    };
+    let frames = ClientFrames::new(payload);
     let session = WsSession::create(|ctx| {
         ctx.add_stream(frames);
         WsSession {
@@ -427,8 +438,7 @@ pub async fn metrics_websocket(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     crate::http::admin::check_admin(&req, &state)?;
-    let mut response = actix_web_actors::ws::handshake(&req)
-        .map_err(|e| SubscribeError::InvalidParameter(format!("not a WebSocket handshake: {e}")))?;
+    let mut response = handshake(&req)?;
     // A dashboard holds a connection like any subscriber.
     let slot = state.connections.try_acquire(Transport::WebSocket)?;
     let outbox = std::sync::Arc::new(super::outbox::Outbox::new(
@@ -439,12 +449,7 @@ pub async fn metrics_websocket(
         super::outbox::Filter::default(),
     ));
     outbox.push_control(json_frame(metrics_snapshot(&state)));
-    let frames = ClientFrames {
-        payload,
-        codec: Codec::new().max_size(MAX_CLIENT_FRAME),
-        buf: BytesMut::new(),
-        done: false,
-    };
+    let frames = ClientFrames::new(payload);
     let session = MetricsSession::create(|ctx| {
         ctx.add_stream(frames);
         MetricsSession {
