@@ -43,16 +43,15 @@ impl OutboxBody {
         outbox: Arc<Outbox>,
         transport: Transport,
         session: Recipient<ClientGone>,
-        delivered: IntCounter,
-        latency: prometheus::Histogram,
+        metrics: &crate::metrics::Metrics,
         slot: ConnectionGuard,
     ) -> Self {
         OutboxBody {
             outbox,
             transport,
             session,
-            delivered,
-            latency,
+            delivered: metrics.delivered(transport.as_str()),
+            latency: metrics.delivery_latency.clone(),
             _slot: slot,
         }
     }

@@ -88,8 +88,7 @@ pub async fn stream(
         outbox,
         Transport::Sse,
         session.recipient(),
-        state.metrics.delivered(Transport::Sse.as_str()),
-        state.metrics.delivery_latency.clone(),
+        &state.metrics,
         opened.slot,
     );
     Ok(HttpResponse::Ok()

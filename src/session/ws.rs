@@ -339,8 +339,7 @@ pub async fn websocket(
         outbox,
         Transport::WebSocket,
         session.recipient(),
-        state.metrics.delivered(Transport::WebSocket.as_str()),
-        state.metrics.delivery_latency.clone(),
+        &state.metrics,
         opened.slot,
     );
     Ok(response.streaming(body))
@@ -461,8 +460,7 @@ pub async fn metrics_websocket(
         outbox,
         Transport::WebSocket,
         session.recipient(),
-        state.metrics.delivered(Transport::WebSocket.as_str()),
-        state.metrics.delivery_latency.clone(),
+        &state.metrics,
         slot,
     );
     Ok(response.streaming(body))
