@@ -3,75 +3,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use reqwest::StatusCode;
 
-const BIN: &str = env!("CARGO_BIN_EXE_loggate");
-
-/// A child gateway process, killed by pid when dropped.
-struct Proc {
-    child: Child,
-    addr: String,
-    /// stderr lines after the "listening" line.
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn base_command() -> Command {
-    let mut cmd = Command::new(BIN);
-    // Only the names these tests set reach the child.
-    cmd.env_clear()
-        .env("HOST", "127.0.0.1")
-        .env("PORT", "0")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-/// Starts the binary and waits (bounded) for its "listening on" line.
-fn spawn(mut cmd: Command) -> Proc {
-    let mut child = cmd.spawn().expect("binary starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    // From here the guard owns the child: any panic below kills it.
-    let mut proc = Proc {
-        child,
-        addr: String::new(),
-        lines: rx,
-    };
-    let deadline = Instant::now() + WAIT;
-    while proc.addr.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = proc
-            .lines
-            .recv_timeout(left)
-            .expect("a 'listening on' line in time");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            proc.addr = rest.split_whitespace().next().unwrap().to_owned();
-        }
-    }
-    proc
-}
+use common::process::{BIN, base_command, rss_kib, spawn};
 
 /// Runs the binary to its exit, killing it (and failing) if it is still
 /// running after `WAIT`: a start that should have been refused must not
@@ -295,16 +233,6 @@ fn healthcheck_subcommand_probes_the_running_gateway() {
     assert!(!status.success());
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
 /// Connection churn must not grow the server: after a warm-up, 8,000 more
 /// connect/disconnect cycles may not add more than a few MiB of RSS (a leak
 /// of even one 1 KiB session each would add 8 MiB).
@@ -353,22 +281,8 @@ fn connection_churn_does_not_grow_server_memory() {
 fn log_format_json_writes_json_lines() {
     let mut cmd = base_command();
     cmd.env("LOG_FORMAT", "json");
-    let mut child = cmd.spawn().expect("binary starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
     // The guard kills the child on every path.
-    let proc = Proc {
-        child,
-        addr: String::new(),
-        lines: rx,
-    };
+    let proc = common::process::start(cmd);
     let first = proc
         .lines
         .recv_timeout(WAIT)

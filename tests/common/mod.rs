@@ -2,6 +2,8 @@
 //! sockets with reqwest, and read SSE frames with bounded waits.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::pin::Pin;
 use std::time::Duration;
 
