@@ -35,6 +35,8 @@ pub struct Metrics {
     pub events_fanned_out: IntCounterVec,
     pub connections: IntGaugeVec,
     pub connections_rejected: IntCounterVec,
+    /// Sessions the gateway closed on its own initiative, by reason.
+    pub disconnects: IntCounterVec,
     pub rate_limited: IntCounterVec,
     pub nats_messages: IntCounterVec,
     /// 1 while a NATS link is connected, by link; set at scrape time.
@@ -92,6 +94,11 @@ impl Metrics {
         let connections_rejected = counter_vec(
             "connections_rejected_total",
             "Subscriber connections refused before the stream started, by reason.",
+            &["reason"],
+        );
+        let disconnects = counter_vec(
+            "disconnects_total",
+            "Subscriber sessions closed by the gateway, by reason (frame_too_large, protocol_error, control_overflow, dead_peer).",
             &["reason"],
         );
         let rate_limited = counter_vec(
@@ -184,6 +191,7 @@ impl Metrics {
             events_fanned_out,
             connections,
             connections_rejected,
+            disconnects,
             rate_limited,
             nats_messages,
             nats_connected,

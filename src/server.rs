@@ -145,6 +145,8 @@ impl Gateway {
                 .configure(|cfg| http::routes(cfg, production))
         })
         .disable_signals()
+        // Lets a session reset a socket actix would wait on forever.
+        .on_connect(crate::session::socket::on_connect)
         // A subscriber that hangs up must be forgotten at once. With
         // half-closed connections allowed (actix's default) an EOF from an
         // idle SSE client is not acted on until a write fails, up to a

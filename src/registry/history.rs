@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::channel::{ChannelName, ChannelPattern};
 pub use crate::event::Gap;
 use crate::event::{Event, EventId};
-use crate::session::outbox::Filter;
+use crate::session::filter::Filter;
 
 /// How much history is kept.
 #[derive(Debug, Clone, Copy)]
@@ -243,7 +243,7 @@ impl History {
                     .range(start..)
                     .filter(|e| q.since_ms.is_none_or(|s| e.times.timestamp_ms >= s))
                     .filter(|e| q.until_ms.is_none_or(|u| e.times.timestamp_ms <= u))
-                    .filter(|e| q.filter.accepts(e))
+                    .filter(|e| q.filter.accepts_event(e))
                     .cloned(),
             );
         }

@@ -221,9 +221,7 @@ impl Registry {
         if let Some(gap) = replay.gap {
             outbox.push_gap(gap);
         }
-        for event in &replay.events {
-            outbox.offer(event);
-        }
+        outbox.offer_replay(&replay.events);
     }
 
     fn update_gauges(&self) {
@@ -251,6 +249,7 @@ impl Registry {
         self.index
             .for_each_match(&event.channel, |id| targets.push(id));
         let seq = event.id.seq;
+        let text = crate::session::filter::MessageText::new(event);
         let mut dropped = 0u64;
         let mut queued = 0u64;
         let mut dead = Vec::new();
@@ -262,7 +261,7 @@ impl Registry {
                 continue;
             }
             entry.last_seq = seq;
-            match entry.outbox.offer(event) {
+            match entry.outbox.offer(event, &text) {
                 Offer::Queued => queued += 1,
                 Offer::Filtered => {}
                 Offer::QueuedDropping(n) => {

@@ -7,7 +7,6 @@
 //! transports; only the rare notices (lag, gap) are formatted here. When the
 //! client goes away actix drops the body, and `Drop` tells the session.
 
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -17,7 +16,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::Stream;
 use prometheus::IntCounter;
 
-use super::outbox::{Item, Outbox};
+use super::outbox::{Drained, Item, Outbox};
 use super::{ClientGone, ConnectionGuard, Transport};
 use crate::event::{Gap, ws_text_frame};
 
@@ -91,14 +90,22 @@ impl OutboxBody {
 }
 
 impl Stream for OutboxBody {
-    type Item = Result<Bytes, Infallible>;
+    /// An error makes actix drop the connection at once, without flushing:
+    /// the way to be rid of a client that will not take its close frame.
+    type Item = Result<Bytes, std::io::Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         let batch = match this.outbox.poll_batch(cx, MAX_CHUNK_BYTES) {
             Poll::Pending => return Poll::Pending,
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Ready(Some(b)) => b,
+            Poll::Ready(Drained::End) => return Poll::Ready(None),
+            Poll::Ready(Drained::Killed) => {
+                return Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "session closed by the gateway",
+                ))));
+            }
+            Poll::Ready(Drained::Batch(b)) => b,
         };
         let events = batch
             .items
@@ -107,6 +114,7 @@ impl Stream for OutboxBody {
             .count() as u64;
         this.delivered.inc_by(events);
         if let Some(Item::Event(oldest)) = batch.items.iter().find(|i| matches!(i, Item::Event(_)))
+            && oldest.id.seq > batch.replayed_through
         {
             let ms = crate::event::now_ms().saturating_sub(oldest.times.received_ms);
             this.latency.observe(ms.max(0) as f64 / 1000.0);

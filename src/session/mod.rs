@@ -8,7 +8,9 @@
 //! talks to a session only by offering events to its outbox.
 
 pub mod body;
+pub mod filter;
 pub mod outbox;
+pub mod socket;
 pub mod sse;
 pub mod ws;
 
@@ -26,7 +28,8 @@ use crate::config::Config;
 use crate::event::Level;
 use crate::http::error::error_response;
 use crate::metrics::Metrics;
-use outbox::{Filter, QueueLimits};
+use filter::Filter;
+use outbox::QueueLimits;
 
 /// A session's response body was dropped: its client is gone.
 #[derive(actix::Message)]
@@ -83,6 +86,8 @@ pub enum SubscribeError {
     ConnectionLimit(usize),
     #[error("the gateway is shutting down")]
     ShuttingDown,
+    #[error("origin {0:?} is not in ALLOWED_ORIGINS")]
+    ForbiddenOrigin(String),
 }
 
 impl SubscribeError {
@@ -98,6 +103,7 @@ impl SubscribeError {
             SubscribeError::RateLimited { .. } => "rate_limited",
             SubscribeError::ConnectionLimit(_) => "connection_limit",
             SubscribeError::ShuttingDown => "shutting_down",
+            SubscribeError::ForbiddenOrigin(_) => "forbidden_origin",
         }
     }
 }
@@ -109,6 +115,7 @@ impl ResponseError for SubscribeError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             SubscribeError::Auth(e) => e.status(),
+            SubscribeError::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
             SubscribeError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -183,9 +190,19 @@ impl SubscribeRequest {
                     .ok_or_else(|| SubscribeError::InvalidLevel(l.chars().take(32).collect()))?,
             ),
         };
+        let q = query.q.as_deref();
+        if let Some(q) = q
+            && q.len() > filter::MAX_QUERY_BYTES
+        {
+            return Err(SubscribeError::InvalidParameter(format!(
+                "q is {} bytes; at most {} are accepted",
+                q.len(),
+                filter::MAX_QUERY_BYTES
+            )));
+        }
         Ok(SubscribeRequest {
             patterns,
-            filter: Filter::new(min_level, query.q.as_deref()),
+            filter: Filter::new(min_level, q),
         })
     }
 }

@@ -19,49 +19,14 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 
-use crate::event::{Event, Gap, Level};
+use super::filter::{Filter, MessageText};
+use crate::event::{Event, Gap};
 
 /// How much a session may hold for a client that is not reading.
 #[derive(Debug, Clone, Copy)]
 pub struct QueueLimits {
     pub max_events: usize,
     pub max_bytes: usize,
-}
-
-/// What a session wants to see of its channels' traffic. Applied when the
-/// registry offers an event, so filtered events never occupy the queue.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    /// Keep events at or above this level.
-    pub min_level: Option<Level>,
-    /// Keep events whose message contains this text, compared in lower case.
-    pub query: Option<Box<str>>,
-}
-
-impl Filter {
-    pub fn new(min_level: Option<Level>, query: Option<&str>) -> Self {
-        Filter {
-            min_level,
-            query: query
-                .filter(|q| !q.is_empty())
-                .map(|q| q.to_lowercase().into_boxed_str()),
-        }
-    }
-
-    pub fn accepts(&self, event: &Event) -> bool {
-        if self.min_level.is_some_and(|min| event.level < min) {
-            return false;
-        }
-        match &self.query {
-            None => true,
-            Some(q) if event.message.is_ascii() && q.is_ascii() => event
-                .message
-                .as_bytes()
-                .windows(q.len())
-                .any(|w| w.eq_ignore_ascii_case(q.as_bytes())),
-            Some(q) => event.message.to_lowercase().contains(&**q),
-        }
-    }
 }
 
 /// One thing queued for the client.
@@ -94,9 +59,24 @@ struct State {
     events: usize,
     /// Bytes of the events in `items`.
     bytes: usize,
+    /// Control frames in `items`, and their bytes: bounded separately
+    /// (see [`MAX_CONTROL_FRAMES`]), because a client causes them.
+    controls: usize,
+    control_bytes: usize,
+    /// The answer to the client's latest ping; written ahead of the next
+    /// batch. One slot, not a queue: a newer ping replaces an older answer.
+    pong: Option<Bytes>,
     /// Dropped since the client last read; reported as `lag`.
     lagged: u64,
     closed: bool,
+    /// Closed by [`Outbox::abort`]: once the last frame is out the stream
+    /// waits for the client to hang up, or for [`Outbox::kill`].
+    aborted: bool,
+    /// The connection is to be dropped without further ado.
+    killed: bool,
+    /// Events up to this sequence were replayed from history on resume:
+    /// old by nature, so they say nothing about delivery latency.
+    replayed_through: u64,
     waker: Option<Waker>,
 }
 
@@ -110,11 +90,42 @@ fn wake(mut st: MutexGuard<'_, State>) {
     }
 }
 
+/// Most control frames (replies, notices) a session may hold for a client
+/// that does not read. Control frames are never dropped, so a client that
+/// keeps causing them (pings, bad messages) without reading would otherwise
+/// grow memory without bound; past this the session is closed instead.
+pub const MAX_CONTROL_FRAMES: usize = 64;
+/// The same bound in bytes.
+pub const MAX_CONTROL_BYTES: usize = 256 * 1024;
+
+/// Result of queueing a control frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    Queued,
+    /// The outbox is closed; nothing was queued.
+    Closed,
+    /// Over [`MAX_CONTROL_FRAMES`] or [`MAX_CONTROL_BYTES`]; nothing was
+    /// queued. The session should [`Outbox::abort`].
+    Overflow,
+}
+
+/// What the transport gets when it asks for more.
+#[derive(Debug)]
+pub enum Drained {
+    Batch(Batch),
+    /// Closed and empty: end the stream.
+    End,
+    /// Drop the connection now (see [`Outbox::kill`]).
+    Killed,
+}
+
 /// A batch handed to the transport.
 #[derive(Debug, Default)]
 pub struct Batch {
     /// Events lost since the previous batch; the transport reports them first.
     pub lagged: u64,
+    /// Events up to this sequence are resume replays, not live deliveries.
+    pub replayed_through: u64,
     pub items: Vec<Item>,
 }
 
@@ -141,8 +152,10 @@ impl Outbox {
     }
 
     /// Offers an event; never blocks beyond the queue's short lock.
-    pub fn offer(&self, event: &Arc<Event>) -> Offer {
-        if !self.filter.accepts(event) {
+    /// `text` is the event's message as every session's filter sees it,
+    /// folded once per event by the caller.
+    pub fn offer(&self, event: &Arc<Event>, text: &MessageText<'_>) -> Offer {
+        if !self.filter.accepts(text) {
             return Offer::Filtered;
         }
         let mut st = self.lock();
@@ -176,27 +189,82 @@ impl Outbox {
         }
     }
 
-    /// Queues a control frame unless the outbox is closed.
-    pub fn push_control(&self, frame: Bytes) -> bool {
+    /// Queues a control frame, within the control bound.
+    pub fn push_control(&self, frame: Bytes) -> Push {
         let mut st = self.lock();
         if st.closed {
-            return false;
+            return Push::Closed;
         }
+        if st.controls + 1 > MAX_CONTROL_FRAMES
+            || st.control_bytes + frame.len() > MAX_CONTROL_BYTES
+        {
+            return Push::Overflow;
+        }
+        st.controls += 1;
+        st.control_bytes += frame.len();
         st.items.push_back(Item::Control(frame));
         wake(st);
-        true
+        Push::Queued
     }
 
     /// Queues a control frame only when nothing is waiting: a keepalive is
     /// pointless behind data, and must not pile up behind a stalled reader.
     pub fn push_control_if_idle(&self, frame: Bytes) -> bool {
         let mut st = self.lock();
-        if st.closed || !st.items.is_empty() {
+        if st.closed || !st.items.is_empty() || st.pong.is_some() {
             return false;
         }
+        st.controls += 1;
+        st.control_bytes += frame.len();
         st.items.push_back(Item::Control(frame));
         wake(st);
         true
+    }
+
+    /// Sets the answer to the client's latest ping, replacing an answer not
+    /// yet written: a ping flood costs one frame, not a queue.
+    pub fn set_pong(&self, frame: Bytes) {
+        let mut st = self.lock();
+        if st.closed {
+            return;
+        }
+        st.pong = Some(frame);
+        wake(st);
+    }
+
+    /// Ends the session at once: drops everything queued, queues `last`
+    /// (a close frame the client may still read), and refuses more. Unlike
+    /// [`Outbox::close_with`] the stream does not end by itself after
+    /// `last`: the client is expected to hang up, and [`Outbox::kill`]
+    /// drops a connection that does not. Returns false if already closed
+    /// this way.
+    pub fn abort(&self, last: Bytes) -> bool {
+        let mut st = self.lock();
+        if st.aborted {
+            return false;
+        }
+        st.items.clear();
+        st.events = 0;
+        st.bytes = 0;
+        st.lagged = 0;
+        st.pong = None;
+        st.controls = 1;
+        st.control_bytes = last.len();
+        st.items.push_back(Item::Control(last));
+        st.closed = true;
+        st.aborted = true;
+        wake(st);
+        true
+    }
+
+    /// Tells the transport to drop the connection (after an [`abort`] whose
+    /// close frame the client did not take in time).
+    ///
+    /// [`abort`]: Outbox::abort
+    pub fn kill(&self) {
+        let mut st = self.lock();
+        st.killed = true;
+        wake(st);
     }
 
     /// Queues a last frame and closes: the transport drains what is queued,
@@ -207,6 +275,8 @@ impl Outbox {
             return;
         }
         if let Some(frame) = last {
+            st.controls += 1;
+            st.control_bytes += frame.len();
             st.items.push_back(Item::Control(frame));
         }
         st.closed = true;
@@ -215,6 +285,21 @@ impl Outbox {
 
     pub fn limits(&self) -> QueueLimits {
         self.limits
+    }
+
+    /// Offers events replayed from history on resume, oldest first.
+    pub fn offer_replay(&self, events: &[Arc<Event>]) -> u64 {
+        let mut dropped = 0;
+        for event in events {
+            if let Offer::QueuedDropping(n) = self.offer(event, &MessageText::new(event)) {
+                dropped += n;
+            }
+        }
+        if let Some(last) = events.last() {
+            let mut st = self.lock();
+            st.replayed_through = st.replayed_through.max(last.id.seq);
+        }
+        dropped
     }
 
     /// Queues a gap notice (before a replay); never dropped.
@@ -238,12 +323,14 @@ impl Outbox {
     }
 
     /// Takes what is queued, up to about `max_bytes` (at least one item).
-    /// `Ready(None)` once the outbox is closed and empty.
-    pub fn poll_batch(&self, cx: &mut Context<'_>, max_bytes: usize) -> Poll<Option<Batch>> {
+    pub fn poll_batch(&self, cx: &mut Context<'_>, max_bytes: usize) -> Poll<Drained> {
         let mut st = self.lock();
-        if st.items.is_empty() {
-            if st.closed {
-                return Poll::Ready(None);
+        if st.killed {
+            return Poll::Ready(Drained::Killed);
+        }
+        if st.items.is_empty() && st.pong.is_none() {
+            if st.closed && !st.aborted {
+                return Poll::Ready(Drained::End);
             }
             match &st.waker {
                 Some(w) if w.will_wake(cx.waker()) => {}
@@ -253,9 +340,14 @@ impl Outbox {
         }
         let mut batch = Batch {
             lagged: std::mem::take(&mut st.lagged),
-            items: Vec::with_capacity(st.items.len().min(256)),
+            replayed_through: st.replayed_through,
+            items: Vec::with_capacity(st.items.len().min(256) + 1),
         };
         let mut taken = 0usize;
+        if let Some(pong) = st.pong.take() {
+            taken += pong.len();
+            batch.items.push(Item::Control(pong));
+        }
         while let Some(item) = st.items.pop_front() {
             let size = match &item {
                 Item::Event(e) => {
@@ -263,7 +355,11 @@ impl Outbox {
                     st.bytes -= e.size();
                     e.size()
                 }
-                Item::Control(b) => b.len(),
+                Item::Control(b) => {
+                    st.controls -= 1;
+                    st.control_bytes -= b.len();
+                    b.len()
+                }
                 Item::Gap(_) => 64,
             };
             taken += size;
@@ -272,7 +368,7 @@ impl Outbox {
                 break;
             }
         }
-        Poll::Ready(Some(batch))
+        Poll::Ready(Drained::Batch(batch))
     }
 }
 
@@ -280,7 +376,7 @@ impl Outbox {
 mod tests {
     use super::*;
     use crate::channel::ChannelName;
-    use crate::event::{EventBody, EventId, NewEvent};
+    use crate::event::{EventBody, EventId, Level, NewEvent};
     use std::task::Waker;
 
     fn event(seq: u64, level: Level, message: &str) -> Arc<Event> {
@@ -304,10 +400,17 @@ mod tests {
         )
     }
 
+    fn offer(outbox: &Outbox, seq: u64, level: Level, message: &str) -> Offer {
+        let e = event(seq, level, message);
+        outbox.offer(&e, &MessageText::new(&e))
+    }
+
     fn drain(outbox: &Outbox) -> Option<Batch> {
         let mut cx = Context::from_waker(Waker::noop());
         match outbox.poll_batch(&mut cx, usize::MAX) {
-            Poll::Ready(b) => b,
+            Poll::Ready(Drained::Batch(b)) => Some(b),
+            Poll::Ready(Drained::End) => None,
+            Poll::Ready(Drained::Killed) => panic!("killed"),
             Poll::Pending => Some(Batch::default()),
         }
     }
@@ -329,18 +432,15 @@ mod tests {
             max_bytes: usize::MAX,
         };
         let ob = Outbox::new(limits, Filter::default());
-        assert!(ob.push_control(Bytes::from_static(b": ready\n\n")));
+        assert_eq!(
+            ob.push_control(Bytes::from_static(b": ready\n\n")),
+            Push::Queued
+        );
         for s in 1..=3 {
-            assert_eq!(ob.offer(&event(s, Level::Info, "x")), Offer::Queued);
+            assert_eq!(offer(&ob, s, Level::Info, "x"), Offer::Queued);
         }
-        assert_eq!(
-            ob.offer(&event(4, Level::Info, "x")),
-            Offer::QueuedDropping(1)
-        );
-        assert_eq!(
-            ob.offer(&event(5, Level::Info, "x")),
-            Offer::QueuedDropping(1)
-        );
+        assert_eq!(offer(&ob, 4, Level::Info, "x"), Offer::QueuedDropping(1));
+        assert_eq!(offer(&ob, 5, Level::Info, "x"), Offer::QueuedDropping(1));
         let b = drain(&ob).unwrap();
         assert_eq!(b.lagged, 2);
         assert_eq!(seqs(&b), vec![3, 4, 5]);
@@ -357,21 +457,10 @@ mod tests {
         };
         let ob = Outbox::new(limits, Filter::default());
         for s in 1..=10 {
-            ob.offer(&event(s, Level::Info, "x"));
+            offer(&ob, s, Level::Info, "x");
         }
         assert_eq!(ob.queued_events(), 2);
         assert_eq!(seqs(&drain(&ob).unwrap()), vec![9, 10]);
-    }
-
-    #[test]
-    fn filter_by_level_and_text() {
-        let f = Filter::new(Some(Level::Warn), Some("DiSk"));
-        assert!(f.accepts(&event(1, Level::Error, "disk full")));
-        assert!(!f.accepts(&event(2, Level::Info, "disk full")));
-        assert!(!f.accepts(&event(3, Level::Fatal, "cpu hot")));
-        let f = Filter::new(None, Some("ÉTÉ"));
-        assert!(f.accepts(&event(4, Level::Info, "l'été est là")));
-        assert!(Filter::new(None, Some("")).accepts(&event(5, Level::Trace, "a")));
     }
 
     #[test]
@@ -383,10 +472,13 @@ mod tests {
             },
             Filter::default(),
         );
-        ob.offer(&event(1, Level::Info, "x"));
+        offer(&ob, 1, Level::Info, "x");
         ob.close_with(Some(Bytes::from_static(b"event: shutdown\n\n")));
-        assert_eq!(ob.offer(&event(2, Level::Info, "x")), Offer::Closed);
-        assert!(!ob.push_control(Bytes::from_static(b": late\n\n")));
+        assert_eq!(offer(&ob, 2, Level::Info, "x"), Offer::Closed);
+        assert_eq!(
+            ob.push_control(Bytes::from_static(b": late\n\n")),
+            Push::Closed
+        );
         let b = drain(&ob).unwrap();
         assert_eq!(b.items.len(), 2);
         assert!(drain(&ob).is_none());
@@ -403,5 +495,61 @@ mod tests {
         );
         assert!(ob.push_control_if_idle(Bytes::from_static(b": k\n\n")));
         assert!(!ob.push_control_if_idle(Bytes::from_static(b": k\n\n")));
+    }
+
+    #[test]
+    fn control_frames_are_bounded_and_pongs_coalesce() {
+        let ob = Outbox::new(
+            QueueLimits {
+                max_events: 10,
+                max_bytes: 1 << 20,
+            },
+            Filter::default(),
+        );
+        for _ in 0..MAX_CONTROL_FRAMES {
+            assert_eq!(ob.push_control(Bytes::from_static(b"x")), Push::Queued);
+        }
+        assert_eq!(ob.push_control(Bytes::from_static(b"x")), Push::Overflow);
+        let big = Bytes::from(vec![0u8; MAX_CONTROL_BYTES]);
+        // Draining frees the budget, by count and by bytes.
+        assert_eq!(drain(&ob).unwrap().items.len(), MAX_CONTROL_FRAMES);
+        assert_eq!(ob.push_control(big.clone()), Push::Queued);
+        assert_eq!(ob.push_control(Bytes::from_static(b"x")), Push::Overflow);
+        drain(&ob);
+        // A thousand pings leave one answer, the latest.
+        for i in 0..1000u32 {
+            ob.set_pong(Bytes::from(i.to_string()));
+        }
+        let b = drain(&ob).unwrap();
+        assert_eq!(b.items.len(), 1);
+        assert!(matches!(&b.items[0], Item::Control(p) if &p[..] == b"999"));
+    }
+
+    #[test]
+    fn abort_drops_the_queue_keeps_the_last_frame_and_waits_for_kill() {
+        let ob = Outbox::new(
+            QueueLimits {
+                max_events: 10,
+                max_bytes: 1 << 20,
+            },
+            Filter::default(),
+        );
+        offer(&ob, 1, Level::Info, "x");
+        ob.push_control(Bytes::from_static(b"reply"));
+        assert!(ob.abort(Bytes::from_static(b"close")));
+        assert!(!ob.abort(Bytes::from_static(b"again")));
+        assert_eq!(offer(&ob, 2, Level::Info, "x"), Offer::Closed);
+        let b = drain(&ob).unwrap();
+        assert_eq!(b.items.len(), 1);
+        assert!(matches!(&b.items[0], Item::Control(c) if &c[..] == b"close"));
+        // Not the end of the stream: the client is to hang up first...
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(ob.poll_batch(&mut cx, usize::MAX).is_pending());
+        // ...or be dropped.
+        ob.kill();
+        assert!(matches!(
+            ob.poll_batch(&mut cx, usize::MAX),
+            Poll::Ready(Drained::Killed)
+        ));
     }
 }

@@ -1,0 +1,446 @@
+//! Attacks from the adversarial review, each reproduced over real sockets
+//! against the real binary (whose memory is measured) or the real app:
+//! oversized and endless WebSocket frames, clients that make the gateway
+//! queue replies without reading them, cross-site WebSocket handshakes.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::process::{base_command, spawn};
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// A WebSocket client that speaks raw frames, so a test can send what no
+/// library would.
+struct RawWs {
+    read: OwnedReadHalf,
+    write: OwnedWriteHalf,
+    buf: Vec<u8>,
+}
+
+/// Opens `path` as a WebSocket; returns the status line and headers of the
+/// answer, and the client when the answer is 101.
+async fn raw_ws(addr: &str, path: &str, extra_headers: &str) -> (u16, Option<RawWs>) {
+    let sock = TcpStream::connect(addr).await.expect("connect");
+    let (mut read, mut write) = sock.into_split();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra_headers}\r\n"
+    );
+    write
+        .write_all(req.as_bytes())
+        .await
+        .expect("handshake sent");
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(WAIT, read.read(&mut chunk))
+            .await
+            .expect("handshake answer in time")
+            .expect("read");
+        assert!(n > 0, "closed during the handshake");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    buf.drain(..head_end);
+    if status != 101 {
+        return (status, None);
+    }
+    (status, Some(RawWs { read, write, buf }))
+}
+
+/// A masked client frame header (RFC 6455 §5.2) declaring `len` bytes.
+fn frame_header(opcode: u8, len: u64) -> Vec<u8> {
+    let mut h = vec![0x80 | opcode];
+    if len < 126 {
+        h.push(0x80 | len as u8);
+    } else if len <= u64::from(u16::MAX) {
+        h.push(0x80 | 126);
+        h.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        h.push(0x80 | 127);
+        h.extend_from_slice(&len.to_be_bytes());
+    }
+    // A zero mask keeps the payload readable and is as valid as any other.
+    h.extend_from_slice(&[0, 0, 0, 0]);
+    h
+}
+
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = frame_header(opcode, payload.len() as u64);
+    f.extend_from_slice(payload);
+    f
+}
+
+impl RawWs {
+    /// The next server frame: (opcode, payload); `None` when the connection
+    /// ends or nothing comes within `limit`.
+    async fn next_frame(&mut self, limit: Duration) -> Option<(u8, Vec<u8>)> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if self.buf.len() >= 2 {
+                let len7 = (self.buf[1] & 0x7F) as usize;
+                let (hlen, len) = match len7 {
+                    126 if self.buf.len() >= 4 => {
+                        (4, u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize)
+                    }
+                    127 if self.buf.len() >= 10 => (
+                        10,
+                        u64::from_be_bytes(self.buf[2..10].try_into().unwrap()) as usize,
+                    ),
+                    126 | 127 => (usize::MAX, 0),
+                    n => (2, n),
+                };
+                if hlen != usize::MAX && self.buf.len() >= hlen + len {
+                    let op = self.buf[0] & 0x0F;
+                    let payload = self.buf[hlen..hlen + len].to_vec();
+                    self.buf.drain(..hlen + len);
+                    return Some((op, payload));
+                }
+            }
+            let mut chunk = vec![0u8; 64 * 1024];
+            match tokio::time::timeout_at(deadline, self.read.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => self.buf.extend_from_slice(&chunk[..n]),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Reads frames until a close frame, returning its code.
+    async fn close_code(&mut self) -> Option<u16> {
+        while let Some((op, payload)) = self.next_frame(WAIT).await {
+            if op == 0x8 {
+                return payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+            }
+        }
+        None
+    }
+
+    /// True once the server has closed or dropped the connection.
+    async fn ends_within(&mut self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            match tokio::time::timeout_at(deadline, self.read.read(&mut chunk)).await {
+                Err(_) => return false,
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+/// Writes `chunk` again and again until `total` bytes went out, the server
+/// stops reading (a write blocks for 2 s) or the connection fails. Returns
+/// the bytes written.
+async fn flood(write: &mut OwnedWriteHalf, chunk: &[u8], total: usize) -> usize {
+    let mut sent = 0;
+    while sent < total {
+        match tokio::time::timeout(Duration::from_secs(2), write.write_all(chunk)).await {
+            Ok(Ok(())) => sent += chunk.len(),
+            _ => break,
+        }
+    }
+    sent
+}
+
+async fn metric(addr: &str, series: &str) -> f64 {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    metric_value(&text, series).unwrap_or(0.0)
+}
+
+/// Waits (bounded) until the gateway holds no subscriber connection.
+async fn wait_for_no_connections(addr: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let health: serde_json::Value = reqwest::get(format!("http://{addr}/health"))
+            .await
+            .expect("health")
+            .json()
+            .await
+            .expect("health json");
+        if health["connections"]["total"] == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the connection was not dropped: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A frame whose header declares a terabyte, followed by a steady stream of
+/// data: refused from the header with close 1009, the rest never read, and
+/// the server's memory does not follow the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_frame_declaring_a_terabyte_is_refused_from_its_header() {
+    let proc = spawn(base_command());
+    let addr = proc.addr.clone();
+    let (status, ws) = raw_ws(&addr, "/api/logs/ws?channels=logs:etl", "").await;
+    assert_eq!(status, 101);
+    let RawWs {
+        read,
+        mut write,
+        buf,
+    } = ws.unwrap();
+    let before = proc.rss_kib();
+    let writer = tokio::spawn(async move {
+        write
+            .write_all(&frame_header(0x1, 1 << 40))
+            .await
+            .expect("header sent");
+        flood(&mut write, &vec![b'a'; 64 * 1024], 256 << 20).await
+    });
+    let mut ws = RawWs {
+        read,
+        write: TcpStream::connect(&addr).await.unwrap().into_split().1,
+        buf,
+    };
+    assert_eq!(ws.close_code().await, Some(1009), "close 1009 (too big)");
+    assert!(
+        ws.ends_within(WAIT).await,
+        "the connection is dropped after the close frame"
+    );
+    let sent = writer.await.unwrap();
+    let grown = proc.rss_kib().saturating_sub(before);
+    eprintln!(
+        "client sent {} MiB; server RSS grew {grown} KiB",
+        sent >> 20
+    );
+    assert!(
+        sent < 64 << 20,
+        "the server kept reading ({} MiB) after refusing the frame",
+        sent >> 20
+    );
+    assert!(grown < 16 * 1024, "server RSS grew {grown} KiB");
+    assert_eq!(
+        metric(
+            &addr,
+            r#"loggate_disconnects_total{reason="frame_too_large"}"#
+        )
+        .await,
+        1.0
+    );
+    wait_for_no_connections(&addr).await;
+}
+
+/// A client that never reads and keeps sending what the gateway answers
+/// (pings, binary frames, messages of unknown type) cannot make it queue
+/// replies without bound: pongs coalesce, and the other replies overflow a
+/// small bound, after which the client is closed (1008) and dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_cannot_make_replies_pile_up() {
+    let proc = spawn(base_command());
+    let addr = proc.addr.clone();
+    let (_, ws) = raw_ws(&addr, "/api/logs/ws?channels=logs:etl", "").await;
+    let mut ws = ws.unwrap();
+    let before = proc.rss_kib();
+
+    // Pings alone: one pong slot, so the connection lives and memory holds.
+    let pings: Vec<u8> = (0..512)
+        .flat_map(|_| client_frame(0x9, &[b'p'; 125]))
+        .collect();
+    let sent = flood(&mut ws.write, &pings, 64 << 20).await;
+    let after_pings = proc.rss_kib().saturating_sub(before);
+    eprintln!(
+        "{} MiB of pings: server RSS grew {after_pings} KiB",
+        sent >> 20
+    );
+    assert!(after_pings < 16 * 1024, "server RSS grew {after_pings} KiB");
+    assert_eq!(
+        metric(
+            &addr,
+            r#"loggate_disconnects_total{reason="control_overflow"}"#
+        )
+        .await,
+        0.0,
+        "pings alone never overflow"
+    );
+
+    // Messages that each earn an error reply: the bound is hit, the client
+    // is closed.
+    let unknown = client_frame(0x1, br#"{"type":"x","channels":[]}"#);
+    let binary = client_frame(0x2, b"binary");
+    let junk: Vec<u8> = (0..512)
+        .flat_map(|i| {
+            if i % 2 == 0 {
+                unknown.clone()
+            } else {
+                binary.clone()
+            }
+        })
+        .collect();
+    let sent = flood(&mut ws.write, &junk, 256 << 20).await;
+    let grown = proc.rss_kib().saturating_sub(before);
+    eprintln!(
+        "{} MiB of unanswerable messages: server RSS grew {grown} KiB",
+        sent >> 20
+    );
+    assert!(grown < 32 * 1024, "server RSS grew {grown} KiB");
+    let deadline = Instant::now() + WAIT;
+    while metric(
+        &addr,
+        r#"loggate_disconnects_total{reason="control_overflow"}"#,
+    )
+    .await
+        < 1.0
+    {
+        assert!(Instant::now() < deadline, "no control_overflow disconnect");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // It never reads its close frame, so it is dropped after the grace.
+    wait_for_no_connections(&addr).await;
+}
+
+/// Error replies quote at most a short excerpt of what the client sent,
+/// and nothing of the server's internals.
+#[tokio::test]
+async fn websocket_error_replies_are_short_and_plain() {
+    let gw = start();
+    let addr = gw.running.addr.to_string();
+    let (_, ws) = raw_ws(&addr, "/api/logs/ws?channels=logs:etl", "").await;
+    let mut ws = ws.unwrap();
+    let ready = ws.next_frame(WAIT).await.expect("ready");
+    assert!(String::from_utf8_lossy(&ready.1).contains("\"ready\""));
+    let long_type = format!(r#"{{"type":"{}","channels":[]}}"#, "t".repeat(60_000));
+    let cases: [&[u8]; 4] = [
+        long_type.as_bytes(),
+        br#"{"type":"subscribe","channels":["logs:etl"],"extra":1}"#,
+        b"not json at all",
+        br#"{"type":"subscribe","channels":"logs:etl"}"#,
+    ];
+    for case in cases {
+        ws.write.write_all(&client_frame(0x1, case)).await.unwrap();
+        let (op, payload) = ws.next_frame(WAIT).await.expect("a reply");
+        assert_eq!(op, 0x1);
+        let reply: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(reply["type"], "error", "{reply}");
+        assert_eq!(reply["code"], "invalid_message", "{reply}");
+        let message = reply["message"].as_str().unwrap();
+        assert!(
+            message.len() < 200,
+            "{} bytes: {message:.200}",
+            message.len()
+        );
+        for internal in ["enum", "ClientMessage", "variant", "struct", "extra"] {
+            assert!(!message.contains(internal), "{message}");
+        }
+    }
+}
+
+/// `ALLOWED_ORIGINS` applies to WebSocket handshakes too: browsers apply no
+/// CORS to them, so with cookie auth any site could read a visitor's
+/// streams.
+#[tokio::test]
+async fn websocket_handshakes_from_foreign_origins_are_refused() {
+    let gw = start_with(|c| {
+        c.auth.allowed_origins = vec!["https://app.example.com".into()];
+        c.auth.admin_token = Some(loggate::config::Secret::new("an-admin-token-for-tests"));
+    });
+    let addr = gw.running.addr.to_string();
+    let path = "/api/logs/ws?channels=logs:etl";
+    let (status, _) = raw_ws(&addr, path, "Origin: https://evil.example\r\n").await;
+    assert_eq!(status, 403, "foreign origin");
+    let (status, _) = raw_ws(&addr, path, "Origin: null\r\n").await;
+    assert_eq!(status, 403, "opaque origin");
+    let (status, _) = raw_ws(&addr, path, "Origin: https://app.example.com\r\n").await;
+    assert_eq!(status, 101, "listed origin");
+    let (status, _) = raw_ws(&addr, path, "").await;
+    assert_eq!(status, 101, "no Origin: not a browser");
+    let own = format!("Origin: http://{addr}\r\n");
+    let (status, _) = raw_ws(&addr, path, &own).await;
+    assert_eq!(status, 101, "a page the gateway serves itself");
+    let admin = "Authorization: Bearer an-admin-token-for-tests\r\n";
+    let (status, _) = raw_ws(
+        &addr,
+        "/metrics/ws",
+        &format!("{admin}Origin: https://evil.example\r\n"),
+    )
+    .await;
+    assert_eq!(status, 403, "/metrics/ws from a foreign origin");
+    let (status, _) = raw_ws(&addr, "/metrics/ws", admin).await;
+    assert_eq!(status, 101);
+}
+
+/// A text filter longer than 256 bytes is refused wherever one is taken.
+#[tokio::test]
+async fn text_filters_longer_than_256_bytes_are_refused() {
+    let gw = start();
+    let long = format!("{}b", "a".repeat(20_000));
+    for path in ["/api/logs/stream", "/api/logs/history"] {
+        let (status, body) = gw
+            .get_json(&format!("{path}?channels=logs:etl&q={long}"))
+            .await;
+        assert_eq!(status, 400, "{path}");
+        assert_eq!(body["error"]["code"], "invalid_query", "{path}: {body}");
+    }
+    let addr = gw.running.addr.to_string();
+    let (status, _) = raw_ws(
+        &addr,
+        &format!("/api/logs/ws?channels=logs:etl&q={long}"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 400, "websocket");
+    let ok = "a".repeat(256);
+    let (status, _) = gw
+        .get_json(&format!("/api/logs/history?channels=logs:etl&q={ok}"))
+        .await;
+    assert_eq!(status, 200, "256 bytes is fine");
+}
+
+/// Subscribers whose text filter is built to be slow (the longest allowed,
+/// against long messages that almost match) do not hold up another
+/// tenant: its publish and delivery go through while theirs are filtered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_looking_text_filters_do_not_stall_other_tenants() {
+    let gw = start_with(|c| c.limits.publish_rate_per_sec = 0);
+    let q = format!("{}b", "a".repeat(255));
+    let mut filtered = Vec::new();
+    for _ in 0..20 {
+        filtered.push(gw.subscribe(&format!("channels=logs:etl&q={q}")).await);
+    }
+    let mut witness = gw.subscribe("channels=logs:faas").await;
+    let long = "a".repeat(60_000);
+    let batch: Vec<_> = (0..8)
+        .map(|_| event("etl", Some("ws1"), None, &long))
+        .collect();
+    let batch = serde_json::Value::Array(batch);
+    let slow = gw.publish(&batch);
+    let other = async {
+        gw.publish_raw(
+            "faas-token",
+            "application/json",
+            event("faas", Some("ws2"), None, "other tenant").to_string(),
+        )
+        .await
+    };
+    let ((status, _), (other_status, _)) = tokio::join!(slow, other);
+    assert_eq!(status, 202);
+    assert_eq!(other_status, 202);
+    assert_eq!(witness.logs(1).await[0]["message"], "other tenant");
+    // The filtered subscribers saw none of the near misses.
+    let (_, answer) = gw
+        .publish(&event("etl", Some("ws1"), None, &format!("{q}!")))
+        .await;
+    for sub in &mut filtered {
+        assert_eq!(sub.logs(1).await[0]["id"], answer["ids"][0]);
+    }
+}
