@@ -448,6 +448,59 @@ fn json_error(index: Option<usize>, e: serde_json::Error) -> PublishError {
     }
 }
 
+/// A failed parse of one event: `invalid_event` when the JSON was well
+/// formed but not an event (a missing, unknown or repeated field),
+/// `invalid_json` otherwise.
+pub(crate) fn event_error(index: Option<usize>, e: serde_json::Error) -> PublishError {
+    if e.is_data() {
+        PublishError::InvalidEvent {
+            index,
+            message: e.to_string(),
+        }
+    } else {
+        json_error(index, e)
+    }
+}
+
+/// How much larger than what its publisher sent an event may become once
+/// validated: the channel and its ids spelled out, `received_at`, a
+/// `timestamp` when none was given, `level`; together under 400 bytes
+/// (`meta` only shrinks, strings are escaped no longer than JSON required).
+/// Nodes accept events from one another up to `max_event_bytes` plus this,
+/// so an event one node accepted at the limit is never refused by another.
+pub const ENCODING_HEADROOM: usize = 1024;
+
+/// Refuses an event whose encoding grew past what other nodes accept, as a
+/// line of text can (invalid UTF-8 and control characters take more room
+/// once escaped).
+pub(crate) fn check_encoded(
+    event: NewEvent,
+    max_event_bytes: usize,
+) -> Result<NewEvent, PublishError> {
+    let size = event.body_tail.len() + 1;
+    let max = max_event_bytes.saturating_add(ENCODING_HEADROOM);
+    if size > max {
+        return Err(PublishError::EventTooLarge {
+            index: None,
+            size,
+            max,
+        });
+    }
+    Ok(event)
+}
+
+/// Refuses a payload over `max` bytes before it is parsed.
+pub(crate) fn check_size(size: usize, max: usize) -> Result<(), PublishError> {
+    if size > max {
+        return Err(PublishError::EventTooLarge {
+            index: None,
+            size,
+            max,
+        });
+    }
+    Ok(())
+}
+
 fn parse_one(
     text: &RawValue,
     service: &str,
@@ -463,16 +516,7 @@ fn parse_one(
             max: limits.max_event_bytes,
         });
     }
-    let raw: RawEvent<'_> = serde_json::from_str(text.get()).map_err(|e| {
-        if e.is_data() {
-            PublishError::InvalidEvent {
-                index,
-                message: e.to_string(),
-            }
-        } else {
-            json_error(index, e)
-        }
-    })?;
+    let raw: RawEvent<'_> = serde_json::from_str(text.get()).map_err(|e| event_error(index, e))?;
     validate(raw, Some(service), received_at, index)
 }
 
