@@ -39,6 +39,9 @@ pub struct Metrics {
     pub disconnects: IntCounterVec,
     pub rate_limited: IntCounterVec,
     pub nats_messages: IntCounterVec,
+    /// NATS messages refused by the publish checks, by link and by
+    /// `PublishError::code()`, a fixed set of words.
+    pub nats_refused: IntCounterVec,
     /// 1 while a NATS link is connected, by link; set at scrape time.
     pub nats_connected: IntGaugeVec,
     pub subscriptions: IntGauge,
@@ -110,6 +113,11 @@ impl Metrics {
             "nats_messages_total",
             "NATS messages by link (cluster, fly, rules) and direction (in, out, invalid; plain: not Fly's JSON, kept as a line).",
             &["link", "direction"],
+        );
+        let nats_refused = counter_vec(
+            "nats_refused_total",
+            "NATS messages refused by the checks an HTTP publish gets, by link (cluster, fly, rules) and reason (the publish error code).",
+            &["link", "reason"],
         );
         let nats_connected = IntGaugeVec::new(
             Opts::new(
@@ -194,6 +202,7 @@ impl Metrics {
             disconnects,
             rate_limited,
             nats_messages,
+            nats_refused,
             nats_connected,
             subscriptions,
             session_actors,

@@ -89,8 +89,13 @@ impl Gateway {
                 token: n.token.as_ref().map(|t| t.expose().to_owned()),
                 creds_file: n.creds_file.clone(),
             };
-            let bridge =
-                nats::NatsBridge::new(connection, role, registry.clone(), Arc::clone(&metrics));
+            let bridge = nats::NatsBridge::new(
+                connection,
+                role,
+                registry.clone(),
+                Arc::clone(&metrics),
+                config.publish.max_event_bytes,
+            );
             links.push(bridge.status());
             bridge.start();
             tracing::info!(%url, node = %node_id, "cluster mode: sharing events over NATS");
@@ -115,6 +120,7 @@ impl Gateway {
                 nats::Role::Fly(ingest),
                 registry.clone(),
                 Arc::clone(&metrics),
+                config.publish.max_event_bytes,
             );
             links.push(bridge.status());
             bridge.start();

@@ -200,3 +200,74 @@ async fn a_half_sent_request_is_timed_out() {
     );
     let _ = Duration::ZERO;
 }
+
+/// JSON allows raw whitespace between tokens and `meta` is free-form JSON:
+/// a newline left in it would end an SSE `data:` line early, and split an
+/// NDJSON history line in two, the second a record of the publisher's
+/// choosing that claims another tenant's channel.
+#[tokio::test]
+async fn whitespace_in_meta_cannot_split_frames_or_forge_records() {
+    let gw = start();
+    let mut sub = gw.subscribe("channels=logs:*").await;
+    let forged = r#"{"id":"000000000001-000000000001","channel":"logs:faas:ws2","service":"faas","workspace_id":"ws2","level":"error","message":"forged","timestamp":"2025-09-25T10:30:00Z","received_at":"2025-09-25T10:30:00.000Z"}"#;
+    // Escaped line breaks, quotes, backslashes and spaces inside a string
+    // are data and must stay as they are.
+    let s = r#""a\nb \"q\" \\ c\r""#;
+    // Every JSON line ending, a blank line (an SSE frame end), and the
+    // forged record alone on its line.
+    let meta =
+        format!("{{\r\n  \"n\": 1.50e3,\r  \"s\" :\t{s},\n\n  \"x\":\n{forged}\n,\"e\":[ ] }}");
+    let compact = format!(r#"{{"n":1.50e3,"s":{s},"x":{forged},"e":[]}}"#);
+    let body = format!(
+        r#"{{"service":"etl","workspace_id":"ws1","logData":{{"message":"with meta","meta":{meta}}}}}"#
+    );
+    let (status, answer) = gw.publish_raw(ETL_TOKEN, "application/json", body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let (status, answer) = gw.publish(&event("etl", Some("ws1"), None, "plain")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+
+    // SSE: exactly one `log` frame per event, its data one line of JSON.
+    for expected in ["with meta", "plain"] {
+        let f = sub.next_event().await.expect("stream still open");
+        assert_eq!(f.event, "log", "{f:?}");
+        assert!(!f.data.contains(['\n', '\r']), "data spans lines: {f:?}");
+        let j: serde_json::Value = serde_json::from_str(&f.data)
+            .unwrap_or_else(|e| panic!("data is one JSON value ({e}): {:?}", f.data));
+        assert_eq!(j["message"], expected, "{f:?}");
+        assert_eq!(j["channel"], "logs:etl:ws1", "{f:?}");
+        assert_eq!(f.id.as_deref(), j["id"].as_str(), "{f:?}");
+        if expected == "with meta" {
+            // Key order and number spelling are kept; only whitespace
+            // between tokens went.
+            assert!(
+                f.data.ends_with(&format!(r#","meta":{compact}}}"#)),
+                "{f:?}"
+            );
+            assert_eq!(j["meta"]["s"], "a\nb \"q\" \\ c\r");
+            assert_eq!(j["meta"]["x"]["channel"], "logs:faas:ws2", "kept as data");
+        }
+    }
+    sub.expect_silence(Duration::from_millis(300)).await;
+
+    // NDJSON history: one line per event, none claiming another channel.
+    let res = tokio::time::timeout(
+        WAIT,
+        gw.client
+            .get(gw.url("/api/logs/history?channels=logs:*&format=ndjson"))
+            .send(),
+    )
+    .await
+    .expect("history answered in time")
+    .expect("history request");
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = res.text().await.expect("history body");
+    assert!(!text.contains('\r'), "{text:?}");
+    let lines: Vec<&str> = text.split_terminator('\n').collect();
+    assert_eq!(lines.len(), 2, "one line per event: {text:?}");
+    for (line, expected) in lines.iter().zip(["with meta", "plain"]) {
+        let j: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("line is one JSON value ({e}): {line:?}"));
+        assert_eq!(j["channel"], "logs:etl:ws1", "{line}");
+        assert_eq!(j["message"], expected, "{line}");
+    }
+}

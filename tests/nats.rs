@@ -447,3 +447,127 @@ async fn generic_ingest_rules_map_subjects_to_channels() {
     sub.expect_silence(QUIET).await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A cluster message as a node publishes it: `body` on `subject`, with
+/// the origin, level and time headers of a node called `intruder`.
+async fn publish_cluster(client: &async_nats::Client, subject: &str, body: String, ms: i64) {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Loggate-Origin", "intruder");
+    headers.insert("Loggate-Level", "info");
+    headers.insert("Loggate-Timestamp-Ms", ms.to_string().as_str());
+    headers.insert("Loggate-Received-Ms", ms.to_string().as_str());
+    client
+        .publish_with_headers(subject.to_owned(), headers, body.into())
+        .await
+        .expect("publish to NATS");
+}
+
+/// Anyone who can publish on the cluster subjects can hand a node events;
+/// the node checks each like an HTTP publish and takes its channel from
+/// the subject. Hostile messages reach no subscriber, are counted by
+/// reason, and a good message after them still arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_cluster_messages_reach_no_subscriber() {
+    let nats = NatsServer::start();
+    let node = cluster_node("A", &nats);
+    node.wait_ready(StatusCode::OK, DEADLINE).await;
+    nats.wait_for_subscription("loggate.>").await;
+    let mut sub = node.subscribe("logs:*").await;
+    let client = async_nats::connect(nats.url())
+        .await
+        .expect("test client connects to nats-server");
+
+    let now = chrono::Utc::now();
+    let ms = now.timestamp_millis();
+    let time = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    // The delivered event without its id, as a node writes it.
+    let body = |channel: &str, message: &str, meta: Option<&str>| {
+        let parts: Vec<&str> = channel.split(':').collect();
+        let mut b = format!(
+            r#""channel":"{channel}","service":"{}","workspace_id":"{}","resource_id":"{}","level":"info","message":"{message}","timestamp":"{time}","received_at":"{time}""#,
+            parts[1], parts[2], parts[3]
+        );
+        if let Some(m) = meta {
+            b.push_str(&format!(r#","meta":{m}"#));
+        }
+        b
+    };
+    let subject = "loggate.etl.ws1.r1";
+    let deep = format!("{}1{}", "[".repeat(120), "]".repeat(120));
+    let hostile = [
+        (
+            "900 KB",
+            format!(
+                "{{{}}}",
+                body("logs:etl:ws1:r1", &"x".repeat(900_000), None)
+            ),
+        ),
+        (
+            "120-deep meta",
+            format!("{{{}}}", body("logs:etl:ws1:r1", "deep", Some(&deep))),
+        ),
+        (
+            "service not the subject's",
+            format!("{{{}}}", body("logs:faas:ws1:r1", "elsewhere", None)),
+        ),
+        (
+            "an id key",
+            format!(
+                r#"{{"id":"000000000001-000000000001",{}}}"#,
+                body("logs:etl:ws1:r1", "forged id", None)
+            ),
+        ),
+    ];
+    for (_, payload) in &hostile {
+        publish_cluster(&client, subject, payload.clone(), ms).await;
+    }
+    publish_cluster(
+        &client,
+        subject,
+        format!(
+            "{{{}}}",
+            body("logs:etl:ws1:r1", "good", Some(r#"{"rows":12}"#))
+        ),
+        ms,
+    )
+    .await;
+    client.flush().await.expect("flush");
+
+    // NATS keeps one publisher's order: whatever got through arrives
+    // before the good message.
+    let mut leaked = Vec::new();
+    let good = loop {
+        let f = sub.next_event().await;
+        let json: Value = serde_json::from_str(&f.data).unwrap_or(Value::Null);
+        if f.event == "log" && json["message"] == "good" {
+            break json;
+        }
+        leaked.push(format!(
+            "{} ({} bytes): {:.160}",
+            f.event,
+            f.data.len(),
+            f.data
+        ));
+    };
+    assert!(
+        leaked.is_empty(),
+        "hostile messages reached a subscriber ({} of {}):\n{}",
+        leaked.len(),
+        hostile.len(),
+        leaked.join("\n")
+    );
+    assert_eq!(good["channel"], "logs:etl:ws1:r1", "{good}");
+    assert_eq!(good["timestamp"], time.as_str(), "origin's time kept");
+    assert_eq!(good["received_at"], time.as_str(), "origin's time kept");
+    assert_eq!(good["meta"]["rows"], 12, "{good}");
+    sub.expect_silence(QUIET).await;
+
+    let (_, metrics) = node.get("/metrics").await.expect("metrics");
+    for line in [
+        r#"loggate_nats_refused_total{link="cluster",reason="event_too_large"} 1"#,
+        r#"loggate_nats_refused_total{link="cluster",reason="invalid_event"} 3"#,
+        r#"loggate_nats_messages_total{direction="invalid",link="cluster"} 4"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+}

@@ -250,9 +250,9 @@ fn parse_timestamp(raw: &RawValue) -> Option<DateTime<Utc>> {
     }
 }
 
-/// Deepest nesting `meta` may have. loggate passes `meta` through without
-/// parsing it, so without this a 10,000-deep value would reach every
-/// subscriber's JSON parser.
+/// Deepest nesting `meta` may have. loggate passes `meta` on without
+/// building a tree of it, so without this a 10,000-deep value would reach
+/// every subscriber's JSON parser.
 pub const MAX_META_DEPTH: usize = 32;
 
 /// Nesting depth of a JSON text already known to be valid.
@@ -279,6 +279,64 @@ fn json_depth(text: &str) -> usize {
         }
     }
     max
+}
+
+/// `text`, valid JSON, without the whitespace between its tokens. JSON
+/// allows raw line breaks there, and one left in `meta` would end an SSE
+/// `data:` line early or split an NDJSON record in two, the second of the
+/// publisher's choosing. Strings cannot hold raw control characters, so
+/// they are copied as they are; key order and number spelling are kept.
+/// Borrows when there is nothing to remove. On text that is not valid JSON
+/// the result is unspecified, but it never panics.
+pub fn minify_json(text: &str) -> Cow<'_, str> {
+    let mut out = String::new();
+    // `text[..copied]` has been dealt with.
+    let mut copied = 0;
+    let (mut in_string, mut escaped) = (false, false);
+    for (i, b) in text.bytes().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            // An ASCII byte is always a char boundary.
+            out.push_str(&text[copied..i]);
+            copied = i + 1;
+        }
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
+/// `meta` as it is delivered: `null` dropped, its depth checked, and
+/// compact (see [`minify_json`]).
+pub(crate) fn clean_meta(
+    meta: Option<&RawValue>,
+    index: Option<usize>,
+) -> Result<Option<Cow<'_, RawValue>>, PublishError> {
+    let Some(meta) = meta.filter(|m| m.get() != "null") else {
+        return Ok(None);
+    };
+    let invalid = |message: String| PublishError::InvalidEvent { index, message };
+    if json_depth(meta.get()) > MAX_META_DEPTH {
+        return Err(invalid(format!(
+            "meta nests deeper than {MAX_META_DEPTH} levels"
+        )));
+    }
+    match minify_json(meta.get()) {
+        Cow::Borrowed(_) => Ok(Some(Cow::Borrowed(meta))),
+        Cow::Owned(text) => RawValue::from_string(text)
+            .map(|m| Some(Cow::Owned(m)))
+            .map_err(|e| invalid(format!("meta: {e}"))),
+    }
 }
 
 fn empty_to_none(v: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
@@ -362,12 +420,7 @@ pub fn validate(
             (format_time(t), t.timestamp_millis())
         }
     };
-    let meta = log.meta.filter(|m| m.get() != "null");
-    if meta.is_some_and(|m| json_depth(m.get()) > MAX_META_DEPTH) {
-        return Err(invalid(format!(
-            "meta nests deeper than {MAX_META_DEPTH} levels"
-        )));
-    }
+    let meta = clean_meta(log.meta, index)?;
     let body = EventBody {
         channel: channel.as_str(),
         service: channel.service(),
@@ -379,7 +432,7 @@ pub fn validate(
         received_at,
         stream: log.stream.as_deref().filter(|s| !s.is_empty()),
         source: log.source.as_deref().filter(|s| !s.is_empty()),
-        meta,
+        meta: meta.as_deref(),
     };
     let times = EventTimes {
         timestamp_ms,
@@ -393,6 +446,59 @@ fn json_error(index: Option<usize>, e: serde_json::Error) -> PublishError {
         index,
         message: e.to_string(),
     }
+}
+
+/// A failed parse of one event: `invalid_event` when the JSON was well
+/// formed but not an event (a missing, unknown or repeated field),
+/// `invalid_json` otherwise.
+pub(crate) fn event_error(index: Option<usize>, e: serde_json::Error) -> PublishError {
+    if e.is_data() {
+        PublishError::InvalidEvent {
+            index,
+            message: e.to_string(),
+        }
+    } else {
+        json_error(index, e)
+    }
+}
+
+/// How much larger than what its publisher sent an event may become once
+/// validated: the channel and its ids spelled out, `received_at`, a
+/// `timestamp` when none was given, `level`; together under 400 bytes
+/// (`meta` only shrinks, strings are escaped no longer than JSON required).
+/// Nodes accept events from one another up to `max_event_bytes` plus this,
+/// so an event one node accepted at the limit is never refused by another.
+pub const ENCODING_HEADROOM: usize = 1024;
+
+/// Refuses an event whose encoding grew past what other nodes accept, as a
+/// line of text can (invalid UTF-8 and control characters take more room
+/// once escaped).
+pub(crate) fn check_encoded(
+    event: NewEvent,
+    max_event_bytes: usize,
+) -> Result<NewEvent, PublishError> {
+    let size = event.body_tail.len() + 1;
+    let max = max_event_bytes.saturating_add(ENCODING_HEADROOM);
+    if size > max {
+        return Err(PublishError::EventTooLarge {
+            index: None,
+            size,
+            max,
+        });
+    }
+    Ok(event)
+}
+
+/// Refuses a payload over `max` bytes before it is parsed.
+pub(crate) fn check_size(size: usize, max: usize) -> Result<(), PublishError> {
+    if size > max {
+        return Err(PublishError::EventTooLarge {
+            index: None,
+            size,
+            max,
+        });
+    }
+    Ok(())
 }
 
 fn parse_one(
@@ -410,16 +516,7 @@ fn parse_one(
             max: limits.max_event_bytes,
         });
     }
-    let raw: RawEvent<'_> = serde_json::from_str(text.get()).map_err(|e| {
-        if e.is_data() {
-            PublishError::InvalidEvent {
-                index,
-                message: e.to_string(),
-            }
-        } else {
-            json_error(index, e)
-        }
-    })?;
+    let raw: RawEvent<'_> = serde_json::from_str(text.get()).map_err(|e| event_error(index, e))?;
     validate(raw, Some(service), received_at, index)
 }
 
@@ -652,6 +749,51 @@ mod tests {
         );
         assert!(parse(&quoted).is_ok(), "{quoted}");
         assert_eq!(json_depth(r#"{"a":[1,{"b":"]]]"}]}"#), 3);
+    }
+
+    #[test]
+    fn minify_removes_whitespace_between_tokens_only() {
+        let cases = [
+            ("{\"a\":1}", "{\"a\":1}"),
+            (" {\r\n \"a\" :\t[ 1 ,\r2 ]\n}\n", "{\"a\":[1,2]}"),
+            // Spaces and escapes inside strings are data.
+            (r#"{ "k e y" : "a b\n\t" }"#, r#"{"k e y":"a b\n\t"}"#),
+            (
+                r#"[ "\"", "\\", "\\\" ]" , 1 ]"#,
+                r#"["\"","\\","\\\" ]",1]"#,
+            ),
+            (r#"[ "\\" , "x y" ]"#, r#"["\\","x y"]"#),
+            // Key order, duplicates and number spelling stay as written.
+            (
+                r#"{"z": 1.50e3, "a": -0, "z": 1E+2}"#,
+                r#"{"z":1.50e3,"a":-0,"z":1E+2}"#,
+            ),
+            (r#""\u00e9 \u2028""#, r#""\u00e9 \u2028""#),
+            (
+                "{\"\u{e9}\" : \"\u{2028} x\"}",
+                "{\"\u{e9}\":\"\u{2028} x\"}",
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(minify_json(input), want, "{input:?}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(want).is_ok(),
+                "{want}"
+            );
+        }
+        assert!(matches!(minify_json("[1,2]"), Cow::Borrowed(_)));
+        // Not JSON: any result, but no panic.
+        let _ = minify_json("\"\\");
+        let _ = minify_json(" \u{e9} \" \u{e9}");
+    }
+
+    #[test]
+    fn meta_is_delivered_compact() {
+        let body = "{\"service\":\"etl\",\"logData\":{\"message\":\"m\",\"meta\":{\r\n\"a\" :\n[1,\r\"x\\ny\"]\n}}}";
+        let e = parse(body).unwrap().remove(0);
+        let text = std::str::from_utf8(&e.body_tail).unwrap();
+        assert!(text.ends_with(r#","meta":{"a":[1,"x\ny"]}}"#), "{text}");
+        assert!(!text.contains(['\n', '\r']), "{text}");
     }
 
     #[test]

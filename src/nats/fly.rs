@@ -3,14 +3,19 @@
 //!
 //! Fly's JSON gives `level`, `message`, `timestamp`, `source` (the event
 //! provider) and `meta` (`region`, `host`). A payload that is not that JSON
-//! is kept as a plain `info` line, never dropped; only a message whose
-//! subject or names cannot form a valid channel is refused (and counted).
+//! is kept as a plain `info` line, never dropped. Refused (and counted by
+//! reason): a message whose subject or names cannot form a valid channel,
+//! and one over `publish.max_event_bytes`, as an HTTP publish would be.
+//! The subject, not the payload, names the app: whoever may publish on
+//! `logs.<app>.>` can write that app's lines and no other's.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::event::NewEvent;
-use crate::ingest::{RawEvent, RawLogData, Received, validate};
+use crate::ingest::{
+    PublishError, RawEvent, RawLogData, Received, check_encoded, check_size, validate,
+};
 
 /// What the Fly link subscribes to and how it names channels.
 #[derive(Debug, Clone)]
@@ -30,18 +35,23 @@ impl FlyIngest {
         }
     }
 
-    /// The event for one log-bus message, or `None` if it cannot be named;
-    /// `true` beside it when the payload was not Fly's JSON (kept as a
-    /// plain line, and counted as such).
-    pub fn to_event(&self, msg: &async_nats::Message) -> Option<(NewEvent, bool)> {
-        let plain = serde_json::from_slice::<FlyLog<'_>>(&msg.payload).is_err();
-        to_event(
+    /// The event for one log-bus message; `true` beside it when the payload
+    /// was not Fly's JSON (kept as a plain line, and counted as such).
+    pub fn to_event(
+        &self,
+        subject: &str,
+        payload: &[u8],
+        max_event_bytes: usize,
+    ) -> Result<(NewEvent, bool), PublishError> {
+        let event = to_event(
             &self.org,
-            msg.subject.as_str(),
-            &msg.payload,
+            subject,
+            payload,
             &Received::now(),
-        )
-        .map(|e| (e, plain))
+            max_event_bytes,
+        )?;
+        let plain = serde_json::from_slice::<FlyLog<'_>>(payload).is_err();
+        Ok((event, plain))
     }
 }
 
@@ -88,14 +98,39 @@ struct FlyLevel<'a> {
     level: Option<std::borrow::Cow<'a, str>>,
 }
 
-/// Maps one message. Exposed for unit tests.
-pub fn to_event(org: &str, subject: &str, payload: &[u8], received: &Received) -> Option<NewEvent> {
+/// Maps one message on `subject` to an event of `org`, checked as an HTTP
+/// publish would be: a payload over `max_event_bytes` is refused, and so is
+/// an event whose encoding outgrew what other nodes accept (see
+/// [`crate::ingest::ENCODING_HEADROOM`]). Pure, for tests and fuzzing.
+pub fn to_event(
+    org: &str,
+    subject: &str,
+    payload: &[u8],
+    received: &Received,
+    max_event_bytes: usize,
+) -> Result<NewEvent, PublishError> {
+    check_size(payload.len(), max_event_bytes)?;
+    map(org, subject, payload, received).and_then(|e| check_encoded(e, max_event_bytes))
+}
+
+fn map(
+    org: &str,
+    subject: &str,
+    payload: &[u8],
+    received: &Received,
+) -> Result<NewEvent, PublishError> {
     // logs.<app>.<region>.<instance>
     let mut tokens = subject.split('.');
     let (Some("logs"), Some(app), region, instance) =
         (tokens.next(), tokens.next(), tokens.next(), tokens.next())
     else {
-        return None;
+        return Err(PublishError::InvalidEvent {
+            index: None,
+            message: format!(
+                "subject {:?} is not logs.<app>.<region>.<instance>",
+                subject.chars().take(200).collect::<String>()
+            ),
+        });
     };
     let parsed: Option<FlyLog<'_>> = serde_json::from_slice(payload).ok();
     let Some(log) = parsed else {
@@ -116,7 +151,7 @@ pub fn to_event(org: &str, subject: &str, payload: &[u8], received: &Received) -
                 meta: None,
             },
         };
-        return validate(raw, None, received, None).ok();
+        return validate(raw, None, received, None);
     };
     // The subject names the app and instance, not the JSON: NATS grants
     // permissions by subject, so a payload must not be able to move a line
@@ -155,17 +190,22 @@ pub fn to_event(org: &str, subject: &str, payload: &[u8], received: &Received) -
                 meta: meta.as_deref(),
             },
         };
-        validate(raw, None, received, None).ok()
+        validate(raw, None, received, None)
     };
     // A timestamp Fly wrote in a form we do not read falls back to receipt
     // rather than losing the line.
-    attempt(log.timestamp).or_else(|| attempt(None))
+    attempt(log.timestamp).or_else(|e| match e {
+        PublishError::InvalidTimestamp { .. } => attempt(None),
+        e => Err(e),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::{Event, EventId};
+
+    const MAX: usize = 64 * 1024;
 
     fn json(e: NewEvent) -> serde_json::Value {
         let ev = Event::encode(EventId { epoch: 1, seq: 1 }, e);
@@ -175,7 +215,14 @@ mod tests {
     #[test]
     fn fly_json_maps_to_the_contract_event() {
         let payload = br#"{"event":{"provider":"app"},"fly":{"app":{"instance":"inst1","name":"myapp"},"region":"iad"},"host":"h1","log":{"level":"warn"},"message":"hello","timestamp":"2025-09-25T10:30:00Z"}"#;
-        let e = to_event("myorg", "logs.myapp.iad.inst1", payload, &Received::now()).unwrap();
+        let e = to_event(
+            "myorg",
+            "logs.myapp.iad.inst1",
+            payload,
+            &Received::now(),
+            MAX,
+        )
+        .unwrap();
         let j = json(e);
         assert_eq!(j["channel"], "logs:myapp:myorg:inst1");
         assert_eq!(j["level"], "warn");
@@ -195,6 +242,7 @@ mod tests {
             "logs.myapp.iad.inst1",
             b"plain text line\n",
             &Received::now(),
+            MAX,
         )
         .unwrap();
         let j = json(e);
@@ -202,8 +250,34 @@ mod tests {
         assert_eq!(j["level"], "info");
         assert_eq!(j["message"], "plain text line");
         // A subject that cannot name a channel is refused.
-        assert!(to_event("myorg", "metrics.x", b"x", &Received::now()).is_none());
-        assert!(to_event("my.org", "logs.a.b.c", b"x", &Received::now()).is_none());
+        let code = |org: &str, subject: &str, payload: &[u8]| {
+            to_event(org, subject, payload, &Received::now(), MAX)
+                .err()
+                .map(|e| e.code())
+        };
+        assert_eq!(code("myorg", "metrics.x", b"x"), Some("invalid_event"));
+        assert_eq!(code("my.org", "logs.a.b.c", b"x"), Some("invalid_channel"));
+    }
+
+    #[test]
+    fn publish_limits_apply() {
+        let code = |payload: &[u8]| {
+            to_event("o", "logs.a.r.i", payload, &Received::now(), MAX)
+                .err()
+                .map(|e| e.code())
+        };
+        assert_eq!(code(&vec![b'x'; MAX + 1]), Some("event_too_large"));
+        assert_eq!(code(&vec![b'x'; MAX]), None);
+        // A plain line of control bytes grows sixfold once escaped.
+        assert_eq!(code(&vec![1u8; MAX]), Some("event_too_large"));
+        let fly = |message: &str| {
+            format!(r#"{{"fly":{{"app":{{"instance":"i"}},"region":"r"}},"message":"{message}"}}"#)
+        };
+        assert_eq!(
+            code(fly(&"m".repeat(MAX)).as_bytes()),
+            Some("event_too_large")
+        );
+        assert_eq!(code(fly("ok").as_bytes()), None);
     }
 
     #[test]

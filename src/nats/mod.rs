@@ -11,15 +11,27 @@
 //!   counted rather than held. The bridge publishes each on
 //!   `<prefix>.<service>[.<workspace>[.<resource>]]` with the event's JSON
 //!   (without its id) as payload and metadata in NATS headers (origin node,
-//!   level, times). Every node subscribes to `<prefix>.>`, drops its own
-//!   echoes by the origin header, and publishes the rest into its registry,
-//!   which gives them local ids, fans them out and keeps them in history.
-//! - **Fly.io** (`FLY_ORG` + `ACCESS_TOKEN`): see [`fly`].
+//!   level, times); [`cluster`] owns that format. Every node subscribes to
+//!   `<prefix>.>`, drops its own echoes by the origin header, checks the
+//!   rest with [`cluster::decode_cluster`] and publishes what passes into
+//!   its registry, which gives them local ids, fans them out and keeps them
+//!   in history.
+//! - **Fly.io** (`FLY_ORG` + `ACCESS_TOKEN`): see [`fly`]; **ingest rules**
+//!   on the cluster connection: see [`rules`].
+//!
+//! Whoever can publish on these subjects can inject events, so no inbound
+//! message is trusted: each gets the checks of an HTTP publish (size up to
+//! `publish.max_event_bytes`, fields, level, timestamp, `meta`), is encoded
+//! afresh rather than passed through, and a refusal is counted in
+//! `loggate_nats_refused_total{link,reason}` (and as `direction="invalid"`).
+//! Who may publish is NATS's to decide, through its credentials and
+//! per-user subject permissions.
 //!
 //! Nothing here blocks the registry or an HTTP handler: the registry only
 //! `try_send`s into the outbound queue, and inbound events reach the
 //! registry through its bounded mailbox.
 
+pub mod cluster;
 pub mod fly;
 pub mod rules;
 
@@ -29,17 +41,14 @@ use std::time::Duration;
 use actix::prelude::*;
 use async_nats::{Client, ConnectOptions, HeaderMap};
 use bytes::{BufMut, Bytes, BytesMut};
-use serde::Deserialize;
 
 use crate::channel::ChannelName;
 use crate::event::{EventTimes, Level, NewEvent};
+use crate::ingest::{PublishError, Received};
 use crate::metrics::Metrics;
 use crate::registry::{Origin, Publish, Registry};
+use cluster::{HEADER_LEVEL, HEADER_ORIGIN, HEADER_RECEIVED, HEADER_TIMESTAMP};
 
-const HEADER_ORIGIN: &str = "Loggate-Origin";
-const HEADER_LEVEL: &str = "Loggate-Level";
-const HEADER_TIMESTAMP: &str = "Loggate-Timestamp-Ms";
-const HEADER_RECEIVED: &str = "Loggate-Received-Ms";
 /// The longest wait between reconnect attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
 
@@ -189,12 +198,7 @@ impl ClusterOutbox {
     /// Queues an accepted local event for the cluster without waiting; a
     /// full queue (NATS slow or down) drops it and counts the drop.
     pub fn offer(&self, channel: &ChannelName, level: Level, times: EventTimes, body_tail: &Bytes) {
-        let mut subject = String::with_capacity(self.prefix.len() + channel.as_str().len());
-        subject.push_str(&self.prefix);
-        for seg in channel.segments() {
-            subject.push('.');
-            subject.push_str(seg);
-        }
+        let subject = cluster::subject(&self.prefix, channel);
         let mut headers = HeaderMap::new();
         headers.insert(HEADER_ORIGIN, self.node_id.as_ref());
         headers.insert(HEADER_LEVEL, level.as_str());
@@ -235,6 +239,11 @@ pub struct NatsBridge {
     metrics: Arc<Metrics>,
     /// The cluster node id, to drop our own echoes.
     node_id: Option<Arc<str>>,
+    /// The cluster subject prefix, which inbound subjects must start with.
+    prefix: Arc<str>,
+    /// `publish.max_event_bytes`: NATS messages get no larger allowance
+    /// than HTTP publishers.
+    max_event_bytes: usize,
     fly: Option<Arc<fly::FlyIngest>>,
     rules: Vec<rules::IngestRule>,
 }
@@ -273,10 +282,13 @@ impl NatsBridge {
         role: Role,
         registry: Addr<Registry>,
         metrics: Arc<Metrics>,
+        max_event_bytes: usize,
     ) -> Self {
-        let (name, node_id) = match &role {
-            Role::Cluster { node_id, .. } => ("cluster", Some(Arc::clone(node_id))),
-            Role::Fly(_) => ("fly", None),
+        let (name, node_id, prefix) = match &role {
+            Role::Cluster {
+                node_id, prefix, ..
+            } => ("cluster", Some(Arc::clone(node_id)), Arc::clone(prefix)),
+            Role::Fly(_) => ("fly", None, Arc::from("")),
         };
         NatsBridge {
             connection,
@@ -285,6 +297,8 @@ impl NatsBridge {
             registry,
             metrics,
             node_id,
+            prefix,
+            max_event_bytes,
             fly: None,
             rules: Vec::new(),
         }
@@ -393,43 +407,6 @@ impl Actor for NatsBridge {
     }
 }
 
-/// The JSON of a cluster event, as much as a node needs beyond headers.
-#[derive(Deserialize)]
-struct ClusterBody<'a> {
-    #[serde(borrow)]
-    channel: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    message: std::borrow::Cow<'a, str>,
-}
-
-impl NatsBridge {
-    fn cluster_event(&self, msg: &async_nats::Message) -> Option<NewEvent> {
-        let headers = msg.headers.as_ref()?;
-        let header = |name: &str| headers.get(name).map(|v| v.as_str());
-        if header(HEADER_ORIGIN) == self.node_id.as_deref() {
-            return None; // our own echo
-        }
-        let body: ClusterBody<'_> = serde_json::from_slice(&msg.payload).ok()?;
-        let channel = ChannelName::parse(&body.channel).ok()?;
-        let level = header(HEADER_LEVEL).and_then(Level::parse)?;
-        let ms = |name: &str| header(name).and_then(|v| v.parse::<i64>().ok());
-        let times = EventTimes {
-            timestamp_ms: ms(HEADER_TIMESTAMP)?,
-            received_ms: ms(HEADER_RECEIVED)?,
-        };
-        if msg.payload.first() != Some(&b'{') {
-            return None;
-        }
-        Some(NewEvent {
-            channel,
-            level,
-            times,
-            message: Box::from(body.message.as_ref()),
-            body_tail: msg.payload.slice(1..),
-        })
-    }
-}
-
 impl StreamHandler<Inbound> for NatsBridge {
     fn handle(&mut self, Inbound(batch, source): Inbound, ctx: &mut Self::Context) {
         let mut events = Vec::with_capacity(batch.len());
@@ -462,55 +439,66 @@ impl StreamHandler<Inbound> for NatsBridge {
 
 impl NatsBridge {
     /// One inbound message as an event, counted; `None` for our own cluster
-    /// echoes and for messages that cannot be an event.
+    /// echoes and for messages refused by the checks an HTTP publish gets.
     fn inbound_event(&self, msg: &async_nats::Message, source: Source) -> Option<NewEvent> {
-        let (link, event) = match (&self.fly, source) {
-            (_, Source::Rule(i)) => (
-                "rules",
-                self.rules.get(i).and_then(|rule| {
-                    rules::to_event(
-                        rule,
-                        msg.subject.as_str(),
-                        &msg.payload,
-                        &crate::ingest::Received::now(),
-                    )
-                }),
-            ),
-            (Some(f), Source::Main) => (
-                "fly",
-                f.to_event(msg).map(|(event, plain)| {
-                    if plain {
-                        self.metrics
-                            .nats_messages
-                            .with_label_values(&["fly", "plain"])
-                            .inc();
-                    }
-                    event
-                }),
-            ),
+        let header = |name: &str| {
+            msg.headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str())
+        };
+        let subject = msg.subject.as_str();
+        let max = self.max_event_bytes;
+        let (link, result) = match (&self.fly, source) {
+            (_, Source::Rule(i)) => {
+                let rule = self.rules.get(i)?;
+                let event = rules::to_event(rule, subject, &msg.payload, &Received::now(), max);
+                ("rules", event)
+            }
+            (Some(f), Source::Main) => {
+                let event = f
+                    .to_event(subject, &msg.payload, max)
+                    .map(|(event, plain)| {
+                        if plain {
+                            self.metrics
+                                .nats_messages
+                                .with_label_values(&["fly", "plain"])
+                                .inc();
+                        }
+                        event
+                    });
+                ("fly", event)
+            }
             (None, Source::Main) => {
-                let own = msg
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(HEADER_ORIGIN))
-                    .map(|v| v.as_str())
-                    == self.node_id.as_deref();
-                if own {
-                    return None;
+                if header(HEADER_ORIGIN) == self.node_id.as_deref() {
+                    return None; // our own echo
                 }
-                ("cluster", self.cluster_event(msg))
+                let headers = cluster::ClusterHeaders {
+                    level: header(HEADER_LEVEL),
+                    timestamp_ms: header(HEADER_TIMESTAMP),
+                    received_ms: header(HEADER_RECEIVED),
+                };
+                let event =
+                    cluster::decode_cluster(&self.prefix, subject, headers, &msg.payload, max);
+                ("cluster", event)
             }
         };
         self.metrics
             .nats_messages
             .with_label_values(&[link, "in"])
             .inc();
-        if event.is_none() {
-            self.metrics
-                .nats_messages
-                .with_label_values(&[link, "invalid"])
-                .inc();
-        }
-        event
+        result.inspect_err(|e| self.refused(link, subject, e)).ok()
+    }
+
+    fn refused(&self, link: &str, subject: &str, e: &PublishError) {
+        self.metrics
+            .nats_messages
+            .with_label_values(&[link, "invalid"])
+            .inc();
+        self.metrics
+            .nats_refused
+            .with_label_values(&[link, e.code()])
+            .inc();
+        tracing::debug!(link, subject, reason = e.code(), error = %e, "NATS message refused");
     }
 }

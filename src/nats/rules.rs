@@ -6,7 +6,9 @@
 //! payload may carry `message`, `level`, `timestamp`, `stream`, `source` and
 //! `meta` (other fields are ignored); anything else becomes an `info` line
 //! with the payload as its message. A message whose channel would be invalid
-//! is refused and counted, never delivered to a guessed channel.
+//! is refused and counted, never delivered to a guessed channel; so is one
+//! that fails the checks of an HTTP publish (size, level, timestamp, `meta`
+//! depth).
 
 use std::borrow::Cow;
 
@@ -14,7 +16,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::event::NewEvent;
-use crate::ingest::{RawEvent, RawLogData, Received, validate};
+use crate::ingest::{
+    PublishError, RawEvent, RawLogData, Received, check_encoded, check_size, validate,
+};
 
 /// One `[[nats.ingest]]` rule from the config file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -88,15 +92,28 @@ struct Generic<'a> {
     meta: Option<&'a RawValue>,
 }
 
-/// The event for one message matched by `rule`, or `None` (counted by the
-/// caller) when it cannot be named or validated.
+/// The event for one message on `subject` matched by `rule`, checked as an
+/// HTTP publish would be: a payload over `max_event_bytes` is refused, and
+/// so is an event whose encoding outgrew what other nodes accept (see
+/// [`crate::ingest::ENCODING_HEADROOM`]). Pure, for tests and fuzzing.
 pub fn to_event(
     rule: &IngestRule,
     subject: &str,
     payload: &[u8],
     received: &Received,
-) -> Option<NewEvent> {
-    let channel = rule.channel_for(subject)?;
+    max_event_bytes: usize,
+) -> Result<NewEvent, PublishError> {
+    check_size(payload.len(), max_event_bytes)?;
+    let channel = rule
+        .channel_for(subject)
+        .ok_or_else(|| PublishError::InvalidEvent {
+            index: None,
+            message: format!(
+                "subject {:?} lacks a token channel {:?} asks for",
+                subject.chars().take(200).collect::<String>(),
+                rule.channel
+            ),
+        })?;
     let text;
     let data = match serde_json::from_slice::<Generic<'_>>(payload) {
         Ok(g) => RawLogData {
@@ -127,13 +144,15 @@ pub fn to_event(
         channel: Some(channel.into()),
         log_data: data,
     };
-    validate(raw, None, received, None).ok()
+    validate(raw, None, received, None).and_then(|e| check_encoded(e, max_event_bytes))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::{Event, EventId};
+
+    const MAX: usize = 64 * 1024;
 
     fn rule(subject: &str, channel: &str) -> IngestRule {
         IngestRule {
@@ -165,6 +184,7 @@ mod tests {
             "app.billing.ws1",
             br#"{"message":"paid","level":"WARNING","extra":1}"#,
             &now,
+            MAX,
         )
         .unwrap();
         let ev = Event::encode(EventId { epoch: 1, seq: 1 }, e);
@@ -177,9 +197,38 @@ mod tests {
             ),
             (Some("logs:billing:ws1"), Some("warn"), Some("paid"))
         );
-        let e = to_event(&r, "app.billing.ws1", b"just text\n", &now).unwrap();
+        let e = to_event(&r, "app.billing.ws1", b"just text\n", &now, MAX).unwrap();
         assert_eq!(&*e.message, "just text");
+        let code = |subject: &str, payload: &[u8]| {
+            to_event(&r, subject, payload, &now, MAX)
+                .err()
+                .map(|e| e.code())
+        };
         // A token that cannot be a channel segment is refused.
-        assert!(to_event(&r, "app.bil*ling.ws1", b"x", &now).is_none());
+        assert_eq!(code("app.bil*ling.ws1", b"x"), Some("invalid_channel"));
+        assert_eq!(code("app.billing", b"x"), Some("invalid_event"));
+        // The checks of an HTTP publish.
+        let ok = "app.billing.ws1";
+        assert_eq!(code(ok, &vec![b'x'; MAX + 1]), Some("event_too_large"));
+        assert_eq!(code(ok, &vec![1u8; MAX]), Some("event_too_large"));
+        let deep = format!(
+            r#"{{"message":"m","meta":{}1{}}}"#,
+            "[".repeat(120),
+            "]".repeat(120)
+        );
+        assert_eq!(code(ok, deep.as_bytes()), Some("invalid_event"));
+        assert_eq!(
+            code(ok, br#"{"message":"m","level":"loud"}"#),
+            Some("invalid_level")
+        );
+        let spaced = to_event(
+            &r,
+            ok,
+            b"{\"message\":\"m\",\"meta\":{\n\"a\" : 1}}",
+            &now,
+            MAX,
+        );
+        let tail = spaced.unwrap().body_tail;
+        assert!(tail.ends_with(br#","meta":{"a":1}}"#), "{tail:?}");
     }
 }

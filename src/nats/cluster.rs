@@ -1,0 +1,528 @@
+//! The cluster wire format: the subject and headers a node publishes each
+//! accepted event under, and [`decode_cluster`], the check every inbound
+//! cluster message passes before it reaches the registry.
+//!
+//! A message is the delivered event JSON without its `id`, on
+//! `<prefix>.<service>[.<workspace>[.<resource>]]`, with the origin node,
+//! level and times in headers. Anyone allowed to publish on `<prefix>.>`
+//! can send one, so nothing in it is taken on trust: the channel comes from
+//! the subject (which NATS permissions can restrict) and the body must agree
+//! with it; size, fields, level, times and `meta` are checked as for an HTTP
+//! publish; and the event is re-encoded from the checked fields, so no byte
+//! of the payload reaches a client unparsed.
+//!
+//! Pure functions only: no actor or NATS client types, so a fuzz target
+//! can call [`decode_cluster`] directly.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::channel::ChannelName;
+use crate::event::{EventBody, EventTimes, Level, NewEvent};
+use crate::ingest::{
+    ENCODING_HEADROOM, PublishError, Received, check_size, clean_meta, event_error, format_time,
+};
+
+pub const HEADER_ORIGIN: &str = "Loggate-Origin";
+pub const HEADER_LEVEL: &str = "Loggate-Level";
+pub const HEADER_TIMESTAMP: &str = "Loggate-Timestamp-Ms";
+pub const HEADER_RECEIVED: &str = "Loggate-Received-Ms";
+
+/// The subject a node publishes an event of `channel` on.
+pub fn subject(prefix: &str, channel: &ChannelName) -> String {
+    let mut subject = String::with_capacity(prefix.len() + channel.as_str().len());
+    subject.push_str(prefix);
+    for seg in channel.segments() {
+        subject.push('.');
+        subject.push_str(seg);
+    }
+    subject
+}
+
+/// The header values of a cluster message, `None` when absent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClusterHeaders<'a> {
+    /// `Loggate-Level`.
+    pub level: Option<&'a str>,
+    /// `Loggate-Timestamp-Ms`: the event's `timestamp` in Unix ms.
+    pub timestamp_ms: Option<&'a str>,
+    /// `Loggate-Received-Ms`: the origin's `received_at` in Unix ms.
+    pub received_ms: Option<&'a str>,
+}
+
+/// The payload: the delivered event without `id`. Unknown fields (an `id`
+/// among them) are refused, and serde refuses a repeated field, so no key
+/// the checks did not see can reach a client.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterBody<'a> {
+    #[serde(borrow)]
+    channel: Cow<'a, str>,
+    #[serde(borrow)]
+    service: Cow<'a, str>,
+    #[serde(borrow, default)]
+    workspace_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    resource_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    level: Cow<'a, str>,
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
+    #[serde(borrow)]
+    received_at: Cow<'a, str>,
+    #[serde(borrow, default)]
+    stream: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    source: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    meta: Option<&'a RawValue>,
+}
+
+fn invalid(message: String) -> PublishError {
+    PublishError::InvalidEvent {
+        index: None,
+        message,
+    }
+}
+
+/// At most `n` characters of client text, for an error message.
+fn clip(text: &str, n: usize) -> String {
+    text.chars().take(n).collect()
+}
+
+/// The channel a subject names: `<prefix>.<service>[.<workspace>[.<resource>]]`.
+fn subject_channel(prefix: &str, subject: &str) -> Result<ChannelName, PublishError> {
+    let rest = subject
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('.'))
+        .ok_or_else(|| {
+            invalid(format!(
+                "subject {:?} is not under {prefix}.",
+                clip(subject, 200)
+            ))
+        })?;
+    let mut tokens = rest.split('.');
+    let service = tokens.next().unwrap_or_default();
+    let (workspace, resource) = (tokens.next(), tokens.next());
+    if tokens.next().is_some() {
+        return Err(invalid(format!(
+            "subject {:?} has more than service, workspace and resource after {prefix}.",
+            clip(subject, 200)
+        )));
+    }
+    ChannelName::from_parts(service, workspace, resource).map_err(|source| {
+        PublishError::InvalidChannel {
+            index: None,
+            source,
+        }
+    })
+}
+
+/// A time as loggate writes it (RFC 3339 in UTC, as [`format_time`] or
+/// [`Received`] spell it), checked against its header in Unix ms. Only
+/// these spellings pass, so an event looks the same on every node.
+fn origin_time(text: &str, header: Option<&str>, name: &str) -> Result<i64, PublishError> {
+    let bad = |value: &str| PublishError::InvalidTimestamp {
+        index: None,
+        value: clip(value, 48),
+    };
+    let t = DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .filter(|t| format_time(*t) == text || Received::at(*t).text == text)
+        .ok_or_else(|| bad(text))?;
+    let ms = t.timestamp_millis();
+    let header = header.ok_or_else(|| invalid(format!("header {name} is missing")))?;
+    if header.parse::<i64>().ok() != Some(ms) {
+        return Err(bad(header));
+    }
+    Ok(ms)
+}
+
+/// Checks one cluster message and encodes its event afresh, as an HTTP
+/// publish would be: at most `max_event_bytes` plus
+/// [`ENCODING_HEADROOM`], a channel named by `subject` (under `prefix`)
+/// that the body agrees with, the fields of the delivered event and no
+/// other, a known level, the origin's times in loggate's own spelling and
+/// agreeing with the headers, `meta` at most 32 levels deep. `timestamp`
+/// and `received_at` are kept from the origin, so the event reads the same
+/// on every node.
+pub fn decode_cluster(
+    prefix: &str,
+    subject: &str,
+    headers: ClusterHeaders<'_>,
+    payload: &[u8],
+    max_event_bytes: usize,
+) -> Result<NewEvent, PublishError> {
+    check_size(
+        payload.len(),
+        max_event_bytes.saturating_add(ENCODING_HEADROOM),
+    )?;
+    let channel = subject_channel(prefix, subject)?;
+    let body: ClusterBody<'_> =
+        serde_json::from_slice(payload).map_err(|e| event_error(None, e))?;
+    let agrees = body.channel == channel.as_str()
+        && body.service == channel.service()
+        && body.workspace_id.as_deref() == channel.workspace()
+        && body.resource_id.as_deref() == channel.resource();
+    if !agrees {
+        return Err(invalid(format!(
+            "the body's channel {:?} is not {:?}, the subject's",
+            clip(&body.channel, 200),
+            channel.as_str()
+        )));
+    }
+    let level = Level::parse(&body.level).ok_or_else(|| PublishError::InvalidLevel {
+        index: None,
+        level: clip(&body.level, 32),
+    })?;
+    match headers.level {
+        None => return Err(invalid(format!("header {HEADER_LEVEL} is missing"))),
+        Some(h) if Level::parse(h) != Some(level) => {
+            return Err(invalid(format!(
+                "header {HEADER_LEVEL} {:?} disagrees with the body's level",
+                clip(h, 32)
+            )));
+        }
+        Some(_) => {}
+    }
+    let times = EventTimes {
+        timestamp_ms: origin_time(&body.timestamp, headers.timestamp_ms, HEADER_TIMESTAMP)?,
+        received_ms: origin_time(&body.received_at, headers.received_ms, HEADER_RECEIVED)?,
+    };
+    let meta = clean_meta(body.meta, None)?;
+    let event = EventBody {
+        channel: channel.as_str(),
+        service: channel.service(),
+        workspace_id: channel.workspace(),
+        resource_id: channel.resource(),
+        level,
+        message: &body.message,
+        timestamp: &body.timestamp,
+        received_at: &body.received_at,
+        stream: body.stream.as_deref().filter(|s| !s.is_empty()),
+        source: body.source.as_deref().filter(|s| !s.is_empty()),
+        meta: meta.as_deref(),
+    };
+    Ok(NewEvent::new(channel.clone(), level, times, &event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, EventId};
+    use crate::ingest::{BodyFormat, Limits, parse_body};
+
+    const MAX: usize = 64 * 1024;
+    const SUBJECT: &str = "loggate.etl.ws1.r1";
+    const TIME: &str = "2025-09-25T10:30:00.123Z";
+    const MS: &str = "1758796200123";
+
+    fn headers() -> ClusterHeaders<'static> {
+        ClusterHeaders {
+            level: Some("warn"),
+            timestamp_ms: Some(MS),
+            received_ms: Some(MS),
+        }
+    }
+
+    /// The delivered fields of a good event without the braces, so a case
+    /// can add to them.
+    fn fields(channel: &str) -> String {
+        let parts: Vec<&str> = channel.split(':').collect();
+        let mut out = format!(r#""channel":"{channel}","service":"{}""#, parts[1]);
+        if let Some(w) = parts.get(2) {
+            out.push_str(&format!(r#","workspace_id":"{w}""#));
+        }
+        if let Some(r) = parts.get(3) {
+            out.push_str(&format!(r#","resource_id":"{r}""#));
+        }
+        out.push_str(&format!(
+            r#","level":"warn","message":"m","timestamp":"{TIME}","received_at":"{TIME}""#
+        ));
+        out
+    }
+
+    fn decode(subject: &str, payload: &str) -> Result<NewEvent, PublishError> {
+        decode_cluster("loggate", subject, headers(), payload.as_bytes(), MAX)
+    }
+
+    fn code(subject: &str, payload: &str) -> &'static str {
+        match decode(subject, payload) {
+            Ok(_) => panic!("{payload:.200} on {subject} should be refused"),
+            Err(e) => e.code(),
+        }
+    }
+
+    fn delivered(e: NewEvent) -> String {
+        let ev = Event::encode(EventId { epoch: 1, seq: 1 }, e);
+        String::from_utf8(ev.json().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_good_event_round_trips_byte_for_byte() {
+        let payload = format!(
+            r#"{{{},"stream":"stdout","source":"api","meta":{{"rows":12,"x":[1.50e3]}}}}"#,
+            fields("logs:etl:ws1:r1")
+        );
+        let e = decode(SUBJECT, &payload).unwrap();
+        assert_eq!(e.channel.as_str(), "logs:etl:ws1:r1");
+        assert_eq!(e.level, Level::Warn);
+        assert_eq!(e.times.timestamp_ms, 1758796200123);
+        assert_eq!(e.times.received_ms, 1758796200123);
+        assert_eq!(&*e.message, "m");
+        assert_eq!(&e.body_tail[..], &payload.as_bytes()[1..]);
+        let json = delivered(e);
+        assert!(json.starts_with(r#"{"id":"000000000001-000000000001","channel""#));
+        // Shorter channels, and what a node writes for an HTTP publish.
+        assert!(decode("loggate.etl", &format!("{{{}}}", fields("logs:etl"))).is_ok());
+        let received = Received::at(DateTime::parse_from_rfc3339(TIME).unwrap().into());
+        let http = br#"{"service":"etl","workspace_id":"ws1","resource_id":"r1","logData":{"level":"WARNING","message":"m","meta":{ "a" : [1, 2] }}}"#;
+        let limits = Limits {
+            max_event_bytes: MAX,
+            max_batch_events: 1,
+        };
+        let sent = parse_body(http, BodyFormat::Json, "etl", &received, limits)
+            .unwrap()
+            .remove(0);
+        let payload = [b"{".as_slice(), &sent.body_tail].concat();
+        let got = decode_cluster("loggate", SUBJECT, headers(), &payload, MAX).unwrap();
+        assert_eq!(got.body_tail, sent.body_tail);
+        assert_eq!(got.times, sent.times);
+    }
+
+    #[test]
+    fn an_event_accepted_at_the_limit_is_accepted_by_peers() {
+        // The most an HTTP event grows by: the channel form (ids spelled
+        // out on the way out), no level, no timestamp.
+        let seg = "s".repeat(64);
+        let head = format!(r#"{{"channel":"logs:{seg}:{seg}:{seg}","logData":{{"message":""#);
+        let tail = r#""}}"#;
+        let pad = "x".repeat(MAX - head.len() - tail.len());
+        let body = format!("{head}{pad}{tail}");
+        assert_eq!(body.len(), MAX);
+        let received = Received::at(DateTime::parse_from_rfc3339(TIME).unwrap().into());
+        let limits = Limits {
+            max_event_bytes: MAX,
+            max_batch_events: 1,
+        };
+        let sent = parse_body(body.as_bytes(), BodyFormat::Json, &seg, &received, limits)
+            .unwrap()
+            .remove(0);
+        let payload = [b"{".as_slice(), &sent.body_tail].concat();
+        let growth = payload.len() - MAX;
+        assert!(growth < 400, "grew by {growth}");
+        let subject = format!("loggate.{seg}.{seg}.{seg}");
+        let headers = ClusterHeaders {
+            level: Some("info"),
+            ..headers()
+        };
+        assert!(decode_cluster("loggate", &subject, headers, &payload, MAX).is_ok());
+    }
+
+    #[test]
+    fn oversize_is_refused_before_parsing() {
+        let payload = format!(
+            r#"{{{},"meta":"{}"}}"#,
+            fields("logs:etl:ws1:r1"),
+            "x".repeat(MAX + ENCODING_HEADROOM)
+        );
+        assert_eq!(code(SUBJECT, &payload), "event_too_large");
+        assert_eq!(code(SUBJECT, &"x".repeat(900_000)), "event_too_large");
+    }
+
+    #[test]
+    fn meta_is_bounded_and_compact() {
+        let nested = |n: usize| {
+            format!(
+                r#"{{{},"meta":{}1{}}}"#,
+                fields("logs:etl:ws1:r1"),
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        assert_eq!(code(SUBJECT, &nested(120)), "invalid_event");
+        assert_eq!(code(SUBJECT, &nested(33)), "invalid_event");
+        assert!(decode(SUBJECT, &nested(32)).is_ok());
+        let spaced = format!(
+            "{{{},\"meta\":{{\n\"a\" :\r\n[1, \"b c\"]\r}}}}",
+            fields("logs:etl:ws1:r1")
+        );
+        let json = delivered(decode(SUBJECT, &spaced).unwrap());
+        assert!(json.ends_with(r#","meta":{"a":[1,"b c"]}}"#), "{json}");
+    }
+
+    #[test]
+    fn the_subject_names_the_channel() {
+        let faas = format!("{{{}}}", fields("logs:faas:ws1:r1"));
+        assert_eq!(code(SUBJECT, &faas), "invalid_event");
+        let cases = [
+            // The body may not disagree with its subject in any part.
+            (SUBJECT, fields("logs:etl:ws1:r2")),
+            (SUBJECT, fields("logs:etl:ws1")),
+            ("loggate.etl.ws1", fields("logs:etl:ws1:r1")),
+            (
+                SUBJECT,
+                fields("logs:etl:ws1:r1").replace(r#""service":"etl""#, r#""service":"faas""#),
+            ),
+            (
+                SUBJECT,
+                fields("logs:etl:ws1:r1").replace(r#","resource_id":"r1""#, ""),
+            ),
+            // Subjects outside the prefix or deeper than a channel.
+            ("other.etl.ws1.r1", fields("logs:etl:ws1:r1")),
+            ("loggateX.etl.ws1.r1", fields("logs:etl:ws1:r1")),
+            ("loggate.etl.ws1.r1.x", fields("logs:etl:ws1:r1")),
+        ];
+        for (subject, f) in cases {
+            assert_eq!(
+                code(subject, &format!("{{{f}}}")),
+                "invalid_event",
+                "{subject} {f}"
+            );
+        }
+        // A token that cannot be a channel segment.
+        for subject in ["loggate.et:l", "loggate.etl..r1", "loggate.", "loggate.*"] {
+            let e = decode(subject, &format!("{{{}}}", fields("logs:etl"))).unwrap_err();
+            assert_eq!(e.code(), "invalid_channel", "{subject}: {e}");
+        }
+    }
+
+    #[test]
+    fn only_the_delivered_fields_once_each() {
+        let good = fields("logs:etl:ws1:r1");
+        let cases = [
+            format!(r#"{{"id":"000000000001-000000000001",{good}}}"#),
+            format!(r#"{{{good},"id":"x"}}"#),
+            format!(r#"{{{good},"extra":1}}"#),
+            format!(r#"{{{good},"message":"again"}}"#),
+            format!(r#"{{{good},"level":"fatal"}}"#),
+            format!(r#"{{"channel":"logs:etl:ws1:r1",{good}}}"#),
+            format!(r#"{{{good},"meta":1,"meta":2}}"#),
+            format!("{{{}}}", good.replace(r#","message":"m""#, "")),
+            format!("{{{}}}", good.replace(r#""message":"m""#, r#""message":1"#)),
+        ];
+        for payload in cases {
+            assert_eq!(code(SUBJECT, &payload), "invalid_event", "{payload}");
+        }
+        assert_eq!(code(SUBJECT, "{"), "invalid_json");
+        assert_eq!(code(SUBJECT, "not json"), "invalid_json");
+        assert_eq!(code(SUBJECT, ""), "invalid_json");
+    }
+
+    #[test]
+    fn level_and_times_must_be_loggates_own() {
+        let good = format!("{{{}}}", fields("logs:etl:ws1:r1"));
+        let with = |h: ClusterHeaders<'static>| {
+            decode_cluster("loggate", SUBJECT, h, good.as_bytes(), MAX).map_err(|e| e.code())
+        };
+        assert!(with(headers()).is_ok());
+        let cases = [
+            (
+                ClusterHeaders {
+                    level: None,
+                    ..headers()
+                },
+                "invalid_event",
+            ),
+            (
+                ClusterHeaders {
+                    level: Some("error"),
+                    ..headers()
+                },
+                "invalid_event",
+            ),
+            (
+                ClusterHeaders {
+                    level: Some("loud"),
+                    ..headers()
+                },
+                "invalid_event",
+            ),
+            (
+                ClusterHeaders {
+                    timestamp_ms: None,
+                    ..headers()
+                },
+                "invalid_event",
+            ),
+            (
+                ClusterHeaders {
+                    received_ms: None,
+                    ..headers()
+                },
+                "invalid_event",
+            ),
+            (
+                ClusterHeaders {
+                    timestamp_ms: Some("1"),
+                    ..headers()
+                },
+                "invalid_timestamp",
+            ),
+            (
+                ClusterHeaders {
+                    received_ms: Some("x"),
+                    ..headers()
+                },
+                "invalid_timestamp",
+            ),
+        ];
+        for (h, want) in cases {
+            assert_eq!(with(h).err(), Some(want), "{h:?}");
+        }
+        // A level header in another spelling of the same level is fine.
+        assert!(
+            with(ClusterHeaders {
+                level: Some("WARNING"),
+                ..headers()
+            })
+            .is_ok()
+        );
+        let body = |level: &str, ts: &str| {
+            format!(
+                "{{{}}}",
+                fields("logs:etl:ws1:r1")
+                    .replace(r#""level":"warn""#, &format!(r#""level":"{level}""#))
+                    .replacen(TIME, ts, 1)
+            )
+        };
+        assert_eq!(code(SUBJECT, &body("loud", TIME)), "invalid_level");
+        for ts in [
+            "yesterday",
+            "2025-09-25T12:30:00.123+02:00",
+            "2025-09-25t10:30:00.123z",
+            "2025-09-25T10:30:00.1230Z",
+        ] {
+            assert_eq!(
+                code(SUBJECT, &body("warn", ts)),
+                "invalid_timestamp",
+                "{ts}"
+            );
+        }
+        // Both of loggate's spellings pass: with and without sub-seconds.
+        let whole = body("warn", "2025-09-25T10:30:00Z");
+        let h = ClusterHeaders {
+            timestamp_ms: Some("1758796200000"),
+            ..headers()
+        };
+        assert!(decode_cluster("loggate", SUBJECT, h, whole.as_bytes(), MAX).is_ok());
+        let millis = body("warn", "2025-09-25T10:30:00.000Z");
+        assert!(decode_cluster("loggate", SUBJECT, h, millis.as_bytes(), MAX).is_ok());
+    }
+
+    #[test]
+    fn subjects_follow_the_channel() {
+        let c = ChannelName::parse("logs:etl:ws1:r1").unwrap();
+        assert_eq!(subject("loggate.prod", &c), "loggate.prod.etl.ws1.r1");
+        assert_eq!(
+            subject_channel("loggate.prod", "loggate.prod.etl.ws1.r1").unwrap(),
+            c
+        );
+    }
+}
