@@ -41,6 +41,7 @@ pub const ENV_NAMES: &[&str] = &[
     "LOG_BUFFER_MAX_AGE_MINUTES",
     "PUBLISH_RATE_PER_SEC",
     "CONNECT_RATE_PER_IP",
+    "HISTORY_RATE_PER_IP",
     "TRUST_PROXY",
     "MAX_CONNECTIONS",
     "NATS_URL",
@@ -215,6 +216,9 @@ pub struct LimitsConfig {
     /// New subscriber connections per second per client IP (burst twice
     /// that); 0 = no limit.
     pub connect_rate_per_ip: u32,
+    /// History requests per second per client IP (burst twice that); 0 =
+    /// no limit.
+    pub history_rate_per_ip: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -409,6 +413,13 @@ impl Config {
                 "CONNECT_RATE_PER_IP",
                 &v,
                 "a whole number of connections per second",
+            )?;
+        }
+        if let Some(v) = env("HISTORY_RATE_PER_IP") {
+            self.limits.history_rate_per_ip = parse_env(
+                "HISTORY_RATE_PER_IP",
+                &v,
+                "a whole number of requests per second",
             )?;
         }
         if let Some(v) = env("LOG_BUFFER_MAX_ENTRIES") {
@@ -716,6 +727,11 @@ impl Config {
         at_most(
             "limits.connect_rate_per_ip",
             p.connect_rate_per_ip as usize,
+            1 << 30,
+        )?;
+        at_most(
+            "limits.history_rate_per_ip (HISTORY_RATE_PER_IP)",
+            p.history_rate_per_ip as usize,
             1 << 30,
         )?;
         Ok(())

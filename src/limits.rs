@@ -1,5 +1,6 @@
 //! Rate limits: events per second per service, new subscriber connections
-//! per second per client address (governor's GCRA, burst twice the rate).
+//! and history requests per second per client address (governor's GCRA,
+//! burst twice the rate).
 //!
 //! Owns the limiters and the bound on their key tables. Service keys are
 //! configured names, so that table is bounded by the config. Address keys
@@ -111,30 +112,33 @@ impl From<IpAddr> for AddressKey {
 pub struct RateLimits<C: Clock = DefaultClock> {
     publish: KeyedLimit<String, C>,
     connect: KeyedLimit<AddressKey, C>,
+    history: KeyedLimit<AddressKey, C>,
     max_addresses: usize,
 }
 
+/// Sustained rates (per second, burst twice that; 0 = no limit).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rates {
+    /// Events per service.
+    pub publish: u32,
+    /// New subscriber connections per client address.
+    pub connect: u32,
+    /// History requests per client address.
+    pub history: u32,
+}
+
 impl RateLimits<QuantaClock> {
-    pub fn new(publish_per_sec: u32, connect_per_sec: u32) -> Self {
-        Self::with_clock(
-            publish_per_sec,
-            connect_per_sec,
-            MAX_TRACKED_ADDRESSES,
-            QuantaClock::default(),
-        )
+    pub fn new(rates: Rates) -> Self {
+        Self::with_clock(rates, MAX_TRACKED_ADDRESSES, QuantaClock::default())
     }
 }
 
 impl<C: Clock + Clone> RateLimits<C> {
-    pub fn with_clock(
-        publish_per_sec: u32,
-        connect_per_sec: u32,
-        max_addresses: usize,
-        clock: C,
-    ) -> Self {
+    pub fn with_clock(rates: Rates, max_addresses: usize, clock: C) -> Self {
         RateLimits {
-            publish: KeyedLimit::new(publish_per_sec, clock.clone()),
-            connect: KeyedLimit::new(connect_per_sec, clock),
+            publish: KeyedLimit::new(rates.publish, clock.clone()),
+            connect: KeyedLimit::new(rates.connect, clock.clone()),
+            history: KeyedLimit::new(rates.history, clock),
             max_addresses,
         }
     }
@@ -148,29 +152,44 @@ impl<C: Clock + Clone> RateLimits<C> {
     /// May a new subscriber connect from `ip` now? `None` (no address known)
     /// is not limited.
     pub fn check_connect(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
+        self.check_address(&self.connect, ip)
+    }
+
+    /// May `ip` ask for a page of history now?
+    pub fn check_history(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
+        self.check_address(&self.history, ip)
+    }
+
+    fn check_address(
+        &self,
+        limit: &KeyedLimit<AddressKey, C>,
+        ip: Option<IpAddr>,
+    ) -> Result<(), Limited> {
         let Some(ip) = ip else { return Ok(()) };
         let key = AddressKey::from(ip);
-        if self.connect.limiter.is_some() && self.connect.len() >= self.max_addresses {
-            self.connect.prune();
-            if self.connect.len() >= self.max_addresses {
+        if limit.limiter.is_some() && limit.len() >= self.max_addresses {
+            limit.prune();
+            if limit.len() >= self.max_addresses {
                 return Err(Limited {
                     retry_after: PRUNE_INTERVAL,
                     table_full: true,
                 });
             }
         }
-        self.connect.check(&key, 1)
+        limit.check(&key, 1)
     }
 
     /// Drops keys that have fully recovered; run every [`PRUNE_INTERVAL`].
     pub fn prune(&self) {
         self.publish.prune();
         self.connect.prune();
+        self.history.prune();
     }
 
-    /// Addresses tracked now.
+    /// Addresses tracked now (by the connection limit, and by the history
+    /// limit).
     pub fn tracked_addresses(&self) -> usize {
-        self.connect.len()
+        self.connect.len() + self.history.len()
     }
 }
 
@@ -186,10 +205,12 @@ mod tests {
         max: usize,
     ) -> (RateLimits<FakeRelativeClock>, FakeRelativeClock) {
         let clock = FakeRelativeClock::default();
-        (
-            RateLimits::with_clock(publish, connect, max, clock.clone()),
-            clock,
-        )
+        let rates = Rates {
+            publish,
+            connect,
+            history: connect,
+        };
+        (RateLimits::with_clock(rates, max, clock.clone()), clock)
     }
 
     #[test]

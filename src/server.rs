@@ -70,10 +70,11 @@ impl Gateway {
             }
             None => (None, None),
         };
+        let history = registry::history::SharedHistory::new(config.history_limits());
         let (registry, registry_arbiter) = registry::start(
             Registry::new(
                 epoch,
-                config.history_limits(),
+                history.clone(),
                 Arc::clone(&metrics),
                 Arc::clone(&gauges),
             )
@@ -129,6 +130,7 @@ impl Gateway {
             epoch,
             Arc::clone(&config),
             registry,
+            history,
             metrics,
             gauges,
             links,

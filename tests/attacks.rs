@@ -444,3 +444,71 @@ async fn slow_looking_text_filters_do_not_stall_other_tenants() {
         assert_eq!(sub.logs(1).await[0]["id"], answer["ids"][0]);
     }
 }
+
+/// History is rate-limited per client address, like new connections, and
+/// the refusal says when to come back.
+#[tokio::test]
+async fn history_requests_are_rate_limited_per_address() {
+    let gw = start_with(|c| c.limits.history_rate_per_ip = 5);
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        let res = gw
+            .client
+            .get(gw.url("/api/logs/history?channels=logs:etl&limit=1"))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 429 {
+            assert!(res.headers().contains_key("retry-after"));
+            let body: serde_json::Value = res.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "rate_limited");
+            statuses.push(429);
+        } else {
+            statuses.push(res.status().as_u16());
+        }
+    }
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert!(statuses[..10].iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(refused >= 15, "{statuses:?}");
+    let metrics = gw.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, r#"loggate_rate_limited_total{limit="history"}"#),
+        Some(refused as f64)
+    );
+}
+
+/// A page looks at a bounded number of events whatever its filters reject:
+/// a query that matches nothing in a large history comes back with a
+/// cursor to continue from instead of scanning all of it, and following
+/// the cursors ends.
+#[tokio::test]
+async fn a_history_page_does_bounded_work() {
+    let gw = start_with(|c| c.limits.publish_rate_per_sec = 0);
+    let batch: Vec<_> = (0..1000)
+        .map(|i| event("etl", Some(&format!("w{}", i % 50)), None, "line"))
+        .collect();
+    let batch = serde_json::Value::Array(batch);
+    for _ in 0..45 {
+        assert_eq!(gw.publish(&batch).await.0, 202);
+    }
+    let mut path = "/api/logs/history?channels=logs:etl&q=no-such-text&limit=1".to_owned();
+    let mut pages = 0;
+    loop {
+        let (status, body) = gw.get_json(&path).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["logs"], serde_json::json!([]));
+        pages += 1;
+        match body["next_cursor"].as_str() {
+            Some(c) => {
+                path =
+                    format!("/api/logs/history?channels=logs:etl&q=no-such-text&limit=1&cursor={c}")
+            }
+            None => break,
+        }
+        assert!(pages < 10, "cursors keep coming");
+    }
+    assert!(
+        pages >= 3,
+        "45,000 events in pages of at most 20,000 looked at: {pages}"
+    );
+}

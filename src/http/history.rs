@@ -2,10 +2,14 @@
 //! NDJSON download.
 //!
 //! Same channels, patterns, hierarchy, filters, auth and grants as a stream
-//! (it goes through `session::authorize`); the events come from the
-//! registry's history already encoded, so a page is a concatenation of
-//! shared JSON, never a re-serialisation. Pages are ordered by id and the
-//! cursor is the last id returned, so each event appears once across pages.
+//! (it goes through `session::authorize`), and a per-address rate limit
+//! checked before any signature. History is read directly under its lock,
+//! never through the registry's mailbox, and a page's work is bounded
+//! (`registry::history::read`); the events come already encoded, so a page
+//! is a concatenation of shared JSON, never a re-serialisation. Pages are
+//! ordered by id and the cursor is the last id looked at, so each event
+//! appears once across pages; a page may be short (even empty) with a
+//! cursor when its filters rejected much, and the last page has none.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -15,7 +19,6 @@ use serde::Deserialize;
 
 use super::AppState;
 use crate::event::EventId;
-use crate::registry::QueryHistory;
 use crate::registry::history::HistoryQuery;
 use crate::session::{StreamQuery, SubscribeError, SubscribeRequest, authorize};
 
@@ -58,6 +61,18 @@ pub async fn history(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, SubscribeError> {
     let p = params.into_inner();
+    let client = super::client_ip(&req, state.config.server.trust_proxy);
+    if let Err(limited) = state.limits.check_history(client) {
+        let limit = if limited.table_full {
+            "history_table_full"
+        } else {
+            "history"
+        };
+        state.metrics.rate_limited.with_label_values(&[limit]).inc();
+        return Err(SubscribeError::RateLimited {
+            retry_after_secs: limited.retry_after.as_secs_f64().ceil().max(1.0) as u64,
+        });
+    }
     let stream_query = StreamQuery {
         channels: p.channels,
         token: None,
@@ -112,18 +127,16 @@ pub async fn history(
             ));
         }
     };
-    let page = state
-        .registry
-        .send(QueryHistory(HistoryQuery {
-            patterns: request.patterns,
-            filter: request.filter,
-            since_ms,
-            until_ms,
-            after_seq,
-            limit,
-        }))
-        .await
-        .map_err(|_| SubscribeError::ShuttingDown)?;
+    let query = HistoryQuery {
+        patterns: request.patterns,
+        filter: request.filter,
+        since_ms,
+        until_ms,
+        after_seq,
+        limit,
+    };
+    // The lock is held for the bounded query only, not for the response.
+    let page = state.history.read().query(&query);
 
     let size: usize = page.events.iter().map(|e| e.size()).sum();
     let mut body = BytesMut::with_capacity(size + 64);

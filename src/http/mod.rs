@@ -30,6 +30,8 @@ use error::ApiError;
 pub struct AppState {
     pub config: Arc<Config>,
     pub registry: Addr<Registry>,
+    /// Read directly by the history endpoint, never through the registry.
+    pub history: crate::registry::history::SharedHistory,
     pub metrics: Arc<Metrics>,
     pub tokens: ServiceTokens,
     pub subscriber_auth: SubscriberAuth,
@@ -52,6 +54,7 @@ impl AppState {
         epoch: u64,
         config: Arc<Config>,
         registry: Addr<Registry>,
+        history: crate::registry::history::SharedHistory,
         metrics: Arc<Metrics>,
         gauges: Arc<RegistryGauges>,
         nats: Vec<Arc<crate::nats::LinkStatus>>,
@@ -59,13 +62,15 @@ impl AppState {
         Ok(AppState {
             tokens: ServiceTokens::new(&config.service_tokens),
             subscriber_auth: SubscriberAuth::new(&config.auth)?,
-            limits: RateLimits::new(
-                config.limits.publish_rate_per_sec,
-                config.limits.connect_rate_per_ip,
-            ),
+            limits: RateLimits::new(crate::limits::Rates {
+                publish: config.limits.publish_rate_per_sec,
+                connect: config.limits.connect_rate_per_ip,
+                history: config.limits.history_rate_per_ip,
+            }),
             connections: Connections::new(config.server.max_connections, Arc::clone(&metrics)),
             config,
             registry,
+            history,
             metrics,
             gauges,
             shutting_down: AtomicBool::new(false),

@@ -6,7 +6,6 @@
 //!
 //! - [`Subscribe`] (with an optional resume point) / [`SessionClosed`] from
 //!   session actors,
-//! - [`QueryHistory`] from the REST history endpoint,
 //! - [`Publish`] from ingestion (HTTP now, NATS later), answered with ids,
 //! - [`Shutdown`] and [`GetStats`] from the server.
 //!
@@ -34,7 +33,7 @@ use crate::event::{Event, EventId, Gap, NewEvent};
 use crate::metrics::Metrics;
 use crate::session::outbox::{Offer, Outbox};
 use crate::session::{SessionId, Transport};
-use history::{History, HistoryLimits, HistoryPage, HistoryQuery, HistoryStats};
+use history::{HistoryStats, SharedHistory};
 use index::Index;
 
 /// How often history is swept for events past their age.
@@ -65,11 +64,6 @@ pub struct Subscribe {
     /// Replay what history holds after this id before going live.
     pub resume: Option<EventId>,
 }
-
-/// A page of history for the REST endpoint.
-#[derive(Message)]
-#[rtype(result = "HistoryPage")]
-pub struct QueryHistory(pub HistoryQuery);
 
 /// A session has ended; forget it and its subscriptions.
 #[derive(Message)]
@@ -166,7 +160,8 @@ pub struct Registry {
     gauges: Arc<RegistryGauges>,
     /// Reused between publishes so matching allocates nothing.
     scratch: Vec<SessionId>,
-    history: History,
+    /// Written here only; the history endpoint reads it directly.
+    history: SharedHistory,
     /// Where local events go to reach the other nodes (cluster mode).
     cluster: Option<crate::nats::ClusterOutbox>,
 }
@@ -174,7 +169,7 @@ pub struct Registry {
 impl Registry {
     pub fn new(
         epoch: u64,
-        history: HistoryLimits,
+        history: SharedHistory,
         metrics: Arc<Metrics>,
         gauges: Arc<RegistryGauges>,
     ) -> Self {
@@ -187,7 +182,7 @@ impl Registry {
             metrics,
             gauges,
             scratch: Vec::new(),
-            history: History::new(history),
+            history,
             cluster: None,
         }
     }
@@ -208,9 +203,10 @@ impl Registry {
         } else {
             (0, true)
         };
-        let mut replay = self
-            .history
-            .replay(patterns, since, limits.max_events, limits.max_bytes);
+        let mut replay =
+            self.history
+                .read()
+                .replay(patterns, since, limits.max_events, limits.max_bytes);
         if foreign {
             replay.gap = Some(Gap {
                 reason: "unknown_epoch",
@@ -299,7 +295,7 @@ impl Actor for Registry {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         ctx.run_interval(HISTORY_SWEEP_INTERVAL, |act, _| {
-            act.history.expire(crate::event::now_ms());
+            act.history.write().expire(crate::event::now_ms());
         });
     }
 }
@@ -354,6 +350,7 @@ impl Handler<Publish> for Registry {
             Origin::Local => self.cluster.clone(),
             Origin::Cluster => None,
         };
+        let mut accepted = Vec::with_capacity(msg.events.len());
         for new in msg.events {
             if let Some(out) = &share {
                 out.offer(&new.channel, new.level, new.times, &new.body_tail);
@@ -365,13 +362,20 @@ impl Handler<Publish> for Registry {
             };
             let event = Event::encode(id, new);
             self.fan_out(&event);
-            self.history.push(&event, event.times.received_ms);
+            accepted.push(event);
             ids.push(id);
         }
         self.gauges
             .events_accepted
             .store(self.last_seq, Ordering::Relaxed);
-        let h = self.history.stats();
+        // One write lock per batch, taken after the fan-out so readers of
+        // history wait for the pushes only.
+        let mut history = self.history.write();
+        for event in &accepted {
+            history.push(event, event.times.received_ms);
+        }
+        let h = history.stats();
+        drop(history);
         self.metrics.history_events.set(h.events as i64);
         self.metrics.history_bytes.set(h.bytes as i64);
         self.metrics.history_channels.set(h.channels as i64);
@@ -428,14 +432,6 @@ impl Handler<ChannelCounts> for Registry {
     }
 }
 
-impl Handler<QueryHistory> for Registry {
-    type Result = MessageResult<QueryHistory>;
-
-    fn handle(&mut self, msg: QueryHistory, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.history.query(&msg.0))
-    }
-}
-
 impl Handler<GetStats> for Registry {
     type Result = MessageResult<GetStats>;
 
@@ -445,7 +441,7 @@ impl Handler<GetStats> for Registry {
             subscriptions: self.index.len(),
             index_nodes: self.index.node_count(),
             last_seq: self.last_seq,
-            history: self.history.stats(),
+            history: self.history.read().stats(),
         })
     }
 }

@@ -1,7 +1,12 @@
 //! History: the recent events of each channel, already encoded, for resume
 //! (`Last-Event-ID`) and the REST history endpoint.
 //!
-//! Owned by the registry actor alone (no locks; `&mut self` is the rule).
+//! The registry is its only writer; the history endpoint reads it directly
+//! through [`SharedHistory`] (a read-write lock), so a history query never
+//! waits in, or occupies, the registry's mailbox. Readers hold the lock
+//! only for a bounded amount of work (see [`read`]), and the lock prefers
+//! writers, so the registry waits at most that long.
+//!
 //! Memory stays bounded at any publish rate by four limits, all enforced on
 //! every push: entries per channel (`LOG_BUFFER_MAX_ENTRIES`), age
 //! (`LOG_BUFFER_MAX_AGE_MINUTES`, also swept periodically), a byte budget
@@ -9,15 +14,21 @@
 //! least-recently-published channels first, so busy channels keep their
 //! history. Every eviction raises a watermark (per channel, or global for
 //! whole channels) so that a resume from before it is told about the gap
-//! instead of silently missing events.
+//! instead of silently missing events. Each channel's events are in id
+//! order, and [`tree`] finds the channels a pattern reaches, so reads merge
+//! the channels they touch instead of scanning and sorting everything.
+
+pub mod read;
+mod tree;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::channel::{ChannelName, ChannelPattern};
+use crate::channel::ChannelName;
+use crate::event::Event;
 pub use crate::event::Gap;
-use crate::event::{Event, EventId};
-use crate::session::filter::Filter;
+pub use read::{HistoryPage, HistoryQuery, Replay};
+use tree::ChannelTree;
 
 /// How much history is kept.
 #[derive(Debug, Clone, Copy)]
@@ -30,38 +41,11 @@ pub struct HistoryLimits {
 
 #[derive(Debug, Default)]
 struct ChannelHistory {
+    /// Oldest first, so in id order.
     events: VecDeque<Arc<Event>>,
     /// Highest sequence evicted from this channel (0: none).
     evicted_through: u64,
     last_seq: u64,
-}
-
-/// Events to replay on resume, oldest first, and the gap before them.
-#[derive(Debug, Default)]
-pub struct Replay {
-    pub events: Vec<Arc<Event>>,
-    pub gap: Option<Gap>,
-}
-
-/// A REST history query.
-#[derive(Debug, Clone)]
-pub struct HistoryQuery {
-    pub patterns: Vec<ChannelPattern>,
-    pub filter: Filter,
-    /// Event `timestamp` bounds, Unix ms, inclusive.
-    pub since_ms: Option<i64>,
-    pub until_ms: Option<i64>,
-    /// Only events after this sequence (the cursor).
-    pub after_seq: u64,
-    pub limit: usize,
-}
-
-/// One page of history, oldest first.
-#[derive(Debug, Default)]
-pub struct HistoryPage {
-    pub events: Vec<Arc<Event>>,
-    /// Set when more events match after the last one returned.
-    pub next_cursor: Option<EventId>,
 }
 
 /// Sizes, for stats and tests.
@@ -75,6 +59,8 @@ pub struct HistoryStats {
 #[derive(Debug)]
 pub struct History {
     channels: HashMap<ChannelName, ChannelHistory>,
+    /// The same channels, by segment, for pattern lookups.
+    tree: ChannelTree,
     /// Channels by their last sequence, least recently published first.
     lru: BTreeMap<u64, ChannelName>,
     events: usize,
@@ -85,10 +71,31 @@ pub struct History {
     evicted_channels_through: u64,
 }
 
+/// History shared between its writer (the registry) and its readers.
+#[derive(Debug, Clone)]
+pub struct SharedHistory(Arc<RwLock<History>>);
+
+impl SharedHistory {
+    pub fn new(limits: HistoryLimits) -> Self {
+        SharedHistory(Arc::new(RwLock::new(History::new(limits))))
+    }
+
+    // A panic while holding the lock cannot leave the rings half-updated in
+    // a way that breaks readers (counters at worst), so keep serving.
+    pub fn read(&self) -> RwLockReadGuard<'_, History> {
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn write(&self) -> RwLockWriteGuard<'_, History> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl History {
     pub fn new(limits: HistoryLimits) -> Self {
         History {
             channels: HashMap::new(),
+            tree: ChannelTree::default(),
             lru: BTreeMap::new(),
             events: 0,
             bytes: 0,
@@ -108,8 +115,14 @@ impl History {
     /// Appends an accepted event and enforces every limit.
     pub fn push(&mut self, event: &Arc<Event>, now_ms: i64) {
         let seq = event.id.seq;
-        let channel = event.channel.clone();
-        let ch = self.channels.entry(channel.clone()).or_default();
+        let channel = &event.channel;
+        let ch = match self.channels.get_mut(channel) {
+            Some(ch) => ch,
+            None => {
+                self.tree.insert(channel);
+                self.channels.entry(channel.clone()).or_default()
+            }
+        };
         if ch.last_seq != 0 {
             self.lru.remove(&ch.last_seq);
         }
@@ -118,7 +131,7 @@ impl History {
         self.lru.insert(seq, channel.clone());
         self.events += 1;
         self.bytes += event.size();
-        self.trim_channel(&channel, now_ms);
+        self.trim_channel(channel, now_ms);
         while self.bytes > self.limits.max_bytes || self.channels.len() > self.limits.max_channels {
             if !self.evict_least_recent() {
                 break;
@@ -129,7 +142,17 @@ impl History {
     /// Drops events older than the age limit from every channel; the
     /// registry calls it periodically so quiet channels age out too.
     pub fn expire(&mut self, now_ms: i64) {
-        let names: Vec<ChannelName> = self.channels.keys().cloned().collect();
+        let oldest_allowed = now_ms.saturating_sub(self.limits.max_age_ms);
+        let names: Vec<ChannelName> = self
+            .channels
+            .iter()
+            .filter(|(_, ch)| {
+                ch.events
+                    .front()
+                    .is_some_and(|e| e.times.received_ms < oldest_allowed)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
         for name in names {
             self.trim_channel(&name, now_ms);
         }
@@ -158,6 +181,7 @@ impl History {
             self.evicted_channels_through = self.evicted_channels_through.max(ch.evicted_through);
             self.lru.remove(&last);
             self.channels.remove(name);
+            self.tree.remove(name);
         }
     }
 
@@ -166,105 +190,21 @@ impl History {
             return false;
         };
         if let Some(ch) = self.channels.remove(&name) {
+            self.tree.remove(&name);
             self.events -= ch.events.len();
             self.bytes -= ch.events.iter().map(|e| e.size()).sum::<usize>();
             self.evicted_channels_through = self.evicted_channels_through.max(ch.last_seq);
         }
         true
     }
-
-    fn matching<'a>(
-        &'a self,
-        patterns: &'a [ChannelPattern],
-    ) -> impl Iterator<Item = &'a ChannelHistory> {
-        // A scan of the channel table: resume and history queries are rare
-        // next to publishes, and the table is bounded by max_channels.
-        self.channels
-            .iter()
-            .filter(|(name, _)| patterns.iter().any(|p| p.matches(name)))
-            .map(|(_, ch)| ch)
-    }
-
-    /// What a subscriber resuming after `after` (a sequence of this run) on
-    /// `patterns` missed, oldest first, at most `max_events` and
-    /// `max_bytes` of the newest; with the gap before them if history no
-    /// longer reaches back to `after`.
-    pub fn replay(
-        &self,
-        patterns: &[ChannelPattern],
-        after: u64,
-        max_events: usize,
-        max_bytes: usize,
-    ) -> Replay {
-        let mut trimmed = self.evicted_channels_through > after;
-        let mut events: Vec<Arc<Event>> = Vec::new();
-        for ch in self.matching(patterns) {
-            trimmed |= ch.evicted_through > after;
-            let start = ch.events.partition_point(|e| e.id.seq <= after);
-            events.extend(ch.events.range(start..).cloned());
-        }
-        events.sort_unstable_by_key(|e| e.id.seq);
-        let mut keep = 0usize;
-        let mut bytes = 0usize;
-        for e in events.iter().rev() {
-            if keep == max_events || bytes + e.size() > max_bytes {
-                break;
-            }
-            keep += 1;
-            bytes += e.size();
-        }
-        let cut = events.len() - keep;
-        let events = events.split_off(cut);
-        let gap = if cut > 0 {
-            Some(Gap {
-                reason: "replay_truncated",
-                lost: (!trimmed).then_some(cut as u64),
-                resumed_from: events.first().map(|e| e.id),
-            })
-        } else if trimmed {
-            Some(Gap {
-                reason: "history_trimmed",
-                lost: None,
-                resumed_from: events.first().map(|e| e.id),
-            })
-        } else {
-            None
-        };
-        Replay { events, gap }
-    }
-
-    /// One page of events matching `q`, oldest first.
-    pub fn query(&self, q: &HistoryQuery) -> HistoryPage {
-        let mut events: Vec<Arc<Event>> = Vec::new();
-        for ch in self.matching(&q.patterns) {
-            let start = ch.events.partition_point(|e| e.id.seq <= q.after_seq);
-            events.extend(
-                ch.events
-                    .range(start..)
-                    .filter(|e| q.since_ms.is_none_or(|s| e.times.timestamp_ms >= s))
-                    .filter(|e| q.until_ms.is_none_or(|u| e.times.timestamp_ms <= u))
-                    .filter(|e| q.filter.accepts_event(e))
-                    .cloned(),
-            );
-        }
-        events.sort_unstable_by_key(|e| e.id.seq);
-        let more = events.len() > q.limit;
-        events.truncate(q.limit);
-        HistoryPage {
-            next_cursor: if more {
-                events.last().map(|e| e.id)
-            } else {
-                None
-            },
-            events,
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventBody, EventTimes, Level, NewEvent};
+    use crate::channel::ChannelPattern;
+    use crate::event::{EventBody, EventId, EventTimes, Level, NewEvent};
+    use crate::session::filter::Filter;
 
     fn event(seq: u64, channel: &str, received_ms: i64) -> Arc<Event> {
         let channel = ChannelName::parse(channel).unwrap();
@@ -423,5 +363,64 @@ mod tests {
         let p2 = h.query(&q);
         assert_eq!(seqs(&p2.events), vec![4]);
         assert!(p2.next_cursor.is_none());
+    }
+
+    #[test]
+    fn pages_merge_channels_in_id_order_and_stop_at_the_budget() {
+        let mut h = History::new(HistoryLimits {
+            max_entries_per_channel: 100_000,
+            ..limits()
+        });
+        // Three channels interleaved; the third is all a filter wants.
+        for seq in 1..=(3 * read::SCAN_BUDGET as u64) {
+            let ch = ["logs:etl:a", "logs:etl:b", "logs:faas:c"][(seq % 3) as usize];
+            h.push(&event(seq, ch, 0), 0);
+        }
+        let mut q = HistoryQuery {
+            patterns: pats(&["logs:etl", "logs:*:a"]),
+            filter: Filter::default(),
+            since_ms: None,
+            until_ms: None,
+            after_seq: 10,
+            limit: 5,
+        };
+        let p = h.query(&q);
+        assert_eq!(seqs(&p.events), vec![12, 13, 15, 16, 18]);
+        assert_eq!(p.next_cursor.map(|c| c.seq), Some(18));
+        // A filter that matches nothing stops after the budget with a
+        // cursor to continue from, instead of scanning everything.
+        q.filter = Filter::new(None, Some("no such text"));
+        q.after_seq = 0;
+        let p = h.query(&q);
+        assert!(p.events.is_empty());
+        let cursor = p.next_cursor.expect("a cursor to continue from").seq;
+        assert!(
+            cursor > 0 && cursor < 3 * read::SCAN_BUDGET as u64,
+            "{cursor}"
+        );
+        // The rest (another 20,000 of the 40,000 events looked at) fits in
+        // one more page, which ends the walk.
+        q.after_seq = cursor;
+        let p = h.query(&q);
+        assert!(p.events.is_empty());
+        assert_eq!(p.next_cursor, None);
+    }
+
+    #[test]
+    fn replay_takes_the_newest_across_channels() {
+        let mut h = History::new(HistoryLimits {
+            max_entries_per_channel: 1000,
+            ..limits()
+        });
+        for seq in 1..=100 {
+            h.push(&event(seq, &format!("logs:etl:c{}", seq % 7), 0), 0);
+        }
+        let r = h.replay(&pats(&["logs:etl"]), 50, 10, usize::MAX);
+        assert_eq!(seqs(&r.events), (91..=100).collect::<Vec<_>>());
+        let gap = r.gap.unwrap();
+        assert_eq!((gap.reason, gap.lost), ("replay_truncated", Some(40)));
+        let one = event(1, "logs:etl:c0", 0).size();
+        let r = h.replay(&pats(&["logs:etl:c1", "logs:etl:c2"]), 0, 1000, one * 3);
+        assert_eq!(seqs(&r.events), vec![93, 99, 100]);
     }
 }

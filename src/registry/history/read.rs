@@ -1,0 +1,182 @@
+//! Reading history: the replay a resuming session gets, and the pages of
+//! `GET /api/logs/history`.
+//!
+//! Both merge the id-ordered rings of the channels their patterns reach
+//! (found through the channel tree), so their cost is the channels touched
+//! plus the events returned, never the size of history: a replay walks
+//! back from the newest events and stops at what the session's queue can
+//! hold; a page walks forward from its cursor and stops at its limit, or
+//! after [`SCAN_BUDGET`] events whatever the filters rejected, handing back
+//! a cursor to continue from. That bound is what keeps a selective query
+//! from holding the history lock (and so the registry) for long.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use super::{ChannelHistory, History};
+use crate::channel::{ChannelName, ChannelPattern};
+use crate::event::{Event, EventId, Gap};
+use crate::session::filter::{Filter, MessageText};
+
+/// Most events one history page looks at. A page whose filters reject
+/// more than this returns what it found so far (possibly nothing) with a
+/// cursor after the last event looked at; the next page continues there.
+pub const SCAN_BUDGET: usize = 20_000;
+
+/// Events to replay on resume, oldest first, and the gap before them.
+#[derive(Debug, Default)]
+pub struct Replay {
+    pub events: Vec<Arc<Event>>,
+    pub gap: Option<Gap>,
+}
+
+/// A REST history query.
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    pub patterns: Vec<ChannelPattern>,
+    pub filter: Filter,
+    /// Event `timestamp` bounds, Unix ms, inclusive.
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// Only events after this sequence (the cursor).
+    pub after_seq: u64,
+    pub limit: usize,
+}
+
+impl HistoryQuery {
+    fn accepts(&self, e: &Event) -> bool {
+        self.since_ms.is_none_or(|s| e.times.timestamp_ms >= s)
+            && self.until_ms.is_none_or(|u| e.times.timestamp_ms <= u)
+            && self.filter.accepts(&MessageText::new(e))
+    }
+}
+
+/// One page of history, oldest first.
+#[derive(Debug, Default)]
+pub struct HistoryPage {
+    pub events: Vec<Arc<Event>>,
+    /// Set when history may hold more matching events after this page.
+    pub next_cursor: Option<EventId>,
+}
+
+/// A position in one touched channel's ring, ordered by the event's
+/// sequence first.
+type Cursor = (u64, usize, usize);
+
+impl History {
+    /// The channels `patterns` reach, each once.
+    fn touched(&self, patterns: &[ChannelPattern]) -> Vec<&ChannelHistory> {
+        let mut names: Vec<&ChannelName> = Vec::new();
+        for p in patterns {
+            self.tree.for_each_match(p, |c| names.push(c));
+        }
+        // Overlapping patterns reach some channels twice.
+        names.sort_unstable();
+        names.dedup();
+        names
+            .into_iter()
+            .filter_map(|n| self.channels.get(n))
+            .collect()
+    }
+
+    /// What a subscriber resuming after `after` (a sequence of this run) on
+    /// `patterns` missed, oldest first, at most `max_events` and
+    /// `max_bytes` of the newest; with the gap before them if history no
+    /// longer reaches back to `after`.
+    pub fn replay(
+        &self,
+        patterns: &[ChannelPattern],
+        after: u64,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Replay {
+        let channels = self.touched(patterns);
+        let mut trimmed = self.evicted_channels_through > after;
+        let mut missed = 0usize;
+        let mut starts = Vec::with_capacity(channels.len());
+        // Newest first: a max-heap of each channel's newest unreplayed event.
+        let mut heap: BinaryHeap<Cursor> = BinaryHeap::with_capacity(channels.len());
+        for (i, ch) in channels.iter().enumerate() {
+            trimmed |= ch.evicted_through > after;
+            let start = ch.events.partition_point(|e| e.id.seq <= after);
+            starts.push(start);
+            missed += ch.events.len() - start;
+            if let Some(last) = ch.events.back().filter(|_| start < ch.events.len()) {
+                heap.push((last.id.seq, i, ch.events.len() - 1));
+            }
+        }
+        let mut events = Vec::new();
+        let mut bytes = 0usize;
+        while let Some((_, i, pos)) = heap.pop() {
+            let e = &channels[i].events[pos];
+            if events.len() == max_events || bytes + e.size() > max_bytes {
+                break;
+            }
+            bytes += e.size();
+            events.push(Arc::clone(e));
+            if pos > starts[i] {
+                heap.push((channels[i].events[pos - 1].id.seq, i, pos - 1));
+            }
+        }
+        events.reverse();
+        let cut = missed - events.len();
+        let gap = if cut > 0 {
+            Some(Gap {
+                reason: "replay_truncated",
+                lost: (!trimmed).then_some(cut as u64),
+                resumed_from: events.first().map(|e| e.id),
+            })
+        } else if trimmed {
+            Some(Gap {
+                reason: "history_trimmed",
+                lost: None,
+                resumed_from: events.first().map(|e| e.id),
+            })
+        } else {
+            None
+        };
+        Replay { events, gap }
+    }
+
+    /// One page of events matching `q`, oldest first.
+    pub fn query(&self, q: &HistoryQuery) -> HistoryPage {
+        let channels = self.touched(&q.patterns);
+        // Oldest first: a min-heap of each channel's next event.
+        let mut heap: BinaryHeap<Reverse<Cursor>> = BinaryHeap::with_capacity(channels.len());
+        for (i, ch) in channels.iter().enumerate() {
+            let start = ch.events.partition_point(|e| e.id.seq <= q.after_seq);
+            if let Some(e) = ch.events.get(start) {
+                heap.push(Reverse((e.id.seq, i, start)));
+            }
+        }
+        let mut page = HistoryPage::default();
+        let mut examined = 0usize;
+        let mut last_examined = None;
+        while let Some(Reverse((_, i, pos))) = heap.pop() {
+            if examined == SCAN_BUDGET {
+                // Out of budget: continue after what was looked at.
+                page.next_cursor = last_examined;
+                break;
+            }
+            examined += 1;
+            let ring = &channels[i].events;
+            let e = &ring[pos];
+            if let Some(next) = ring.get(pos + 1) {
+                heap.push(Reverse((next.id.seq, i, pos + 1)));
+            }
+            if !q.accepts(e) {
+                last_examined = Some(e.id);
+                continue;
+            }
+            if page.events.len() == q.limit {
+                // A matching event follows the page.
+                page.next_cursor = page.events.last().map(|e| e.id);
+                break;
+            }
+            page.events.push(Arc::clone(e));
+            last_examined = Some(e.id);
+        }
+        page
+    }
+}
