@@ -94,8 +94,9 @@ struct Args {
     bench_threads: usize,
     /// Extra environment for the gateway, `KEY=VALUE` (repeatable). The
     /// gateway otherwise gets a clean environment: built-in defaults plus
-    /// HOST, PORT, RUST_LOG=warn, MAX_CONNECTIONS, and the rate limits off
-    /// (CONNECT_RATE_PER_IP=0, PUBLISH_RATE_PER_SEC=0).
+    /// HOST, PORT, RUST_LOG=warn, MAX_CONNECTIONS, and the per-address and
+    /// rate limits off (MAX_CONNECTIONS_PER_IP=0, CONNECT_RATE_PER_IP=0,
+    /// PUBLISH_RATE_PER_SEC=0).
     #[arg(long, value_name = "KEY=VALUE")]
     server_env: Vec<String>,
     /// Where the gateway's stderr goes. With `--cluster`, node A's and
@@ -287,6 +288,7 @@ impl Server {
             // The bench is one address and one service measuring capacity;
             // the per-address and per-service rate limits would measure
             // themselves instead. `--server-env` can set them back.
+            .env("MAX_CONNECTIONS_PER_IP", "0")
             .env("CONNECT_RATE_PER_IP", "0")
             .env("PUBLISH_RATE_PER_SEC", "0")
             .envs(extra_env.iter().map(|(k, v)| (k, v)))

@@ -44,6 +44,7 @@ pub const ENV_NAMES: &[&str] = &[
     "HISTORY_RATE_PER_IP",
     "TRUST_PROXY",
     "MAX_CONNECTIONS",
+    "MAX_CONNECTIONS_PER_IP",
     "NATS_URL",
     "FLY_ORG",
     "ORG_SLUG",
@@ -92,6 +93,11 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Shortest JWT secret and `AUTH_TOKEN` production accepts.
+const MIN_PRODUCTION_SECRET: usize = 32;
+/// Shortest admin token production accepts.
+const MIN_PRODUCTION_ADMIN_TOKEN: usize = 16;
+
 /// The prefix of a service token stored as its SHA-256 digest.
 pub const SHA256_PREFIX: &str = "sha256:";
 
@@ -100,6 +106,59 @@ pub const SHA256_PREFIX: &str = "sha256:";
 pub enum RunEnv {
     Development,
     Production,
+}
+
+/// Where the client address comes from when loggate runs behind a proxy.
+/// A header is only as trustworthy as the proxy that sets it: trusting
+/// `Fly-Client-IP` behind any other proxy lets clients pick their own
+/// address, and with it escape every per-address limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustProxy {
+    /// The socket's peer address (no proxy).
+    Off,
+    /// `Fly-Client-IP`, set by Fly.io's proxy.
+    Fly,
+    /// The last address of `X-Forwarded-For`: the one the proxy in front of
+    /// loggate appended (earlier ones are whatever the client sent).
+    XForwardedFor,
+}
+
+impl TrustProxy {
+    /// The words `TRUST_PROXY` and `server.trust_proxy` take.
+    const WORDS: &'static [(&'static str, TrustProxy)] = &[
+        ("false", TrustProxy::Off),
+        ("off", TrustProxy::Off),
+        ("no", TrustProxy::Off),
+        ("0", TrustProxy::Off),
+        ("", TrustProxy::Off),
+        ("fly", TrustProxy::Fly),
+        ("x-forwarded-for", TrustProxy::XForwardedFor),
+        ("xff", TrustProxy::XForwardedFor),
+        // A generic proxy appends to X-Forwarded-For (Fly's and Render's
+        // do too), so that is what plain "true" trusts.
+        ("true", TrustProxy::XForwardedFor),
+        ("on", TrustProxy::XForwardedFor),
+        ("yes", TrustProxy::XForwardedFor),
+        ("1", TrustProxy::XForwardedFor),
+    ];
+}
+
+impl<'de> Deserialize<'de> for TrustProxy {
+    /// `true`/`false` (as in earlier config files) or one of the words.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Word(String),
+        }
+        let word = match Raw::deserialize(d)? {
+            Raw::Bool(b) => b.to_string(),
+            Raw::Word(w) => w,
+        };
+        parse_choice("server.trust_proxy", &word, TrustProxy::WORDS)
+            .map_err(|e| serde::de::Error::custom(e.problem))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -187,7 +246,12 @@ pub struct AuthConfig {
     pub auth_token: Option<Secret>,
     #[serde(default)]
     pub admin_token: Option<Secret>,
+    /// Clock skew tolerated on `nbf` (and on the lifetime limit). `exp` is
+    /// honoured to the second.
     pub jwt_leeway_secs: u64,
+    /// Longest lifetime a subscriber JWT may have, in seconds (`exp` after
+    /// `iat`, or after now); 0 = no limit.
+    pub jwt_max_lifetime_secs: u64,
     pub jwt_audience: Vec<String>,
     pub jwt_issuer: Vec<String>,
     /// Accept the subscriber JWT from cookie `loggate_token`.
@@ -228,9 +292,12 @@ pub struct ServerConfig {
     pub port: u16,
     pub workers: usize,
     pub max_connections: usize,
+    /// Subscriber connections one client address may hold (IPv6: one
+    /// /64); 0 = no cap.
+    pub max_connections_per_ip: usize,
     pub shutdown_timeout_secs: u64,
-    /// Take the client address from `Fly-Client-IP` / `X-Forwarded-For`.
-    pub trust_proxy: bool,
+    /// Which proxy header names the client address.
+    pub trust_proxy: TrustProxy,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -347,22 +414,12 @@ impl Config {
         if let Some(v) = env("MAX_CONNECTIONS") {
             self.server.max_connections = parse_env("MAX_CONNECTIONS", &v, "a whole number")?;
         }
+        if let Some(v) = env("MAX_CONNECTIONS_PER_IP") {
+            self.server.max_connections_per_ip =
+                parse_env("MAX_CONNECTIONS_PER_IP", &v, "a whole number (0 = no cap)")?;
+        }
         if let Some(v) = env("TRUST_PROXY") {
-            self.server.trust_proxy = parse_choice(
-                "TRUST_PROXY",
-                &v,
-                &[
-                    ("true", true),
-                    ("1", true),
-                    ("yes", true),
-                    ("on", true),
-                    ("false", false),
-                    ("0", false),
-                    ("no", false),
-                    ("off", false),
-                    ("", false),
-                ],
-            )?;
+            self.server.trust_proxy = parse_choice("TRUST_PROXY", &v, TrustProxy::WORDS)?;
         }
         if let Some(v) = env("LOGGATE_ENV") {
             use RunEnv::{Development, Production};
@@ -706,19 +763,6 @@ impl Config {
             }
         }
         let p = &self.limits;
-        if p.publish_rate_per_sec > 0
-            && (p.publish_rate_per_sec as usize) * 2 < self.publish.max_batch_events
-        {
-            return Err(ConfigError::new(
-                "limits.publish_rate_per_sec (PUBLISH_RATE_PER_SEC)",
-                format!(
-                    "{}: its burst ({}) must hold a whole batch of publish.max_batch_events ({})",
-                    p.publish_rate_per_sec,
-                    p.publish_rate_per_sec as usize * 2,
-                    self.publish.max_batch_events
-                ),
-            ));
-        }
         at_most(
             "limits.publish_rate_per_sec",
             p.publish_rate_per_sec as usize,
@@ -737,50 +781,75 @@ impl Config {
         Ok(())
     }
 
-    /// `LOGGATE_ENV=production` refuses what is only safe on a laptop.
+    /// `LOGGATE_ENV=production` refuses what is only safe on a laptop. Every
+    /// refusal is reported at once, one line each, so an operator fixes
+    /// them in one go instead of one per start.
     fn validate_production(&self) -> Result<(), ConfigError> {
+        let mut problems: Vec<(&str, String)> = Vec::new();
         let dev: Vec<[u8; 32]> = DEV_TOKENS.iter().map(|t| sha256(t.as_bytes())).collect();
         for (service, token) in &self.service_tokens {
             if token_digest(token.expose()).is_ok_and(|d| dev.contains(&d)) {
-                return Err(ConfigError::new(
+                problems.push((
                     "SERVICE_TOKENS",
                     format!(
-                        "LOGGATE_ENV=production refuses the dev token of service {service:?}; set SERVICE_TOKENS=service=secret,…"
+                        "the dev token of service {service:?} is refused; set SERVICE_TOKENS=service=secret,…"
                     ),
                 ));
             }
         }
         let a = &self.auth;
         if a.is_open() {
-            return Err(ConfigError::new(
+            problems.push((
                 "JWT_SECRET",
-                "LOGGATE_ENV=production refuses open subscriptions; set JWT_SECRET (or JWT_PUBLIC_KEY_FILE, or AUTH_TOKEN)",
+                "open subscriptions are refused; set JWT_SECRET (or JWT_PUBLIC_KEY_FILE, or AUTH_TOKEN)".into(),
             ));
         }
-        if let Some(secret) = &a.jwt_secret
-            && secret.expose().len() < 32
-        {
-            return Err(ConfigError::new(
+        let short = |secret: &Option<Secret>, min: usize| {
+            secret.as_ref().is_some_and(|s| s.expose().len() < min)
+        };
+        if short(&a.jwt_secret, MIN_PRODUCTION_SECRET) {
+            problems.push((
                 "JWT_SECRET",
-                "LOGGATE_ENV=production needs a JWT secret of at least 32 bytes (e.g. `openssl rand -base64 48`)",
+                format!(
+                    "needs at least {MIN_PRODUCTION_SECRET} bytes (e.g. `openssl rand -base64 48`)"
+                ),
+            ));
+        }
+        if short(&a.auth_token, MIN_PRODUCTION_SECRET) {
+            problems.push((
+                "AUTH_TOKEN",
+                format!(
+                    "needs at least {MIN_PRODUCTION_SECRET} characters: it grants every channel (e.g. `openssl rand -base64 48`)"
+                ),
             ));
         }
         if a.cookie && a.any_origin() {
-            return Err(ConfigError::new(
+            problems.push((
                 "ALLOWED_ORIGINS",
-                "LOGGATE_ENV=production refuses ALLOWED_ORIGINS=* while cookie auth is on (any site could read streams with a visitor's cookie); list your origins, or set auth.cookie = false",
+                "* is refused while cookie auth is on (any site could read streams with a visitor's cookie); list your origins, or set auth.cookie = false".into(),
             ));
         }
-        if a.admin_token
-            .as_ref()
-            .is_some_and(|t| t.expose().len() < 16)
-        {
-            return Err(ConfigError::new(
+        if short(&a.admin_token, MIN_PRODUCTION_ADMIN_TOKEN) {
+            problems.push((
                 "ADMIN_TOKEN",
-                "LOGGATE_ENV=production needs an admin token of at least 16 characters",
+                format!("needs at least {MIN_PRODUCTION_ADMIN_TOKEN} characters"),
             ));
         }
-        Ok(())
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|(key, problem)| format!("\n  {key}: {problem}"))
+            .collect();
+        Err(ConfigError::new(
+            "LOGGATE_ENV=production",
+            format!(
+                "refuses to start, {} problem(s):{}",
+                problems.len(),
+                lines.concat()
+            ),
+        ))
     }
 
     /// The address to listen on. `validate` has checked the host.
@@ -979,7 +1048,7 @@ mod tests {
         assert_eq!(c.service_tokens.len(), 2);
         assert_eq!(c.service_tokens["billing"].expose(), "secret-one");
         assert_eq!(c.log.filter, "debug");
-        assert!(c.server.trust_proxy);
+        assert_eq!(c.server.trust_proxy, TrustProxy::XForwardedFor);
     }
 
     #[test]
@@ -1021,7 +1090,6 @@ mod tests {
                 "LOG_BUFFER_MAX_AGE_MINUTES",
             ),
             (&[("PUBLISH_RATE_PER_SEC", "fast")], "PUBLISH_RATE_PER_SEC"),
-            (&[("PUBLISH_RATE_PER_SEC", "100")], "PUBLISH_RATE_PER_SEC"),
             (&[("CONNECT_RATE_PER_IP", "-1")], "CONNECT_RATE_PER_IP"),
             (&[("ALLOWED_ORIGINS", "app.example.com")], "ALLOWED_ORIGINS"),
             (
@@ -1071,8 +1139,15 @@ mod tests {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("SERVICE_TOKENS", "etl=l5-etl-token")], "dev token"),
             (&[("JWT_SECRET", "")], "open subscriptions"),
-            (&[("JWT_SECRET", "short-secret")], "at least 32 bytes"),
-            (&[("ALLOWED_ORIGINS", "*")], "ALLOWED_ORIGINS=*"),
+            (
+                &[("JWT_SECRET", "short-secret")],
+                "JWT_SECRET: needs at least 32 bytes",
+            ),
+            (
+                &[("AUTH_TOKEN", "x")],
+                "AUTH_TOKEN: needs at least 32 characters",
+            ),
+            (&[("ALLOWED_ORIGINS", "*")], "ALLOWED_ORIGINS: * is refused"),
             (&[("ADMIN_TOKEN", "short")], "at least 16"),
         ];
         for (over, want) in cases {
@@ -1085,7 +1160,33 @@ mod tests {
         let err = with(&[("SERVICE_TOKENS", &hashed)]).unwrap_err();
         assert!(err.to_string().contains("dev token"), "{err}");
         // AUTH_TOKEN alone closes subscriptions too.
-        assert!(with(&[("JWT_SECRET", ""), ("AUTH_TOKEN", "a-static-ops-token")]).is_ok());
+        assert!(
+            with(&[
+                ("JWT_SECRET", ""),
+                ("AUTH_TOKEN", "a-static-ops-token-of-32-characters")
+            ])
+            .is_ok()
+        );
+        // Everything wrong is reported in one go.
+        let err = with(&[
+            ("SERVICE_TOKENS", "etl=l5-etl-token,faas=faas-token"),
+            ("JWT_SECRET", "short-secret"),
+            ("AUTH_TOKEN", "x"),
+            ("ALLOWED_ORIGINS", "*"),
+            ("ADMIN_TOKEN", "short"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("6 problem(s)"), "{err}");
+        for key in [
+            "SERVICE_TOKENS",
+            "JWT_SECRET",
+            "AUTH_TOKEN",
+            "ALLOWED_ORIGINS",
+            "ADMIN_TOKEN",
+        ] {
+            assert!(err.contains(&format!("\n  {key}: ")), "{key}: {err}");
+        }
         // Development keeps accepting what production refuses.
         assert!(load_with(&[("JWT_SECRET", "short")], None).is_ok());
     }

@@ -16,6 +16,7 @@
 //! - [`auth`]: service tokens, subscriber JWTs and channel grants.
 //! - [`limits`]: publish and connection rate limits (governor).
 //! - [`http`]: shared state, routes, the JSON error body, probes.
+//! - [`logging`]: log output that never blocks the gateway.
 //! - [`metrics`]: Prometheus metrics with bounded labels.
 //! - [`nats`]: the NATS bridge actor: cluster mode and Fly.io ingest.
 //! - [`server`]: wiring, graceful shutdown, and [`server::spawn`] for tests.
@@ -27,6 +28,7 @@ pub mod event;
 pub mod http;
 pub mod ingest;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod nats;
 pub mod registry;

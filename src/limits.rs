@@ -37,8 +37,11 @@ const BURST_FACTOR: NonZeroU32 = match NonZeroU32::new(2) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limited {
     pub retry_after: Duration,
-    /// The address table was full (only for connection limits).
+    /// The address table was full (only for address limits).
     pub table_full: bool,
+    /// More was asked for at once than the burst allows: it can never
+    /// pass, however long the client waits (the burst, for the answer).
+    pub over_burst: Option<u32>,
 }
 
 /// A keyed limiter, `None` when the configured rate is 0 (no limit).
@@ -65,13 +68,15 @@ impl<K: Hash + Eq + Clone, C: Clock + Clone> KeyedLimit<K, C> {
             Ok(Err(not_until)) => Err(Limited {
                 retry_after: not_until.wait_time_from(self.clock.now()),
                 table_full: false,
+                over_burst: None,
             }),
-            // More than the burst at once; config validation keeps batches
-            // within the burst, so this is a client asking for the
-            // impossible. It may retry after a full second.
-            Err(_) => Err(Limited {
+            // More than the burst at once: a small rate is a normal
+            // setting, so this is a batch too large for it, not an error of
+            // the configuration.
+            Err(governor::InsufficientCapacity(burst)) => Err(Limited {
                 retry_after: Duration::from_secs(1),
                 table_full: false,
+                over_burst: Some(burst),
             }),
         }
     }
@@ -173,6 +178,7 @@ impl<C: Clock + Clone> RateLimits<C> {
                 return Err(Limited {
                     retry_after: PRUNE_INTERVAL,
                     table_full: true,
+                    over_burst: None,
                 });
             }
         }
@@ -223,8 +229,9 @@ mod tests {
         clock.advance(Duration::from_millis(500));
         assert!(l.check_publish("etl", 50).is_ok(), "refills at the rate");
         assert!(l.check_publish("etl", 1).is_err());
-        assert!(
-            l.check_publish("etl", 201).is_err(),
+        assert_eq!(
+            l.check_publish("etl", 201).unwrap_err().over_burst,
+            Some(200),
             "never more than the burst"
         );
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use loggate::config::{Config, LogFormat};
+use loggate::config::Config;
 
 #[derive(Parser)]
 #[command(
@@ -59,21 +59,6 @@ struct TokenArgs {
     hash: Option<String>,
 }
 
-fn init_tracing(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        // Colour codes only for people; log files and collectors get text.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
@@ -113,6 +98,7 @@ fn token(config_file: Option<PathBuf>, args: TokenArgs) -> ExitCode {
         .unwrap_or_default();
     let claims = loggate::auth::Claims {
         exp: Some(now.saturating_add(args.ttl)),
+        iat: Some(now),
         sub: args.sub,
         channels: args.channels,
         workspaces: args.workspaces,
@@ -187,7 +173,13 @@ fn serve(config_file: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(&config);
+    let logging = loggate::logging::init(&config);
+    let code = serve_logged(config);
+    logging.finish();
+    code
+}
+
+fn serve_logged(config: Config) -> ExitCode {
     let addr = match config.listen_addr() {
         Ok(a) => a,
         Err(e) => {

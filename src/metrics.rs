@@ -18,6 +18,83 @@ use prometheus::{
 /// The `service` label used for services that are not configured.
 pub const OTHER_SERVICE: &str = "other";
 
+/// Every label value besides service names and error codes, named once.
+/// [`Metrics::new`] creates each combination at zero, so a series exists
+/// from the start and `rate()` or an alert on it works before its first
+/// increment.
+pub mod label {
+    /// `transport`.
+    pub const TRANSPORTS: [&str; 2] = ["sse", "websocket"];
+
+    /// `reason` of `events_dropped_total`.
+    pub mod dropped {
+        /// A subscriber's queue was full; its oldest events went.
+        pub const SLOW_CONSUMER: &str = "slow_consumer";
+        /// The queue of events for the cluster was full (NATS slow or down).
+        pub const NATS_BACKLOG: &str = "nats_backlog";
+        /// async-nats dropped messages a subscription could not buffer.
+        pub const NATS_SLOW_CONSUMER: &str = "nats_slow_consumer";
+        pub const ALL: [&str; 3] = [SLOW_CONSUMER, NATS_BACKLOG, NATS_SLOW_CONSUMER];
+    }
+
+    /// `limit` of `rate_limited_total`.
+    pub mod limit {
+        pub const PUBLISH: &str = "publish";
+        pub const CONNECT: &str = "connect";
+        pub const CONNECT_TABLE_FULL: &str = "connect_table_full";
+        pub const HISTORY: &str = "history";
+        pub const HISTORY_TABLE_FULL: &str = "history_table_full";
+        pub const ALL: [&str; 5] = [
+            PUBLISH,
+            CONNECT,
+            CONNECT_TABLE_FULL,
+            HISTORY,
+            HISTORY_TABLE_FULL,
+        ];
+    }
+
+    /// `reason` of `connections_rejected_total`.
+    pub mod rejected {
+        /// `MAX_CONNECTIONS` reached.
+        pub const CONNECTION_LIMIT: &str = "connection_limit";
+        /// `MAX_CONNECTIONS_PER_IP` reached for the client's address.
+        pub const PER_ADDRESS_LIMIT: &str = "per_address_limit";
+        pub const ALL: [&str; 2] = [CONNECTION_LIMIT, PER_ADDRESS_LIMIT];
+    }
+
+    /// `reason` of `disconnects_total`: sessions the gateway ended.
+    pub mod disconnect {
+        /// A WebSocket frame declared more than the client-frame limit.
+        pub const FRAME_TOO_LARGE: &str = "frame_too_large";
+        /// A WebSocket frame the codec could not read.
+        pub const PROTOCOL_ERROR: &str = "protocol_error";
+        /// The client made the gateway queue more replies than it read.
+        pub const CONTROL_OVERFLOW: &str = "control_overflow";
+        /// No answer to pings for three keepalive intervals.
+        pub const DEAD_PEER: &str = "dead_peer";
+        pub const ALL: [&str; 4] = [FRAME_TOO_LARGE, PROTOCOL_ERROR, CONTROL_OVERFLOW, DEAD_PEER];
+    }
+
+    /// `link` and `direction` of `nats_messages_total`.
+    pub mod nats {
+        pub const CLUSTER: &str = "cluster";
+        pub const FLY: &str = "fly";
+        pub const RULES: &str = "rules";
+        pub const IN: &str = "in";
+        pub const OUT: &str = "out";
+        pub const INVALID: &str = "invalid";
+        pub const PLAIN: &str = "plain";
+        /// The directions each link counts.
+        pub fn directions(link: &str) -> &'static [&'static str] {
+            match link {
+                CLUSTER => &[IN, OUT, INVALID],
+                FLY => &[IN, INVALID, PLAIN],
+                _ => &[IN, INVALID],
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Metrics")
@@ -44,6 +121,8 @@ pub struct Metrics {
     pub nats_refused: IntCounterVec,
     /// 1 while a NATS link is connected, by link; set at scrape time.
     pub nats_connected: IntGaugeVec,
+    /// Log lines dropped because the log queue was full; synced at scrape.
+    pub log_lines_dropped: IntCounter,
     pub subscriptions: IntGauge,
     /// Session actors alive; equals open connections unless one leaks.
     pub session_actors: IntGauge,
@@ -58,8 +137,9 @@ pub struct Metrics {
 
 impl Metrics {
     /// `services` are the configured publishers: the only values the
-    /// `service` label may take besides `other`.
-    pub fn new<'a>(services: impl IntoIterator<Item = &'a str>) -> Self {
+    /// `service` label may take besides `other`. `publish_codes` are the
+    /// reasons a publish can be refused (`PublishError::CODES`).
+    pub fn new<'a>(services: impl IntoIterator<Item = &'a str>, publish_codes: &[&str]) -> Self {
         let registry =
             Registry::new_custom(Some("loggate".into()), None).expect("a constant, valid prefix");
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
@@ -183,13 +263,21 @@ impl Metrics {
         let history_events = gauge("history_events", "Events held in history.");
         let history_bytes = gauge("history_bytes", "Bytes of encoded events held in history.");
         let history_channels = gauge("history_channels", "Channels with history.");
+        let log_lines_dropped = IntCounter::new(
+            "log_lines_dropped_total",
+            "Log lines dropped because stderr did not keep up (the log queue was full).",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(log_lines_dropped.clone()))
+            .expect("unique metric name");
         #[cfg(target_os = "linux")]
         {
             let pc = prometheus::process_collector::ProcessCollector::for_self();
             // Already-registered is impossible on a fresh registry; ignore it.
             let _ = registry.register(Box::new(pc));
         }
-        Metrics {
+        let metrics = Metrics {
             registry,
             known_services: services.into_iter().map(str::to_owned).collect(),
             events_published,
@@ -204,6 +292,7 @@ impl Metrics {
             nats_messages,
             nats_refused,
             nats_connected,
+            log_lines_dropped,
             subscriptions,
             session_actors,
             publish_batch_events,
@@ -211,6 +300,56 @@ impl Metrics {
             history_events,
             history_bytes,
             history_channels,
+        };
+        metrics.create_series(publish_codes);
+        metrics
+    }
+
+    /// Creates every known label combination at zero.
+    fn create_series(&self, publish_codes: &[&str]) {
+        let mut services: Vec<&str> = self.known_services.iter().map(String::as_str).collect();
+        services.push(OTHER_SERVICE);
+        for s in &services {
+            self.events_published.with_label_values(&[s]);
+            self.events_fanned_out.with_label_values(&[s]);
+            for r in label::dropped::ALL {
+                self.events_dropped.with_label_values(&[r, s]);
+            }
+        }
+        for t in label::TRANSPORTS {
+            self.events_delivered.with_label_values(&[t]);
+            self.connections.with_label_values(&[t]);
+        }
+        for code in publish_codes {
+            self.publish_rejected.with_label_values(&[code]);
+        }
+        for r in label::rejected::ALL {
+            self.connections_rejected.with_label_values(&[r]);
+        }
+        for r in label::disconnect::ALL {
+            self.disconnects.with_label_values(&[r]);
+        }
+        for l in label::limit::ALL {
+            self.rate_limited.with_label_values(&[l]);
+        }
+    }
+
+    /// Creates the series of a configured NATS link at zero.
+    pub fn create_nats_series(&self, link: &str, refusal_codes: &[&str]) {
+        for d in label::nats::directions(link) {
+            self.nats_messages.with_label_values(&[link, d]);
+        }
+        for code in refusal_codes {
+            self.nats_refused.with_label_values(&[link, code]);
+        }
+        self.nats_connected.with_label_values(&[link]);
+    }
+
+    /// Brings `log_lines_dropped_total` up to `dropped` (a running total).
+    pub fn sync_log_drops(&self, dropped: u64) {
+        let seen = self.log_lines_dropped.get();
+        if dropped > seen {
+            self.log_lines_dropped.inc_by(dropped - seen);
         }
     }
 
@@ -253,7 +392,7 @@ mod tests {
 
     #[test]
     fn unknown_services_fold_into_other() {
-        let m = Metrics::new(["etl"]);
+        let m = Metrics::new(["etl"], &[]);
         m.dropped("slow_consumer", "etl", 2);
         m.dropped("slow_consumer", "attacker-chosen", 3);
         let text = String::from_utf8(m.render()).unwrap();
@@ -268,5 +407,27 @@ mod tests {
             )
         );
         assert!(!text.contains("attacker"));
+    }
+
+    #[test]
+    fn known_series_exist_at_zero_before_their_first_increment() {
+        let m = Metrics::new(["etl"], &["invalid_json"]);
+        m.create_nats_series(label::nats::CLUSTER, &["invalid_event"]);
+        let text = String::from_utf8(m.render()).unwrap();
+        for series in [
+            r#"loggate_events_published_total{service="etl"} 0"#,
+            r#"loggate_events_published_total{service="other"} 0"#,
+            r#"loggate_events_dropped_total{reason="nats_backlog",service="etl"} 0"#,
+            r#"loggate_events_delivered_total{transport="websocket"} 0"#,
+            r#"loggate_publish_rejected_total{reason="invalid_json"} 0"#,
+            r#"loggate_connections_rejected_total{reason="per_address_limit"} 0"#,
+            r#"loggate_disconnects_total{reason="control_overflow"} 0"#,
+            r#"loggate_rate_limited_total{limit="history"} 0"#,
+            r#"loggate_nats_messages_total{direction="out",link="cluster"} 0"#,
+            r#"loggate_nats_refused_total{link="cluster",reason="invalid_event"} 0"#,
+            "loggate_log_lines_dropped_total 0",
+        ] {
+            assert!(text.contains(series), "{series} missing");
+        }
     }
 }

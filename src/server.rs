@@ -21,7 +21,9 @@ use anyhow::Context as _;
 
 use crate::config::Config;
 use crate::http::{self, AppState};
+use crate::ingest::PublishError;
 use crate::metrics::Metrics;
+use crate::metrics::label::nats as nats_label;
 use crate::nats;
 use crate::registry::{self, GetStats, Registry, RegistryGauges, RegistryStats, Shutdown};
 use crate::session::{Transport, sse, ws};
@@ -54,6 +56,7 @@ impl Gateway {
             .unwrap_or_default();
         let metrics = Arc::new(Metrics::new(
             config.service_tokens.keys().map(String::as_str),
+            PublishError::CODES,
         ));
         let gauges = Arc::new(RegistryGauges::default());
         let node_id = format!("{epoch:x}-{}", std::process::id());
@@ -99,6 +102,10 @@ impl Gateway {
             );
             links.push(bridge.status());
             bridge.start();
+            metrics.create_nats_series(nats_label::CLUSTER, PublishError::EVENT_CODES);
+            if !config.nats.ingest.is_empty() {
+                metrics.create_nats_series(nats_label::RULES, PublishError::EVENT_CODES);
+            }
             tracing::info!(%url, node = %node_id, "cluster mode: sharing events over NATS");
         }
         if config.fly.enabled() {
@@ -125,6 +132,7 @@ impl Gateway {
             );
             links.push(bridge.status());
             bridge.start();
+            metrics.create_nats_series(nats_label::FLY, PublishError::EVENT_CODES);
         }
         let state = web::Data::new(AppState::new(
             epoch,

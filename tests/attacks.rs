@@ -512,3 +512,100 @@ async fn a_history_page_does_bounded_work() {
         "45,000 events in pages of at most 20,000 looked at: {pages}"
     );
 }
+
+/// Behind a generic proxy (`TRUST_PROXY=x-forwarded-for`) a client-sent
+/// `Fly-Client-IP` is just a header: 20 connects that each claim another
+/// address are one address to the connection rate limit. With
+/// `TRUST_PROXY=fly` it is the other way round.
+#[tokio::test]
+async fn only_the_configured_proxy_header_names_the_client() {
+    use loggate::config::TrustProxy;
+    async fn refused(gw: &TestGateway, header: &str) -> usize {
+        let mut refused = 0;
+        for i in 0..20 {
+            let res = gw
+                .client
+                .get(gw.url("/api/logs/stream?channels=logs:etl"))
+                .header(header, format!("198.51.100.{i}"))
+                .send()
+                .await
+                .unwrap();
+            refused += usize::from(res.status() == 429);
+        }
+        refused
+    }
+    let gw = start_with(|c| {
+        c.limits.connect_rate_per_ip = 2;
+        c.server.trust_proxy = TrustProxy::XForwardedFor;
+    });
+    assert!(
+        refused(&gw, "fly-client-ip").await >= 15,
+        "spoofed Fly-Client-IP"
+    );
+    let gw = start_with(|c| {
+        c.limits.connect_rate_per_ip = 2;
+        c.server.trust_proxy = TrustProxy::Fly;
+    });
+    assert!(
+        refused(&gw, "x-forwarded-for").await >= 15,
+        "spoofed X-Forwarded-For"
+    );
+    assert_eq!(
+        refused(&gw, "fly-client-ip").await,
+        0,
+        "Fly's header, 20 addresses"
+    );
+}
+
+/// One address cannot take every connection slot: past
+/// `MAX_CONNECTIONS_PER_IP` it gets 429 (counted), while other addresses
+/// still connect, and a closed connection frees its address's slot.
+#[tokio::test]
+async fn one_address_cannot_take_every_connection_slot() {
+    let gw = start_with(|c| {
+        c.server.max_connections_per_ip = 3;
+        c.server.trust_proxy = loggate::config::TrustProxy::XForwardedFor;
+    });
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(gw.subscribe("channels=logs:etl").await);
+    }
+    let (status, body) = gw.get_json("/api/logs/stream?channels=logs:etl").await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "address_connection_limit");
+    let addr = gw.running.addr.to_string();
+    let (status, _) = raw_ws(&addr, "/api/logs/ws?channels=logs:etl", "").await;
+    assert_eq!(status, 429, "WebSocket counts too");
+    let metrics = gw.metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"loggate_connections_rejected_total{reason="per_address_limit"}"#
+        ),
+        Some(2.0)
+    );
+    let other = gw
+        .client
+        .get(gw.url("/api/logs/stream?channels=logs:etl"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200, "another address still connects");
+    drop(other);
+    drop(held.pop());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let res = gw
+            .client
+            .get(gw.url("/api/logs/stream?channels=logs:etl"))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the freed slot never came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -304,3 +304,109 @@ fn help_lists_the_serve_command() {
     assert!(text.contains("serve"), "{text}");
     assert!(text.contains("--config"), "{text}");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (bounded) for the child to exit and returns its exit code.
+fn exit_code_within(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the gateway did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Opens and closes `n` SSE streams: each logs an open and a close line.
+fn churn(base: &str, n: usize) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        for _ in 0..n {
+            let mut c =
+                SseClient::connect(&format!("{base}/api/logs/stream?channels=logs:etl")).await;
+            assert_eq!(c.next_event().await.unwrap().event, "ready");
+        }
+    });
+}
+
+/// `loggate 2>&1 | head -3`, then SIGTERM: logging into a closed pipe must
+/// not wedge the shutdown (it used to panic the shutdown task).
+#[test]
+fn sigterm_exits_when_the_log_pipe_is_closed() {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = base_command();
+    let port = free_port();
+    cmd.env("PORT", port.to_string());
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no listening line"
+        );
+    }
+    drop(stderr);
+    let base = format!("http://127.0.0.1:{port}");
+    churn(&base, 20);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(exit_code_within(&mut child, WAIT), Some(0));
+}
+
+/// A log pipe that nobody reads fills up; the gateway must keep serving
+/// (lines are dropped and counted, never waited for) and still stop.
+#[test]
+fn a_log_pipe_nobody_reads_never_blocks_the_gateway() {
+    let mut cmd = base_command();
+    let port = free_port();
+    // Trace level: dozens of lines per request, so the log queue overflows.
+    cmd.env("PORT", port.to_string())
+        .env("CONNECT_RATE_PER_IP", "0")
+        .env("RUST_LOG", "trace");
+    let mut child = cmd.spawn().unwrap();
+    // Held open, never read.
+    let _stderr = child.stderr.take().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the gateway did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    churn(&base, 1000);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let metrics = rt.block_on(async {
+        tokio::time::timeout(WAIT, async {
+            reqwest::get(format!("{base}/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+        .await
+        .expect("the gateway still answers")
+    });
+    let dropped = metric_value(&metrics, "loggate_log_lines_dropped_total").unwrap();
+    assert!(dropped > 0.0, "lines were dropped and counted");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(exit_code_within(&mut child, WAIT), Some(0));
+}

@@ -10,6 +10,30 @@ use serde_json::json;
 
 /// The live `/metrics` of a gateway with traffic passes `promtool check
 /// metrics` (Prometheus's own linter: names, units, _total, help).
+/// Every known label combination is there, at zero, before anything
+/// happens: `rate()` and alerts need the series to exist.
+#[tokio::test]
+async fn labelled_series_exist_at_zero_from_the_start() {
+    let gw = start();
+    let text = gw.metrics().await;
+    for series in [
+        r#"loggate_events_published_total{service="etl"}"#,
+        r#"loggate_events_published_total{service="analytics"}"#,
+        r#"loggate_events_dropped_total{reason="slow_consumer",service="faas"}"#,
+        r#"loggate_events_fanned_out_total{service="function"}"#,
+        r#"loggate_events_delivered_total{transport="sse"}"#,
+        r#"loggate_connections{transport="websocket"}"#,
+        r#"loggate_publish_rejected_total{reason="invalid_token"}"#,
+        r#"loggate_publish_rejected_total{reason="batch_exceeds_burst"}"#,
+        r#"loggate_rate_limited_total{limit="connect"}"#,
+        r#"loggate_connections_rejected_total{reason="connection_limit"}"#,
+        r#"loggate_disconnects_total{reason="dead_peer"}"#,
+        "loggate_log_lines_dropped_total",
+    ] {
+        assert_eq!(metric_value(&text, series), Some(0.0), "{series}");
+    }
+}
+
 #[tokio::test]
 async fn metrics_pass_promtool() {
     let gw = start();
@@ -27,7 +51,7 @@ async fn metrics_pass_promtool() {
         "loggate_subscriptions",
         "loggate_delivery_latency_seconds_bucket",
         "loggate_history_events",
-        "process_resident_memory_bytes",
+        "loggate_process_resident_memory_bytes",
     ] {
         assert!(text.contains(name), "{name} missing");
     }

@@ -535,3 +535,112 @@ async fn service_tokens_may_be_configured_as_digests() {
         "the digest itself is not a token"
     );
 }
+
+/// A small publish rate is a normal setting: the gateway starts with it,
+/// and a batch larger than the burst gets a 413 that says so (waiting
+/// would never let it through), not a 429.
+#[tokio::test]
+async fn a_small_publish_rate_refuses_batches_over_its_burst_with_413() {
+    let gw = start_with(|c| c.limits.publish_rate_per_sec = 50);
+    let batch = |n: usize| {
+        Value::Array(
+            (0..n)
+                .map(|i| event("etl", None, None, &format!("{i}")))
+                .collect(),
+        )
+    };
+    let (status, body) = gw.publish(&batch(150)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["error"]["code"], "batch_exceeds_burst");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("100"),
+        "{body}"
+    );
+    let (status, body) = gw.publish(&batch(100)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, body) = gw.publish(&batch(1)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+}
+
+/// One expiry rule everywhere: `exp` to the second, whatever the leeway.
+/// A token a few seconds past `exp` is refused by streams, WebSockets and
+/// history alike (it used to get `ready`, then `expired` at once, and a
+/// browser reconnected in a loop), and the refusal says how to
+/// authenticate.
+#[tokio::test]
+async fn an_expired_token_is_refused_everywhere_despite_the_leeway() {
+    let gw = secured(|c| c.auth.jwt_leeway_secs = 30);
+    let token = hs256(&json!({"exp": now() - 5, "workspaces": ["ws1"]}));
+    let (s, code) = try_stream(&gw, "logs:etl:ws1", &token).await;
+    assert_eq!(
+        (s, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_token")
+    );
+    let (s, body) = status_of(
+        gw.client
+            .get(gw.url("/api/logs/history?channels=logs:etl:ws1"))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "history: {body}");
+    let url = format!(
+        "ws://{}/api/logs/ws?channels=logs:etl:ws1&token={token}",
+        gw.running.addr
+    );
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status().as_u16(), 401)
+        }
+        other => panic!("websocket: {:?}", other.map(|(_, r)| r.status())),
+    }
+    let res = gw
+        .client
+        .get(gw.url("/api/logs/stream?channels=logs:etl:ws1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        r#"Bearer realm="loggate""#
+    );
+}
+
+/// Tokens that live longer than `auth.jwt_max_lifetime_secs` (by `iat`, or
+/// from now) and tokens with a `crit` header are refused.
+#[tokio::test]
+async fn long_lived_and_critical_tokens_are_refused() {
+    let gw = secured(|c| c.auth.jwt_max_lifetime_secs = 3600);
+    let ok = hs256(&json!({"exp": now() + 3000, "iat": now(), "workspaces": ["ws1"]}));
+    assert_eq!(try_stream(&gw, "logs:etl:ws1", &ok).await.0, StatusCode::OK);
+    for claims in [
+        json!({"exp": now() + 2 * 86_400, "workspaces": ["ws1"]}),
+        json!({"exp": now() + 60, "iat": now() - 7200, "workspaces": ["ws1"]}),
+    ] {
+        let (s, code) = try_stream(&gw, "logs:etl:ws1", &hs256(&claims)).await;
+        assert_eq!(
+            (s, code.as_str()),
+            (StatusCode::UNAUTHORIZED, "invalid_token"),
+            "{claims}"
+        );
+    }
+    let mut header = Header::new(Algorithm::HS256);
+    header.crit = Some(vec!["b64".into()]);
+    let crit = encode(
+        &header,
+        &json!({"exp": now() + 60, "workspaces": ["ws1"]}),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let (s, body) = status_of(
+        gw.client
+            .get(gw.url("/api/logs/history?channels=logs:etl:ws1"))
+            .bearer_auth(&crit),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("crit"),
+        "{body}"
+    );
+}

@@ -50,6 +50,9 @@ pub struct Claims {
     /// validation as "missing claim exp" rather than as bad JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<u64>,
+    /// Issued at; when present, `exp - iat` is the token's lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
     /// Channel patterns granted, e.g. `logs:etl:ws1`, `logs:*:ws2`.
@@ -108,6 +111,10 @@ enum Mode {
 pub struct SubscriberAuth {
     mode: Mode,
     cookie: bool,
+    /// Longest a token may live (`exp` after `iat`, or after now); 0: any.
+    max_lifetime_secs: u64,
+    /// Clock skew tolerated on `nbf` and on the lifetime check.
+    leeway_secs: u64,
 }
 
 impl std::fmt::Debug for SubscriberAuth {
@@ -128,6 +135,8 @@ impl SubscriberAuth {
             return Ok(SubscriberAuth {
                 mode: Mode::Open,
                 cookie: cfg.cookie,
+                max_lifetime_secs: cfg.jwt_max_lifetime_secs,
+                leeway_secs: cfg.jwt_leeway_secs,
             });
         }
         let jwt = match (&cfg.jwt_secret, &cfg.jwt_public_key_file) {
@@ -159,6 +168,11 @@ impl SubscriberAuth {
         }
         .map(|(key, alg)| {
             let mut v = Validation::new(alg);
+            // The leeway is for `nbf` (an issuer whose clock runs ahead).
+            // `exp` is checked to the second after decoding, by the same
+            // rule the stream's expiry timer follows: a token accepted
+            // with leeway past its `exp` would get `ready` and then
+            // `expired` at once, and a browser would reconnect in a loop.
             v.leeway = cfg.jwt_leeway_secs;
             // A configured audience or issuer must also be present: the
             // library checks them only when the token carries them.
@@ -187,6 +201,8 @@ impl SubscriberAuth {
                     .map(|t| sha256(t.expose().as_bytes())),
             },
             cookie: cfg.cookie,
+            max_lifetime_secs: cfg.jwt_max_lifetime_secs,
+            leeway_secs: cfg.jwt_leeway_secs,
         })
     }
 
@@ -227,15 +243,41 @@ impl SubscriberAuth {
         let Some((key, validation)) = jwt.as_deref() else {
             return Err(AuthError::InvalidToken("not the configured token".into()));
         };
+        // RFC 7515 §4.1.11: a token whose `crit` names extensions the
+        // recipient does not understand must be refused; loggate
+        // understands none. jsonwebtoken does not check this itself.
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| AuthError::InvalidToken(describe(&e)))?;
+        if header.crit.is_some() {
+            return Err(AuthError::InvalidToken(
+                "critical header parameters (crit) are not supported".into(),
+            ));
+        }
         let data = jsonwebtoken::decode::<Claims>(token, key, validation)
             .map_err(|e| AuthError::InvalidToken(describe(&e)))?;
+        let claims = data.claims;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        // Required by the validation, so present.
+        let exp = claims.exp.unwrap_or_default();
+        if exp <= now {
+            return Err(AuthError::InvalidToken("expired".into()));
+        }
+        if self.max_lifetime_secs > 0 {
+            let max = self.max_lifetime_secs;
+            let from_now = exp - now;
+            let lifetime = claims.iat.map_or(0, |iat| exp.saturating_sub(iat));
+            if from_now > max.saturating_add(self.leeway_secs) || lifetime > max {
+                return Err(AuthError::InvalidToken(format!(
+                    "lives longer than the {max} s this gateway accepts (auth.jwt_max_lifetime_secs)"
+                )));
+            }
+        }
         Ok(Credential {
-            grants: data.claims.grants()?,
+            grants: claims.grants()?,
             // `checked_add`: a hostile `exp` near u64::MAX must not panic.
-            expires_at: data
-                .claims
-                .exp
-                .and_then(|exp| UNIX_EPOCH.checked_add(Duration::from_secs(exp))),
+            expires_at: UNIX_EPOCH.checked_add(Duration::from_secs(exp)),
         })
     }
 }

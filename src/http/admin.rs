@@ -96,7 +96,7 @@ async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         .tokens
         .services()
         .map(|s| {
-            let dropped: u64 = ["slow_consumer"]
+            let dropped: u64 = crate::metrics::label::dropped::ALL
                 .iter()
                 .map(|r| m.events_dropped.with_label_values(&[r, s]).get())
                 .sum();

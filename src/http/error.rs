@@ -47,6 +47,18 @@ pub fn error_response(
     })
 }
 
+/// Adds the RFC 6750 challenge a 401 carries, so clients know a bearer
+/// token is what is wanted (and, when one was sent, that it was refused).
+pub fn with_bearer_challenge(mut res: HttpResponse, token_refused: bool) -> HttpResponse {
+    let value = if token_refused {
+        HeaderValue::from_static("Bearer realm=\"loggate\", error=\"invalid_token\"")
+    } else {
+        HeaderValue::from_static("Bearer realm=\"loggate\"")
+    };
+    res.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    res
+}
+
 /// An error that is not tied to one boundary: unknown routes, bad query
 /// strings, anything actix itself refuses before a handler runs.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +85,10 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        error_response(self.status, self.code, &self.message, None, None)
+        let res = error_response(self.status, self.code, &self.message, None, None);
+        if self.status == StatusCode::UNAUTHORIZED {
+            return with_bearer_challenge(res, self.code != "missing_token");
+        }
+        res
     }
 }

@@ -85,6 +85,9 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             .with_label_values(&[link.name])
             .set(i64::from(link.is_connected()));
     }
+    state
+        .metrics
+        .sync_log_drops(crate::logging::dropped_lines());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())

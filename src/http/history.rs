@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use crate::event::EventId;
+use crate::metrics::label;
 use crate::registry::history::HistoryQuery;
 use crate::session::{StreamQuery, SubscribeError, SubscribeRequest, authorize};
 
@@ -26,7 +27,9 @@ use crate::session::{StreamQuery, SubscribeError, SubscribeRequest, authorize};
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
+/// Unknown parameters are refused (a typo must not widen the page).
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HistoryParams {
     channels: Option<String>,
     token: Option<String>,
@@ -64,9 +67,9 @@ pub async fn history(
     let client = super::client_ip(&req, state.config.server.trust_proxy);
     if let Err(limited) = state.limits.check_history(client) {
         let limit = if limited.table_full {
-            "history_table_full"
+            label::limit::HISTORY_TABLE_FULL
         } else {
-            "history"
+            label::limit::HISTORY
         };
         state.metrics.rate_limited.with_label_values(&[limit]).inc();
         return Err(SubscribeError::RateLimited {

@@ -19,7 +19,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::auth::{ServiceTokens, SubscriberAuth};
-use crate::config::Config;
+use crate::config::{Config, TrustProxy};
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistryGauges};
@@ -67,7 +67,11 @@ impl AppState {
                 connect: config.limits.connect_rate_per_ip,
                 history: config.limits.history_rate_per_ip,
             }),
-            connections: Connections::new(config.server.max_connections, Arc::clone(&metrics)),
+            connections: Connections::new(
+                config.server.max_connections,
+                config.server.max_connections_per_ip,
+                Arc::clone(&metrics),
+            ),
             config,
             registry,
             history,
@@ -90,45 +94,85 @@ impl AppState {
     }
 }
 
-/// The route table; `production` leaves out the dev-only endpoints.
+/// Longest excerpt of a parser's message (which may quote client input)
+/// an error answer carries.
+const MAX_PARSER_MESSAGE: usize = 200;
+
+fn clipped(message: String) -> String {
+    match message.char_indices().nth(MAX_PARSER_MESSAGE) {
+        Some((i, _)) => format!("{}…", &message[..i]),
+        None => message,
+    }
+}
+
+/// The route table; `production` leaves out the dev-only endpoints. Each
+/// path answers its own methods (probes and `/metrics` also `HEAD`, for
+/// load balancers) and 405 with `Allow` for any other.
 pub fn routes(cfg: &mut web::ServiceConfig, production: bool) {
+    use crate::ingest::http as ingest;
+    use crate::session::{sse, ws};
     cfg.app_data(web::QueryConfig::default().error_handler(|e, _| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string()).into()
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            clipped(e.to_string()),
+        )
+        .into()
     }))
     .app_data(
         web::JsonConfig::default()
             .limit(64 * 1024)
             .error_handler(|e, _| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()).into()
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    clipped(e.to_string()),
+                )
+                .into()
             }),
     )
-    .route("/healthz", web::get().to(health::healthz))
-    .route("/health", web::get().to(health::health))
-    .route("/ready", web::get().to(health::ready))
-    .route("/metrics", web::get().to(health::metrics))
-    .route(
-        "/metrics/ws",
-        web::get().to(crate::session::ws::metrics_websocket),
-    )
-    .route(
-        "/api/logs/publish",
-        web::post().to(crate::ingest::http::publish),
-    )
-    .route(
-        "/api/logs/stream",
-        web::get().to(crate::session::sse::stream),
-    )
-    .route("/api/logs/ws", web::get().to(crate::session::ws::websocket))
-    .route(
-        "/api/logs/stream/status",
-        web::get().to(admin::stream_status),
-    )
-    .route("/api/logs/history", web::get().to(history::history));
+    .service(probe("/healthz").route(get_or_head().to(health::healthz)))
+    .service(probe("/health").route(get_or_head().to(health::health)))
+    .service(probe("/ready").route(get_or_head().to(health::ready)))
+    .service(probe("/metrics").route(get_or_head().to(health::metrics)))
+    .service(only("/metrics/ws", "GET").route(web::get().to(ws::metrics_websocket)))
+    .service(only("/api/logs/publish", "POST").route(web::post().to(ingest::publish)))
+    .service(only("/api/logs/stream", "GET").route(web::get().to(sse::stream)))
+    .service(only("/api/logs/ws", "GET").route(web::get().to(ws::websocket)))
+    .service(only("/api/logs/stream/status", "GET").route(web::get().to(admin::stream_status)))
+    .service(only("/api/logs/history", "GET").route(web::get().to(history::history)));
     if !production {
-        cfg.route("/test/logs", web::post().to(crate::ingest::http::test_logs));
+        cfg.service(only("/test/logs", "POST").route(web::post().to(ingest::test_logs)));
     }
     cfg.service(admin::scope());
     cfg.default_service(web::to(not_found));
+}
+
+/// A route for GET and HEAD (actix sends no body for HEAD).
+fn get_or_head() -> actix_web::Route {
+    use actix_web::guard;
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// A probe: GET and HEAD.
+fn probe(path: &str) -> actix_web::Resource {
+    only(path, "GET, HEAD")
+}
+
+/// A path whose other methods are answered 405 with `Allow: allow`.
+fn only(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
+        let mut res = actix_web::ResponseError::error_response(&ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{} is not allowed here; use {allow}", req.method()),
+        ));
+        res.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static(allow),
+        );
+        res
+    }))
 }
 
 /// CORS from `ALLOWED_ORIGINS`. Credentials are allowed so that browsers
@@ -143,7 +187,10 @@ pub fn cors(auth: &crate::config::AuthConfig) -> actix_cors::Cors {
             header::HeaderName::from_static("x-service-token"),
             header::HeaderName::from_static("last-event-id"),
         ])
-        .expose_headers([header::RETRY_AFTER])
+        .expose_headers([
+            header::RETRY_AFTER,
+            header::HeaderName::from_static("x-next-cursor"),
+        ])
         .supports_credentials()
         .max_age(3600);
     if auth.any_origin() {
@@ -168,24 +215,28 @@ async fn not_found(req: HttpRequest) -> ApiError {
     )
 }
 
-/// The client's address. Behind a proxy (`TRUST_PROXY=true`) it is
-/// `Fly-Client-IP`, else the last hop of `X-Forwarded-For` (the one our own
-/// proxy appended; earlier hops are whatever the client claimed); otherwise
-/// the peer address of the socket.
-pub fn client_ip(req: &HttpRequest, trust_proxy: bool) -> Option<std::net::IpAddr> {
-    if trust_proxy {
-        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-        if let Some(ip) = header("fly-client-ip").and_then(|v| v.trim().parse().ok()) {
-            return Some(ip);
-        }
-        if let Some(ip) = header("x-forwarded-for")
+/// The client's address: the header the operator said to trust
+/// (`TRUST_PROXY`), or the socket's peer address. Only that one header is
+/// read: a client can send any of them, and only the one the proxy in
+/// front of loggate sets (or appends to) is not the client's own claim.
+/// Without the header (a request that did not come through the proxy) the
+/// peer address is used.
+pub fn client_ip(req: &HttpRequest, trust: TrustProxy) -> Option<std::net::IpAddr> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let from_header = match trust {
+        TrustProxy::Off => None,
+        TrustProxy::Fly => header("fly-client-ip").and_then(|v| v.trim().parse().ok()),
+        // Several headers concatenate as one list; the last entry is the
+        // address the nearest proxy saw.
+        TrustProxy::XForwardedFor => req
+            .headers()
+            .get_all("x-forwarded-for")
+            .last()
+            .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
-            .and_then(|v| v.trim().parse().ok())
-        {
-            return Some(ip);
-        }
-    }
-    req.peer_addr().map(|a| a.ip())
+            .and_then(|v| v.trim().parse().ok()),
+    };
+    from_header.or_else(|| req.peer_addr().map(|a| a.ip()))
 }
 
 /// Lets a handler return `ApiError` directly as its response.

@@ -142,10 +142,13 @@ async fn publish_inner(
     // Checked after parsing (the cost is per event) and before anything is
     // published, so a refused batch publishes nothing.
     if let Err(limited) = state.limits.check_publish(service, count) {
+        if let Some(burst) = limited.over_burst {
+            return Err(PublishError::BatchExceedsBurst { count, burst });
+        }
         state
             .metrics
             .rate_limited
-            .with_label_values(&["publish"])
+            .with_label_values(&[crate::metrics::label::limit::PUBLISH])
             .inc();
         return Err(PublishError::RateLimited {
             retry_after_secs: limited.retry_after.as_secs_f64().ceil().max(1.0) as u64,

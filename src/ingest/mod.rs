@@ -62,6 +62,10 @@ pub enum PublishError {
     BodyTooLarge { max: usize },
     #[error("{count} events in one request; the limit is {max}")]
     BatchTooLarge { count: usize, max: usize },
+    #[error(
+        "{count} events in one request is more than this service's rate limit lets through at once ({burst}, twice PUBLISH_RATE_PER_SEC); send smaller batches"
+    )]
+    BatchExceedsBurst { count: usize, burst: u32 },
     #[error("content type {0:?} is not supported: send application/json or application/x-ndjson")]
     UnsupportedMediaType(String),
     #[error(
@@ -82,6 +86,36 @@ fn at(index: Option<usize>, msg: std::fmt::Arguments<'_>) -> String {
 }
 
 impl PublishError {
+    /// Every code [`PublishError::code`] can answer, for metrics that
+    /// exist before their first refusal.
+    pub const CODES: &'static [&'static str] = &[
+        "missing_token",
+        "invalid_token",
+        "invalid_json",
+        "invalid_event",
+        "invalid_channel",
+        "invalid_level",
+        "invalid_timestamp",
+        "service_mismatch",
+        "event_too_large",
+        "body_too_large",
+        "batch_too_large",
+        "batch_exceeds_burst",
+        "unsupported_media_type",
+        "rate_limited",
+        "shutting_down",
+    ];
+
+    /// The codes of a refused event, whatever its path (HTTP, NATS).
+    pub const EVENT_CODES: &'static [&'static str] = &[
+        "invalid_json",
+        "invalid_event",
+        "invalid_channel",
+        "invalid_level",
+        "invalid_timestamp",
+        "event_too_large",
+    ];
+
     /// The stable code of the JSON error body, also the metrics reason.
     pub fn code(&self) -> &'static str {
         match self {
@@ -95,6 +129,7 @@ impl PublishError {
             PublishError::EventTooLarge { .. } => "event_too_large",
             PublishError::BodyTooLarge { .. } => "body_too_large",
             PublishError::BatchTooLarge { .. } => "batch_too_large",
+            PublishError::BatchExceedsBurst { .. } => "batch_exceeds_burst",
             PublishError::UnsupportedMediaType(_) => "unsupported_media_type",
             PublishError::RateLimited { .. } => "rate_limited",
             PublishError::ShuttingDown => "shutting_down",
@@ -122,7 +157,8 @@ impl ResponseError for PublishError {
             PublishError::ServiceMismatch { .. } => StatusCode::FORBIDDEN,
             PublishError::EventTooLarge { .. }
             | PublishError::BodyTooLarge { .. }
-            | PublishError::BatchTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            | PublishError::BatchTooLarge { .. }
+            | PublishError::BatchExceedsBurst { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             PublishError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PublishError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             PublishError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -136,20 +172,20 @@ impl ResponseError for PublishError {
             PublishError::ShuttingDown => Some(5),
             _ => None,
         };
-        let mut res = error_response(
+        let res = error_response(
             self.status_code(),
             self.code(),
             &self.to_string(),
             self.index(),
             retry_after,
         );
-        if matches!(self, PublishError::Auth(_)) {
-            res.headers_mut().insert(
-                actix_web::http::header::WWW_AUTHENTICATE,
-                actix_web::http::header::HeaderValue::from_static("Bearer"),
-            );
+        match self {
+            PublishError::Auth(e) => crate::http::error::with_bearer_challenge(
+                res,
+                !matches!(e, AuthError::MissingServiceToken),
+            ),
+            _ => res,
         }
-        res
     }
 }
 

@@ -45,7 +45,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::channel::ChannelName;
 use crate::event::{EventTimes, Level, NewEvent};
 use crate::ingest::{PublishError, Received};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, label};
 use crate::registry::{Origin, Publish, Registry};
 use cluster::{HEADER_LEVEL, HEADER_ORIGIN, HEADER_RECEIVED, HEADER_TIMESTAMP};
 
@@ -135,7 +135,11 @@ async fn connect(
                     // async-nats dropped a message this subscription could
                     // not buffer: count it, and warn without flooding.
                     async_nats::Event::SlowConsumer(_) => {
-                        metrics.dropped("nats_slow_consumer", crate::metrics::OTHER_SERVICE, 1);
+                        metrics.dropped(
+                            label::dropped::NATS_SLOW_CONSUMER,
+                            crate::metrics::OTHER_SERVICE,
+                            1,
+                        );
                         let n = slow.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         if n.is_multiple_of(1000) {
                             tracing::warn!(
@@ -213,7 +217,8 @@ impl ClusterOutbox {
             payload: payload.freeze(),
         };
         if self.tx.try_send(msg).is_err() {
-            self.metrics.dropped("nats_backlog", channel.service(), 1);
+            self.metrics
+                .dropped(label::dropped::NATS_BACKLOG, channel.service(), 1);
         }
     }
 }
@@ -380,7 +385,9 @@ impl Actor for NatsBridge {
                         // bounded queue instead of memory.
                         let metrics = Arc::clone(&act.metrics);
                         actix::spawn(async move {
-                            let out = metrics.nats_messages.with_label_values(&["cluster", "out"]);
+                            let out = metrics
+                                .nats_messages
+                                .with_label_values(&[label::nats::CLUSTER, label::nats::OUT]);
                             let mut batch = Vec::with_capacity(INBOUND_BATCH);
                             while outbound.recv_many(&mut batch, INBOUND_BATCH).await > 0 {
                                 for m in batch.drain(..) {
@@ -462,7 +469,7 @@ impl NatsBridge {
                         if plain {
                             self.metrics
                                 .nats_messages
-                                .with_label_values(&["fly", "plain"])
+                                .with_label_values(&[label::nats::FLY, label::nats::PLAIN])
                                 .inc();
                         }
                         event
@@ -485,7 +492,7 @@ impl NatsBridge {
         };
         self.metrics
             .nats_messages
-            .with_label_values(&[link, "in"])
+            .with_label_values(&[link, label::nats::IN])
             .inc();
         result.inspect_err(|e| self.refused(link, subject, e)).ok()
     }
@@ -493,7 +500,7 @@ impl NatsBridge {
     fn refused(&self, link: &str, subject: &str, e: &PublishError) {
         self.metrics
             .nats_messages
-            .with_label_values(&[link, "invalid"])
+            .with_label_values(&[link, label::nats::INVALID])
             .inc();
         self.metrics
             .nats_refused

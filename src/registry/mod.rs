@@ -30,7 +30,7 @@ use actix::prelude::*;
 
 use crate::channel::ChannelPattern;
 use crate::event::{Event, EventId, Gap, NewEvent};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, label};
 use crate::session::outbox::{Offer, Outbox};
 use crate::session::{SessionId, Transport};
 use history::{HistoryStats, SharedHistory};
@@ -271,7 +271,7 @@ impl Registry {
         }
         if dropped > 0 {
             self.metrics
-                .dropped("slow_consumer", event.service(), dropped);
+                .dropped(label::dropped::SLOW_CONSUMER, event.service(), dropped);
         }
         if queued > 0 {
             self.metrics

@@ -14,9 +14,11 @@ pub mod socket;
 pub mod sse;
 pub mod ws;
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -26,8 +28,9 @@ use crate::auth::AuthError;
 use crate::channel::{ChannelError, ChannelPattern};
 use crate::config::Config;
 use crate::event::Level;
-use crate::http::error::error_response;
-use crate::metrics::Metrics;
+use crate::http::error::{error_response, with_bearer_challenge};
+use crate::limits::AddressKey;
+use crate::metrics::{Metrics, label};
 use filter::Filter;
 use outbox::QueueLimits;
 
@@ -84,6 +87,8 @@ pub enum SubscribeError {
     RateLimited { retry_after_secs: u64 },
     #[error("the gateway holds its maximum of {0} subscriber connections; retry later")]
     ConnectionLimit(usize),
+    #[error("this address holds its maximum of {0} subscriber connections; close one first")]
+    AddressConnectionLimit(usize),
     #[error("the gateway is shutting down")]
     ShuttingDown,
     #[error("origin {0:?} is not in ALLOWED_ORIGINS")]
@@ -102,6 +107,7 @@ impl SubscribeError {
             SubscribeError::Auth(e) => e.code(),
             SubscribeError::RateLimited { .. } => "rate_limited",
             SubscribeError::ConnectionLimit(_) => "connection_limit",
+            SubscribeError::AddressConnectionLimit(_) => "address_connection_limit",
             SubscribeError::ShuttingDown => "shutting_down",
             SubscribeError::ForbiddenOrigin(_) => "forbidden_origin",
         }
@@ -116,29 +122,42 @@ impl ResponseError for SubscribeError {
             }
             SubscribeError::Auth(e) => e.status(),
             SubscribeError::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
-            SubscribeError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            SubscribeError::RateLimited { .. } | SubscribeError::AddressConnectionLimit(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             _ => StatusCode::BAD_REQUEST,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let retry = match self {
-            SubscribeError::ConnectionLimit(_) | SubscribeError::ShuttingDown => Some(5),
+            SubscribeError::ConnectionLimit(_)
+            | SubscribeError::AddressConnectionLimit(_)
+            | SubscribeError::ShuttingDown => Some(5),
             SubscribeError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         };
-        error_response(
+        let res = error_response(
             self.status_code(),
             self.code(),
             &self.to_string(),
             None,
             retry,
-        )
+        );
+        match self {
+            SubscribeError::Auth(e) if self.status_code() == StatusCode::UNAUTHORIZED => {
+                with_bearer_challenge(res, !matches!(e, AuthError::MissingToken))
+            }
+            _ => res,
+        }
     }
 }
 
-/// The query of `/api/logs/stream` (and later `/api/logs/ws`).
+/// The query of `/api/logs/stream` and `/api/logs/ws`. Unknown parameters
+/// are refused, as unknown publish fields are: `chanels=` must not quietly
+/// subscribe to nothing.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     pub channels: Option<String>,
     /// A subscriber JWT (or `AUTH_TOKEN`), for clients such as `EventSource`
@@ -353,9 +372,9 @@ async fn open_inner(
     let client = crate::http::client_ip(req, state.config.server.trust_proxy);
     if let Err(limited) = state.limits.check_connect(client) {
         let limit = if limited.table_full {
-            "connect_table_full"
+            label::limit::CONNECT_TABLE_FULL
         } else {
-            "connect"
+            label::limit::CONNECT
         };
         state.metrics.rate_limited.with_label_values(&[limit]).inc();
         return Err(SubscribeError::RateLimited {
@@ -364,7 +383,7 @@ async fn open_inner(
     }
     let credential = authorize(req, query.token.as_deref(), &request, state)?;
     let resume = resume_point(header(req, "last-event-id"), query.last_event_id.as_deref())?;
-    let slot = state.connections.try_acquire(transport)?;
+    let slot = state.connections.try_acquire(transport, client)?;
     let id = state.next_session_id();
     let outbox = Arc::new(outbox::Outbox::new(
         queue_limits(&state.config),
@@ -408,41 +427,74 @@ pub fn queue_limits(config: &Config) -> QueueLimits {
     }
 }
 
-/// Counts subscriber connections against `MAX_CONNECTIONS`. A slot is held
-/// by a [`ConnectionGuard`] and freed the moment the guard drops, which is
-/// when the client's stream is dropped.
+/// Counts subscriber connections against `MAX_CONNECTIONS`, and those of
+/// each client address against `MAX_CONNECTIONS_PER_IP`, so one address
+/// cannot take every slot. A slot is held by a [`ConnectionGuard`] and
+/// freed the moment the guard drops, which is when the client's stream is
+/// dropped. The per-address table holds only addresses with a connection
+/// open, so it is bounded by `MAX_CONNECTIONS`.
 #[derive(Debug)]
 pub struct Connections {
     open: AtomicUsize,
     max: usize,
+    /// 0: no per-address cap.
+    max_per_address: usize,
+    per_address: Mutex<HashMap<AddressKey, usize>>,
     metrics: Arc<Metrics>,
 }
 
 impl Connections {
-    pub fn new(max: usize, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new(max: usize, max_per_address: usize, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Connections {
             open: AtomicUsize::new(0),
             max,
+            max_per_address,
+            per_address: Mutex::new(HashMap::new()),
             metrics,
         })
+    }
+
+    fn per_address(&self) -> std::sync::MutexGuard<'_, HashMap<AddressKey, usize>> {
+        // Plain counts: a panic elsewhere cannot leave them inconsistent
+        // with anything but themselves.
+        self.per_address.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn reject(&self, reason: &str) {
+        self.metrics
+            .connections_rejected
+            .with_label_values(&[reason])
+            .inc();
     }
 
     pub fn try_acquire(
         self: &Arc<Self>,
         transport: Transport,
+        client: Option<IpAddr>,
     ) -> Result<ConnectionGuard, SubscribeError> {
+        let address = client
+            .map(AddressKey::from)
+            .filter(|_| self.max_per_address > 0);
+        let mut table = address.map(|_| self.per_address());
+        if let (Some(key), Some(table)) = (&address, &table)
+            && table.get(key).is_some_and(|n| *n >= self.max_per_address)
+        {
+            self.reject(label::rejected::PER_ADDRESS_LIMIT);
+            return Err(SubscribeError::AddressConnectionLimit(self.max_per_address));
+        }
         let taken = self
             .open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.max).then_some(n + 1)
             });
         if taken.is_err() {
-            self.metrics
-                .connections_rejected
-                .with_label_values(&["connection_limit"])
-                .inc();
+            self.reject(label::rejected::CONNECTION_LIMIT);
             return Err(SubscribeError::ConnectionLimit(self.max));
         }
+        if let (Some(key), Some(table)) = (address, table.as_mut()) {
+            *table.entry(key).or_default() += 1;
+        }
+        drop(table);
         self.metrics
             .connections
             .with_label_values(&[transport.as_str()])
@@ -450,6 +502,7 @@ impl Connections {
         Ok(ConnectionGuard {
             owner: Arc::clone(self),
             transport,
+            address,
         })
     }
 
@@ -462,10 +515,20 @@ impl Connections {
 pub struct ConnectionGuard {
     owner: Arc<Connections>,
     transport: Transport,
+    address: Option<AddressKey>,
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
+        if let Some(key) = &self.address {
+            let mut table = self.owner.per_address();
+            if let Some(n) = table.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    table.remove(key);
+                }
+            }
+        }
         self.owner.open.fetch_sub(1, Ordering::AcqRel);
         self.owner
             .metrics
@@ -527,11 +590,30 @@ mod tests {
 
     #[test]
     fn connection_cap_frees_on_drop() {
-        let c = Connections::new(2, Arc::new(Metrics::new(["etl"])));
-        let a = c.try_acquire(Transport::Sse).unwrap();
-        let _b = c.try_acquire(Transport::Sse).unwrap();
-        assert!(c.try_acquire(Transport::Sse).is_err());
+        let c = Connections::new(2, 0, Arc::new(Metrics::new(["etl"], &[])));
+        let a = c.try_acquire(Transport::Sse, None).unwrap();
+        let _b = c.try_acquire(Transport::Sse, None).unwrap();
+        assert!(c.try_acquire(Transport::Sse, None).is_err());
         drop(a);
-        assert!(c.try_acquire(Transport::Sse).is_ok());
+        assert!(c.try_acquire(Transport::Sse, None).is_ok());
+    }
+
+    #[test]
+    fn per_address_cap_leaves_room_for_others_and_forgets_idle_addresses() {
+        let c = Connections::new(10, 2, Arc::new(Metrics::new(["etl"], &[])));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let a1 = c.try_acquire(Transport::Sse, Some(a)).unwrap();
+        let _a2 = c.try_acquire(Transport::WebSocket, Some(a)).unwrap();
+        assert!(matches!(
+            c.try_acquire(Transport::Sse, Some(a)),
+            Err(SubscribeError::AddressConnectionLimit(2))
+        ));
+        assert_eq!(c.open(), 2, "a refusal takes no slot");
+        let _b1 = c.try_acquire(Transport::Sse, Some(b)).unwrap();
+        drop(a1);
+        assert!(c.try_acquire(Transport::Sse, Some(a)).is_ok());
+        drop(_b1);
+        assert!(!c.per_address().contains_key(&AddressKey::from(b)));
     }
 }

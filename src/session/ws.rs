@@ -35,6 +35,7 @@ use crate::auth::Grants;
 use crate::channel::ChannelPattern;
 use crate::event::{ws_frame_with_opcode, ws_text_frame};
 use crate::http::AppState;
+use crate::metrics::label;
 use crate::registry::Subscribe;
 
 /// Largest frame a client may send; subscribe messages are small. A frame
@@ -298,7 +299,7 @@ impl WsSession {
             self.abort(
                 close::POLICY_VIOLATION,
                 "too many unread replies",
-                "control_overflow",
+                label::disconnect::CONTROL_OVERFLOW,
                 ctx,
             );
         }
@@ -420,7 +421,12 @@ impl Actor for WsSession {
         self.core.started(ctx, expired_frame());
         ctx.run_interval(self.keepalive, |act, ctx| {
             if act.last_heard.elapsed() > act.keepalive * DEAD_PEER_INTERVALS {
-                act.abort(close::GOING_AWAY, "no answer to pings", "dead_peer", ctx);
+                act.abort(
+                    close::GOING_AWAY,
+                    "no answer to pings",
+                    label::disconnect::DEAD_PEER,
+                    ctx,
+                );
                 return;
             }
             if !act.ping_outstanding {
@@ -464,15 +470,18 @@ impl StreamHandler<Result<Frame, ProtocolError>> for WsSession {
                     ctx,
                 );
             }
-            Err(ProtocolError::Overflow) => {
-                self.abort(close::TOO_BIG, "frame too large", "frame_too_large", ctx)
-            }
+            Err(ProtocolError::Overflow) => self.abort(
+                close::TOO_BIG,
+                "frame too large",
+                label::disconnect::FRAME_TOO_LARGE,
+                ctx,
+            ),
             Err(e) => {
                 tracing::debug!(session = %self.core.id, error = %e, "websocket protocol error");
                 self.abort(
                     close::PROTOCOL_ERROR,
                     "protocol error",
-                    "protocol_error",
+                    label::disconnect::PROTOCOL_ERROR,
                     ctx,
                 );
             }
@@ -625,7 +634,10 @@ pub async fn metrics_websocket(
     check_origin(&req, &state.config.auth)?;
     let mut response = handshake(&req)?;
     // A dashboard holds a connection like any subscriber.
-    let slot = state.connections.try_acquire(Transport::WebSocket)?;
+    let client = crate::http::client_ip(&req, state.config.server.trust_proxy);
+    let slot = state
+        .connections
+        .try_acquire(Transport::WebSocket, client)?;
     let outbox = std::sync::Arc::new(super::outbox::Outbox::new(
         super::outbox::QueueLimits {
             max_events: 1,
