@@ -69,7 +69,13 @@ pub const DEV_TOKENS: &[&str] = &[
 /// Environment names of the contract whose features this build does not
 /// have yet. Setting one is refused at start rather than silently ignored:
 /// an operator who sets `JWT_SECRET` must never get open subscriptions.
-const NOT_YET_SUPPORTED: &[(&str, &str)] = &[];
+const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
+    ("NATS_JETSTREAM", "JetStream-backed cluster delivery"),
+    ("OPENROUTER_API_KEY", "AI log analysis"),
+    ("AI_API_KEY", "AI log analysis"),
+    ("OPENROUTER_MODEL", "AI log analysis"),
+    ("AI_BASE_URL", "AI log analysis"),
+];
 
 /// A configured secret. Its `Debug` never shows the value, so logging a
 /// config cannot leak it.
@@ -1110,6 +1116,11 @@ mod tests {
                 "JWT_SECRET / JWT_PUBLIC_KEY_FILE",
             ),
             (&[("SERVICE_TOKENS", "a=sha256:nothex")], "service_tokens.a"),
+            (&[("NATS_JETSTREAM", "true")], "NATS_JETSTREAM"),
+            (
+                &[("OPENROUTER_API_KEY", "sk-x")],
+                "not built into this version",
+            ),
         ];
         for (vars, key) in cases {
             let err = load_with(vars, None).expect_err(&format!("{vars:?} should fail"));

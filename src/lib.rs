@@ -1,16 +1,19 @@
 //! loggate: a real-time log gateway.
 //!
-//! Services POST log events; people watch them live over SSE. The pieces,
-//! each owning one concern and talking to the others through small messages:
+//! Services POST log events; people watch them live over SSE or WebSocket.
+//! The pieces, each owning one concern and talking to the others through
+//! small messages:
 //!
 //! - [`config`]: the typed configuration, its sources and validation.
 //! - [`channel`]: channel names and patterns (`logs:svc:ws:res`, `*`),
 //!   matching and containment.
 //! - [`event`]: levels, ids, and the encode-once wire forms of an event.
 //! - [`registry`]: the `Registry` actor: the subscription trie, event
-//!   ordering and fan-out into session outboxes. Only it touches the index.
-//! - [`session`]: subscriber sessions: request parsing, connection cap, the
-//!   bounded drop-oldest [`session::outbox::Outbox`], and the SSE transport.
+//!   ordering and fan-out into session outboxes. Only it touches the index;
+//!   it writes history, which the history endpoint reads under a lock.
+//! - [`session`]: subscriber sessions: request parsing, filters, connection
+//!   caps, the bounded drop-oldest [`session::outbox::Outbox`], and the SSE
+//!   and WebSocket transports.
 //! - [`ingest`]: publish bodies and event validation; `ingest::http` is the
 //!   `POST /api/logs/publish` handler.
 //! - [`auth`]: service tokens, subscriber JWTs and channel grants.

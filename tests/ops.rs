@@ -131,6 +131,7 @@ fn deploy_files_match_the_configuration() {
             .any(|c| c["path"].as_str() == Some("/healthz"))
     );
     assert_eq!(http["concurrency"]["type"].as_str(), Some("connections"));
+    let mut env: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     for (name, value) in fly["env"].as_table().unwrap() {
         assert!(
             ENV_NAMES.contains(&name.as_str()),
@@ -139,7 +140,24 @@ fn deploy_files_match_the_configuration() {
         if name == "PORT" {
             assert_eq!(value.as_str(), Some(port.to_string().as_str()));
         }
+        env.insert(name.clone(), value.as_str().unwrap().to_owned());
     }
+    // With the secrets it names set, fly.toml's environment is a valid
+    // production configuration.
+    for (k, v) in [
+        ("SERVICE_TOKENS", "etl=a-real-service-token"),
+        ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("ADMIN_TOKEN", "an-admin-token-of-length"),
+        ("ALLOWED_ORIGINS", "https://app.example.com"),
+    ] {
+        env.insert(k.into(), v.into());
+    }
+    let loaded = Config::load(None, |k| env.get(k).cloned());
+    assert!(loaded.is_ok(), "fly.toml: {:?}", loaded.err());
+    assert_eq!(
+        loaded.unwrap().server.trust_proxy,
+        loggate::config::TrustProxy::Fly
+    );
 
     let render = read("render.yaml");
     assert!(render.contains("healthCheckPath: /healthz"));

@@ -1,9 +1,11 @@
 //! Subscriber sessions: what SSE and WebSocket connections have in common.
 //!
-//! Owns the parsing of a subscribe request (channels, filters), the
-//! connection cap, and the [`outbox::Outbox`] each session drains. The
-//! transports live beside it: [`sse`] (one actor and one body stream per
-//! client). A session talks to the registry only through messages
+//! Owns the parsing of a subscribe request (channels, [`filter`]s), the
+//! connection caps (total and per client address), and the
+//! [`outbox::Outbox`] each session drains through its [`body`]. The
+//! transports live beside it: [`sse`] and [`ws`] (one actor and one body
+//! stream per client); [`socket`] lets a session reset a connection actix
+//! would wait on. A session talks to the registry only through messages
 //! (`Subscribe` when it starts, `SessionClosed` when it stops); the registry
 //! talks to a session only by offering events to its outbox.
 
