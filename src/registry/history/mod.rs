@@ -15,8 +15,9 @@
 //! history. Every eviction raises a watermark (per channel, or global for
 //! whole channels) so that a resume from before it is told about the gap
 //! instead of silently missing events. Each channel's events are in id
-//! order, and [`tree`] finds the channels a pattern reaches, so reads merge
-//! the channels they touch instead of scanning and sorting everything.
+//! order, and a trie of channel names (`tree`) finds the channels a pattern
+//! reaches, so reads merge the channels they touch instead of scanning and
+//! sorting everything.
 
 pub mod read;
 mod tree;
