@@ -310,6 +310,45 @@ impl Event {
     }
 }
 
+/// Events for unit tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// An accepted event `seq` on `channel`, received (and stamped) at
+    /// `received_ms`.
+    pub fn event(
+        seq: u64,
+        channel: &str,
+        level: Level,
+        message: &str,
+        received_ms: i64,
+    ) -> Arc<Event> {
+        let channel = ChannelName::parse(channel).expect("a test channel");
+        let body = EventBody {
+            channel: channel.as_str(),
+            service: channel.service(),
+            workspace_id: channel.workspace(),
+            resource_id: channel.resource(),
+            level,
+            message,
+            timestamp: "2025-09-25T10:30:00Z",
+            received_at: "2025-09-25T10:30:00Z",
+            stream: None,
+            source: None,
+            meta: None,
+        };
+        let times = EventTimes {
+            timestamp_ms: received_ms,
+            received_ms,
+        };
+        Event::encode(
+            EventId { epoch: 1, seq },
+            NewEvent::new(channel.clone(), level, times, &body),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

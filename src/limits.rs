@@ -44,6 +44,35 @@ pub struct Limited {
     pub over_burst: Option<u32>,
 }
 
+impl Limited {
+    /// `Retry-After` in whole seconds, at least 1.
+    pub fn retry_after_secs(&self) -> u64 {
+        self.retry_after.as_secs_f64().ceil().max(1.0) as u64
+    }
+}
+
+/// The limits kept per client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressLimit {
+    /// New subscriber connections.
+    Connect,
+    /// History requests.
+    History,
+}
+
+impl AddressLimit {
+    /// The `limit` label of `rate_limited_total` for a refusal.
+    pub fn label(self, limited: &Limited) -> &'static str {
+        use crate::metrics::label::limit;
+        match (self, limited.table_full) {
+            (AddressLimit::Connect, false) => limit::CONNECT,
+            (AddressLimit::Connect, true) => limit::CONNECT_TABLE_FULL,
+            (AddressLimit::History, false) => limit::HISTORY,
+            (AddressLimit::History, true) => limit::HISTORY_TABLE_FULL,
+        }
+    }
+}
+
 /// A keyed limiter, `None` when the configured rate is 0 (no limit).
 struct KeyedLimit<K: Hash + Eq + Clone, C: Clock> {
     limiter: Option<Keyed<K, C>>,
@@ -154,22 +183,13 @@ impl<C: Clock + Clone> RateLimits<C> {
         self.publish.check(&service.to_owned(), n)
     }
 
-    /// May a new subscriber connect from `ip` now? `None` (no address known)
-    /// is not limited.
-    pub fn check_connect(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
-        self.check_address(&self.connect, ip)
-    }
-
-    /// May `ip` ask for a page of history now?
-    pub fn check_history(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
-        self.check_address(&self.history, ip)
-    }
-
-    fn check_address(
-        &self,
-        limit: &KeyedLimit<AddressKey, C>,
-        ip: Option<IpAddr>,
-    ) -> Result<(), Limited> {
+    /// May `ip` open a connection (or ask for history) now? `None` (no
+    /// address known) is not limited.
+    pub fn check_address(&self, which: AddressLimit, ip: Option<IpAddr>) -> Result<(), Limited> {
+        let limit = match which {
+            AddressLimit::Connect => &self.connect,
+            AddressLimit::History => &self.history,
+        };
         let Some(ip) = ip else { return Ok(()) };
         let key = AddressKey::from(ip);
         if limit.limiter.is_some() && limit.len() >= self.max_addresses {
@@ -241,7 +261,10 @@ mod tests {
         let (l, _) = limits(0, 0, 1);
         for _ in 0..1000 {
             assert!(l.check_publish("etl", 1000).is_ok());
-            assert!(l.check_connect(Some(Ipv4Addr::LOCALHOST.into())).is_ok());
+            assert!(
+                l.check_address(AddressLimit::Connect, Some(Ipv4Addr::LOCALHOST.into()))
+                    .is_ok()
+            );
         }
         assert_eq!(l.tracked_addresses(), 0);
     }
@@ -251,36 +274,50 @@ mod tests {
         let (l, clock) = limits(0, 5, 100);
         let a: IpAddr = Ipv4Addr::new(10, 0, 0, 1).into();
         for _ in 0..10 {
-            assert!(l.check_connect(Some(a)).is_ok());
+            assert!(l.check_address(AddressLimit::Connect, Some(a)).is_ok());
         }
-        assert!(l.check_connect(Some(a)).is_err());
+        assert!(l.check_address(AddressLimit::Connect, Some(a)).is_err());
         assert!(
-            l.check_connect(Some(Ipv4Addr::new(10, 0, 0, 2).into()))
-                .is_ok()
+            l.check_address(
+                AddressLimit::Connect,
+                Some(Ipv4Addr::new(10, 0, 0, 2).into())
+            )
+            .is_ok()
         );
         // Two addresses of one /64 share a budget.
         let v6 = |last: u16| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, last));
         for i in 0..10 {
-            assert!(l.check_connect(Some(v6(i))).is_ok());
+            assert!(l.check_address(AddressLimit::Connect, Some(v6(i))).is_ok());
         }
-        assert!(l.check_connect(Some(v6(999))).is_err());
+        assert!(
+            l.check_address(AddressLimit::Connect, Some(v6(999)))
+                .is_err()
+        );
         clock.advance(Duration::from_secs(1));
-        assert!(l.check_connect(Some(a)).is_ok());
+        assert!(l.check_address(AddressLimit::Connect, Some(a)).is_ok());
     }
 
     #[test]
     fn the_address_table_is_bounded_and_pruned() {
         let (l, clock) = limits(0, 5, 50);
         for i in 0..50u32 {
-            assert!(l.check_connect(Some(IpAddr::V4(i.into()))).is_ok());
+            assert!(
+                l.check_address(AddressLimit::Connect, Some(IpAddr::V4(i.into())))
+                    .is_ok()
+            );
         }
-        let full = l.check_connect(Some(IpAddr::V4(1000.into()))).unwrap_err();
+        let full = l
+            .check_address(AddressLimit::Connect, Some(IpAddr::V4(1000.into())))
+            .unwrap_err();
         assert!(full.table_full);
         assert_eq!(l.tracked_addresses(), 50);
         // Once the keys have recovered, pruning frees the table.
         clock.advance(Duration::from_secs(5));
         l.prune();
         assert_eq!(l.tracked_addresses(), 0);
-        assert!(l.check_connect(Some(IpAddr::V4(1000.into()))).is_ok());
+        assert!(
+            l.check_address(AddressLimit::Connect, Some(IpAddr::V4(1000.into())))
+                .is_ok()
+        );
     }
 }

@@ -19,9 +19,11 @@ use serde::Deserialize;
 
 use super::AppState;
 use crate::event::EventId;
-use crate::metrics::label;
+use crate::limits::AddressLimit;
 use crate::registry::history::HistoryQuery;
-use crate::session::{StreamQuery, SubscribeError, SubscribeRequest, authorize};
+use crate::session::{
+    StreamQuery, SubscribeError, SubscribeRequest, authorize, check_address_limit,
+};
 
 /// Events per page when `limit` is not given, and the most it may ask for.
 const DEFAULT_LIMIT: usize = 100;
@@ -65,17 +67,7 @@ pub async fn history(
 ) -> Result<HttpResponse, SubscribeError> {
     let p = params.into_inner();
     let client = super::client_ip(&req, state.config.server.trust_proxy);
-    if let Err(limited) = state.limits.check_history(client) {
-        let limit = if limited.table_full {
-            label::limit::HISTORY_TABLE_FULL
-        } else {
-            label::limit::HISTORY
-        };
-        state.metrics.rate_limited.with_label_values(&[limit]).inc();
-        return Err(SubscribeError::RateLimited {
-            retry_after_secs: limited.retry_after.as_secs_f64().ceil().max(1.0) as u64,
-        });
-    }
+    check_address_limit(&state, AddressLimit::History, client)?;
     let stream_query = StreamQuery {
         channels: p.channels,
         token: None,

@@ -151,7 +151,7 @@ async fn publish_inner(
             .with_label_values(&[crate::metrics::label::limit::PUBLISH])
             .inc();
         return Err(PublishError::RateLimited {
-            retry_after_secs: limited.retry_after.as_secs_f64().ceil().max(1.0) as u64,
+            retry_after_secs: limited.retry_after_secs(),
         });
     }
     let ids = if count == 0 {

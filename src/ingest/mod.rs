@@ -291,10 +291,12 @@ fn parse_timestamp(raw: &RawValue) -> Option<DateTime<Utc>> {
 /// every subscriber's JSON parser.
 pub const MAX_META_DEPTH: usize = 32;
 
-/// Nesting depth of a JSON text already known to be valid.
-fn json_depth(text: &str) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for b in text.bytes() {
+/// Calls `f(index, byte)` for every byte of a JSON text that lies outside
+/// its strings (the quotes themselves included). The one place that knows
+/// JSON's string and escape rules for the byte scans below.
+fn outside_strings(text: &str, mut f: impl FnMut(usize, u8)) {
+    let (mut in_string, mut escaped) = (false, false);
+    for (i, b) in text.bytes().enumerate() {
         if in_string {
             match b {
                 _ if escaped => escaped = false,
@@ -304,16 +306,24 @@ fn json_depth(text: &str) -> usize {
             }
             continue;
         }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
+        if b == b'"' {
+            in_string = true;
         }
+        f(i, b);
     }
+}
+
+/// Nesting depth of a JSON text already known to be valid.
+fn json_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    outside_strings(text, |_, b| match b {
+        b'[' | b'{' => {
+            depth += 1;
+            max = max.max(depth);
+        }
+        b']' | b'}' => depth = depth.saturating_sub(1),
+        _ => {}
+    });
     max
 }
 
@@ -328,23 +338,13 @@ pub fn minify_json(text: &str) -> Cow<'_, str> {
     let mut out = String::new();
     // `text[..copied]` has been dealt with.
     let mut copied = 0;
-    let (mut in_string, mut escaped) = (false, false);
-    for (i, b) in text.bytes().enumerate() {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-        } else if b == b'"' {
-            in_string = true;
-        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+    outside_strings(text, |i, b| {
+        if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
             // An ASCII byte is always a char boundary.
             out.push_str(&text[copied..i]);
             copied = i + 1;
         }
-    }
+    });
     if copied == 0 {
         return Cow::Borrowed(text);
     }

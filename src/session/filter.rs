@@ -49,10 +49,6 @@ impl<'a> MessageText<'a> {
         }
     }
 
-    pub fn event(&self) -> &'a Event {
-        self.event
-    }
-
     fn folded(&self) -> &str {
         self.folded.get_or_init(|| fold(&self.event.message))
     }
@@ -102,29 +98,10 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channel::ChannelName;
-    use crate::event::{EventBody, EventId, NewEvent};
     use std::sync::Arc;
 
     fn event(level: Level, message: &str) -> Arc<Event> {
-        let channel = ChannelName::parse("logs:etl:ws1").unwrap();
-        let body = EventBody {
-            channel: channel.as_str(),
-            service: "etl",
-            workspace_id: Some("ws1"),
-            resource_id: None,
-            level,
-            message,
-            timestamp: "2025-09-25T10:30:00Z",
-            received_at: "2025-09-25T10:30:00Z",
-            stream: None,
-            source: None,
-            meta: None,
-        };
-        Event::encode(
-            EventId { epoch: 1, seq: 1 },
-            NewEvent::new(channel.clone(), level, Default::default(), &body),
-        )
+        crate::event::testing::event(1, "logs:etl:ws1", level, message, 0)
     }
 
     #[test]

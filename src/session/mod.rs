@@ -31,7 +31,7 @@ use crate::channel::{ChannelError, ChannelPattern};
 use crate::config::Config;
 use crate::event::Level;
 use crate::http::error::{error_response, with_bearer_challenge};
-use crate::limits::AddressKey;
+use crate::limits::{AddressKey, AddressLimit};
 use crate::metrics::{Metrics, label};
 use filter::Filter;
 use outbox::QueueLimits;
@@ -254,6 +254,28 @@ pub fn authorize(
     Ok(credential)
 }
 
+/// Applies a per-address rate limit, counting a refusal. Checked before
+/// any signature, so a flood of bad tokens costs no crypto.
+pub fn check_address_limit(
+    state: &crate::http::AppState,
+    which: AddressLimit,
+    client: Option<IpAddr>,
+) -> Result<(), SubscribeError> {
+    state
+        .limits
+        .check_address(which, client)
+        .map_err(|limited| {
+            state
+                .metrics
+                .rate_limited
+                .with_label_values(&[which.label(&limited)])
+                .inc();
+            SubscribeError::RateLimited {
+                retry_after_secs: limited.retry_after_secs(),
+            }
+        })
+}
+
 /// The resume point: the `Last-Event-ID` header (what `EventSource` sends
 /// on reconnect, so newer) or else the `lastEventId` query parameter.
 pub fn resume_point(
@@ -372,17 +394,7 @@ async fn open_inner(
         return Err(SubscribeError::ShuttingDown);
     }
     let client = crate::http::client_ip(req, state.config.server.trust_proxy);
-    if let Err(limited) = state.limits.check_connect(client) {
-        let limit = if limited.table_full {
-            label::limit::CONNECT_TABLE_FULL
-        } else {
-            label::limit::CONNECT
-        };
-        state.metrics.rate_limited.with_label_values(&[limit]).inc();
-        return Err(SubscribeError::RateLimited {
-            retry_after_secs: limited.retry_after.as_secs_f64().ceil().max(1.0) as u64,
-        });
-    }
+    check_address_limit(state, AddressLimit::Connect, client)?;
     let credential = authorize(req, query.token.as_deref(), &request, state)?;
     let resume = resume_point(header(req, "last-event-id"), query.last_event_id.as_deref())?;
     let slot = state.connections.try_acquire(transport, client)?;

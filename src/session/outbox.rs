@@ -375,29 +375,19 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channel::ChannelName;
-    use crate::event::{EventBody, EventId, Level, NewEvent};
+    use crate::event::Level;
     use std::task::Waker;
 
     fn event(seq: u64, level: Level, message: &str) -> Arc<Event> {
-        let channel = ChannelName::parse("logs:etl:ws1").unwrap();
-        let body = EventBody {
-            channel: channel.as_str(),
-            service: "etl",
-            workspace_id: Some("ws1"),
-            resource_id: None,
-            level,
-            message,
-            timestamp: "2025-09-25T10:30:00Z",
-            received_at: "2025-09-25T10:30:00Z",
-            stream: None,
-            source: None,
-            meta: None,
+        crate::event::testing::event(seq, "logs:etl:ws1", level, message, 0)
+    }
+
+    fn small_outbox() -> Outbox {
+        let limits = QueueLimits {
+            max_events: 10,
+            max_bytes: 1 << 20,
         };
-        Event::encode(
-            EventId { epoch: 1, seq },
-            NewEvent::new(channel.clone(), level, Default::default(), &body),
-        )
+        Outbox::new(limits, Filter::default())
     }
 
     fn offer(outbox: &Outbox, seq: u64, level: Level, message: &str) -> Offer {
@@ -465,13 +455,7 @@ mod tests {
 
     #[test]
     fn close_drains_then_ends() {
-        let ob = Outbox::new(
-            QueueLimits {
-                max_events: 10,
-                max_bytes: 1 << 20,
-            },
-            Filter::default(),
-        );
+        let ob = small_outbox();
         offer(&ob, 1, Level::Info, "x");
         ob.close_with(Some(Bytes::from_static(b"event: shutdown\n\n")));
         assert_eq!(offer(&ob, 2, Level::Info, "x"), Offer::Closed);
@@ -486,26 +470,14 @@ mod tests {
 
     #[test]
     fn keepalive_only_when_idle() {
-        let ob = Outbox::new(
-            QueueLimits {
-                max_events: 10,
-                max_bytes: 1 << 20,
-            },
-            Filter::default(),
-        );
+        let ob = small_outbox();
         assert!(ob.push_control_if_idle(Bytes::from_static(b": k\n\n")));
         assert!(!ob.push_control_if_idle(Bytes::from_static(b": k\n\n")));
     }
 
     #[test]
     fn control_frames_are_bounded_and_pongs_coalesce() {
-        let ob = Outbox::new(
-            QueueLimits {
-                max_events: 10,
-                max_bytes: 1 << 20,
-            },
-            Filter::default(),
-        );
+        let ob = small_outbox();
         for _ in 0..MAX_CONTROL_FRAMES {
             assert_eq!(ob.push_control(Bytes::from_static(b"x")), Push::Queued);
         }
@@ -527,13 +499,7 @@ mod tests {
 
     #[test]
     fn abort_drops_the_queue_keeps_the_last_frame_and_waits_for_kill() {
-        let ob = Outbox::new(
-            QueueLimits {
-                max_events: 10,
-                max_bytes: 1 << 20,
-            },
-            Filter::default(),
-        );
+        let ob = small_outbox();
         offer(&ob, 1, Level::Info, "x");
         ob.push_control(Bytes::from_static(b"reply"));
         assert!(ob.abort(Bytes::from_static(b"close")));

@@ -204,32 +204,11 @@ impl History {
 mod tests {
     use super::*;
     use crate::channel::ChannelPattern;
-    use crate::event::{EventBody, EventId, EventTimes, Level, NewEvent};
+    use crate::event::Level;
     use crate::session::filter::Filter;
 
     fn event(seq: u64, channel: &str, received_ms: i64) -> Arc<Event> {
-        let channel = ChannelName::parse(channel).unwrap();
-        let body = EventBody {
-            channel: channel.as_str(),
-            service: channel.service(),
-            workspace_id: channel.workspace(),
-            resource_id: channel.resource(),
-            level: Level::Info,
-            message: "m",
-            timestamp: "2025-01-01T00:00:00Z",
-            received_at: "2025-01-01T00:00:00Z",
-            stream: None,
-            source: None,
-            meta: None,
-        };
-        let times = EventTimes {
-            timestamp_ms: received_ms,
-            received_ms,
-        };
-        Event::encode(
-            EventId { epoch: 1, seq },
-            NewEvent::new(channel.clone(), Level::Info, times, &body),
-        )
+        crate::event::testing::event(seq, channel, Level::Info, "m", received_ms)
     }
 
     fn limits() -> HistoryLimits {
