@@ -349,8 +349,8 @@ fn sigterm_exits_when_the_log_pipe_is_closed() {
     let mut cmd = base_command();
     let port = free_port();
     cmd.env("PORT", port.to_string());
-    let mut child = cmd.spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut child = common::process::Guard(cmd.spawn().unwrap());
+    let mut stderr = BufReader::new(child.0.stderr.take().unwrap());
     let mut line = String::new();
     while !line.contains("listening on") {
         line.clear();
@@ -363,10 +363,10 @@ fn sigterm_exits_when_the_log_pipe_is_closed() {
     let base = format!("http://127.0.0.1:{port}");
     churn(&base, 20);
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
-    assert_eq!(exit_code_within(&mut child, WAIT), Some(0));
+    assert_eq!(exit_code_within(&mut child.0, WAIT), Some(0));
 }
 
 /// A log pipe that nobody reads fills up; the gateway must keep serving
@@ -379,9 +379,9 @@ fn a_log_pipe_nobody_reads_never_blocks_the_gateway() {
     cmd.env("PORT", port.to_string())
         .env("CONNECT_RATE_PER_IP", "0")
         .env("RUST_LOG", "trace");
-    let mut child = cmd.spawn().unwrap();
+    let mut child = common::process::Guard(cmd.spawn().unwrap());
     // Held open, never read.
-    let _stderr = child.stderr.take().unwrap();
+    let _stderr = child.0.stderr.take().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + WAIT;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -405,8 +405,8 @@ fn a_log_pipe_nobody_reads_never_blocks_the_gateway() {
     let dropped = metric_value(&metrics, "loggate_log_lines_dropped_total").unwrap();
     assert!(dropped > 0.0, "lines were dropped and counted");
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
-    assert_eq!(exit_code_within(&mut child, WAIT), Some(0));
+    assert_eq!(exit_code_within(&mut child.0, WAIT), Some(0));
 }

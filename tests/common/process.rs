@@ -12,6 +12,17 @@ use super::WAIT;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_loggate");
 
+/// Any child process, killed by pid when dropped (for tests that handle
+/// its output themselves).
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A child gateway process, killed by pid when dropped.
 pub struct Proc {
     pub child: Child,
