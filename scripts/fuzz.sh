@@ -50,7 +50,8 @@ done
 # for the new rustc, and says "already built" otherwise.
 if ! cargo afl --version >/dev/null 2>&1; then
     echo "== installing cargo-afl (it builds AFL++ too: about a minute)"
-    cargo install --locked cargo-afl
+    # The same minor version as the `afl` crate in fuzz/Cargo.toml.
+    cargo install --locked cargo-afl --version '^0.18'
 fi
 if ! config_out=$(cargo afl config --build 2>&1); then
     if ! grep -q "already built" <<<"$config_out"; then
@@ -74,8 +75,21 @@ export AFL_NO_AFFINITY=1
 
 tmp=$(mktemp -d)
 pgid=""
-# Ends the running afl-fuzz with everything it started (its own process
-# group: the fork server and the target), and removes the temporary files.
+target_bin=""
+# Processes running the current target's binary: AFL++'s fork servers call
+# setsid(), so they leave afl-fuzz's process group.
+forkservers() {
+    local p
+    [ -n "$target_bin" ] || return 0
+    for p in /proc/[0-9]*; do
+        if [ "$(readlink "$p/exe" 2>/dev/null)" = "$target_bin" ]; then
+            echo "${p#/proc/}"
+        fi
+    done
+}
+# Ends the running afl-fuzz with everything it started (its process group,
+# then the fork servers, which exit by themselves once afl-fuzz is gone),
+# and removes the temporary files.
 stop_run() {
     if [ -n "$pgid" ]; then
         kill -TERM -- "-$pgid" 2>/dev/null || true
@@ -87,6 +101,14 @@ stop_run() {
         wait "$pgid" 2>/dev/null || true
         pgid=""
     fi
+    for _ in $(seq 50); do
+        [ -n "$(forkservers)" ] || break
+        sleep 0.1
+    done
+    for p in $(forkservers); do
+        echo "fuzz.sh: ending leftover fork server $p" >&2
+        kill -KILL "$p" 2>/dev/null || true
+    done
 }
 trap 'stop_run; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT
@@ -118,6 +140,7 @@ for t in "${targets[@]}"; do
     # setsid: afl-fuzz and its children get a process group of their own,
     # which stop_run ends whole. -V stops afl-fuzz by itself after $secs of
     # fuzzing; timeout is the backstop if it does not.
+    target_bin=$(realpath "fuzz/target/release/$t")
     setsid timeout -k 10 $((secs + 120)) \
         cargo afl fuzz -i "$input" -o "$out" -V "$secs" -m none -t 1000 \
         -- "fuzz/target/release/$t" >"$out.log" 2>&1 &
