@@ -787,6 +787,51 @@ mod tests {
         assert_eq!(json_depth(r#"{"a":[1,{"b":"]]]"}]}"#), 3);
     }
 
+    // Found by fuzzing (`scripts/fuzz.sh`, target publish_body; rules and
+    // fly reach the same code). Ignored until fixed so that CI stays green:
+    // `cargo test -- --ignored` runs them. Either fix passes: refusing the
+    // event, or delivering a valid one.
+    #[test]
+    #[ignore = "known bug: a timestamp outside the years 0000-9999 leaves as +10000-… or -0001-…, not RFC 3339"]
+    fn timestamps_leave_as_rfc3339_or_are_refused() {
+        for ts in [
+            "253402300800000", // 10000-01-01T00:00:00Z in epoch ms
+            "1e15",
+            "-1e14",
+            r#""9999-12-31T23:59:59-23:59""#, // valid RFC 3339, year 10000 in UTC
+            r#""0000-01-01T00:00:00+23:59""#,
+        ] {
+            let body =
+                format!(r#"{{"service":"etl","logData":{{"message":"m","timestamp":{ts}}}}}"#);
+            if let Ok(mut events) = parse(&body) {
+                let j = json_of(events.remove(0));
+                let t = j["timestamp"].as_str().unwrap();
+                assert!(DateTime::parse_from_rfc3339(t).is_ok(), "{ts} became {t}");
+            }
+        }
+    }
+
+    #[test]
+    #[ignore = "known bug: meta is passed through unparsed, so a number no f64 holds (1e400) reaches subscribers, whose strict JSON parsers (serde_json, Go) then refuse the whole event"]
+    fn meta_numbers_beyond_f64_do_not_reach_subscribers() {
+        for meta in [
+            "1e400",
+            "[1,-2.5e62000003]",
+            r#"{"a":111111111111111111111111111111E11111111}"#,
+        ] {
+            let body = format!(r#"{{"service":"etl","logData":{{"message":"m","meta":{meta}}}}}"#);
+            if let Ok(mut events) = parse(&body) {
+                let ev = Event::encode(EventId { epoch: 1, seq: 1 }, events.remove(0));
+                let json = ev.json();
+                assert!(
+                    serde_json::from_slice::<serde_json::Value>(&json).is_ok(),
+                    "{}",
+                    String::from_utf8_lossy(&json)
+                );
+            }
+        }
+    }
+
     #[test]
     fn minify_removes_whitespace_between_tokens_only() {
         let cases = [
