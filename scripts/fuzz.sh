@@ -12,9 +12,6 @@
 # keeps the inputs that found new paths in fuzz/corpus/<target>/ (the next
 # run starts from them) and copies crashing inputs to
 # fuzz/crashes/<target>/. All three are git-ignored.
-#
-# LOGGATE_FUZZ_TOLERATE=meta-newline,meta-huge-number,timestamp-year lets
-# known bugs pass (see fuzz/src/lib.rs) so that a run can find other ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +23,8 @@ ALL_TARGETS=(
     event_id
     fly
     rules
+    cluster
+    ws_message
 )
 
 secs=60

@@ -7,13 +7,10 @@
 //! panic, which the `afl` crate turns into an abort, which AFL++ records as
 //! a crash.
 
-use std::collections::BTreeMap;
-
 use loggate::channel::ChannelName;
 use loggate::event::{Event, EventId, Level, NewEvent};
 use loggate::ingest::{Limits, Received};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 /// The gateway's default publish limits (`publish.max_event_bytes`,
 /// `publish.max_batch_events`).
@@ -37,32 +34,6 @@ pub fn received() -> Received {
     }
 }
 
-/// Known bugs that `LOGGATE_FUZZ_TOLERATE` (comma-separated names) lets
-/// pass, each as narrowly as it can be told apart, so that a run can look
-/// for other bugs while they are being fixed:
-///
-/// - `meta-newline`: raw CR/LF inside `meta`, which loggate passes through
-///   as the publisher wrote it, whitespace included; it splits the SSE data
-///   line. Line breaks anywhere else still fail.
-/// - `meta-huge-number`: a number in `meta` that no f64 holds (`1e400`),
-///   also passed through; strict JSON parsers (serde_json, Go) refuse the
-///   whole event. Everything outside `meta` must still parse.
-/// - `timestamp-year`: a timestamp outside the years 0000-9999, written
-///   as `+12345-…` or `-0001-…`, which is not RFC 3339.
-pub fn tolerates(issue: &str) -> bool {
-    static KNOWN: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    KNOWN
-        .get_or_init(|| {
-            std::env::var("LOGGATE_FUZZ_TOLERATE")
-                .unwrap_or_default()
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .collect()
-        })
-        .iter()
-        .any(|k| k == issue)
-}
-
 /// SSE ends a line at CR, LF or CRLF.
 fn line_breaks(bytes: &[u8]) -> usize {
     bytes.iter().filter(|b| matches!(b, b'\n' | b'\r')).count()
@@ -82,7 +53,6 @@ pub fn check_event(new: NewEvent) -> Value {
 
     let obj = match serde_json::from_slice::<Value>(&json) {
         Ok(obj @ Value::Object(_)) => obj,
-        _ if tolerates("meta-huge-number") => without_meta(&json),
         other => panic!("event JSON does not parse as an object ({other:?}): {json:?}"),
     };
     let id = ID.to_string();
@@ -98,9 +68,8 @@ pub fn check_event(new: NewEvent) -> Value {
         let Some(text) = obj[key].as_str() else {
             panic!("{key} is not a string: {obj}");
         };
-        let year_out_of_range = text.starts_with(['+', '-']) && tolerates("timestamp-year");
         assert!(
-            chrono::DateTime::parse_from_rfc3339(text).is_ok() || year_out_of_range,
+            chrono::DateTime::parse_from_rfc3339(text).is_ok(),
             "{key} {text:?} is not RFC 3339"
         );
     }
@@ -115,20 +84,12 @@ pub fn check_event(new: NewEvent) -> Value {
     assert!(frame.ends_with(b"\n\n"), "{frame:?}");
     let data = &frame[head.len()..frame.len() - 2];
     assert_eq!(data, &json[..]);
-    let breaks = line_breaks(data);
-    if breaks > 0 {
-        let in_meta = if tolerates("meta-newline") {
-            meta_line_breaks(&json)
-        } else {
-            0
-        };
-        assert_eq!(
-            breaks,
-            in_meta,
-            "the SSE data line is split: {:?}",
-            String::from_utf8_lossy(data)
-        );
-    }
+    assert_eq!(
+        line_breaks(data),
+        0,
+        "the SSE data line is split: {:?}",
+        String::from_utf8_lossy(data)
+    );
 
     // WebSocket: `{"type":"log","event":{…}}` in one unmasked text frame.
     let ws: &[u8] = ev.ws_frame();
@@ -167,23 +128,6 @@ const KEYS: [&str; 12] = [
     "meta",
 ];
 
-/// The event JSON without `meta`, every other field parsed: what is left
-/// to check when `meta` holds numbers no f64 holds.
-fn without_meta(json: &[u8]) -> Value {
-    let fields: BTreeMap<String, Box<RawValue>> = serde_json::from_slice(json)
-        .unwrap_or_else(|e| panic!("event JSON is not an object ({e}): {json:?}"));
-    let obj = fields
-        .into_iter()
-        .filter(|(k, _)| k != "meta")
-        .map(|(k, v)| {
-            let v: Value = serde_json::from_str(v.get())
-                .unwrap_or_else(|e| panic!("{k} does not parse ({e}): {json:?}"));
-            (k, v)
-        })
-        .collect();
-    Value::Object(obj)
-}
-
 /// `channel`, `service`, `workspace_id`, `resource_id` agree with the
 /// event's channel, which is itself valid.
 fn check_channel_fields(obj: &Value, channel: &ChannelName) {
@@ -194,15 +138,6 @@ fn check_channel_fields(obj: &Value, channel: &ChannelName) {
     let opt = |key: &str| obj.get(key).map(|v| v.as_str().expect("a string"));
     assert_eq!(opt("workspace_id"), channel.workspace());
     assert_eq!(opt("resource_id"), channel.resource());
-}
-
-/// Line breaks inside the raw text of the event's `meta`.
-fn meta_line_breaks(json: &[u8]) -> usize {
-    let fields: BTreeMap<String, Box<RawValue>> =
-        serde_json::from_slice(json).expect("event JSON parses");
-    fields
-        .get("meta")
-        .map_or(0, |m| line_breaks(m.get().as_bytes()))
 }
 
 /// Splits `data` at its first `\n`: (before, after). Without one, all of

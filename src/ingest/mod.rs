@@ -266,7 +266,16 @@ impl Received {
 }
 
 /// Accepts an RFC 3339 string or epoch milliseconds (integer or float).
+/// Accepts an RFC 3339 string or epoch milliseconds (integer or float),
+/// within the years 0000-9999 in UTC: the only years RFC 3339 can write,
+/// so every timestamp loggate delivers is RFC 3339 again.
 fn parse_timestamp(raw: &RawValue) -> Option<DateTime<Utc>> {
+    use chrono::Datelike;
+    let t = parse_any_timestamp(raw)?;
+    (0..=9999).contains(&t.year()).then_some(t)
+}
+
+fn parse_any_timestamp(raw: &RawValue) -> Option<DateTime<Utc>> {
     match serde_json::from_str::<serde_json::Value>(raw.get()).ok()? {
         serde_json::Value::String(s) => DateTime::parse_from_rfc3339(s.trim())
             .ok()
@@ -327,6 +336,31 @@ fn json_depth(text: &str) -> usize {
     max
 }
 
+/// Whether every number in a JSON text already known to be valid fits a
+/// 64-bit float. JSON allows any number of digits; a parser that reads
+/// numbers as f64 (serde_json, Go, a browser's) refuses `1e400` or makes it
+/// Infinity, so such a number in `meta` would break the event for them.
+fn numbers_are_finite(text: &str) -> bool {
+    let mut ok = true;
+    // Where the number being read started.
+    let mut start: Option<usize> = None;
+    let mut end_number = |start: &mut Option<usize>, end: usize| {
+        if let Some(s) = start.take() {
+            ok &= text[s..end].parse::<f64>().is_ok_and(f64::is_finite);
+        }
+    };
+    outside_strings(text, |i, b| {
+        let in_number = matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E');
+        match (start.is_some(), in_number) {
+            (false, true) if b == b'-' || b.is_ascii_digit() => start = Some(i),
+            (true, false) => end_number(&mut start, i),
+            _ => {}
+        }
+    });
+    end_number(&mut start, text.len());
+    ok
+}
+
 /// `text`, valid JSON, without the whitespace between its tokens. JSON
 /// allows raw line breaks there, and one left in `meta` would end an SSE
 /// `data:` line early or split an NDJSON record in two, the second of the
@@ -366,6 +400,11 @@ pub(crate) fn clean_meta(
         return Err(invalid(format!(
             "meta nests deeper than {MAX_META_DEPTH} levels"
         )));
+    }
+    if !numbers_are_finite(meta.get()) {
+        return Err(invalid(
+            "meta holds a number too large for a 64-bit float, which JSON parsers refuse or turn into Infinity".into(),
+        ));
     }
     match minify_json(meta.get()) {
         Cow::Borrowed(_) => Ok(Some(Cow::Borrowed(meta))),
@@ -788,11 +827,8 @@ mod tests {
     }
 
     // Found by fuzzing (`scripts/fuzz.sh`, target publish_body; rules and
-    // fly reach the same code). Ignored until fixed so that CI stays green:
-    // `cargo test -- --ignored` runs them. Either fix passes: refusing the
-    // event, or delivering a valid one.
+    // fly reach the same code).
     #[test]
-    #[ignore = "known bug: a timestamp outside the years 0000-9999 leaves as +10000-… or -0001-…, not RFC 3339"]
     fn timestamps_leave_as_rfc3339_or_are_refused() {
         for ts in [
             "253402300800000", // 10000-01-01T00:00:00Z in epoch ms
@@ -803,32 +839,46 @@ mod tests {
         ] {
             let body =
                 format!(r#"{{"service":"etl","logData":{{"message":"m","timestamp":{ts}}}}}"#);
-            if let Ok(mut events) = parse(&body) {
-                let j = json_of(events.remove(0));
-                let t = j["timestamp"].as_str().unwrap();
-                assert!(DateTime::parse_from_rfc3339(t).is_ok(), "{ts} became {t}");
-            }
+            assert_eq!(
+                parse(&body).unwrap_err().code(),
+                "invalid_timestamp",
+                "{ts}"
+            );
+        }
+        for ts in [
+            r#""9999-12-31T23:59:59Z""#,
+            r#""0000-01-01T00:00:00Z""#,
+            "0",
+        ] {
+            let body =
+                format!(r#"{{"service":"etl","logData":{{"message":"m","timestamp":{ts}}}}}"#);
+            let j = json_of(parse(&body).unwrap().remove(0));
+            let t = j["timestamp"].as_str().unwrap();
+            assert!(DateTime::parse_from_rfc3339(t).is_ok(), "{ts} became {t}");
         }
     }
 
     #[test]
-    #[ignore = "known bug: meta is passed through unparsed, so a number no f64 holds (1e400) reaches subscribers, whose strict JSON parsers (serde_json, Go) then refuse the whole event"]
     fn meta_numbers_beyond_f64_do_not_reach_subscribers() {
         for meta in [
             "1e400",
             "[1,-2.5e62000003]",
             r#"{"a":111111111111111111111111111111E11111111}"#,
+            r#"{"x":"1e999 in a string is fine","n":1e309}"#,
         ] {
             let body = format!(r#"{{"service":"etl","logData":{{"message":"m","meta":{meta}}}}}"#);
-            if let Ok(mut events) = parse(&body) {
-                let ev = Event::encode(EventId { epoch: 1, seq: 1 }, events.remove(0));
-                let json = ev.json();
-                assert!(
-                    serde_json::from_slice::<serde_json::Value>(&json).is_ok(),
-                    "{}",
-                    String::from_utf8_lossy(&json)
-                );
-            }
+            assert_eq!(parse(&body).unwrap_err().code(), "invalid_event", "{meta}");
+        }
+        for meta in [
+            r#"{"big":123456789012345678901234567890,"small":-1.5e-400,"s":"1e999"}"#,
+            "[0,-0,1E+2,1.7976931348623157e308]",
+        ] {
+            let body = format!(r#"{{"service":"etl","logData":{{"message":"m","meta":{meta}}}}}"#);
+            let ev = Event::encode(
+                EventId { epoch: 1, seq: 1 },
+                parse(&body).unwrap().remove(0),
+            );
+            assert!(serde_json::from_slice::<serde_json::Value>(&ev.json()).is_ok());
         }
     }
 

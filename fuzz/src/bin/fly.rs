@@ -4,7 +4,7 @@
 //! never move a line onto another app's channel.
 
 use loggate::nats::fly::to_event;
-use loggate_fuzz::{check_event, received, split_line};
+use loggate_fuzz::{LIMITS, check_event, received, split_line};
 
 const ORG: &str = "myorg";
 
@@ -14,7 +14,7 @@ fn main() {
         let Ok(subject) = std::str::from_utf8(subject) else {
             return;
         };
-        let Some(event) = to_event(ORG, subject, payload, &received()) else {
+        let Ok(event) = to_event(ORG, subject, payload, &received(), LIMITS.max_event_bytes) else {
             return;
         };
         let json = check_event(event);

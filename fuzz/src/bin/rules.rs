@@ -4,7 +4,7 @@
 //! template names for that subject.
 
 use loggate::nats::rules::{IngestRule, to_event};
-use loggate_fuzz::{check_event, received, split_line};
+use loggate_fuzz::{LIMITS, check_event, received, split_line};
 
 const RULES: &[(&str, &str)] = &[
     ("app.*.logs", "logs:{2}:prod"),
@@ -28,7 +28,8 @@ fn main() {
             return;
         };
         for rule in &rules {
-            if let Some(event) = to_event(rule, subject, payload, &received()) {
+            if let Ok(event) = to_event(rule, subject, payload, &received(), LIMITS.max_event_bytes)
+            {
                 let channel = rule.channel_for(subject).expect("the event has a channel");
                 assert_eq!(check_event(event)["channel"], channel.as_str());
             }
