@@ -395,3 +395,26 @@ async fn a_stalled_reader_never_slows_the_others_and_memory_stays_bounded() {
     );
     drop(stalled);
 }
+
+/// A resume replays old events; their age is not delivery latency, so it
+/// stays out of `loggate_delivery_latency_seconds` (one resume used to add
+/// an observation as old as the replayed event).
+#[tokio::test]
+async fn replays_do_not_count_as_delivery_latency() {
+    let gw = start();
+    let ids = publish_n(&gw, "ws1", 0, 2).await;
+    // The replayed event must be old; this sleep ages it, it waits for
+    // nothing.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let sum = |text: &str| metric_value(text, "loggate_delivery_latency_seconds_sum").unwrap();
+    let before = sum(&gw.metrics().await);
+    let mut c = resume(&gw, "logs:etl:ws1", Some(&ids[0])).await;
+    assert_eq!(messages(&c.logs(1).await), ["m1"]);
+    // A live event still counts.
+    publish_n(&gw, "ws1", 2, 3).await;
+    assert_eq!(messages(&c.logs(1).await), ["m2"]);
+    let text = gw.metrics().await;
+    let added = sum(&text) - before;
+    assert!(added < 1.0, "the replay added {added} s of latency");
+    assert!(metric_value(&text, "loggate_delivery_latency_seconds_count").unwrap() >= 1.0);
+}
