@@ -27,6 +27,9 @@
 pub mod auth;
 pub mod channel;
 pub mod config;
+pub mod delivery;
+pub mod digest;
+pub mod error;
 pub mod event;
 pub mod http;
 pub mod ingest;
@@ -37,6 +40,7 @@ pub mod nats;
 pub mod registry;
 pub mod server;
 pub mod session;
+pub mod state;
 
 pub use config::Config;
 pub use server::{Gateway, Running, serve, spawn};

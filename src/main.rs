@@ -70,11 +70,7 @@ fn main() -> ExitCode {
 
 fn token(config_file: Option<PathBuf>, args: TokenArgs) -> ExitCode {
     if let Some(service_token) = args.hash {
-        println!(
-            "{}{}",
-            loggate::config::SHA256_PREFIX,
-            hex::encode(loggate::config::sha256(service_token.as_bytes()))
-        );
+        println!("{}", loggate::digest::written_digest(&service_token));
         return ExitCode::SUCCESS;
     }
     let config = match Config::from_env(config_file.as_deref()) {
@@ -201,6 +197,12 @@ fn serve_logged(config: Config) -> ExitCode {
     ));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A setting only its consumer can check (a key file that does not
+        // parse) is still a configuration error.
+        Err(e) if e.downcast_ref::<loggate::config::ConfigError>().is_some() => {
+            eprintln!("loggate: configuration error: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("loggate: {e:#}");
             ExitCode::FAILURE

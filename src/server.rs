@@ -20,21 +20,14 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 
 use crate::config::Config;
-use crate::http::{self, AppState};
+use crate::http;
 use crate::ingest::PublishError;
 use crate::metrics::Metrics;
-use crate::metrics::label::nats as nats_label;
 use crate::nats;
+use crate::registry::cluster::ClusterQueue;
+use crate::registry::history::{HistoryLimits, SharedHistory};
 use crate::registry::{self, GetStats, Registry, RegistryGauges, RegistryStats, Shutdown};
-use crate::session::{Transport, sse, ws};
-use actix::Actor as _;
-
-fn farewell(transport: Transport) -> bytes::Bytes {
-    match transport {
-        Transport::Sse => sse::shutdown_frame(),
-        Transport::WebSocket => ws::shutdown_frame(),
-    }
-}
+use crate::state::AppState;
 
 /// A started gateway: the registry and the HTTP server, not yet awaited.
 pub struct Gateway {
@@ -60,20 +53,15 @@ impl Gateway {
         ));
         let gauges = Arc::new(RegistryGauges::default());
         let node_id = format!("{epoch:x}-{}", std::process::id());
-        let (cluster_outbox, cluster_role) = match &config.nats.url {
+        let (cluster_queue, cluster_outbound) = match &config.nats.url {
             Some(_) => {
-                let (outbox, role) = nats::cluster_channel(
-                    &config.nats.subject_prefix,
-                    &node_id,
-                    config.nats.outbound_backlog,
-                    config.nats.ingest.clone(),
-                    Arc::clone(&metrics),
-                );
-                (Some(outbox), Some(role))
+                let (queue, outbound) =
+                    ClusterQueue::new(config.nats.outbound_backlog, Arc::clone(&metrics));
+                (Some(queue), Some(outbound))
             }
             None => (None, None),
         };
-        let history = registry::history::SharedHistory::new(config.history_limits());
+        let history = SharedHistory::new(HistoryLimits::from(&config.history));
         let (registry, registry_arbiter) = registry::start(
             Registry::new(
                 epoch,
@@ -81,59 +69,9 @@ impl Gateway {
                 Arc::clone(&metrics),
                 Arc::clone(&gauges),
             )
-            .with_cluster(cluster_outbox),
+            .with_cluster(cluster_queue),
         );
-        let mut links = Vec::new();
-        if let (Some(role), Some(url)) = (cluster_role, &config.nats.url) {
-            let n = &config.nats;
-            let connection = nats::Connection {
-                url: url.clone(),
-                user: n.user.clone(),
-                password: n.password.as_ref().map(|p| p.expose().to_owned()),
-                token: n.token.as_ref().map(|t| t.expose().to_owned()),
-                creds_file: n.creds_file.clone(),
-            };
-            let bridge = nats::NatsBridge::new(
-                connection,
-                role,
-                registry.clone(),
-                Arc::clone(&metrics),
-                config.publish.max_event_bytes,
-            );
-            links.push(bridge.status());
-            bridge.start();
-            metrics.create_nats_series(nats_label::CLUSTER, PublishError::EVENT_CODES);
-            if !config.nats.ingest.is_empty() {
-                metrics.create_nats_series(nats_label::RULES, PublishError::EVENT_CODES);
-            }
-            tracing::info!(%url, node = %node_id, "cluster mode: sharing events over NATS");
-        }
-        if config.fly.enabled() {
-            let f = &config.fly;
-            let connection = nats::Connection {
-                url: f.nats_url.clone(),
-                user: f.org.clone(),
-                password: f.access_token.as_ref().map(|t| t.expose().to_owned()),
-                token: None,
-                creds_file: None,
-            };
-            let ingest = nats::fly::FlyIngest {
-                org: f.org.clone().unwrap_or_default(),
-                app: f.app.clone(),
-                queue: f.queue.clone(),
-            };
-            tracing::info!(url = %f.nats_url, subject = %ingest.subject(), "Fly.io log ingest");
-            let bridge = nats::NatsBridge::new(
-                connection,
-                nats::Role::Fly(ingest),
-                registry.clone(),
-                Arc::clone(&metrics),
-                config.publish.max_event_bytes,
-            );
-            links.push(bridge.status());
-            bridge.start();
-            metrics.create_nats_series(nats_label::FLY, PublishError::EVENT_CODES);
-        }
+        let links = nats::start_links(&config, &node_id, cluster_outbound, &registry, &metrics);
         let state = web::Data::new(AppState::new(
             epoch,
             Arc::clone(&config),
@@ -229,11 +167,7 @@ async fn begin_shutdown(state: &AppState) {
         return;
     }
     tracing::info!("shutting down: refusing new work, telling clients");
-    let told = state
-        .registry
-        .send(Shutdown { farewell })
-        .await
-        .unwrap_or_default();
+    let told = state.registry.send(Shutdown).await.unwrap_or_default();
     tracing::info!(sessions = told, "clients told; draining");
 }
 

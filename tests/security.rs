@@ -512,7 +512,7 @@ async fn the_static_auth_token_grants_everything() {
 
 #[tokio::test]
 async fn service_tokens_may_be_configured_as_digests() {
-    let digest = hex::encode(loggate::config::sha256(b"billing-secret-1"));
+    let digest = hex::encode(loggate::digest::sha256(b"billing-secret-1"));
     let gw = start_with(|c| {
         c.service_tokens
             .insert("billing".into(), Secret::new(format!("sha256:{digest}")));

@@ -11,9 +11,11 @@
 //! It knows nothing of HTTP beyond which token a request presents; handlers
 //! map [`AuthError`] to 401/403. Tokens never appear in logs or errors.
 
+mod admin;
 mod service;
 mod subscriber;
 
+pub use admin::AdminToken;
 pub use service::ServiceTokens;
 pub use subscriber::{Claims, Credential, Grants, SubscriberAuth, mint_hs256, presented_token};
 

@@ -3,7 +3,8 @@
 use subtle::ConstantTimeEq;
 
 use super::{AuthError, MAX_TOKEN_BYTES};
-use crate::config::{Secret, sha256, token_digest};
+use crate::config::Secret;
+use crate::digest::{sha256, token_digest};
 
 /// The configured service tokens, held as SHA-256 digests only.
 #[derive(Clone)]

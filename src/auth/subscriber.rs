@@ -8,7 +8,8 @@ use subtle::ConstantTimeEq;
 
 use super::{AuthError, MAX_TOKEN_BYTES};
 use crate::channel::{ChannelPattern, ROOT};
-use crate::config::{AuthConfig, ConfigError, sha256};
+use crate::config::{AuthConfig, ConfigError};
+use crate::digest::sha256;
 
 /// What a credential lets its holder read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -486,6 +487,17 @@ mod tests {
         let ops = a.authenticate(Some("static-token-for-ops")).unwrap();
         assert_eq!(ops.grants, Grants::All);
         assert!(a.authenticate(Some("static-token-for-op")).is_err());
+    }
+
+    #[test]
+    fn a_key_file_that_cannot_be_read_names_its_variable() {
+        let mut cfg = Config::default().auth;
+        cfg.jwt_public_key_file = Some("/nonexistent.pem".into());
+        let err = SubscriberAuth::new(&cfg).unwrap_err();
+        assert_eq!(err.key, "JWT_PUBLIC_KEY_FILE");
+        cfg.jwt_public_key_file = Some(file!().into());
+        let err = SubscriberAuth::new(&cfg).unwrap_err();
+        assert!(err.problem.contains("not a PEM"), "{err}");
     }
 
     #[test]

@@ -4,18 +4,15 @@
 //! endpoint list is not discoverable without the token. Without a configured
 //! admin token the whole scope answers 403.
 
+use crate::error::ApiError;
+use crate::registry::{ChannelCounts, GetStats};
+use crate::state::AppState;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpResponse, web};
 use serde_json::json;
-use subtle::ConstantTimeEq;
-
-use super::AppState;
-use super::error::ApiError;
-use crate::config::sha256;
-use crate::registry::{ChannelCounts, GetStats};
 
 /// How many channels `/admin/logs/stats` lists.
 const TOP_CHANNELS: usize = 50;
@@ -49,7 +46,7 @@ async fn require_admin(
 /// `Authorization: Bearer $ADMIN_TOKEN`, compared in constant time: 403
 /// when no admin token is configured, 401 when it is missing or wrong.
 pub fn check_admin(req: &actix_web::HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    let Some(expected) = &state.config.auth.admin_token else {
+    let Some(expected) = &state.admin_token else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "admin_disabled",
@@ -59,14 +56,8 @@ pub fn check_admin(req: &actix_web::HttpRequest, state: &AppState) -> Result<(),
     let presented = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    let ok = presented.is_some_and(|t| {
-        bool::from(sha256(t.as_bytes()).ct_eq(&sha256(expected.expose().as_bytes())))
-    });
-    if !ok {
+        .and_then(|v| v.to_str().ok());
+    if !expected.accepts(presented) {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_admin_token",
@@ -114,7 +105,7 @@ async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         "connections": {
             "sse": conn("sse"),
             "websocket": conn("websocket"),
-            "total": state.connections.open(),
+            "total": state.connections.count(),
         },
         "sessions": registry.sessions,
         "subscriptions": registry.subscriptions,
@@ -126,7 +117,7 @@ async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             .collect::<Vec<_>>(),
         "services": services,
         "rate_limits": {"tracked_addresses": state.limits.tracked_addresses()},
-        "nats": super::health::nats_json(&state),
+        "nats": state.links_json(),
     })))
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use super::AppState;
+use crate::state::AppState;
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
@@ -26,7 +26,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
         "connections": {
-            "total": state.connections.open(),
+            "total": state.connections.count(),
             "sse": m.with_label_values(&["sse"]).get(),
             "websocket": m.with_label_values(&["websocket"]).get(),
         },
@@ -34,23 +34,8 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         "session_actors": state.metrics.session_actors.get(),
         "subscriptions": state.gauges.subscriptions.load(Ordering::Relaxed),
         "events_accepted": state.gauges.events_accepted.load(Ordering::Relaxed),
-        "nats": nats_json(&state),
+        "nats": state.links_json(),
     }))
-}
-
-/// `{"state":"disabled"}` without NATS; else the overall state and each
-/// link's state and last error.
-pub fn nats_json(state: &AppState) -> serde_json::Value {
-    if state.nats.is_empty() {
-        return json!({"state": "disabled"});
-    }
-    let all_up = state.nats.iter().all(|l| l.is_connected());
-    let links: serde_json::Map<String, serde_json::Value> = state
-        .nats
-        .iter()
-        .map(|l| (l.name.to_owned(), l.to_json()))
-        .collect();
-    json!({"state": if all_up { "connected" } else { "degraded" }, "links": links})
 }
 
 /// `GET /ready`: 200 when the gateway should get traffic; 503 while it is
@@ -60,7 +45,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         .nats
         .iter()
         .filter(|l| !l.is_connected())
-        .map(|l| l.name)
+        .map(|l| l.name())
         .collect();
     let reason = if state.is_shutting_down() {
         Some("shutting down".to_owned())
@@ -73,7 +58,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         None => HttpResponse::Ok().json(json!({"ready": true})),
         Some(r) => HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "5"))
-            .json(json!({"ready": false, "reason": r, "nats": nats_json(&state)})),
+            .json(json!({"ready": false, "reason": r, "nats": state.links_json()})),
     }
 }
 
@@ -82,7 +67,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         state
             .metrics
             .nats_connected
-            .with_label_values(&[link.name])
+            .with_label_values(&[link.name()])
             .set(i64::from(link.is_connected()));
     }
     state

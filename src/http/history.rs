@@ -17,13 +17,13 @@ use bytes::{BufMut, BytesMut};
 use chrono::DateTime;
 use serde::Deserialize;
 
-use super::AppState;
 use crate::event::EventId;
 use crate::limits::AddressLimit;
 use crate::registry::history::HistoryQuery;
 use crate::session::{
     StreamQuery, SubscribeError, SubscribeRequest, authorize, check_address_limit,
 };
+use crate::state::AppState;
 
 /// Events per page when `limit` is not given, and the most it may ask for.
 const DEFAULT_LIMIT: usize = 100;
@@ -66,8 +66,7 @@ pub async fn history(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, SubscribeError> {
     let p = params.into_inner();
-    let client = super::client_ip(&req, state.config.server.trust_proxy);
-    check_address_limit(&state, AddressLimit::History, client)?;
+    check_address_limit(&state, AddressLimit::History, state.client_ip(&req))?;
     let stream_query = StreamQuery {
         channels: p.channels,
         token: None,
@@ -76,7 +75,7 @@ pub async fn history(
         last_event_id: None,
     };
     let request = SubscribeRequest::parse(&stream_query, state.config.subscribe.max_channels)?;
-    authorize(&req, p.token.as_deref(), &request, &state)?;
+    authorize(&req, p.token.as_deref(), &request.patterns, &state)?;
 
     let since_ms = p
         .since

@@ -1,98 +1,23 @@
-//! The HTTP surface: shared state, routes, and extractor error handling.
+//! The HTTP surface: the route table, extractor error handling, and the
+//! handlers that belong to no other concern.
 //!
-//! Owns [`AppState`] (what every handler may reach) and the route table. The
-//! handlers themselves live with their concern: publishing in
-//! `ingest::http`, streams in `session::sse`, probes and metrics in
-//! [`health`]. Every error leaves as the JSON body of [`error`].
+//! The route table is the top of the house: it imports every handler, and
+//! nothing imports it. Handlers live with their concern (publishing in
+//! `ingest::http`, streams in `session::{sse, ws}`) or here: probes and
+//! metrics in [`health`], the admin scope in [`admin`], history pages in
+//! [`history`], the metrics dashboard in [`dashboard`]. What handlers
+//! share is `crate::state::AppState`. Every error leaves as the JSON body
+//! of `crate::error`.
 
 pub mod admin;
-pub mod error;
+pub mod dashboard;
 pub mod health;
 pub mod history;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
-
-use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::auth::{ServiceTokens, SubscriberAuth};
-use crate::config::{Config, TrustProxy};
-use crate::limits::RateLimits;
-use crate::metrics::Metrics;
-use crate::registry::{Registry, RegistryGauges};
-use crate::session::{Connections, SessionId};
-use error::ApiError;
-
-/// Everything a handler may reach, shared by all workers.
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub registry: Addr<Registry>,
-    /// Read directly by the history endpoint, never through the registry.
-    pub history: crate::registry::history::SharedHistory,
-    pub metrics: Arc<Metrics>,
-    pub tokens: ServiceTokens,
-    pub subscriber_auth: SubscriberAuth,
-    pub limits: RateLimits,
-    pub connections: Arc<Connections>,
-    /// The registry's counts, readable without a message round trip.
-    pub gauges: Arc<RegistryGauges>,
-    /// Set once on SIGTERM: new publishes and streams get 503 from then on.
-    pub shutting_down: AtomicBool,
-    pub started: Instant,
-    /// This run's id epoch: cursors and resume ids of other runs differ.
-    pub epoch: u64,
-    /// The configured NATS links; `/ready` is 503 while one is down.
-    pub nats: Vec<Arc<crate::nats::LinkStatus>>,
-    next_session: AtomicU64,
-}
-
-impl AppState {
-    pub fn new(
-        epoch: u64,
-        config: Arc<Config>,
-        registry: Addr<Registry>,
-        history: crate::registry::history::SharedHistory,
-        metrics: Arc<Metrics>,
-        gauges: Arc<RegistryGauges>,
-        nats: Vec<Arc<crate::nats::LinkStatus>>,
-    ) -> Result<Self, crate::config::ConfigError> {
-        Ok(AppState {
-            tokens: ServiceTokens::new(&config.service_tokens),
-            subscriber_auth: SubscriberAuth::new(&config.auth)?,
-            limits: RateLimits::new(crate::limits::Rates {
-                publish: config.limits.publish_rate_per_sec,
-                connect: config.limits.connect_rate_per_ip,
-                history: config.limits.history_rate_per_ip,
-            }),
-            connections: Connections::new(
-                config.server.max_connections,
-                config.server.max_connections_per_ip,
-                Arc::clone(&metrics),
-            ),
-            config,
-            registry,
-            history,
-            metrics,
-            gauges,
-            shutting_down: AtomicBool::new(false),
-            started: Instant::now(),
-            epoch,
-            nats,
-            next_session: AtomicU64::new(1),
-        })
-    }
-
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::Acquire)
-    }
-
-    pub fn next_session_id(&self) -> SessionId {
-        SessionId(self.next_session.fetch_add(1, Ordering::Relaxed))
-    }
-}
+use crate::error::ApiError;
 
 /// Longest excerpt of a parser's message (which may quote client input)
 /// an error answer carries.
@@ -135,7 +60,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, production: bool) {
     .service(probe("/health").route(get_or_head().to(health::health)))
     .service(probe("/ready").route(get_or_head().to(health::ready)))
     .service(probe("/metrics").route(get_or_head().to(health::metrics)))
-    .service(only("/metrics/ws", "GET").route(web::get().to(ws::metrics_websocket)))
+    .service(only("/metrics/ws", "GET").route(web::get().to(dashboard::metrics_websocket)))
     .service(only("/api/logs/publish", "POST").route(web::post().to(ingest::publish)))
     .service(only("/api/logs/stream", "GET").route(web::get().to(sse::stream)))
     .service(only("/api/logs/ws", "GET").route(web::get().to(ws::websocket)))
@@ -213,30 +138,6 @@ async fn not_found(req: HttpRequest) -> ApiError {
             req.path().chars().take(128).collect::<String>()
         ),
     )
-}
-
-/// The client's address: the header the operator said to trust
-/// (`TRUST_PROXY`), or the socket's peer address. Only that one header is
-/// read: a client can send any of them, and only the one the proxy in
-/// front of loggate sets (or appends to) is not the client's own claim.
-/// Without the header (a request that did not come through the proxy) the
-/// peer address is used.
-pub fn client_ip(req: &HttpRequest, trust: TrustProxy) -> Option<std::net::IpAddr> {
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let from_header = match trust {
-        TrustProxy::Off => None,
-        TrustProxy::Fly => header("fly-client-ip").and_then(|v| v.trim().parse().ok()),
-        // Several headers concatenate as one list; the last entry is the
-        // address the nearest proxy saw.
-        TrustProxy::XForwardedFor => req
-            .headers()
-            .get_all("x-forwarded-for")
-            .last()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|v| v.trim().parse().ok()),
-    };
-    from_header.or_else(|| req.peer_addr().map(|a| a.ip()))
 }
 
 /// Lets a handler return `ApiError` directly as its response.

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{BodyFormat, Limits, PublishError, RawEvent, RawLogData, parse_body};
 use crate::event::{EventId, NewEvent};
-use crate::http::AppState;
 use crate::registry::{Origin, Publish};
+use crate::state::AppState;
 
 #[derive(Serialize)]
 struct Accepted {
@@ -115,7 +115,7 @@ pub async fn publish(
     let result = publish_inner(&req, payload, &state).await;
     if let Err(e) = &result {
         state.metrics.rejected(e.code());
-        tracing::info!(code = e.code(), client = ?crate::http::client_ip(&req, state.config.server.trust_proxy), "publish refused");
+        tracing::info!(code = e.code(), client = ?state.client_ip(&req), "publish refused");
     }
     result
 }

@@ -19,8 +19,8 @@ use serde_json::value::RawValue;
 
 use crate::auth::AuthError;
 use crate::channel::{ChannelError, ChannelName};
+use crate::error::error_response;
 use crate::event::{EventBody, EventTimes, Level, NewEvent};
-use crate::http::error::error_response;
 
 /// Why a publish was refused. `index` names the refused element of a batch.
 #[derive(Debug, thiserror::Error)]
@@ -169,7 +169,7 @@ impl ResponseError for PublishError {
     fn error_response(&self) -> HttpResponse {
         let retry_after = match self {
             PublishError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            PublishError::ShuttingDown => Some(5),
+            PublishError::ShuttingDown => Some(crate::error::RETRY_SOON_SECS),
             _ => None,
         };
         let res = error_response(
@@ -180,7 +180,7 @@ impl ResponseError for PublishError {
             retry_after,
         );
         match self {
-            PublishError::Auth(e) => crate::http::error::with_bearer_challenge(
+            PublishError::Auth(e) => crate::error::with_bearer_challenge(
                 res,
                 !matches!(e, AuthError::MissingServiceToken),
             ),

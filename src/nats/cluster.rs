@@ -1,6 +1,6 @@
-//! The cluster wire format: the subject and headers a node publishes each
-//! accepted event under, and [`decode_cluster`], the check every inbound
-//! cluster message passes before it reaches the registry.
+//! The cluster wire format: [`encode`], the subject and headers a node
+//! publishes each accepted event under, and [`decode_cluster`], the check
+//! every inbound cluster message passes before it reaches the registry.
 //!
 //! A message is the delivered event JSON without its `id`, on
 //! `<prefix>.<service>[.<workspace>[.<resource>]]`, with the origin node,
@@ -11,11 +11,12 @@
 //! publish; and the event is re-encoded from the checked fields, so no byte
 //! of the payload reaches a client unparsed.
 //!
-//! Pure functions only: no actor or NATS client types, so a fuzz target
-//! can call [`decode_cluster`] directly.
+//! Pure functions only, no actor or connection, so a fuzz target can call
+//! [`decode_cluster`] directly.
 
 use std::borrow::Cow;
 
+use bytes::{BufMut, Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -25,11 +26,44 @@ use crate::event::{EventBody, EventTimes, Level, NewEvent};
 use crate::ingest::{
     ENCODING_HEADROOM, PublishError, Received, check_size, clean_meta, event_error, format_time,
 };
+use crate::registry::cluster::ClusterEvent;
 
 pub const HEADER_ORIGIN: &str = "Loggate-Origin";
 pub const HEADER_LEVEL: &str = "Loggate-Level";
 pub const HEADER_TIMESTAMP: &str = "Loggate-Timestamp-Ms";
 pub const HEADER_RECEIVED: &str = "Loggate-Received-Ms";
+
+/// One event as it goes out over NATS.
+#[derive(Debug)]
+pub struct ClusterMessage {
+    pub subject: String,
+    pub headers: async_nats::HeaderMap,
+    pub payload: Bytes,
+}
+
+/// How node `node_id` publishes `event`: on its channel's subject, the JSON
+/// without `id` as payload, origin, level and times in headers.
+pub fn encode(prefix: &str, node_id: &str, event: &ClusterEvent) -> ClusterMessage {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(HEADER_ORIGIN, node_id);
+    headers.insert(HEADER_LEVEL, event.level.as_str());
+    headers.insert(
+        HEADER_TIMESTAMP,
+        event.times.timestamp_ms.to_string().as_str(),
+    );
+    headers.insert(
+        HEADER_RECEIVED,
+        event.times.received_ms.to_string().as_str(),
+    );
+    let mut payload = BytesMut::with_capacity(event.body_tail.len() + 1);
+    payload.put_u8(b'{');
+    payload.put_slice(&event.body_tail);
+    ClusterMessage {
+        subject: subject(prefix, &event.channel),
+        headers,
+        payload: payload.freeze(),
+    }
+}
 
 /// The subject a node publishes an event of `channel` on.
 pub fn subject(prefix: &str, channel: &ChannelName) -> String {

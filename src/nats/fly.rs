@@ -37,13 +37,13 @@ impl FlyIngest {
 
     /// The event for one log-bus message; `true` beside it when the payload
     /// was not Fly's JSON (kept as a plain line, and counted as such).
-    pub fn to_event(
+    pub fn decode(
         &self,
         subject: &str,
         payload: &[u8],
         max_event_bytes: usize,
     ) -> Result<(NewEvent, bool), PublishError> {
-        let event = to_event(
+        let event = decode_fly(
             &self.org,
             subject,
             payload,
@@ -102,7 +102,7 @@ struct FlyLevel<'a> {
 /// publish would be: a payload over `max_event_bytes` is refused, and so is
 /// an event whose encoding outgrew what other nodes accept (see
 /// [`crate::ingest::ENCODING_HEADROOM`]). Pure, for tests and fuzzing.
-pub fn to_event(
+pub fn decode_fly(
     org: &str,
     subject: &str,
     payload: &[u8],
@@ -215,7 +215,7 @@ mod tests {
     #[test]
     fn fly_json_maps_to_the_contract_event() {
         let payload = br#"{"event":{"provider":"app"},"fly":{"app":{"instance":"inst1","name":"myapp"},"region":"iad"},"host":"h1","log":{"level":"warn"},"message":"hello","timestamp":"2025-09-25T10:30:00Z"}"#;
-        let e = to_event(
+        let e = decode_fly(
             "myorg",
             "logs.myapp.iad.inst1",
             payload,
@@ -237,7 +237,7 @@ mod tests {
 
     #[test]
     fn other_payloads_become_info_lines() {
-        let e = to_event(
+        let e = decode_fly(
             "myorg",
             "logs.myapp.iad.inst1",
             b"plain text line\n",
@@ -251,7 +251,7 @@ mod tests {
         assert_eq!(j["message"], "plain text line");
         // A subject that cannot name a channel is refused.
         let code = |org: &str, subject: &str, payload: &[u8]| {
-            to_event(org, subject, payload, &Received::now(), MAX)
+            decode_fly(org, subject, payload, &Received::now(), MAX)
                 .err()
                 .map(|e| e.code())
         };
@@ -262,7 +262,7 @@ mod tests {
     #[test]
     fn publish_limits_apply() {
         let code = |payload: &[u8]| {
-            to_event("o", "logs.a.r.i", payload, &Received::now(), MAX)
+            decode_fly("o", "logs.a.r.i", payload, &Received::now(), MAX)
                 .err()
                 .map(|e| e.code())
         };

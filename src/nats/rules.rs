@@ -15,65 +15,11 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::config::IngestRule;
 use crate::event::NewEvent;
 use crate::ingest::{
     PublishError, RawEvent, RawLogData, Received, check_encoded, check_size, validate,
 };
-
-/// One `[[nats.ingest]]` rule from the config file.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IngestRule {
-    /// The NATS subject to subscribe to, e.g. `app.*.logs.>`.
-    pub subject: String,
-    /// The channel template, e.g. `logs:{2}:{1}`.
-    pub channel: String,
-}
-
-impl IngestRule {
-    /// Checks the template's placeholders; the channel itself can only be
-    /// checked per message.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.subject.is_empty() || self.subject.contains(' ') {
-            return Err(format!("subject {:?} is not a NATS subject", self.subject));
-        }
-        let mut rest = self.channel.as_str();
-        while let Some(open) = rest.find('{') {
-            let close = rest[open..]
-                .find('}')
-                .ok_or_else(|| format!("channel {:?} has an unclosed {{", self.channel))?;
-            let n = &rest[open + 1..open + close];
-            if n.parse::<usize>().map_or(true, |n| n == 0) {
-                return Err(format!(
-                    "channel {:?}: {{{n}}} is not {{1}}, {{2}}, …",
-                    self.channel
-                ));
-            }
-            rest = &rest[open + close + 1..];
-        }
-        if !self.channel.starts_with("logs:") {
-            return Err(format!("channel {:?} must start with logs:", self.channel));
-        }
-        Ok(())
-    }
-
-    /// The channel name for a message on `subject`; `None` if the template
-    /// asks for a token the subject does not have.
-    pub fn channel_for(&self, subject: &str) -> Option<String> {
-        let tokens: Vec<&str> = subject.split('.').collect();
-        let mut out = String::with_capacity(self.channel.len() + subject.len());
-        let mut rest = self.channel.as_str();
-        while let Some(open) = rest.find('{') {
-            out.push_str(&rest[..open]);
-            let close = open + rest[open..].find('}')?;
-            let n: usize = rest[open + 1..close].parse().ok()?;
-            out.push_str(tokens.get(n.checked_sub(1)?)?);
-            rest = &rest[close + 1..];
-        }
-        out.push_str(rest);
-        Some(out)
-    }
-}
 
 /// The fields a generic JSON payload may carry.
 #[derive(Deserialize)]
@@ -96,7 +42,7 @@ struct Generic<'a> {
 /// HTTP publish would be: a payload over `max_event_bytes` is refused, and
 /// so is an event whose encoding outgrew what other nodes accept (see
 /// [`crate::ingest::ENCODING_HEADROOM`]). Pure, for tests and fuzzing.
-pub fn to_event(
+pub fn decode_rule(
     rule: &IngestRule,
     subject: &str,
     payload: &[u8],
@@ -179,7 +125,7 @@ mod tests {
     fn json_and_plain_payloads() {
         let r = rule("app.>", "logs:{2}:{3}");
         let now = Received::now();
-        let e = to_event(
+        let e = decode_rule(
             &r,
             "app.billing.ws1",
             br#"{"message":"paid","level":"WARNING","extra":1}"#,
@@ -197,10 +143,10 @@ mod tests {
             ),
             (Some("logs:billing:ws1"), Some("warn"), Some("paid"))
         );
-        let e = to_event(&r, "app.billing.ws1", b"just text\n", &now, MAX).unwrap();
+        let e = decode_rule(&r, "app.billing.ws1", b"just text\n", &now, MAX).unwrap();
         assert_eq!(&*e.message, "just text");
         let code = |subject: &str, payload: &[u8]| {
-            to_event(&r, subject, payload, &now, MAX)
+            decode_rule(&r, subject, payload, &now, MAX)
                 .err()
                 .map(|e| e.code())
         };
@@ -221,7 +167,7 @@ mod tests {
             code(ok, br#"{"message":"m","level":"loud"}"#),
             Some("invalid_level")
         );
-        let spaced = to_event(
+        let spaced = decode_rule(
             &r,
             ok,
             b"{\"message\":\"m\",\"meta\":{\n\"a\" : 1}}",

@@ -19,6 +19,7 @@
 //! in one handler, so no publish can fall between them (no gap, no
 //! duplicate).
 
+pub mod cluster;
 pub mod history;
 pub mod index;
 
@@ -29,10 +30,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use actix::prelude::*;
 
 use crate::channel::ChannelPattern;
+use crate::delivery::filter::MessageText;
+use crate::delivery::outbox::{Offer, Outbox};
+use crate::delivery::{SessionId, Transport};
 use crate::event::{Event, EventId, Gap, NewEvent};
 use crate::metrics::{Metrics, label};
-use crate::session::outbox::{Offer, Outbox};
-use crate::session::{SessionId, Transport};
+use cluster::ClusterQueue;
 use history::{HistoryStats, SharedHistory};
 use index::Index;
 
@@ -58,7 +61,6 @@ pub struct RegistryGauges {
 #[rtype(result = "Result<(), RegistryClosed>")]
 pub struct Subscribe {
     pub session: SessionId,
-    pub transport: Transport,
     pub outbox: Arc<Outbox>,
     pub patterns: Vec<ChannelPattern>,
     /// Replay what history holds after this id before going live.
@@ -91,13 +93,11 @@ pub struct Publish {
     pub origin: Origin,
 }
 
-/// Stop accepting; end every session with `farewell` (its transport's
-/// shutdown frame). Answers how many sessions were told.
+/// Stop accepting; end every session with its transport's shutdown notice.
+/// Answers how many sessions were told.
 #[derive(Message)]
 #[rtype(result = "usize")]
-pub struct Shutdown {
-    pub farewell: fn(Transport) -> bytes::Bytes,
-}
+pub struct Shutdown;
 
 /// Subscriber counts of the busiest subscribed channels (patterns), at most
 /// `top` of them, busiest first.
@@ -142,7 +142,6 @@ pub struct RegistryClosed;
 
 struct SessionEntry {
     outbox: Arc<Outbox>,
-    transport: Transport,
     patterns: Vec<ChannelPattern>,
     /// Sequence of the last event offered to this session: a session
     /// subscribed under two overlapping patterns must get an event once.
@@ -163,7 +162,7 @@ pub struct Registry {
     /// Written here only; the history endpoint reads it directly.
     history: SharedHistory,
     /// Where local events go to reach the other nodes (cluster mode).
-    cluster: Option<crate::nats::ClusterOutbox>,
+    cluster: Option<ClusterQueue>,
 }
 
 impl Registry {
@@ -187,9 +186,9 @@ impl Registry {
         }
     }
 
-    /// Shares locally accepted events with the cluster through `outbox`.
-    pub fn with_cluster(mut self, outbox: Option<crate::nats::ClusterOutbox>) -> Self {
-        self.cluster = outbox;
+    /// Shares locally accepted events with the cluster through `queue`.
+    pub fn with_cluster(mut self, queue: Option<ClusterQueue>) -> Self {
+        self.cluster = queue;
         self
     }
 
@@ -215,7 +214,7 @@ impl Registry {
             });
         }
         if let Some(gap) = replay.gap {
-            outbox.push_gap(gap);
+            outbox.push_gap(&gap);
         }
         outbox.offer_replay(&replay.events);
     }
@@ -245,7 +244,7 @@ impl Registry {
         self.index
             .for_each_match(&event.channel, |id| targets.push(id));
         let seq = event.id.seq;
-        let text = crate::session::filter::MessageText::new(event);
+        let text = MessageText::new(event);
         let mut dropped = 0u64;
         let mut queued = 0u64;
         let mut dead = Vec::new();
@@ -319,7 +318,6 @@ impl Handler<Subscribe> for Registry {
             msg.session,
             SessionEntry {
                 outbox: msg.outbox,
-                transport: msg.transport,
                 patterns: msg.patterns,
                 last_seq: 0,
             },
@@ -353,7 +351,7 @@ impl Handler<Publish> for Registry {
         let mut accepted = Vec::with_capacity(msg.events.len());
         for new in msg.events {
             if let Some(out) = &share {
-                out.offer(&new.channel, new.level, new.times, &new.body_tail);
+                out.offer(&new);
             }
             self.last_seq += 1;
             let id = EventId {
@@ -386,13 +384,11 @@ impl Handler<Publish> for Registry {
 impl Handler<Shutdown> for Registry {
     type Result = usize;
 
-    fn handle(&mut self, msg: Shutdown, _: &mut Self::Context) -> usize {
+    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> usize {
         self.closed = true;
         let told = self.sessions.len();
         for entry in self.sessions.values() {
-            entry
-                .outbox
-                .close_with(Some((msg.farewell)(entry.transport)));
+            entry.outbox.shut_down();
         }
         told
     }
@@ -408,7 +404,7 @@ impl Handler<ChannelCounts> for Registry {
         for entry in self.sessions.values() {
             for p in &entry.patterns {
                 let c = counts.entry(p.as_str()).or_default();
-                match entry.transport {
+                match entry.outbox.transport() {
                     Transport::Sse => c.0 += 1,
                     Transport::WebSocket => c.1 += 1,
                 }

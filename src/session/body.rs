@@ -1,10 +1,11 @@
 //! The response body of every subscriber connection: drains the session's
-//! outbox and frames each item for the transport.
+//! outbox and hands its frames to actix.
 //!
 //! Everything queued is taken at once (up to [`MAX_CHUNK_BYTES`]) and handed
 //! to actix as one chunk, so a busy connection costs one socket write per
-//! batch instead of one per event. Events are already encoded for both
-//! transports; only the rare notices (lag, gap) are formatted here. When the
+//! batch instead of one per event. Items are already worded for the
+//! transport; only the lag notice, which counts what was dropped until the
+//! moment of writing, is worded here (by the outbox's framing). When the
 //! client goes away actix drops the body, and `Drop` tells the session.
 
 use std::pin::Pin;
@@ -16,9 +17,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::Stream;
 use prometheus::IntCounter;
 
-use super::outbox::{Drained, Item, Outbox};
-use super::{ClientGone, ConnectionGuard, Transport};
-use crate::event::{Gap, ws_text_frame};
+use super::ClientGone;
+use crate::delivery::outbox::{Drained, Item, Outbox};
+use crate::limits::slots::ConnectionGuard;
 
 /// Upper bound on one chunk handed to actix. A chunk of dozens of frames
 /// already makes one write out of many; larger chunks only pin memory,
@@ -29,7 +30,6 @@ pub const MAX_CHUNK_BYTES: usize = 16 * 1024;
 
 pub struct OutboxBody {
     outbox: Arc<Outbox>,
-    transport: Transport,
     session: Recipient<ClientGone>,
     delivered: IntCounter,
     latency: prometheus::Histogram,
@@ -40,51 +40,24 @@ pub struct OutboxBody {
 impl OutboxBody {
     pub fn new(
         outbox: Arc<Outbox>,
-        transport: Transport,
         session: Recipient<ClientGone>,
         metrics: &crate::metrics::Metrics,
         slot: ConnectionGuard,
     ) -> Self {
+        let delivered = metrics.delivered(outbox.transport().as_str());
         OutboxBody {
             outbox,
-            transport,
             session,
-            delivered: metrics.delivered(transport.as_str()),
+            delivered,
             latency: metrics.delivery_latency.clone(),
             _slot: slot,
         }
     }
 
-    fn event_frame<'a>(&self, item: &'a Item) -> Option<&'a Bytes> {
+    fn frame<'a>(&self, item: &'a Item) -> &'a Bytes {
         match item {
-            Item::Event(e) => Some(match self.transport {
-                Transport::Sse => e.sse_frame(),
-                Transport::WebSocket => e.ws_frame(),
-            }),
-            Item::Control(b) => Some(b),
-            Item::Gap(_) => None,
-        }
-    }
-
-    fn lag_notice(&self, dropped: u64) -> Bytes {
-        match self.transport {
-            Transport::Sse => {
-                Bytes::from(format!("event: lag\ndata: {{\"dropped\":{dropped}}}\n\n"))
-            }
-            Transport::WebSocket => {
-                ws_text_frame(format!("{{\"type\":\"lag\",\"dropped\":{dropped}}}").as_bytes())
-            }
-        }
-    }
-
-    fn gap_notice(&self, gap: &Gap) -> Bytes {
-        match self.transport {
-            Transport::Sse => Bytes::from(format!("event: gap\ndata: {}\n\n", gap.to_json())),
-            Transport::WebSocket => {
-                let json = gap.to_json();
-                // `{"reason":…}` becomes `{"type":"gap","reason":…}`.
-                ws_text_frame(format!("{{\"type\":\"gap\",{}", &json[1..]).as_bytes())
-            }
+            Item::Event(e) => self.outbox.framing().event(e),
+            Item::Control(b) => b,
         }
     }
 }
@@ -107,39 +80,34 @@ impl Stream for OutboxBody {
             }
             Poll::Ready(Drained::Batch(b)) => b,
         };
-        let events = batch
-            .items
-            .iter()
-            .filter(|i| matches!(i, Item::Event(_)))
-            .count() as u64;
-        this.delivered.inc_by(events);
-        if let Some(Item::Event(oldest)) = batch.items.iter().find(|i| matches!(i, Item::Event(_)))
+        let mut events = batch.items.iter().filter_map(|i| match i {
+            Item::Event(e) => Some(e),
+            Item::Control(_) => None,
+        });
+        if let Some(oldest) = events.next()
             && oldest.id.seq > batch.replayed_through
         {
             let ms = crate::event::now_ms().saturating_sub(oldest.times.received_ms);
             this.latency.observe(ms.max(0) as f64 / 1000.0);
         }
-        // The common idle case: one frame, handed over without a copy.
-        if let ([item], 0) = (batch.items.as_slice(), batch.lagged)
-            && let Some(frame) = this.event_frame(item)
-        {
-            return Poll::Ready(Some(Ok(frame.clone())));
-        }
-        let size: usize = batch
+        let delivered = batch
             .items
             .iter()
-            .map(|i| this.event_frame(i).map_or(128, Bytes::len))
-            .sum();
-        let mut buf = BytesMut::with_capacity(size + 64);
-        if batch.lagged > 0 {
-            buf.put_slice(&this.lag_notice(batch.lagged));
+            .filter(|i| matches!(i, Item::Event(_)))
+            .count();
+        this.delivered.inc_by(delivered as u64);
+        // The common idle case: one frame, handed over without a copy.
+        if let ([item], 0) = (batch.items.as_slice(), batch.lagged) {
+            return Poll::Ready(Some(Ok(this.frame(item).clone())));
+        }
+        let lag = (batch.lagged > 0).then(|| this.outbox.framing().lag(batch.lagged));
+        let size: usize = batch.items.iter().map(|i| this.frame(i).len()).sum();
+        let mut buf = BytesMut::with_capacity(size + lag.as_ref().map_or(0, Bytes::len));
+        if let Some(lag) = lag {
+            buf.put_slice(&lag);
         }
         for item in &batch.items {
-            match (this.event_frame(item), item) {
-                (Some(frame), _) => buf.put_slice(frame),
-                (None, Item::Gap(g)) => buf.put_slice(&this.gap_notice(g)),
-                (None, _) => {}
-            }
+            buf.put_slice(this.frame(item));
         }
         Poll::Ready(Some(Ok(buf.freeze())))
     }

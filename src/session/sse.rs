@@ -11,25 +11,12 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use bytes::Bytes;
 
 use super::body::OutboxBody;
-use super::{
-    ClientGone, SessionCore, SessionId, StreamQuery, SubscribeError, SubscribeRequest, Transport,
-};
-use crate::http::AppState;
-
-const KEEPALIVE_FRAME: &[u8] = b": keepalive\n\n";
-
-/// The frame that ends every stream on graceful shutdown.
-pub fn shutdown_frame() -> Bytes {
-    Bytes::from_static(b"event: shutdown\ndata: {\"reason\":\"server shutting down\"}\n\n")
-}
-
-/// The frame that ends a stream whose token expired.
-fn expired_frame() -> Bytes {
-    Bytes::from_static(b"event: expired\ndata: {\"reason\":\"token expired\"}\n\n")
-}
+use super::gate::{StreamQuery, SubscribeRequest};
+use super::{ClientGone, SessionCore, SubscribeError};
+use crate::delivery::framing::Framing;
+use crate::state::AppState;
 
 /// The session actor of one SSE client.
 pub struct SseSession {
@@ -41,11 +28,9 @@ impl Actor for SseSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.core.started(ctx, expired_frame());
+        self.core.started(ctx);
         ctx.run_interval(self.keepalive, |act, _| {
-            act.core
-                .outbox
-                .push_control_if_idle(Bytes::from_static(KEEPALIVE_FRAME));
+            act.core.outbox.push_keepalive();
         });
     }
 
@@ -73,24 +58,18 @@ pub async fn stream(
     query: web::Query<StreamQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, SubscribeError> {
-    let retry_ms = state.config.subscribe.retry_ms;
-    let opened = super::open(&req, &query, &state, Transport::Sse, |id, request| {
-        ready_frame(id, request, retry_ms)
-    })
-    .await?;
+    let request = SubscribeRequest::parse(&query, state.config.subscribe.max_channels)?;
+    let framing = Framing::Sse {
+        retry_ms: state.config.subscribe.retry_ms,
+    };
+    let opened = super::gate::open(&req, &query, request, &state, framing).await?;
     let outbox = opened.core.outbox.clone();
     let session = SseSession {
         core: opened.core,
         keepalive: state.config.keepalive(),
     }
     .start();
-    let body = OutboxBody::new(
-        outbox,
-        Transport::Sse,
-        session.recipient(),
-        &state.metrics,
-        opened.slot,
-    );
+    let body = OutboxBody::new(outbox, session.recipient(), &state.metrics, opened.slot);
     Ok(HttpResponse::Ok()
         .insert_header((
             header::CONTENT_TYPE,
@@ -99,15 +78,4 @@ pub async fn stream(
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
         .insert_header(("X-Accel-Buffering", HeaderValue::from_static("no")))
         .streaming(body))
-}
-
-fn ready_frame(id: SessionId, request: &SubscribeRequest, retry_ms: u64) -> Bytes {
-    let channels: Vec<&str> = request.patterns.iter().map(|p| p.as_str()).collect();
-    let data = serde_json::json!({
-        "connection_id": id.to_string(),
-        "channels": channels,
-    });
-    Bytes::from(format!(
-        "retry: {retry_ms}\n\nevent: ready\ndata: {data}\n\n"
-    ))
 }

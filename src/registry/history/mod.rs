@@ -40,6 +40,17 @@ pub struct HistoryLimits {
     pub max_channels: usize,
 }
 
+impl From<&crate::config::HistoryConfig> for HistoryLimits {
+    fn from(h: &crate::config::HistoryConfig) -> Self {
+        HistoryLimits {
+            max_entries_per_channel: h.max_entries,
+            max_age_ms: (h.max_age_minutes as i64).saturating_mul(60_000),
+            max_bytes: h.max_bytes,
+            max_channels: h.max_channels,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct ChannelHistory {
     /// Oldest first, so in id order.
@@ -204,8 +215,8 @@ impl History {
 mod tests {
     use super::*;
     use crate::channel::ChannelPattern;
+    use crate::delivery::filter::Filter;
     use crate::event::Level;
-    use crate::session::filter::Filter;
 
     fn event(seq: u64, channel: &str, received_ms: i64) -> Arc<Event> {
         crate::event::testing::event(seq, channel, Level::Info, "m", received_ms)

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use super::{ChannelHistory, History};
 use crate::channel::{ChannelName, ChannelPattern};
+use crate::delivery::filter::{Filter, MessageText};
 use crate::event::{Event, EventId, Gap};
-use crate::session::filter::{Filter, MessageText};
 
 /// Most events one history page looks at. A page whose filters reject
 /// more than this returns what it found so far (possibly nothing) with a

@@ -1,6 +1,7 @@
-//! Rate limits: events per second per service, new subscriber connections
-//! and history requests per second per client address (governor's GCRA,
-//! burst twice the rate).
+//! Limits on what clients may take: rate limits here (events per second
+//! per service, new subscriber connections and history requests per second
+//! per client address; governor's GCRA, burst twice the rate), and the
+//! connection caps in [`slots`].
 //!
 //! Owns the limiters and the bound on their key tables. Service keys are
 //! configured names, so that table is bounded by the config. Address keys
@@ -8,6 +9,8 @@
 //! typically owns a whole /64), the table is pruned of keys that have fully
 //! recovered every [`PRUNE_INTERVAL`], and while it is at its cap a new
 //! address is refused (and counted) rather than let the table grow.
+
+pub mod slots;
 
 use std::hash::Hash;
 use std::net::IpAddr;

@@ -24,6 +24,10 @@ struct Detail<'a> {
     index: Option<usize>,
 }
 
+/// `Retry-After` of refusals that pass soon (shutting down, the
+/// connection cap): a client should come back in a few seconds, not hammer.
+pub const RETRY_SOON_SECS: u64 = 5;
+
 /// Builds the JSON error response. `retry_after` (seconds) becomes a
 /// `Retry-After` header, as 429 and 503 answers carry.
 pub fn error_response(

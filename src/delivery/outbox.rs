@@ -11,7 +11,14 @@
 //!
 //! Draining takes everything queued at once (up to a byte budget) so the
 //! transport can hand it to the socket in one write: under load a session
-//! writes many frames per syscall instead of one.
+//! writes many frames per syscall instead of one. The outbox knows its
+//! session's [`Framing`], so notices (gap, shutdown, expiry) are worded as
+//! they are queued, whoever queues them.
+//!
+//! Control frames (replies, notices) are never dropped, so they have a
+//! bound of their own; a client over it is to be closed ([`Outbox::abort`]),
+//! and a client that will not even take its close frame is dropped
+//! ([`Outbox::kill`]).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,7 +26,9 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 
+use super::Transport;
 use super::filter::{Filter, MessageText};
+use super::framing::Framing;
 use crate::event::{Event, Gap};
 
 /// How much a session may hold for a client that is not reading.
@@ -33,11 +42,9 @@ pub struct QueueLimits {
 #[derive(Debug, Clone)]
 pub enum Item {
     Event(Arc<Event>),
-    /// A transport-level frame already encoded by the session (ready,
+    /// A frame already worded for the transport (ready, gap, replies,
     /// keepalive, shutdown). Control frames are few and never dropped.
     Control(Bytes),
-    /// History could not cover a resume; the transport words the notice.
-    Gap(Box<Gap>),
 }
 
 /// Result of offering an event.
@@ -134,15 +141,25 @@ pub struct Outbox {
     state: Mutex<State>,
     limits: QueueLimits,
     filter: Filter,
+    framing: Framing,
 }
 
 impl Outbox {
-    pub fn new(limits: QueueLimits, filter: Filter) -> Self {
+    pub fn new(limits: QueueLimits, filter: Filter, framing: Framing) -> Self {
         Outbox {
             state: Mutex::new(State::default()),
             limits,
             filter,
+            framing,
         }
+    }
+
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    pub fn transport(&self) -> Transport {
+        self.framing.transport()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -207,8 +224,16 @@ impl Outbox {
         Push::Queued
     }
 
-    /// Queues a control frame only when nothing is waiting: a keepalive is
-    /// pointless behind data, and must not pile up behind a stalled reader.
+    /// Queues the transport's keepalive, only when nothing is waiting: a
+    /// keepalive is pointless behind data, and must not pile up behind a
+    /// stalled reader.
+    pub fn push_keepalive(&self) -> bool {
+        self.framing
+            .keepalive()
+            .is_some_and(|frame| self.push_control_if_idle(frame))
+    }
+
+    /// Queues a control frame only when nothing is waiting.
     pub fn push_control_if_idle(&self, frame: Bytes) -> bool {
         let mut st = self.lock();
         if st.closed || !st.items.is_empty() || st.pong.is_some() {
@@ -283,6 +308,18 @@ impl Outbox {
         wake(st);
     }
 
+    /// Ends the stream with the transport's shutdown notice, after what is
+    /// queued.
+    pub fn shut_down(&self) {
+        self.close_with(Some(self.framing.shutdown()));
+    }
+
+    /// Ends the stream with the transport's token-expired notice, after
+    /// what is queued.
+    pub fn expire(&self) {
+        self.close_with(Some(self.framing.expired()));
+    }
+
     pub fn limits(&self) -> QueueLimits {
         self.limits
     }
@@ -302,19 +339,9 @@ impl Outbox {
         dropped
     }
 
-    /// Queues a gap notice (before a replay); never dropped.
-    pub fn push_gap(&self, gap: Gap) -> bool {
-        let mut st = self.lock();
-        if st.closed {
-            return false;
-        }
-        st.items.push_back(Item::Gap(Box::new(gap)));
-        wake(st);
-        true
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.lock().closed
+    /// Queues a gap notice (before a replay).
+    pub fn push_gap(&self, gap: &Gap) -> Push {
+        self.push_control(self.framing.gap(gap))
     }
 
     /// Events waiting to be written.
@@ -360,7 +387,6 @@ impl Outbox {
                     st.control_bytes -= b.len();
                     b.len()
                 }
-                Item::Gap(_) => 64,
             };
             taken += size;
             batch.items.push(item);
@@ -387,7 +413,7 @@ mod tests {
             max_events: 10,
             max_bytes: 1 << 20,
         };
-        Outbox::new(limits, Filter::default())
+        Outbox::new(limits, Filter::default(), Framing::WebSocket)
     }
 
     fn offer(outbox: &Outbox, seq: u64, level: Level, message: &str) -> Offer {
@@ -410,7 +436,7 @@ mod tests {
             .iter()
             .filter_map(|i| match i {
                 Item::Event(e) => Some(e.id.seq),
-                Item::Control(_) | Item::Gap(_) => None,
+                Item::Control(_) => None,
             })
             .collect()
     }
@@ -421,7 +447,7 @@ mod tests {
             max_events: 3,
             max_bytes: usize::MAX,
         };
-        let ob = Outbox::new(limits, Filter::default());
+        let ob = Outbox::new(limits, Filter::default(), Framing::WebSocket);
         assert_eq!(
             ob.push_control(Bytes::from_static(b": ready\n\n")),
             Push::Queued
@@ -445,7 +471,7 @@ mod tests {
             max_events: 1000,
             max_bytes: one * 2,
         };
-        let ob = Outbox::new(limits, Filter::default());
+        let ob = Outbox::new(limits, Filter::default(), Framing::WebSocket);
         for s in 1..=10 {
             offer(&ob, s, Level::Info, "x");
         }

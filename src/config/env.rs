@@ -1,0 +1,207 @@
+//! The contract's environment names, read one by one over the files'
+//! settings.
+
+use std::collections::BTreeMap;
+
+use super::validate::check_service_name;
+use super::{Config, ConfigError, LogFormat, NOT_YET_SUPPORTED, RunEnv, Secret, TrustProxy};
+
+impl Config {
+    pub(super) fn apply_env(
+        &mut self,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        for (name, feature) in NOT_YET_SUPPORTED {
+            if env(name).is_some_and(|v| !v.is_empty()) {
+                return Err(ConfigError::new(
+                    *name,
+                    format!(
+                        "is set, but {feature} is not built into this version of loggate yet; unset it"
+                    ),
+                ));
+            }
+        }
+        if let Some(v) = env("HOST") {
+            self.server.host = v;
+        }
+        if let Some(v) = env("PORT") {
+            self.server.port = parse_env("PORT", &v, "a port number 0-65535")?;
+        }
+        if let Some(v) = env("MAX_CONNECTIONS") {
+            self.server.max_connections = parse_env("MAX_CONNECTIONS", &v, "a whole number")?;
+        }
+        if let Some(v) = env("MAX_CONNECTIONS_PER_IP") {
+            self.server.max_connections_per_ip =
+                parse_env("MAX_CONNECTIONS_PER_IP", &v, "a whole number (0 = no cap)")?;
+        }
+        if let Some(v) = env("TRUST_PROXY") {
+            self.server.trust_proxy = parse_choice("TRUST_PROXY", &v, TrustProxy::WORDS)?;
+        }
+        if let Some(v) = env("LOGGATE_ENV") {
+            use RunEnv::{Development, Production};
+            self.env = parse_choice(
+                "LOGGATE_ENV",
+                &v,
+                &[
+                    ("production", Production),
+                    ("prod", Production),
+                    ("development", Development),
+                    ("dev", Development),
+                    ("", Development),
+                ],
+            )?;
+        }
+        if let Some(v) = env("SERVICE_TOKENS") {
+            self.service_tokens = parse_service_tokens(&v)?;
+        }
+        let secret = |name: &str| env(name).filter(|v| !v.is_empty()).map(Secret::new);
+        if let Some(v) = secret("JWT_SECRET") {
+            self.auth.jwt_secret = Some(v);
+        }
+        if let Some(v) = env("JWT_PUBLIC_KEY_FILE").filter(|v| !v.is_empty()) {
+            self.auth.jwt_public_key_file = Some(v.into());
+        }
+        if let Some(v) = secret("AUTH_TOKEN") {
+            self.auth.auth_token = Some(v);
+        }
+        if let Some(v) = secret("ADMIN_TOKEN") {
+            self.auth.admin_token = Some(v);
+        }
+        if let Some(v) = env("ALLOWED_ORIGINS") {
+            self.auth.allowed_origins = v
+                .split(',')
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect();
+        }
+        if let Some(v) = env("PUBLISH_RATE_PER_SEC") {
+            self.limits.publish_rate_per_sec = parse_env(
+                "PUBLISH_RATE_PER_SEC",
+                &v,
+                "a whole number of events per second",
+            )?;
+        }
+        if let Some(v) = env("CONNECT_RATE_PER_IP") {
+            self.limits.connect_rate_per_ip = parse_env(
+                "CONNECT_RATE_PER_IP",
+                &v,
+                "a whole number of connections per second",
+            )?;
+        }
+        if let Some(v) = env("HISTORY_RATE_PER_IP") {
+            self.limits.history_rate_per_ip = parse_env(
+                "HISTORY_RATE_PER_IP",
+                &v,
+                "a whole number of requests per second",
+            )?;
+        }
+        if let Some(v) = env("LOG_BUFFER_MAX_ENTRIES") {
+            self.history.max_entries =
+                parse_env("LOG_BUFFER_MAX_ENTRIES", &v, "a whole number of events")?;
+        }
+        if let Some(v) = env("LOG_BUFFER_MAX_AGE_MINUTES") {
+            self.history.max_age_minutes = parse_env(
+                "LOG_BUFFER_MAX_AGE_MINUTES",
+                &v,
+                "a whole number of minutes",
+            )?;
+        }
+        let first = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| env(n).filter(|v| !v.trim().is_empty()))
+        };
+        if let Some(v) = first(&["NATS_URL"]) {
+            self.nats.url = Some(v.trim().to_owned());
+        }
+        if let Some(v) = first(&["FLY_ORG", "ORG_SLUG"]) {
+            self.fly.org = Some(v.trim().to_owned());
+        }
+        if let Some(v) = first(&["ACCESS_TOKEN"]) {
+            self.fly.access_token = Some(Secret::new(v.trim()));
+        }
+        if let Some(v) = first(&["FLY_APP", "FLY_APP_NAME", "FLY_PROD_APP_NAME"]) {
+            self.fly.app = Some(v.trim().to_owned());
+        }
+        if let Some(v) = first(&["FLY_NATS_URL"]) {
+            self.fly.nats_url = v.trim().to_owned();
+        }
+        if let Some(v) = first(&["FLY_NATS_QUEUE"]) {
+            self.fly.queue = Some(v.trim().to_owned());
+        }
+        if let Some(v) = env("RUST_LOG") {
+            self.log.filter = v;
+        }
+        if let Some(v) = env("LOG_FORMAT") {
+            self.log.format = parse_choice(
+                "LOG_FORMAT",
+                &v,
+                &[
+                    ("json", LogFormat::Json),
+                    ("text", LogFormat::Text),
+                    ("", LogFormat::Text),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_env<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::new(key, format!("{value:?} is not {what}")))
+}
+
+/// One of a fixed set of words, in any case.
+pub(super) fn parse_choice<T: Copy>(
+    key: &str,
+    value: &str,
+    choices: &[(&str, T)],
+) -> Result<T, ConfigError> {
+    let word = value.trim().to_ascii_lowercase();
+    choices
+        .iter()
+        .find(|(w, _)| *w == word)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| {
+            let words: Vec<&str> = choices
+                .iter()
+                .map(|(w, _)| *w)
+                .filter(|w| !w.is_empty())
+                .collect();
+            ConfigError::new(
+                key,
+                format!("{value:?} is not one of: {}", words.join(", ")),
+            )
+        })
+}
+
+/// `service=token,service2=token2`.
+fn parse_service_tokens(value: &str) -> Result<BTreeMap<String, Secret>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((service, token)) = pair.split_once('=') else {
+            return Err(ConfigError::new(
+                "SERVICE_TOKENS",
+                "expected service=token pairs separated by commas (a pair has no '=')",
+            ));
+        };
+        let (service, token) = (service.trim(), token.trim());
+        check_service_name(service)?;
+        if token.is_empty() {
+            return Err(ConfigError::new(
+                "SERVICE_TOKENS",
+                format!("service {service:?} has an empty token"),
+            ));
+        }
+        if out.insert(service.to_owned(), Secret::new(token)).is_some() {
+            return Err(ConfigError::new(
+                "SERVICE_TOKENS",
+                format!("service {service:?} is listed twice"),
+            ));
+        }
+    }
+    Ok(out)
+}

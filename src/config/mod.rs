@@ -1,0 +1,425 @@
+//! Configuration: one typed struct of plain settings, its sources, and its
+//! validation.
+//!
+//! Sources, later ones winning: `config/default.toml` (compiled in, so the
+//! binary runs anywhere with no files), the file named by `--config` or
+//! `LOGGATE_CONFIG`, then the environment names fixed by the contract
+//! ([`env`](self) module). Files are merged by figment, which names the key
+//! and the file in its errors; the contract's environment names do not
+//! follow one scheme (`SERVICE_TOKENS` is a list of pairs, `HOST` is bare),
+//! so they are read one by one. [`Config::validate`] refuses bad values
+//! with a message that starts with the key. Nothing else in loggate reads
+//! the environment.
+//!
+//! Settings only: each part of loggate builds its own runtime object from
+//! its section (auth its token checks, the registry its history limits,
+//! the NATS bridge its connections), so nothing here imports them.
+
+mod env;
+mod rule;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format, Toml};
+use serde::Deserialize;
+
+use env::parse_choice;
+pub use rule::IngestRule;
+
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// Every environment name loggate reads (deploy files are checked against
+/// this list by a test, so they cannot drift from the code).
+pub const ENV_NAMES: &[&str] = &[
+    "HOST",
+    "PORT",
+    "LOGGATE_ENV",
+    "LOGGATE_CONFIG",
+    "SERVICE_TOKENS",
+    "JWT_SECRET",
+    "JWT_PUBLIC_KEY_FILE",
+    "AUTH_TOKEN",
+    "ADMIN_TOKEN",
+    "ALLOWED_ORIGINS",
+    "LOG_BUFFER_MAX_ENTRIES",
+    "LOG_BUFFER_MAX_AGE_MINUTES",
+    "PUBLISH_RATE_PER_SEC",
+    "CONNECT_RATE_PER_IP",
+    "HISTORY_RATE_PER_IP",
+    "TRUST_PROXY",
+    "MAX_CONNECTIONS",
+    "MAX_CONNECTIONS_PER_IP",
+    "NATS_URL",
+    "FLY_ORG",
+    "ORG_SLUG",
+    "ACCESS_TOKEN",
+    "FLY_APP",
+    "FLY_APP_NAME",
+    "FLY_PROD_APP_NAME",
+    "FLY_NATS_URL",
+    "FLY_NATS_QUEUE",
+    "RUST_LOG",
+    "LOG_FORMAT",
+];
+
+/// The dev service tokens of `config/default.toml`, refused in production.
+pub const DEV_TOKENS: &[&str] = &[
+    "l5-etl-token",
+    "faas-token",
+    "function-token",
+    "analytics-token",
+];
+
+/// Environment names of the contract whose features this build does not
+/// have yet. Setting one is refused at start rather than silently ignored:
+/// an operator who sets `JWT_SECRET` must never get open subscriptions.
+pub(super) const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
+    ("NATS_JETSTREAM", "JetStream-backed cluster delivery"),
+    ("OPENROUTER_API_KEY", "AI log analysis"),
+    ("AI_API_KEY", "AI log analysis"),
+    ("OPENROUTER_MODEL", "AI log analysis"),
+    ("AI_BASE_URL", "AI log analysis"),
+];
+
+/// A configured secret. Its `Debug` never shows the value, so logging a
+/// config cannot leak it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunEnv {
+    Development,
+    Production,
+}
+
+/// Where the client address comes from when loggate runs behind a proxy.
+/// A header is only as trustworthy as the proxy that sets it: trusting
+/// `Fly-Client-IP` behind any other proxy lets clients pick their own
+/// address, and with it escape every per-address limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustProxy {
+    /// The socket's peer address (no proxy).
+    Off,
+    /// `Fly-Client-IP`, set by Fly.io's proxy.
+    Fly,
+    /// The last address of `X-Forwarded-For`: the one the proxy in front of
+    /// loggate appended (earlier ones are whatever the client sent).
+    XForwardedFor,
+}
+
+impl TrustProxy {
+    /// The words `TRUST_PROXY` and `server.trust_proxy` take.
+    const WORDS: &'static [(&'static str, TrustProxy)] = &[
+        ("false", TrustProxy::Off),
+        ("off", TrustProxy::Off),
+        ("no", TrustProxy::Off),
+        ("0", TrustProxy::Off),
+        ("", TrustProxy::Off),
+        ("fly", TrustProxy::Fly),
+        ("x-forwarded-for", TrustProxy::XForwardedFor),
+        ("xff", TrustProxy::XForwardedFor),
+        // A generic proxy appends to X-Forwarded-For (Fly's and Render's
+        // do too), so that is what plain "true" trusts.
+        ("true", TrustProxy::XForwardedFor),
+        ("on", TrustProxy::XForwardedFor),
+        ("yes", TrustProxy::XForwardedFor),
+        ("1", TrustProxy::XForwardedFor),
+    ];
+}
+
+impl<'de> Deserialize<'de> for TrustProxy {
+    /// `true`/`false` (as in earlier config files) or one of the words.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Word(String),
+        }
+        let word = match Raw::deserialize(d)? {
+            Raw::Bool(b) => b.to_string(),
+            Raw::Word(w) => w,
+        };
+        parse_choice("server.trust_proxy", &word, TrustProxy::WORDS)
+            .map_err(|e| serde::de::Error::custom(e.problem))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub env: RunEnv,
+    pub server: ServerConfig,
+    pub publish: PublishConfig,
+    pub subscribe: SubscribeConfig,
+    pub history: HistoryConfig,
+    pub nats: NatsConfig,
+    pub fly: FlyConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    /// Service name → token, or `sha256:<hex>` of the token.
+    pub service_tokens: BTreeMap<String, Secret>,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    pub max_entries: usize,
+    pub max_age_minutes: u64,
+    pub max_bytes: usize,
+    pub max_channels: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    #[serde(default)]
+    pub token: Option<Secret>,
+    #[serde(default)]
+    pub creds_file: Option<std::path::PathBuf>,
+    pub subject_prefix: String,
+    pub outbound_backlog: usize,
+    /// Generic ingest rules (file only): NATS subjects mapped to channels.
+    #[serde(default)]
+    pub ingest: Vec<IngestRule>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlyConfig {
+    #[serde(default)]
+    pub org: Option<String>,
+    #[serde(default)]
+    pub access_token: Option<Secret>,
+    #[serde(default)]
+    pub app: Option<String>,
+    #[serde(default)]
+    pub queue: Option<String>,
+    pub nats_url: String,
+}
+
+impl FlyConfig {
+    /// Ingest is on when both the org and its token are known.
+    pub fn enabled(&self) -> bool {
+        self.org.is_some() && self.access_token.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub jwt_secret: Option<Secret>,
+    #[serde(default)]
+    pub jwt_public_key_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub auth_token: Option<Secret>,
+    #[serde(default)]
+    pub admin_token: Option<Secret>,
+    /// Clock skew tolerated on `nbf` (and on the lifetime limit). `exp` is
+    /// honoured to the second.
+    pub jwt_leeway_secs: u64,
+    /// Longest lifetime a subscriber JWT may have, in seconds (`exp` after
+    /// `iat`, or after now); 0 = no limit.
+    pub jwt_max_lifetime_secs: u64,
+    pub jwt_audience: Vec<String>,
+    pub jwt_issuer: Vec<String>,
+    /// Accept the subscriber JWT from cookie `loggate_token`.
+    pub cookie: bool,
+    /// CORS allow-list; `*` allows any origin.
+    pub allowed_origins: Vec<String>,
+}
+
+impl AuthConfig {
+    /// True when no subscriber credential is configured: anyone may
+    /// subscribe to anything.
+    pub fn is_open(&self) -> bool {
+        self.jwt_secret.is_none() && self.jwt_public_key_file.is_none() && self.auth_token.is_none()
+    }
+
+    pub fn any_origin(&self) -> bool {
+        self.allowed_origins.iter().any(|o| o == "*")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Events per second per service (burst twice that); 0 = no limit.
+    pub publish_rate_per_sec: u32,
+    /// New subscriber connections per second per client IP (burst twice
+    /// that); 0 = no limit.
+    pub connect_rate_per_ip: u32,
+    /// History requests per second per client IP (burst twice that); 0 =
+    /// no limit.
+    pub history_rate_per_ip: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub max_connections: usize,
+    /// Subscriber connections one client address may hold (IPv6: one
+    /// /64); 0 = no cap.
+    pub max_connections_per_ip: usize,
+    pub shutdown_timeout_secs: u64,
+    /// Which proxy header names the client address.
+    pub trust_proxy: TrustProxy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishConfig {
+    pub max_body_bytes: usize,
+    pub max_event_bytes: usize,
+    pub max_batch_events: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeConfig {
+    pub max_channels: usize,
+    pub keepalive_secs: u64,
+    pub retry_ms: u64,
+    pub queue_max_events: usize,
+    pub queue_max_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+/// A refused configuration: `key` is the file key or environment name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Default for Config {
+    /// The compiled-in defaults, with no file and no environment.
+    fn default() -> Self {
+        Figment::from(Toml::string(DEFAULT_TOML))
+            .extract()
+            .expect("config/default.toml is valid; a unit test checks it")
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file`, then the environment through `env`
+    /// (a function so tests need not touch the process environment), and
+    /// validates the result.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("{} is not a readable file", path.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let mut config: Config = figment.extract().map_err(|e| {
+            let key = if e.path.is_empty() {
+                file.map_or("config".into(), |p| p.display().to_string())
+            } else {
+                e.path.join(".")
+            };
+            ConfigError::new(key, e.kind.to_string())
+        })?;
+        config.apply_env(&env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Loads with the real process environment.
+    pub fn from_env(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load(file, |k| std::env::var(k).ok())
+    }
+
+    /// The address to listen on. `validate` has checked the host.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        let ip: IpAddr = self.server.host.parse().map_err(|_| {
+            ConfigError::new(
+                "server.host (HOST)",
+                format!("{:?} is not an IP address", self.server.host),
+            )
+        })?;
+        Ok(SocketAddr::new(ip, self.server.port))
+    }
+
+    pub fn keepalive(&self) -> Duration {
+        Duration::from_secs(self.subscribe.keepalive_secs)
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.env == RunEnv::Production
+    }
+}

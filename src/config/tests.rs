@@ -1,0 +1,266 @@
+//! The configuration's own tests: defaults, layers, refusals.
+
+use super::*;
+use crate::digest::sha256;
+use std::collections::HashMap;
+
+fn load_with(vars: &[(&str, &str)], file: Option<&Path>) -> Result<Config, ConfigError> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::load(file, |k| map.get(k).cloned())
+}
+
+#[test]
+fn defaults_are_valid_and_match_the_contract() {
+    let c = load_with(&[], None).unwrap();
+    assert_eq!(c.listen_addr().unwrap().to_string(), "0.0.0.0:3002");
+    assert_eq!(c.service_tokens["etl"].expose(), "l5-etl-token");
+    assert_eq!(c.service_tokens["faas"].expose(), "faas-token");
+    assert_eq!(c.service_tokens["function"].expose(), "function-token");
+    assert_eq!(c.service_tokens["analytics"].expose(), "analytics-token");
+    assert_eq!(c.server.max_connections, 10_000);
+    assert_eq!(c.publish.max_event_bytes, 64 * 1024);
+    assert_eq!(c.publish.max_body_bytes, 1024 * 1024);
+    assert_eq!(c.publish.max_batch_events, 1000);
+    assert_eq!(c.subscribe.max_channels, 32);
+    assert_eq!(c.history.max_entries, 10_000);
+    assert_eq!(c.history.max_age_minutes, 30);
+    assert!(c.subscribe.keepalive_secs <= 15);
+    assert_eq!(Config::default().server.port, 3002);
+}
+
+#[test]
+fn env_overrides() {
+    let c = load_with(
+        &[
+            ("HOST", "127.0.0.1"),
+            ("PORT", "8080"),
+            ("MAX_CONNECTIONS", "5"),
+            ("SERVICE_TOKENS", "billing=secret-one, etl = secret-two"),
+            ("RUST_LOG", "debug"),
+            ("TRUST_PROXY", "true"),
+        ],
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.listen_addr().unwrap().to_string(), "127.0.0.1:8080");
+    assert_eq!(c.server.max_connections, 5);
+    assert_eq!(c.service_tokens.len(), 2);
+    assert_eq!(c.service_tokens["billing"].expose(), "secret-one");
+    assert_eq!(c.log.filter, "debug");
+    assert_eq!(c.server.trust_proxy, TrustProxy::XForwardedFor);
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("PORT", "abc")], "PORT"),
+        (&[("PORT", "70000")], "PORT"),
+        (&[("HOST", "not-an-ip")], "HOST"),
+        (&[("MAX_CONNECTIONS", "0")], "MAX_CONNECTIONS"),
+        (&[("MAX_CONNECTIONS", "-1")], "MAX_CONNECTIONS"),
+        (&[("LOGGATE_ENV", "staging")], "LOGGATE_ENV"),
+        (&[("SERVICE_TOKENS", "etl")], "SERVICE_TOKENS"),
+        (&[("SERVICE_TOKENS", "etl=")], "SERVICE_TOKENS"),
+        (&[("SERVICE_TOKENS", "e.tl=abcdefgh")], "SERVICE_TOKENS"),
+        (
+            &[("SERVICE_TOKENS", "a=abcdefgh,a=ijklmnop")],
+            "SERVICE_TOKENS",
+        ),
+        (&[("SERVICE_TOKENS", "a=short")], "service_tokens.a"),
+        (
+            &[("SERVICE_TOKENS", "a=abcdefgh,b=abcdefgh")],
+            "service_tokens.",
+        ),
+        (&[("SERVICE_TOKENS", "")], "SERVICE_TOKENS"),
+        (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
+        (&[("TRUST_PROXY", "maybe")], "TRUST_PROXY"),
+        (&[("RUST_LOG", "=[")], "RUST_LOG"),
+        (&[("NATS_URL", "localhost:4222")], "NATS_URL"),
+        (&[("FLY_ORG", "myorg")], "ACCESS_TOKEN"),
+        (&[("ACCESS_TOKEN", "t")], "FLY_ORG"),
+        (&[("FLY_ORG", "my.org"), ("ACCESS_TOKEN", "t")], "FLY_ORG"),
+        (&[("LOG_BUFFER_MAX_ENTRIES", "0")], "LOG_BUFFER_MAX_ENTRIES"),
+        (
+            &[("LOG_BUFFER_MAX_ENTRIES", "many")],
+            "LOG_BUFFER_MAX_ENTRIES",
+        ),
+        (
+            &[("LOG_BUFFER_MAX_AGE_MINUTES", "0")],
+            "LOG_BUFFER_MAX_AGE_MINUTES",
+        ),
+        (&[("PUBLISH_RATE_PER_SEC", "fast")], "PUBLISH_RATE_PER_SEC"),
+        (&[("CONNECT_RATE_PER_IP", "-1")], "CONNECT_RATE_PER_IP"),
+        (&[("ALLOWED_ORIGINS", "app.example.com")], "ALLOWED_ORIGINS"),
+        (
+            &[("ALLOWED_ORIGINS", "https://app.example.com/")],
+            "ALLOWED_ORIGINS",
+        ),
+        (
+            &[("ALLOWED_ORIGINS", "https://*.example.com")],
+            "ALLOWED_ORIGINS",
+        ),
+        (&[("ALLOWED_ORIGINS", ",")], "ALLOWED_ORIGINS"),
+        (
+            &[("JWT_SECRET", "s"), ("JWT_PUBLIC_KEY_FILE", "/x.pem")],
+            "JWT_SECRET / JWT_PUBLIC_KEY_FILE",
+        ),
+        (&[("SERVICE_TOKENS", "a=sha256:nothex")], "service_tokens.a"),
+        (&[("NATS_JETSTREAM", "true")], "NATS_JETSTREAM"),
+        (
+            &[("OPENROUTER_API_KEY", "sk-x")],
+            "not built into this version",
+        ),
+    ];
+    for (vars, key) in cases {
+        let err = load_with(vars, None).expect_err(&format!("{vars:?} should fail"));
+        assert!(err.to_string().contains(key), "{vars:?}: {err}");
+    }
+}
+
+#[test]
+fn production_refusals_each_name_what_to_set() {
+    let secure: &[(&str, &str)] = &[
+        ("LOGGATE_ENV", "production"),
+        ("SERVICE_TOKENS", "etl=a-real-secret"),
+        ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("ALLOWED_ORIGINS", "https://app.example.com"),
+        ("ADMIN_TOKEN", "an-admin-token-of-length"),
+    ];
+    let with = |over: &[(&str, &str)]| {
+        let mut vars: Vec<(&str, &str)> = secure
+            .iter()
+            .filter(|(k, _)| !over.iter().any(|(o, _)| o == k))
+            .copied()
+            .collect();
+        vars.extend(over.iter().filter(|(_, v)| !v.is_empty()));
+        load_with(&vars, None)
+    };
+    assert!(with(&[]).is_ok(), "{:?}", with(&[]).err());
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("SERVICE_TOKENS", "etl=l5-etl-token")], "dev token"),
+        (&[("JWT_SECRET", "")], "open subscriptions"),
+        (
+            &[("JWT_SECRET", "short-secret")],
+            "JWT_SECRET: needs at least 32 bytes",
+        ),
+        (
+            &[("AUTH_TOKEN", "x")],
+            "AUTH_TOKEN: needs at least 32 characters",
+        ),
+        (&[("ALLOWED_ORIGINS", "*")], "ALLOWED_ORIGINS: * is refused"),
+        (&[("ADMIN_TOKEN", "short")], "at least 16"),
+    ];
+    for (over, want) in cases {
+        let err = with(over).expect_err(&format!("{over:?} should be refused"));
+        assert!(err.to_string().contains(want), "{over:?}: {err}");
+    }
+    // A dev token configured as its digest is still a dev token.
+    let digest = hex::encode(sha256(b"faas-token"));
+    let hashed = format!("faas=sha256:{digest}");
+    let err = with(&[("SERVICE_TOKENS", &hashed)]).unwrap_err();
+    assert!(err.to_string().contains("dev token"), "{err}");
+    // AUTH_TOKEN alone closes subscriptions too.
+    assert!(
+        with(&[
+            ("JWT_SECRET", ""),
+            ("AUTH_TOKEN", "a-static-ops-token-of-32-characters")
+        ])
+        .is_ok()
+    );
+    // Everything wrong is reported in one go.
+    let err = with(&[
+        ("SERVICE_TOKENS", "etl=l5-etl-token,faas=faas-token"),
+        ("JWT_SECRET", "short-secret"),
+        ("AUTH_TOKEN", "x"),
+        ("ALLOWED_ORIGINS", "*"),
+        ("ADMIN_TOKEN", "short"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("6 problem(s)"), "{err}");
+    for key in [
+        "SERVICE_TOKENS",
+        "JWT_SECRET",
+        "AUTH_TOKEN",
+        "ALLOWED_ORIGINS",
+        "ADMIN_TOKEN",
+    ] {
+        assert!(err.contains(&format!("\n  {key}: ")), "{key}: {err}");
+    }
+    // Development keeps accepting what production refuses.
+    assert!(load_with(&[("JWT_SECRET", "short")], None).is_ok());
+}
+
+#[test]
+fn secrets_never_show_in_debug_output() {
+    let c = load_with(
+        &[
+            ("JWT_SECRET", "super-secret-value"),
+            ("ADMIN_TOKEN", "admin-secret-value"),
+        ],
+        None,
+    )
+    .unwrap();
+    let text = format!("{c:?}");
+    for secret in ["super-secret-value", "admin-secret-value", "l5-etl-token"] {
+        assert!(!text.contains(secret), "{secret} leaked");
+    }
+}
+
+#[test]
+fn file_layer_and_its_errors() {
+    let dir = std::env::temp_dir().join(format!("loggate-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "[server]\nport = 4000\n[subscribe]\nmax_channels = 8\n",
+    )
+    .unwrap();
+    let c = load_with(&[], Some(&good)).unwrap();
+    assert_eq!(c.server.port, 4000);
+    assert_eq!(c.subscribe.max_channels, 8);
+    assert_eq!(c.server.host, "0.0.0.0", "unset keys keep defaults");
+    // The environment wins over the file.
+    assert_eq!(
+        load_with(&[("PORT", "5000")], Some(&good))
+            .unwrap()
+            .server
+            .port,
+        5000
+    );
+
+    let typo = dir.join("typo.toml");
+    std::fs::write(&typo, "[server]\nprot = 4000\n").unwrap();
+    let err = load_with(&[], Some(&typo)).unwrap_err().to_string();
+    assert!(err.contains("prot"), "{err}");
+
+    let wrong_type = dir.join("type.toml");
+    std::fs::write(&wrong_type, "[server]\nport = \"high\"\n").unwrap();
+    let err = load_with(&[], Some(&wrong_type)).unwrap_err().to_string();
+    assert!(err.contains("server.port"), "{err}");
+
+    let rules = dir.join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[nats.ingest]]\nsubject = \"a.>\"\nchannel = \"logs:{2}\"\n",
+    )
+    .unwrap();
+    let err = load_with(&[], Some(&rules)).unwrap_err();
+    assert_eq!(err.key, "nats.ingest", "rules need NATS_URL: {err}");
+    assert!(load_with(&[("NATS_URL", "nats://127.0.0.1:4222")], Some(&rules)).is_ok());
+    std::fs::write(
+        &rules,
+        "[[nats.ingest]]\nsubject = \"a.>\"\nchannel = \"logs:{0}\"\n",
+    )
+    .unwrap();
+    let err = load_with(&[("NATS_URL", "nats://127.0.0.1:4222")], Some(&rules)).unwrap_err();
+    assert_eq!(err.key, "nats.ingest[0]", "{err}");
+
+    let err = load_with(&[], Some(&dir.join("missing.toml"))).unwrap_err();
+    assert_eq!(err.key, "--config");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

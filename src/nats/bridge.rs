@@ -1,0 +1,281 @@
+//! The actor that owns one NATS link: connects, subscribes, hands what it
+//! receives to the registry in batches, and (in cluster mode) publishes
+//! what the registry shares.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::cluster::{self, HEADER_LEVEL, HEADER_ORIGIN, HEADER_RECEIVED, HEADER_TIMESTAMP};
+use super::link::{Connection, LinkStatus, connect};
+use super::{fly, rules};
+use crate::config::IngestRule;
+use crate::event::NewEvent;
+use crate::ingest::{PublishError, Received};
+use crate::metrics::{Metrics, label};
+use crate::registry::cluster::ClusterOutbound;
+use crate::registry::{Origin, Publish, Registry};
+
+/// What a link does with its connection.
+pub enum Role {
+    Cluster {
+        node_id: Arc<str>,
+        prefix: Arc<str>,
+        /// What the registry shares with the cluster.
+        outbound: ClusterOutbound,
+        /// Generic ingest rules, read on the same connection.
+        rules: Vec<IngestRule>,
+    },
+    Fly(fly::FlyIngest),
+}
+
+/// The actor that owns one NATS link.
+pub struct NatsBridge {
+    connection: Connection,
+    role: Option<Role>,
+    status: Arc<LinkStatus>,
+    registry: Addr<Registry>,
+    metrics: Arc<Metrics>,
+    /// The cluster node id, to drop our own echoes.
+    node_id: Option<Arc<str>>,
+    /// The cluster subject prefix, which inbound subjects must start with.
+    prefix: Arc<str>,
+    /// `publish.max_event_bytes`: NATS messages get no larger allowance
+    /// than HTTP publishers.
+    max_event_bytes: usize,
+    fly: Option<Arc<fly::FlyIngest>>,
+    rules: Vec<IngestRule>,
+}
+
+impl NatsBridge {
+    pub fn new(
+        connection: Connection,
+        role: Role,
+        registry: Addr<Registry>,
+        metrics: Arc<Metrics>,
+        max_event_bytes: usize,
+    ) -> Self {
+        let (name, node_id, prefix) = match &role {
+            Role::Cluster {
+                node_id, prefix, ..
+            } => (
+                label::nats::CLUSTER,
+                Some(Arc::clone(node_id)),
+                Arc::clone(prefix),
+            ),
+            Role::Fly(_) => (label::nats::FLY, None, Arc::from("")),
+        };
+        NatsBridge {
+            connection,
+            role: Some(role),
+            status: LinkStatus::new(name),
+            registry,
+            metrics,
+            node_id,
+            prefix,
+            max_event_bytes,
+            fly: None,
+            rules: Vec::new(),
+        }
+    }
+
+    pub fn status(&self) -> Arc<LinkStatus> {
+        Arc::clone(&self.status)
+    }
+}
+
+/// Inbound NATS messages that were ready together, and the subscription
+/// they came through.
+struct Inbound(Vec<async_nats::Message>, Source);
+
+/// Most messages handed to the registry in one `Publish`. Batching is what
+/// lets a node keep up with a busy cluster: one registry round trip per
+/// message caps intake far below what NATS delivers, and async-nats drops
+/// what a subscription cannot buffer.
+const INBOUND_BATCH: usize = 512;
+
+#[derive(Clone, Copy)]
+enum Source {
+    /// The link's own subscription: cluster events or Fly's log bus.
+    Main,
+    /// A generic ingest rule, by index.
+    Rule(usize),
+}
+
+impl Actor for NatsBridge {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let conn = self.connection.clone();
+        let status = Arc::clone(&self.status);
+        let role = self.role.take();
+        let metrics = Arc::clone(&self.metrics);
+        let fut = async move {
+            let client = connect(conn, Arc::clone(&status), metrics).await?;
+            let _ = status.client.set(client.clone());
+            let (subject, queue) = match &role {
+                Some(Role::Cluster { prefix, .. }) => (format!("{prefix}.>"), None),
+                Some(Role::Fly(f)) => (f.subject(), f.queue.clone()),
+                None => return Err("bridge started twice".to_string()),
+            };
+            let main = match queue {
+                Some(q) => client.queue_subscribe(subject, q).await,
+                None => client.subscribe(subject).await,
+            }
+            .map_err(|e| e.to_string())?;
+            let mut subscribers = vec![(Source::Main, main)];
+            if let Some(Role::Cluster { rules, .. }) = &role {
+                for (i, rule) in rules.iter().enumerate() {
+                    let sub = client
+                        .subscribe(rule.subject.clone())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    subscribers.push((Source::Rule(i), sub));
+                }
+            }
+            Ok::<_, String>((client, subscribers, role))
+        };
+        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok((client, subscribers, role)) => {
+                for (source, sub) in subscribers {
+                    let batches = futures_util::StreamExt::ready_chunks(sub, INBOUND_BATCH);
+                    ctx.add_stream(futures_util::StreamExt::map(batches, move |m| {
+                        Inbound(m, source)
+                    }));
+                }
+                match role {
+                    Some(Role::Cluster {
+                        mut outbound,
+                        rules,
+                        node_id,
+                        prefix,
+                    }) => {
+                        act.rules = rules;
+                        // The publishing loop: one message at a time, so a
+                        // stalled connection stalls this loop and fills the
+                        // bounded queue instead of memory.
+                        let metrics = Arc::clone(&act.metrics);
+                        actix::spawn(async move {
+                            let out = metrics
+                                .nats_messages
+                                .with_label_values(&[label::nats::CLUSTER, label::nats::OUT]);
+                            let mut batch = Vec::with_capacity(INBOUND_BATCH);
+                            while outbound.recv_many(&mut batch, INBOUND_BATCH).await > 0 {
+                                for event in batch.drain(..) {
+                                    let m = cluster::encode(&prefix, &node_id, &event);
+                                    match client
+                                        .publish_with_headers(m.subject, m.headers, m.payload)
+                                        .await
+                                    {
+                                        Ok(()) => out.inc(),
+                                        Err(e) => tracing::warn!(error = %e, "NATS publish failed"),
+                                    }
+                                }
+                            }
+                        });
+                    }
+                    Some(Role::Fly(f)) => act.fly = Some(Arc::new(f)),
+                    None => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!(link = act.status.name, error = %e, "NATS link failed");
+                act.status.set_error(Some(e));
+            }
+        }));
+    }
+}
+
+impl StreamHandler<Inbound> for NatsBridge {
+    fn handle(&mut self, Inbound(batch, source): Inbound, ctx: &mut Self::Context) {
+        let mut events = Vec::with_capacity(batch.len());
+        for msg in &batch {
+            if let Some(event) = self.inbound_event(msg, source) {
+                events.push(event);
+            }
+        }
+        if events.is_empty() {
+            return;
+        }
+        // Fly messages read through a queue group reach only this node, so
+        // this node shares them with the cluster; without one every node
+        // reads them all and none may share.
+        let origin = match &self.fly {
+            Some(f) if f.queue.is_some() => Origin::Local,
+            _ => Origin::Cluster,
+        };
+        // `wait`: batches go to the registry one after another, so events
+        // keep the order NATS gave them, and the registry's bounded mailbox
+        // pushes back on this link.
+        let send = self.registry.send(Publish { events, origin });
+        ctx.wait(send.into_actor(self).map(|_, _, _| ()));
+    }
+
+    fn finished(&mut self, _: &mut Self::Context) {
+        tracing::warn!(link = self.status.name, "NATS subscription ended");
+    }
+}
+
+impl NatsBridge {
+    /// One inbound message as an event, counted; `None` for our own cluster
+    /// echoes and for messages refused by the checks an HTTP publish gets.
+    fn inbound_event(&self, msg: &async_nats::Message, source: Source) -> Option<NewEvent> {
+        let header = |name: &str| {
+            msg.headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str())
+        };
+        let subject = msg.subject.as_str();
+        let max = self.max_event_bytes;
+        let (link, result) = match (&self.fly, source) {
+            (_, Source::Rule(i)) => {
+                let rule = self.rules.get(i)?;
+                let event = rules::decode_rule(rule, subject, &msg.payload, &Received::now(), max);
+                (label::nats::RULES, event)
+            }
+            (Some(f), Source::Main) => {
+                let event = f.decode(subject, &msg.payload, max).map(|(event, plain)| {
+                    if plain {
+                        self.metrics
+                            .nats_messages
+                            .with_label_values(&[label::nats::FLY, label::nats::PLAIN])
+                            .inc();
+                    }
+                    event
+                });
+                (label::nats::FLY, event)
+            }
+            (None, Source::Main) => {
+                if header(HEADER_ORIGIN) == self.node_id.as_deref() {
+                    return None; // our own echo
+                }
+                let headers = cluster::ClusterHeaders {
+                    level: header(HEADER_LEVEL),
+                    timestamp_ms: header(HEADER_TIMESTAMP),
+                    received_ms: header(HEADER_RECEIVED),
+                };
+                let event =
+                    cluster::decode_cluster(&self.prefix, subject, headers, &msg.payload, max);
+                (label::nats::CLUSTER, event)
+            }
+        };
+        self.metrics
+            .nats_messages
+            .with_label_values(&[link, label::nats::IN])
+            .inc();
+        result.inspect_err(|e| self.refused(link, subject, e)).ok()
+    }
+
+    fn refused(&self, link: &str, subject: &str, e: &PublishError) {
+        self.metrics
+            .nats_messages
+            .with_label_values(&[link, label::nats::INVALID])
+            .inc();
+        self.metrics
+            .nats_refused
+            .with_label_values(&[link, e.code()])
+            .inc();
+        tracing::debug!(link, subject, reason = e.code(), error = %e, "NATS message refused");
+    }
+}
