@@ -1,7 +1,7 @@
 //! Log events: levels, ids, and the encode-once wire forms.
 //!
 //! An event exists in two stages. A [`NewEvent`] is what ingestion (HTTP,
-//! later NATS) validated: its channel, level and a pre-serialised JSON body
+//! NATS) validated: its channel, level and a pre-serialised JSON body
 //! holding every field except `id`. The registry, the single place that
 //! orders events, gives it an [`EventId`] and turns it into an [`Event`]: the
 //! delivered JSON and its SSE frame, built once as `Bytes` and shared by
@@ -30,15 +30,6 @@ pub enum Level {
 }
 
 impl Level {
-    pub const ALL: [Level; 6] = [
-        Level::Trace,
-        Level::Debug,
-        Level::Info,
-        Level::Warn,
-        Level::Error,
-        Level::Fatal,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Level::Trace => "trace",
@@ -113,12 +104,34 @@ impl FromStr for EventId {
     }
 }
 
+/// Why a resume could not be exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapReason {
+    /// Retention limits evicted events after the resume point.
+    HistoryTrimmed,
+    /// More was missed than the connection's queue holds; the oldest were
+    /// skipped.
+    ReplayTruncated,
+    /// The id is from another run of the gateway, whose history is gone.
+    UnknownEpoch,
+}
+
+impl GapReason {
+    /// The `reason` of the `gap` notice.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GapReason::HistoryTrimmed => "history_trimmed",
+            GapReason::ReplayTruncated => "replay_truncated",
+            GapReason::UnknownEpoch => "unknown_epoch",
+        }
+    }
+}
+
 /// What a resuming subscriber is told when history cannot cover the
 /// events since its `Last-Event-ID`; sent before the replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gap {
-    /// Why: `history_trimmed`, `unknown_epoch` or `replay_truncated`.
-    pub reason: &'static str,
+    pub reason: GapReason,
     /// How many events were lost, when known.
     pub lost: Option<u64>,
     /// The first event replayed after the gap, if any.
@@ -129,7 +142,7 @@ impl Gap {
     /// The notice as JSON: `{"reason":…,"lost":N|null,"resumed_from":id|null}`.
     pub fn to_json(&self) -> String {
         serde_json::json!({
-            "reason": self.reason,
+            "reason": self.reason.as_str(),
             "lost": self.lost,
             "resumed_from": self.resumed_from.map(|id| id.to_string()),
         })
@@ -227,15 +240,10 @@ impl NewEvent {
             body_tail,
         }
     }
-
-    /// Rough memory footprint, used for queue and history accounting.
-    pub fn encoded_len(&self) -> usize {
-        self.body_tail.len() + 64
-    }
 }
 
 /// An accepted event, encoded once. Shared as `Arc<Event>` between the
-/// registry, every subscriber queue and (later) history.
+/// registry, every subscriber queue and history.
 #[derive(Debug)]
 pub struct Event {
     pub id: EventId,

@@ -1,28 +1,29 @@
 //! loggate: a real-time log gateway.
 //!
-//! Services POST log events; people watch them live over SSE or WebSocket.
-//! The pieces, each owning one concern and talking to the others through
-//! small messages:
+//! Services publish log events (HTTP, NATS); people watch them live over
+//! SSE or WebSocket. The modules, from the ground up (each imports only
+//! modules listed before it; `ARCHITECTURE.md` draws it):
 //!
-//! - [`config`]: the typed configuration, its sources and validation.
-//! - [`channel`]: channel names and patterns (`logs:svc:ws:res`, `*`),
-//!   matching and containment.
-//! - [`event`]: levels, ids, and the encode-once wire forms of an event.
+//! - Ground: [`channel`] (names, patterns, matching), [`metrics`] (bounded
+//!   labels, named once in `metrics::label`), [`error`] (the JSON error
+//!   body), [`digest`] (token digests), [`event`] (levels, ids, the
+//!   encode-once wire forms), [`config`] (plain settings: sources and
+//!   validation), [`logging`] (log output that never blocks).
+//! - [`limits`]: rate limits and connection slots. [`auth`]: service tokens,
+//!   subscriber JWTs and grants, the admin token.
+//! - [`delivery`]: what the registry and the sessions share: the bounded
+//!   drop-oldest outbox, filters, and each transport's framing.
 //! - [`registry`]: the `Registry` actor: the subscription trie, event
-//!   ordering and fan-out into session outboxes. Only it touches the index;
-//!   it writes history, which the history endpoint reads under a lock.
-//! - [`session`]: subscriber sessions: request parsing, filters, connection
-//!   caps, the bounded drop-oldest [`session::outbox::Outbox`], and the SSE
-//!   and WebSocket transports.
-//! - [`ingest`]: publish bodies and event validation; `ingest::http` is the
-//!   `POST /api/logs/publish` handler.
-//! - [`auth`]: service tokens, subscriber JWTs and channel grants.
-//! - [`limits`]: publish and connection rate limits (governor).
-//! - [`http`]: shared state, routes, the JSON error body, probes.
-//! - [`logging`]: log output that never blocks the gateway.
-//! - [`metrics`]: Prometheus metrics with bounded labels.
-//! - [`nats`]: the NATS bridge actor: cluster mode and Fly.io ingest.
-//! - [`server`]: wiring, graceful shutdown, and [`server::spawn`] for tests.
+//!   ordering and fan-out into outboxes; the history it writes; the queue of
+//!   events it shares with the cluster.
+//! - [`state`]: `AppState`, what every handler may reach.
+//! - Handlers by concern: [`session`] (the SSE and WebSocket transports and
+//!   the gate every subscriber passes), [`ingest`] (publish bodies, the
+//!   rules of an event, `POST /api/logs/publish`), [`nats`] (the NATS
+//!   bridge actor: cluster, Fly.io, ingest rules), [`http`] (the route
+//!   table, probes, admin, history pages, the metrics dashboard).
+//! - Top: [`server`]: wiring, graceful shutdown, and [`server::spawn`] for
+//!   tests and benchmarks.
 
 pub mod auth;
 pub mod channel;
@@ -43,4 +44,4 @@ pub mod session;
 pub mod state;
 
 pub use config::Config;
-pub use server::{Gateway, Running, serve, spawn};
+pub use server::{Gateway, GatewayThread, serve, spawn};

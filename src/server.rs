@@ -204,14 +204,14 @@ pub async fn shutdown_signal() {
 }
 
 /// A gateway running on a thread of its own (tests, benchmarks).
-pub struct Running {
+pub struct GatewayThread {
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
     state: web::Data<AppState>,
 }
 
-impl Running {
+impl GatewayThread {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -245,7 +245,7 @@ impl Running {
     }
 }
 
-impl Drop for Running {
+impl Drop for GatewayThread {
     fn drop(&mut self) {
         let _ = self.stop_and_join();
     }
@@ -253,7 +253,7 @@ impl Drop for Running {
 
 /// Binds `config`'s address and runs the gateway on a new thread. Returns
 /// once it is listening.
-pub fn spawn(config: Config) -> anyhow::Result<Running> {
+pub fn spawn(config: Config) -> anyhow::Result<GatewayThread> {
     let listener = TcpListener::bind(config.listen_addr()?)?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -281,7 +281,7 @@ pub fn spawn(config: Config) -> anyhow::Result<Running> {
             };
         }
     };
-    Ok(Running {
+    Ok(GatewayThread {
         addr,
         stop: Some(stop_tx),
         thread: Some(thread),

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
+use crate::error::RETRY_SOON_SECS;
 use crate::state::AppState;
 
 pub async fn healthz() -> HttpResponse {
@@ -57,7 +58,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     match reason {
         None => HttpResponse::Ok().json(json!({"ready": true})),
         Some(r) => HttpResponse::ServiceUnavailable()
-            .insert_header(("Retry-After", "5"))
+            .insert_header(("Retry-After", RETRY_SOON_SECS.to_string()))
             .json(json!({"ready": false, "reason": r, "nats": state.links_json()})),
     }
 }

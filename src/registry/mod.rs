@@ -6,7 +6,7 @@
 //!
 //! - [`Subscribe`] (with an optional resume point) / [`SessionClosed`] from
 //!   session actors,
-//! - [`Publish`] from ingestion (HTTP now, NATS later), answered with ids,
+//! - [`Publish`] from ingestion (HTTP and NATS), answered with ids,
 //! - [`Shutdown`] and [`GetStats`] from the server.
 //!
 //! Fan-out never waits on a client: for each matching session it offers the
@@ -33,7 +33,7 @@ use crate::channel::ChannelPattern;
 use crate::delivery::filter::MessageText;
 use crate::delivery::outbox::{Offer, Outbox};
 use crate::delivery::{SessionId, Transport};
-use crate::event::{Event, EventId, Gap, NewEvent};
+use crate::event::{Event, EventId, Gap, GapReason, NewEvent};
 use crate::metrics::{Metrics, label};
 use cluster::ClusterQueue;
 use history::{HistoryStats, SharedHistory};
@@ -208,7 +208,7 @@ impl Registry {
                 .replay(patterns, since, limits.max_events, limits.max_bytes);
         if foreign {
             replay.gap = Some(Gap {
-                reason: "unknown_epoch",
+                reason: GapReason::UnknownEpoch,
                 lost: None,
                 resumed_from: replay.events.first().map(|e| e.id),
             });

@@ -20,7 +20,7 @@ pub const ETL_TOKEN: &str = "l5-etl-token";
 
 /// A gateway running in this process on an ephemeral port.
 pub struct TestGateway {
-    pub running: loggate::Running,
+    pub running: loggate::GatewayThread,
     pub client: reqwest::Client,
 }
 

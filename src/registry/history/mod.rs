@@ -272,7 +272,10 @@ mod tests {
         // 5 kept (4..=8): resuming after 1 lost 2 and 3.
         let r = h.replay(&pats(&["logs:etl:a"]), 1, 100, usize::MAX);
         assert_eq!(seqs(&r.events), vec![4, 5, 6, 7, 8]);
-        assert_eq!(r.gap.as_ref().map(|g| g.reason), Some("history_trimmed"));
+        assert_eq!(
+            r.gap.as_ref().map(|g| g.reason.as_str()),
+            Some("history_trimmed")
+        );
         assert_eq!(r.gap.unwrap().resumed_from.map(|i| i.seq), Some(4));
         // Resuming after 3 lost nothing.
         assert_eq!(
@@ -290,7 +293,10 @@ mod tests {
         let r = h.replay(&pats(&["logs:etl:a"]), 0, 2, usize::MAX);
         assert_eq!(seqs(&r.events), vec![4, 5]);
         let gap = r.gap.unwrap();
-        assert_eq!((gap.reason, gap.lost), ("replay_truncated", Some(3)));
+        assert_eq!(
+            (gap.reason.as_str(), gap.lost),
+            ("replay_truncated", Some(3))
+        );
     }
 
     #[test]
@@ -328,7 +334,7 @@ mod tests {
         // ...while a resume from before evictions learns it lost events.
         let r = h.replay(&pats(&["logs:etl:c6"]), 990, 100, usize::MAX);
         assert_eq!(seqs(&r.events), vec![1000]);
-        assert_eq!(r.gap.map(|g| g.reason), Some("history_trimmed"));
+        assert_eq!(r.gap.map(|g| g.reason.as_str()), Some("history_trimmed"));
     }
 
     #[test]
@@ -409,7 +415,10 @@ mod tests {
         let r = h.replay(&pats(&["logs:etl"]), 50, 10, usize::MAX);
         assert_eq!(seqs(&r.events), (91..=100).collect::<Vec<_>>());
         let gap = r.gap.unwrap();
-        assert_eq!((gap.reason, gap.lost), ("replay_truncated", Some(40)));
+        assert_eq!(
+            (gap.reason.as_str(), gap.lost),
+            ("replay_truncated", Some(40))
+        );
         let one = event(1, "logs:etl:c0", 0).size();
         let r = h.replay(&pats(&["logs:etl:c1", "logs:etl:c2"]), 0, 1000, one * 3);
         assert_eq!(seqs(&r.events), vec![93, 99, 100]);

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use super::{ChannelHistory, History};
 use crate::channel::{ChannelName, ChannelPattern};
 use crate::delivery::filter::{Filter, MessageText};
-use crate::event::{Event, EventId, Gap};
+use crate::event::{Event, EventId, Gap, GapReason};
 
 /// Most events one history page looks at. A page whose filters reject
 /// more than this returns what it found so far (possibly nothing) with a
@@ -123,13 +123,13 @@ impl History {
         let cut = missed - events.len();
         let gap = if cut > 0 {
             Some(Gap {
-                reason: "replay_truncated",
+                reason: GapReason::ReplayTruncated,
                 lost: (!trimmed).then_some(cut as u64),
                 resumed_from: events.first().map(|e| e.id),
             })
         } else if trimmed {
             Some(Gap {
-                reason: "history_trimmed",
+                reason: GapReason::HistoryTrimmed,
                 lost: None,
                 resumed_from: events.first().map(|e| e.id),
             })

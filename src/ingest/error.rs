@@ -1,0 +1,177 @@
+//! Why a publish (or any event from outside) was refused: the one error
+//! type of ingestion, its stable codes and its HTTP answer.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::auth::AuthError;
+use crate::channel::ChannelError;
+use crate::error::error_response;
+
+/// Why a publish was refused. `index` names the refused element of a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("{}", at(*.index, format_args!("{message}")))]
+    InvalidJson {
+        index: Option<usize>,
+        message: String,
+    },
+    #[error("{}", at(*.index, format_args!("{message}")))]
+    InvalidEvent {
+        index: Option<usize>,
+        message: String,
+    },
+    #[error("{}", at(*.index, format_args!("{source}")))]
+    InvalidChannel {
+        index: Option<usize>,
+        source: ChannelError,
+    },
+    #[error("{}", at(*.index, format_args!("unknown level {level:?}: use trace, debug, info, warn (warning), error (err) or fatal")))]
+    InvalidLevel { index: Option<usize>, level: String },
+    #[error("{}", at(*.index, format_args!("timestamp {value}: use RFC 3339 (2025-09-25T10:30:00Z) or epoch milliseconds")))]
+    InvalidTimestamp { index: Option<usize>, value: String },
+    #[error("{}", at(*.index, format_args!("this token publishes as service {token_service:?}, not {event_service:?}")))]
+    ServiceMismatch {
+        index: Option<usize>,
+        token_service: String,
+        event_service: String,
+    },
+    #[error("{}", at(*.index, format_args!("event is {size} bytes; the limit is {max}")))]
+    EventTooLarge {
+        index: Option<usize>,
+        size: usize,
+        max: usize,
+    },
+    #[error("request body is over the limit of {max} bytes")]
+    BodyTooLarge { max: usize },
+    #[error("{count} events in one request; the limit is {max}")]
+    BatchTooLarge { count: usize, max: usize },
+    #[error(
+        "{count} events in one request is more than this service's rate limit lets through at once ({burst}, twice PUBLISH_RATE_PER_SEC); send smaller batches"
+    )]
+    BatchExceedsBurst { count: usize, burst: u32 },
+    #[error("content type {0:?} is not supported: send application/json or application/x-ndjson")]
+    UnsupportedMediaType(String),
+    #[error(
+        "publish rate limit of this service reached; retry in {}s",
+        retry_after_secs
+    )]
+    RateLimited { retry_after_secs: u64 },
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+}
+
+/// Prefixes a batch element's message with its index.
+fn at(index: Option<usize>, msg: std::fmt::Arguments<'_>) -> String {
+    match index {
+        Some(i) => format!("event {i}: {msg}"),
+        None => msg.to_string(),
+    }
+}
+
+impl PublishError {
+    /// Every code [`PublishError::code`] can answer, for metrics that
+    /// exist before their first refusal.
+    pub const CODES: &'static [&'static str] = &[
+        "missing_token",
+        "invalid_token",
+        "invalid_json",
+        "invalid_event",
+        "invalid_channel",
+        "invalid_level",
+        "invalid_timestamp",
+        "service_mismatch",
+        "event_too_large",
+        "body_too_large",
+        "batch_too_large",
+        "batch_exceeds_burst",
+        "unsupported_media_type",
+        "rate_limited",
+        "shutting_down",
+    ];
+
+    /// The codes of a refused event, whatever its path (HTTP, NATS).
+    pub const EVENT_CODES: &'static [&'static str] = &[
+        "invalid_json",
+        "invalid_event",
+        "invalid_channel",
+        "invalid_level",
+        "invalid_timestamp",
+        "event_too_large",
+    ];
+
+    /// The stable code of the JSON error body, also the metrics reason.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PublishError::Auth(e) => e.code(),
+            PublishError::InvalidJson { .. } => "invalid_json",
+            PublishError::InvalidEvent { .. } => "invalid_event",
+            PublishError::InvalidChannel { .. } => "invalid_channel",
+            PublishError::InvalidLevel { .. } => "invalid_level",
+            PublishError::InvalidTimestamp { .. } => "invalid_timestamp",
+            PublishError::ServiceMismatch { .. } => "service_mismatch",
+            PublishError::EventTooLarge { .. } => "event_too_large",
+            PublishError::BodyTooLarge { .. } => "body_too_large",
+            PublishError::BatchTooLarge { .. } => "batch_too_large",
+            PublishError::BatchExceedsBurst { .. } => "batch_exceeds_burst",
+            PublishError::UnsupportedMediaType(_) => "unsupported_media_type",
+            PublishError::RateLimited { .. } => "rate_limited",
+            PublishError::ShuttingDown => "shutting_down",
+        }
+    }
+
+    /// The refused element of a batch, when the refusal names one.
+    pub fn index(&self) -> Option<usize> {
+        match self {
+            PublishError::InvalidJson { index, .. }
+            | PublishError::InvalidEvent { index, .. }
+            | PublishError::InvalidChannel { index, .. }
+            | PublishError::InvalidLevel { index, .. }
+            | PublishError::InvalidTimestamp { index, .. }
+            | PublishError::ServiceMismatch { index, .. }
+            | PublishError::EventTooLarge { index, .. } => *index,
+            _ => None,
+        }
+    }
+}
+
+impl ResponseError for PublishError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            PublishError::Auth(_) => StatusCode::UNAUTHORIZED,
+            PublishError::ServiceMismatch { .. } => StatusCode::FORBIDDEN,
+            PublishError::EventTooLarge { .. }
+            | PublishError::BodyTooLarge { .. }
+            | PublishError::BatchTooLarge { .. }
+            | PublishError::BatchExceedsBurst { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            PublishError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            PublishError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            PublishError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let retry_after = match self {
+            PublishError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            PublishError::ShuttingDown => Some(crate::error::RETRY_SOON_SECS),
+            _ => None,
+        };
+        let res = error_response(
+            self.status_code(),
+            self.code(),
+            &self.to_string(),
+            self.index(),
+            retry_after,
+        );
+        match self {
+            PublishError::Auth(e) => crate::error::with_bearer_challenge(
+                res,
+                !matches!(e, AuthError::MissingServiceToken),
+            ),
+            _ => res,
+        }
+    }
+}
