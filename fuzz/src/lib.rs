@@ -8,7 +8,7 @@
 //! a crash.
 
 use loggate::channel::ChannelName;
-use loggate::event::{Event, EventId, Level, NewEvent};
+use loggate::event::{Event, EventId, NewEvent};
 use loggate::ingest::{Limits, Received};
 use serde_json::Value;
 

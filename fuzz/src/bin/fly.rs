@@ -3,7 +3,7 @@
 //! well-formed event whose channel the subject alone names: a payload can
 //! never move a line onto another app's channel.
 
-use loggate::nats::fly::to_event;
+use loggate::nats::fly::decode_fly;
 use loggate_fuzz::{LIMITS, check_event, received, split_line};
 
 const ORG: &str = "myorg";
@@ -14,7 +14,8 @@ fn main() {
         let Ok(subject) = std::str::from_utf8(subject) else {
             return;
         };
-        let Ok(event) = to_event(ORG, subject, payload, &received(), LIMITS.max_event_bytes) else {
+        let Ok(event) = decode_fly(ORG, subject, payload, &received(), LIMITS.max_event_bytes)
+        else {
             return;
         };
         let json = check_event(event);

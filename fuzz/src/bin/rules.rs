@@ -3,7 +3,8 @@
 //! accepted message becomes a well-formed event on the channel the rule's
 //! template names for that subject.
 
-use loggate::nats::rules::{IngestRule, to_event};
+use loggate::config::IngestRule;
+use loggate::nats::rules::decode_rule;
 use loggate_fuzz::{LIMITS, check_event, received, split_line};
 
 const RULES: &[(&str, &str)] = &[
@@ -28,7 +29,8 @@ fn main() {
             return;
         };
         for rule in &rules {
-            if let Ok(event) = to_event(rule, subject, payload, &received(), LIMITS.max_event_bytes)
+            if let Ok(event) =
+                decode_rule(rule, subject, payload, &received(), LIMITS.max_event_bytes)
             {
                 let channel = rule.channel_for(subject).expect("the event has a channel");
                 assert_eq!(check_event(event)["channel"], channel.as_str());
