@@ -2,15 +2,13 @@
 //! resuming with `Last-Event-ID`; every subscriber must see every event
 //! exactly once, in order. (`scripts/bench.sh` runs the bigger load.)
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::Value;
+use testkit::*;
 
 const EVENTS: usize = 100_000;
 const SUBSCRIBERS: usize = 50;
