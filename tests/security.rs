@@ -438,6 +438,10 @@ async fn cors_answers_allowed_origins_only() {
     assert!(!res.headers().contains_key("access-control-allow-origin"));
 }
 
+/// Waits on the wall clock (1 to 2 s, in parallel with the other tests):
+/// the token is checked against the system clock inside jsonwebtoken and
+/// the expiry timer runs on the gateway's own actix runtime, which a
+/// paused tokio clock in this test cannot reach.
 #[tokio::test]
 async fn a_stream_ends_when_its_token_expires() {
     let gw = secured(|c| c.auth.jwt_leeway_secs = 0);
