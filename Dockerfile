@@ -5,11 +5,14 @@
 
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
-# Dependencies first: a stub crate with the real manifest.
+# Dependencies first: a stub crate with the real manifest. The workspace
+# names the test toolkit (testkit/), so its manifest comes too; it is a
+# dev-dependency and never built here.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src config examples \
+COPY testkit/Cargo.toml testkit/
+RUN mkdir -p src config examples testkit/src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs \
+    && touch src/lib.rs testkit/src/lib.rs \
     && touch config/default.toml \
     && cargo build --release --locked --bin loggate \
     && rm -rf src

@@ -3,157 +3,15 @@
 //! oversized and endless WebSocket frames, clients that make the gateway
 //! queue replies without reading them, cross-site WebSocket handshakes.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::process::{base_command, spawn};
-use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use testkit::process::{base_command, spawn};
+use testkit::ws::{RawWs, client_frame, flood, frame_header, raw_ws};
+use testkit::*;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-/// A WebSocket client that speaks raw frames, so a test can send what no
-/// library would.
-struct RawWs {
-    read: OwnedReadHalf,
-    write: OwnedWriteHalf,
-    buf: Vec<u8>,
-}
-
-/// Opens `path` as a WebSocket; returns the status line and headers of the
-/// answer, and the client when the answer is 101.
-async fn raw_ws(addr: &str, path: &str, extra_headers: &str) -> (u16, Option<RawWs>) {
-    let sock = TcpStream::connect(addr).await.expect("connect");
-    let (mut read, mut write) = sock.into_split();
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra_headers}\r\n"
-    );
-    write
-        .write_all(req.as_bytes())
-        .await
-        .expect("handshake sent");
-    let mut buf = Vec::new();
-    let head_end = loop {
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
-        }
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(WAIT, read.read(&mut chunk))
-            .await
-            .expect("handshake answer in time")
-            .expect("read");
-        assert!(n > 0, "closed during the handshake");
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    buf.drain(..head_end);
-    if status != 101 {
-        return (status, None);
-    }
-    (status, Some(RawWs { read, write, buf }))
-}
-
-/// A masked client frame header (RFC 6455 §5.2) declaring `len` bytes.
-fn frame_header(opcode: u8, len: u64) -> Vec<u8> {
-    let mut h = vec![0x80 | opcode];
-    if len < 126 {
-        h.push(0x80 | len as u8);
-    } else if len <= u64::from(u16::MAX) {
-        h.push(0x80 | 126);
-        h.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        h.push(0x80 | 127);
-        h.extend_from_slice(&len.to_be_bytes());
-    }
-    // A zero mask keeps the payload readable and is as valid as any other.
-    h.extend_from_slice(&[0, 0, 0, 0]);
-    h
-}
-
-fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = frame_header(opcode, payload.len() as u64);
-    f.extend_from_slice(payload);
-    f
-}
-
-impl RawWs {
-    /// The next server frame: (opcode, payload); `None` when the connection
-    /// ends or nothing comes within `limit`.
-    async fn next_frame(&mut self, limit: Duration) -> Option<(u8, Vec<u8>)> {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            if self.buf.len() >= 2 {
-                let len7 = (self.buf[1] & 0x7F) as usize;
-                let (hlen, len) = match len7 {
-                    126 if self.buf.len() >= 4 => {
-                        (4, u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize)
-                    }
-                    127 if self.buf.len() >= 10 => (
-                        10,
-                        u64::from_be_bytes(self.buf[2..10].try_into().unwrap()) as usize,
-                    ),
-                    126 | 127 => (usize::MAX, 0),
-                    n => (2, n),
-                };
-                if hlen != usize::MAX && self.buf.len() >= hlen + len {
-                    let op = self.buf[0] & 0x0F;
-                    let payload = self.buf[hlen..hlen + len].to_vec();
-                    self.buf.drain(..hlen + len);
-                    return Some((op, payload));
-                }
-            }
-            let mut chunk = vec![0u8; 64 * 1024];
-            match tokio::time::timeout_at(deadline, self.read.read(&mut chunk)).await {
-                Ok(Ok(n)) if n > 0 => self.buf.extend_from_slice(&chunk[..n]),
-                _ => return None,
-            }
-        }
-    }
-
-    /// Reads frames until a close frame, returning its code.
-    async fn close_code(&mut self) -> Option<u16> {
-        while let Some((op, payload)) = self.next_frame(WAIT).await {
-            if op == 0x8 {
-                return payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
-            }
-        }
-        None
-    }
-
-    /// True once the server has closed or dropped the connection.
-    async fn ends_within(&mut self, limit: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            match tokio::time::timeout_at(deadline, self.read.read(&mut chunk)).await {
-                Err(_) => return false,
-                Ok(Ok(0)) | Ok(Err(_)) => return true,
-                Ok(Ok(_)) => {}
-            }
-        }
-    }
-}
-
-/// Writes `chunk` again and again until `total` bytes went out, the server
-/// stops reading (a write blocks for 2 s) or the connection fails. Returns
-/// the bytes written.
-async fn flood(write: &mut OwnedWriteHalf, chunk: &[u8], total: usize) -> usize {
-    let mut sent = 0;
-    while sent < total {
-        match tokio::time::timeout(Duration::from_secs(2), write.write_all(chunk)).await {
-            Ok(Ok(())) => sent += chunk.len(),
-            _ => break,
-        }
-    }
-    sent
-}
+const BIN: &str = env!("CARGO_BIN_EXE_loggate");
 
 async fn metric(addr: &str, series: &str) -> f64 {
     let text = reqwest::get(format!("http://{addr}/metrics"))
@@ -191,7 +49,7 @@ async fn wait_for_no_connections(addr: &str) {
 /// the server's memory does not follow the stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_frame_declaring_a_terabyte_is_refused_from_its_header() {
-    let proc = spawn(base_command());
+    let proc = spawn(base_command(BIN));
     let addr = proc.addr.clone();
     let (status, ws) = raw_ws(&addr, "/api/logs/ws?channels=logs:etl", "").await;
     assert_eq!(status, 101);
@@ -247,7 +105,7 @@ async fn a_websocket_frame_declaring_a_terabyte_is_refused_from_its_header() {
 /// small bound, after which the client is closed (1008) and dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_cannot_make_replies_pile_up() {
-    let proc = spawn(base_command());
+    let proc = spawn(base_command(BIN));
     let addr = proc.addr.clone();
     let (_, ws) = raw_ws(&addr, "/api/logs/ws?channels=logs:etl", "").await;
     let mut ws = ws.unwrap();

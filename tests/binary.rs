@@ -1,29 +1,28 @@
 //! The real `loggate` binary: start-up with embedded defaults, configuration
 //! errors that name their key, `--config`, and graceful SIGTERM.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
 use reqwest::StatusCode;
+use testkit::process::{self, Guard, exit_within, free_port, rss_kib, sigterm, spawn};
+use testkit::*;
 
-use common::process::{BIN, base_command, rss_kib, spawn};
+const BIN: &str = env!("CARGO_BIN_EXE_loggate");
+
+fn base_command() -> Command {
+    process::base_command(BIN)
+}
 
 /// Runs the binary to its exit, killing it (and failing) if it is still
 /// running after `WAIT`: a start that should have been refused must not
 /// hang the test.
 fn run_to_exit(mut cmd: Command) -> (Option<i32>, String) {
     let mut child = cmd.spawn().expect("binary runs");
-    let deadline = Instant::now() + WAIT;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the binary kept running instead of exiting");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if exit_within(&mut child, WAIT).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the binary kept running instead of exiting");
     }
     let out = child.wait_with_output().expect("output");
     (
@@ -157,9 +156,7 @@ fn sigterm_tells_clients_drains_and_exits_zero() {
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
 
-        let pid = proc.child.id().to_string();
-        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(killed.success());
+        assert!(sigterm(proc.pid()));
 
         // Queued events are drained first (the publisher's too), then the
         // shutdown notice.
@@ -193,17 +190,7 @@ fn sigterm_tells_clients_drains_and_exits_zero() {
                 .collect::<Vec<_>>()
         );
     });
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(s) = proc.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "gateway did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = exit_within(&mut proc.child, WAIT).expect("gateway did not exit after SIGTERM");
     assert_eq!(status.code(), Some(0));
     // The process has exited, so its stderr closes and the reader ends.
     let mut rest = Vec::new();
@@ -282,7 +269,7 @@ fn log_format_json_writes_json_lines() {
     let mut cmd = base_command();
     cmd.env("LOG_FORMAT", "json");
     // The guard kills the child on every path.
-    let proc = common::process::start(cmd);
+    let proc = process::start(cmd);
     let first = proc
         .lines
         .recv_timeout(WAIT)
@@ -305,27 +292,15 @@ fn help_lists_the_serve_command() {
     assert!(text.contains("--config"), "{text}");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Waits (bounded) for the child to exit and returns its exit code.
 fn exit_code_within(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if Instant::now() > deadline {
+    match exit_within(child, limit) {
+        Some(status) => status.code(),
+        None => {
             let _ = child.kill();
             let _ = child.wait();
             panic!("the gateway did not exit");
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -349,7 +324,7 @@ fn sigterm_exits_when_the_log_pipe_is_closed() {
     let mut cmd = base_command();
     let port = free_port();
     cmd.env("PORT", port.to_string());
-    let mut child = common::process::Guard(cmd.spawn().unwrap());
+    let mut child = Guard(cmd.spawn().unwrap());
     let mut stderr = BufReader::new(child.0.stderr.take().unwrap());
     let mut line = String::new();
     while !line.contains("listening on") {
@@ -362,10 +337,7 @@ fn sigterm_exits_when_the_log_pipe_is_closed() {
     drop(stderr);
     let base = format!("http://127.0.0.1:{port}");
     churn(&base, 20);
-    Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(child.0.id());
     assert_eq!(exit_code_within(&mut child.0, WAIT), Some(0));
 }
 
@@ -379,7 +351,7 @@ fn a_log_pipe_nobody_reads_never_blocks_the_gateway() {
     cmd.env("PORT", port.to_string())
         .env("CONNECT_RATE_PER_IP", "0")
         .env("RUST_LOG", "trace");
-    let mut child = common::process::Guard(cmd.spawn().unwrap());
+    let mut child = Guard(cmd.spawn().unwrap());
     // Held open, never read.
     let _stderr = child.0.stderr.take().unwrap();
     let base = format!("http://127.0.0.1:{port}");
@@ -404,9 +376,6 @@ fn a_log_pipe_nobody_reads_never_blocks_the_gateway() {
     });
     let dropped = metric_value(&metrics, "loggate_log_lines_dropped_total").unwrap();
     assert!(dropped > 0.0, "lines were dropped and counted");
-    Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(child.0.id());
     assert_eq!(exit_code_within(&mut child.0, WAIT), Some(0));
 }

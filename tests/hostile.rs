@@ -3,37 +3,20 @@
 //! requests. Each gets the right status, and the gateway keeps serving an
 //! honest subscriber throughout.
 
-mod common;
+use std::time::Duration;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use common::*;
 use loggate::config::Secret;
 use reqwest::StatusCode;
 use serde_json::json;
+use testkit::jwt::{self, now};
+use testkit::*;
 
 const SECRET: &str = "hostile-test-secret-0123456789abcdef";
-
-fn token(claims: serde_json::Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 #[tokio::test]
 async fn hostile_requests_are_refused_and_others_keep_being_served() {
     let gw = start_with(|c| c.auth.jwt_secret = Some(Secret::new(SECRET)));
-    let honest = token(json!({"exp": now() + 600, "workspaces": ["ws1"]}));
+    let honest = jwt::hs256(SECRET, &json!({"exp": now() + 600, "workspaces": ["ws1"]}));
     let mut witness = SseClient::connect(&gw.url(&format!(
         "/api/logs/stream?channels=logs:etl:ws1&token={honest}"
     )))

@@ -2,10 +2,8 @@
 //! with `Allow` for wrong methods, the headers CORS exposes, unknown query
 //! parameters refused, and the 401 challenge.
 
-mod common;
-
-use common::*;
 use reqwest::{Method, StatusCode};
+use testkit::*;
 
 #[tokio::test]
 async fn probes_and_metrics_answer_head() {
@@ -63,12 +61,7 @@ async fn unknown_query_parameters_are_refused() {
         assert_eq!(body["error"]["code"], "invalid_query", "{path}");
     }
     let url = format!("ws://{}/api/logs/ws?chanels=logs:etl", gw.running.addr);
-    match tokio_tungstenite::connect_async(url).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
-            assert_eq!(res.status().as_u16(), 400)
-        }
-        other => panic!("websocket: {:?}", other.map(|(_, r)| r.status())),
-    }
+    assert_eq!(testkit::ws::refusal(url).await, 400, "websocket");
     // A 60 KB unknown parameter name is not echoed back whole.
     let long = "x".repeat(60_000);
     let (status, body) = gw

@@ -4,22 +4,39 @@
 //! messages become events; NATS outages and wrong credentials degrade
 //! `/ready` but never local traffic, and the gateway reconnects by itself.
 
-#[path = "common/nats.rs"]
-mod nats_support;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use nats_support::*;
 use reqwest::StatusCode;
 use serde_json::Value;
+use testkit::nats::NatsServer;
+use testkit::node::{Gateway, warm_up};
+use testkit::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_loggate");
 
 /// Reconnecting after an outage may take a few backoff rounds.
 const RECONNECT: Duration = Duration::from_secs(30);
 const QUIET: Duration = Duration::from_millis(500);
 
 fn cluster_node(name: &str, nats: &NatsServer) -> Gateway {
-    Gateway::spawn(name, &[("NATS_URL", &nats.url())])
+    Gateway::spawn(BIN, name, &[("NATS_URL", &nats.url())])
+}
+
+/// One etl event for `logs:etl:<ws>:r1`.
+fn etl_event(ws: &str, message: &str) -> Value {
+    event("etl", Some(ws), Some("r1"), message)
+}
+
+/// An event id split into (epoch, seq): `019ab2c3d4e5-000000000042`.
+fn parse_id(id: &str) -> (u64, u64) {
+    let (epoch, seq) = id
+        .split_once('-')
+        .unwrap_or_else(|| panic!("event id {id:?}"));
+    (
+        u64::from_str_radix(epoch, 16).unwrap_or_else(|_| panic!("event id {id:?}")),
+        seq.parse().unwrap_or_else(|_| panic!("event id {id:?}")),
+    )
 }
 
 /// Splits one subscriber's events into those whose message starts with
@@ -82,8 +99,8 @@ async fn two_nodes_exchange_1000_events_exactly_once_in_order() {
         ids_from_b.extend(b.publish(&events).await);
     }
 
-    let on_a = sub_a.logs(1100).await;
-    let on_b = sub_b.logs(1100).await;
+    let on_a = sub_a.logs_within(1100, DEADLINE).await;
+    let on_b = sub_b.logs_within(1100, DEADLINE).await;
     sub_a.expect_silence(QUIET).await;
     sub_b.expect_silence(QUIET).await;
 
@@ -135,7 +152,7 @@ async fn two_nodes_exchange_1000_events_exactly_once_in_order() {
         .expect("m499 on B");
     let last = on_b[at]["id"].as_str().unwrap();
     let mut resumed = b.resume("logs:etl:ws1", last).await;
-    let replayed = resumed.logs(on_b.len() - at - 1).await;
+    let replayed = resumed.logs_within(on_b.len() - at - 1, DEADLINE).await;
     assert_eq!(messages(&replayed), messages(&on_b[at + 1..]));
     let ids = |v: &[Value]| -> Vec<String> {
         v.iter()
@@ -152,7 +169,7 @@ async fn two_nodes_exchange_1000_events_exactly_once_in_order() {
         .expect("n49 on A");
     let last = on_a[at]["id"].as_str().unwrap();
     let mut resumed = a.resume("logs:etl:ws1", last).await;
-    let replayed = resumed.logs(on_a.len() - at - 1).await;
+    let replayed = resumed.logs_within(on_a.len() - at - 1, DEADLINE).await;
     assert_eq!(ids(&replayed), ids(&on_a[at + 1..]));
 
     // Both resumed streams are live: a new event from B reaches both once.
@@ -180,6 +197,7 @@ fn fly_message(app: &str, region: &str, instance: &str, level: &str, message: &s
 fn fly_gateway(nats: &NatsServer, token: &str) -> Gateway {
     let url = nats.url();
     Gateway::spawn(
+        BIN,
         "fly",
         &[
             ("FLY_ORG", "myorg"),
@@ -237,7 +255,7 @@ async fn fly_shaped_messages_become_events() {
     )
     .await;
 
-    let got = sub.logs(3).await;
+    let got = sub.logs_within(3, DEADLINE).await;
     let first = &got[0];
     assert_eq!(first["channel"], "logs:myapp:myorg:inst1", "{first}");
     assert_eq!(first["service"], "myapp", "{first}");
@@ -262,7 +280,7 @@ async fn fly_shaped_messages_become_events() {
     assert_eq!(third["meta"]["region"], "fra", "{third}");
 
     // Another app's message reached no channel at all.
-    let all = everything.logs(3).await;
+    let all = everything.logs_within(3, DEADLINE).await;
     assert_eq!(messages(&all), ["hello", "plain text line", "third"]);
     everything.expect_silence(QUIET).await;
     sub.expect_silence(Duration::ZERO).await;
@@ -390,7 +408,7 @@ async fn nats_restart_recovers_without_restarting_the_gateway() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_nats_ready_is_200() {
-    let gw = Gateway::spawn("solo", &[]);
+    let gw = Gateway::spawn(BIN, "solo", &[]);
     gw.wait_ready(StatusCode::OK, DEADLINE).await;
     let health = gw.health().await;
     assert!(health["nats"].is_object(), "{health}");
@@ -410,6 +428,7 @@ async fn generic_ingest_rules_map_subjects_to_channels() {
     )
     .unwrap();
     let node = Gateway::spawn(
+        BIN,
         "rules",
         &[
             ("NATS_URL", &nats.url()),
@@ -438,7 +457,7 @@ async fn generic_ingest_rules_map_subjects_to_channels() {
         .unwrap();
     client.flush().await.unwrap();
 
-    let got = sub.logs(2).await;
+    let got = sub.logs_within(2, DEADLINE).await;
     assert_eq!(got[0]["channel"], "logs:billing:rules");
     assert_eq!(got[0]["level"], "warn");
     assert_eq!(got[0]["message"], "paid");
@@ -537,7 +556,7 @@ async fn hostile_cluster_messages_reach_no_subscriber() {
     // before the good message.
     let mut leaked = Vec::new();
     let good = loop {
-        let f = sub.next_event().await;
+        let f = sub.next_event().await.expect("stream open");
         let json: Value = serde_json::from_str(&f.data).unwrap_or(Value::Null);
         if f.event == "log" && json["message"] == "good" {
             break json;

@@ -1,12 +1,10 @@
 //! Operations: Prometheus exposition checked by `promtool`, the admin
 //! stream status, and deploy files that cannot drift from the code.
 
-mod common;
-
-use common::*;
 use loggate::config::{Config, ENV_NAMES, Secret};
 use reqwest::StatusCode;
 use serde_json::json;
+use testkit::*;
 
 /// The live `/metrics` of a gateway with traffic passes `promtool check
 /// metrics` (Prometheus's own linter: names, units, _total, help).
@@ -198,17 +196,11 @@ fn deploy_files_match_the_configuration() {
 /// `/metrics/ws` pushes a JSON snapshot every second to an admin.
 #[tokio::test]
 async fn metrics_websocket_pushes_snapshots() {
-    use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let gw = start_with(|c| c.auth.admin_token = Some(Secret::new("admin-token-for-tests")));
     let url = format!("ws://{}/metrics/ws", gw.running.addr);
     // Without the token: refused before the upgrade.
-    match tokio_tungstenite::connect_async(url.as_str()).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
-            assert_eq!(res.status().as_u16(), 401)
-        }
-        other => panic!("expected 401, got {other:?}"),
-    }
+    assert_eq!(testkit::ws::refusal(url.as_str()).await, 401);
     let mut req = url.as_str().into_client_request().unwrap();
     req.headers_mut().insert(
         "authorization",
@@ -218,14 +210,7 @@ async fn metrics_websocket_pushes_snapshots() {
     gw.publish(&event("etl", None, None, "counted")).await;
     let mut snapshots = Vec::new();
     while snapshots.len() < 2 {
-        let msg = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
-            snapshots.push(serde_json::from_str::<serde_json::Value>(&t).unwrap());
-        }
+        snapshots.push(testkit::ws::next_json(&mut ws).await);
     }
     assert!(snapshots.iter().all(|s| s["type"] == "metrics"));
     assert_eq!(snapshots[1]["events_published"], 1);

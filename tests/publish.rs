@@ -1,13 +1,11 @@
 //! `POST /api/logs/publish` over real sockets: body forms, every refusal with
 //! its status and code, all-or-nothing batches, and what subscribers see.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use testkit::*;
 
 fn code(v: &Value) -> &str {
     v["error"]["code"]

@@ -3,13 +3,12 @@
 //! history cannot cover a resume, bounded history, and the REST history
 //! endpoint with its cursor, filters and NDJSON download.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use testkit::jwt::{self, now};
+use testkit::*;
 
 /// Opens a stream on `channels`, resuming after `last` if given (as the
 /// `Last-Event-ID` header), and waits for `ready`.
@@ -19,17 +18,7 @@ async fn resume(gw: &TestGateway, channels: &str, last: Option<&str>) -> SseClie
         // Exercise the query form here; the header form is tested below.
         url.push_str(&format!("&lastEventId={id}"));
     }
-    let mut c = SseClient::connect(&url).await;
-    assert_eq!(c.status, StatusCode::OK);
-    assert_eq!(c.next_event().await.unwrap().event, "ready");
-    c
-}
-
-fn messages(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| e["message"].as_str().unwrap().to_owned())
-        .collect()
+    SseClient::open(reqwest::Client::new().get(url), WAIT).await
 }
 
 async fn publish_n(gw: &TestGateway, ws: &str, from: usize, to: usize) -> Vec<String> {
@@ -332,17 +321,7 @@ async fn rest_history_has_the_same_auth_and_grants() {
     let gw = start_with(|c| c.auth.jwt_secret = Some(loggate::config::Secret::new(SECRET)));
     publish_n(&gw, "ws1", 0, 3).await;
     publish_n(&gw, "ws2", 3, 6).await;
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({"exp": exp, "workspaces": ["ws1"]}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
+    let token = jwt::hs256(SECRET, &json!({"exp": now() + 600, "workspaces": ["ws1"]}));
     let (s, _) = gw.get_json("/api/logs/history?channels=logs:*:ws1").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let (s, page) = gw

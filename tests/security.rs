@@ -2,33 +2,21 @@
 //! sources, grants, RS256/ES256 keys, tenant isolation, the admin scope,
 //! rate limits, CORS and token expiry.
 
-mod common;
-
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::*;
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use loggate::config::Secret;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use testkit::jwt::{self, now};
+use testkit::*;
 
 const SECRET: &str = "test-secret-0123456789abcdef-0123456789";
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
+/// `claims` signed with this file's secret.
 fn hs256(claims: &Value) -> String {
-    encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    jwt::hs256(SECRET, claims)
 }
 
 fn workspace_token(ws: &[&str]) -> String {
@@ -190,12 +178,10 @@ async fn expired_premature_and_foreign_tokens_are_refused() {
         hs256(&json!({"exp": now() - 10, "workspaces": ["ws1"]})),
         hs256(&json!({"exp": now() + 600, "nbf": now() + 300, "workspaces": ["ws1"]})),
         hs256(&json!({"workspaces": ["ws1"]})),
-        encode(
-            &Header::new(Algorithm::HS256),
+        jwt::hs256(
+            b"someone-else's-secret-of-32-bytes!",
             &json!({"exp": now() + 600, "workspaces": ["ws1"]}),
-            &EncodingKey::from_secret(b"someone-else's-secret-of-32-bytes!"),
-        )
-        .unwrap(),
+        ),
     ];
     for token in cases {
         let (s, code) = try_stream(&gw, "logs:etl:ws1", &token).await;
@@ -210,47 +196,25 @@ async fn expired_premature_and_foreign_tokens_are_refused() {
 async fn rs256_keys_refuse_hs256_and_none() {
     let gw = start_with(|c| c.auth.jwt_public_key_file = Some(fixture("rsa_public.pem")));
     let claims = json!({"exp": now() + 600, "workspaces": ["ws1"]});
-    let private = std::fs::read(fixture("rsa_private.pem")).unwrap();
-    let rs = encode(
-        &Header::new(Algorithm::RS256),
-        &claims,
-        &EncodingKey::from_rsa_pem(&private).unwrap(),
-    )
-    .unwrap();
+    let rs = jwt::pem(Algorithm::RS256, &fixture("rsa_private.pem"), &claims);
     assert_eq!(try_stream(&gw, "logs:etl:ws1", &rs).await.0, StatusCode::OK);
 
     // The classic confusion: HS256 "signed" with the RSA public key's bytes.
     let public = std::fs::read(fixture("rsa_public.pem")).unwrap();
-    let confused = encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(&public),
-    )
-    .unwrap();
+    let confused = jwt::hs256(public, &claims);
     assert_eq!(
         try_stream(&gw, "logs:etl:ws1", &confused).await.0,
         StatusCode::UNAUTHORIZED
     );
 
     // alg: none, no signature.
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let none = format!(
-        "{}.{}.",
-        b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
-        b64.encode(claims.to_string())
-    );
+    let none = jwt::alg_none(&claims);
     assert_eq!(
         try_stream(&gw, "logs:etl:ws1", &none).await.0,
         StatusCode::UNAUTHORIZED
     );
     // RS384 with the same key is still not the configured algorithm.
-    let rs384 = encode(
-        &Header::new(Algorithm::RS384),
-        &claims,
-        &EncodingKey::from_rsa_pem(&private).unwrap(),
-    )
-    .unwrap();
+    let rs384 = jwt::pem(Algorithm::RS384, &fixture("rsa_private.pem"), &claims);
     assert_eq!(
         try_stream(&gw, "logs:etl:ws1", &rs384).await.0,
         StatusCode::UNAUTHORIZED
@@ -260,14 +224,8 @@ async fn rs256_keys_refuse_hs256_and_none() {
 #[tokio::test]
 async fn es256_keys_work() {
     let gw = start_with(|c| c.auth.jwt_public_key_file = Some(fixture("ec_public.pem")));
-    let private = std::fs::read(fixture("ec_private.pem")).unwrap();
     let claims = json!({"exp": now() + 600, "channels": ["logs:etl"]});
-    let es = encode(
-        &Header::new(Algorithm::ES256),
-        &claims,
-        &EncodingKey::from_ec_pem(&private).unwrap(),
-    )
-    .unwrap();
+    let es = jwt::pem(Algorithm::ES256, &fixture("ec_private.pem"), &claims);
     assert_eq!(try_stream(&gw, "logs:etl:ws9", &es).await.0, StatusCode::OK);
     assert_eq!(
         try_stream(&gw, "logs:faas", &es).await.0,
@@ -480,6 +438,10 @@ async fn cors_answers_allowed_origins_only() {
     assert!(!res.headers().contains_key("access-control-allow-origin"));
 }
 
+/// Waits on the wall clock (1 to 2 s, in parallel with the other tests):
+/// the token is checked against the system clock inside jsonwebtoken and
+/// the expiry timer runs on the gateway's own actix runtime, which a
+/// paused tokio clock in this test cannot reach.
 #[tokio::test]
 async fn a_stream_ends_when_its_token_expires() {
     let gw = secured(|c| c.auth.jwt_leeway_secs = 0);
@@ -587,12 +549,7 @@ async fn an_expired_token_is_refused_everywhere_despite_the_leeway() {
         "ws://{}/api/logs/ws?channels=logs:etl:ws1&token={token}",
         gw.running.addr
     );
-    match tokio_tungstenite::connect_async(url).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
-            assert_eq!(res.status().as_u16(), 401)
-        }
-        other => panic!("websocket: {:?}", other.map(|(_, r)| r.status())),
-    }
+    assert_eq!(testkit::ws::refusal(url).await, 401, "websocket");
     let res = gw
         .client
         .get(gw.url("/api/logs/stream?channels=logs:etl:ws1"))
@@ -626,12 +583,11 @@ async fn long_lived_and_critical_tokens_are_refused() {
     }
     let mut header = Header::new(Algorithm::HS256);
     header.crit = Some(vec!["b64".into()]);
-    let crit = encode(
+    let crit = jwt::sign(
         &header,
-        &json!({"exp": now() + 60, "workspaces": ["ws1"]}),
         &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
+        &json!({"exp": now() + 60, "workspaces": ["ws1"]}),
+    );
     let (s, body) = status_of(
         gw.client
             .get(gw.url("/api/logs/history?channels=logs:etl:ws1"))

@@ -2,15 +2,12 @@
 //! resuming with `Last-Event-ID`; every subscriber must see every event
 //! exactly once, in order. (`scripts/bench.sh` runs the bigger load.)
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
-use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::Value;
+use testkit::*;
 
 const EVENTS: usize = 100_000;
 const SUBSCRIBERS: usize = 50;
@@ -19,13 +16,10 @@ const BATCH: usize = 500;
 /// The whole soak must finish within this.
 const SOAK_LIMIT: Duration = Duration::from_secs(240);
 
-/// One SSE connection read with a minimal parser: 5 million frames are
-/// too many to run through a general one in a debug build.
-struct Conn {
-    stream:
-        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buf: Vec<u8>,
-}
+/// One SSE connection on the soak channel, read with the toolkit's client;
+/// a log event's number is read off its data without a JSON parse (5
+/// million of them are many for a debug build).
+struct Conn(SseClient);
 
 enum Seen {
     Log { id: String, n: usize },
@@ -38,54 +32,24 @@ impl Conn {
         if let Some(id) = last {
             req = req.header("last-event-id", id);
         }
-        let res = tokio::time::timeout(WAIT, req.send())
-            .await
-            .expect("in time")
-            .expect("stream");
-        assert_eq!(res.status(), StatusCode::OK);
-        let mut c = Conn {
-            stream: Box::pin(res.bytes_stream()),
-            buf: Vec::new(),
-        };
-        match c.next().await {
-            Seen::Other(ev) if ev == "ready" => {}
-            _ => panic!("expected ready first"),
-        }
-        c
+        Conn(SseClient::open(req, WAIT).await)
     }
 
     async fn next(&mut self) -> Seen {
-        loop {
-            if let Some(end) = memchr::memmem::find(&self.buf, b"\n\n") {
-                let frame: Vec<u8> = self.buf.drain(..end + 2).collect();
-                let frame = &frame[..end];
-                if frame.starts_with(b"event: log\nid: ") {
-                    let rest = &frame[b"event: log\nid: ".len()..];
-                    let nl = memchr::memchr(b'\n', rest).expect("id line");
-                    let id = String::from_utf8_lossy(&rest[..nl]).into_owned();
-                    let at = memchr::memmem::find(rest, b"\"message\":\"").expect("message") + 11;
-                    let digits = rest[at..].iter().take_while(|b| b.is_ascii_digit()).count();
-                    let n = std::str::from_utf8(&rest[at..at + digits])
-                        .unwrap()
-                        .parse()
-                        .unwrap();
-                    return Seen::Log { id, n };
-                }
-                if let Some(ev) = frame
-                    .split(|b| *b == b'\n')
-                    .find_map(|l| l.strip_prefix(b"event: "))
-                {
-                    return Seen::Other(String::from_utf8_lossy(ev).into_owned());
-                }
-                continue; // retry hint or keepalive comment
-            }
-            match tokio::time::timeout(WAIT, self.stream.next()).await {
-                Ok(Some(Ok(chunk))) => self.buf.extend_from_slice(&chunk),
-                other => panic!(
-                    "stream stalled or ended: {:?}",
-                    other.map(|o| o.map(|r| r.map(|b| b.len())))
-                ),
-            }
+        let f = self.0.next_event().await.expect("stream stalled or ended");
+        if f.event != "log" {
+            return Seen::Other(f.event);
+        }
+        let data = f.data.as_bytes();
+        let at = memchr::memmem::find(data, b"\"message\":\"").expect("message") + 11;
+        let digits = data[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let n = std::str::from_utf8(&data[at..at + digits])
+            .unwrap()
+            .parse()
+            .unwrap();
+        Seen::Log {
+            id: f.id.expect("log events have an id"),
+            n,
         }
     }
 }

@@ -2,14 +2,12 @@
 //! hierarchy and pattern, filters, keepalive, limits, slow readers, and that
 //! sessions leave nothing behind.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use testkit::*;
 
 #[tokio::test]
 async fn stream_starts_with_retry_and_ready_and_has_sse_headers() {

@@ -2,59 +2,16 @@
 //! subscribe/unsubscribe answers and errors, resume, ping/pong and dead-peer
 //! close, lag for a slow client, shutdown, and the shared connection cap.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use testkit::jwt::{self, now};
+use testkit::ws::{connect, logs, next_json, raw_ws, refusal, send};
+use testkit::*;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(gw: &TestGateway, query: &str) -> Ws {
-    let url = format!("ws://{}/api/logs/ws?{query}", gw.running.addr);
-    let (ws, res) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
-        .await
-        .expect("handshake in time")
-        .expect("handshake");
-    assert_eq!(res.status().as_u16(), 101);
-    ws
-}
-
-/// The next text frame as JSON (pings are answered by the client library).
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a frame in time")
-            .expect("open")
-            .expect("valid frame");
-        match msg {
-            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
-}
-
-async fn logs(ws: &mut Ws, n: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        let v = next_json(ws).await;
-        assert_eq!(v["type"], "log", "{v}");
-        out.push(v["event"]["message"].as_str().unwrap().to_owned());
-    }
-    out
-}
 
 #[tokio::test]
 async fn ready_then_log_frames_carry_the_delivered_event() {
@@ -155,17 +112,7 @@ async fn subscribe_and_unsubscribe_answer_with_the_resulting_set() {
 async fn grants_apply_to_subscribe_messages() {
     const SECRET: &str = "ws-secret-0123456789abcdef-0123456789";
     let gw = start_with(|c| c.auth.jwt_secret = Some(loggate::config::Secret::new(SECRET)));
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({"exp": exp, "workspaces": ["ws1"]}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
+    let token = jwt::hs256(SECRET, &json!({"exp": now() + 600, "workspaces": ["ws1"]}));
     let mut ws = connect(&gw, &format!("channels=logs:etl:ws1&token={token}")).await;
     next_json(&mut ws).await;
     send(
@@ -191,12 +138,7 @@ async fn bad_queries_are_refused_before_the_upgrade() {
         "channels=logs:etl&lastEventId=nope",
     ] {
         let url = format!("ws://{}/api/logs/ws?{query}", gw.running.addr);
-        match tokio_tungstenite::connect_async(url).await {
-            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
-                assert_eq!(res.status().as_u16(), 400, "{query}");
-            }
-            other => panic!("{query}: expected a 400, got {other:?}"),
-        }
+        assert_eq!(refusal(url).await, 400, "{query}");
     }
     // A plain GET (no upgrade) is a 400 too.
     let (s, body) = gw.get_json("/api/logs/ws?channels=logs:etl").await;
@@ -261,13 +203,12 @@ async fn pings_are_answered_and_a_silent_peer_is_closed() {
         .await;
 
     // A raw peer that completes the handshake and then never answers pings.
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut sock = tokio::net::TcpStream::connect(gw.running.addr)
-        .await
-        .unwrap();
-    sock.write_all(b"GET /api/logs/ws?channels=logs:etl HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").await.unwrap();
-    let mut buf = Vec::new();
-    let closed = tokio::time::timeout(WAIT, sock.read_to_end(&mut buf)).await;
+    use tokio::io::AsyncReadExt;
+    let addr = gw.running.addr.to_string();
+    let (_, peer) = raw_ws(&addr, "/api/logs/ws?channels=logs:etl", "").await;
+    let mut peer = peer.expect("upgraded");
+    let mut buf = std::mem::take(&mut peer.buf);
+    let closed = tokio::time::timeout(WAIT, peer.read.read_to_end(&mut buf)).await;
     assert!(closed.is_ok(), "a peer silent for 3 intervals is closed");
     assert!(
         buf.windows(2).any(|w| w == [0x88, 0x15] || w[0] == 0x88),
@@ -330,12 +271,7 @@ async fn sse_and_websocket_share_the_connection_cap() {
     let gw = start_with(|c| c.server.max_connections = 1);
     let _sse = gw.subscribe("channels=logs:etl").await;
     let url = format!("ws://{}/api/logs/ws?channels=logs:etl", gw.running.addr);
-    match tokio_tungstenite::connect_async(url).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
-            assert_eq!(res.status().as_u16(), 503)
-        }
-        other => panic!("expected 503, got {other:?}"),
-    }
+    assert_eq!(refusal(url).await, 503);
     let (_, health) = gw.get_json("/health").await;
     assert_eq!(health["connections"]["total"], 1);
     let _ = Duration::ZERO;
