@@ -1,7 +1,7 @@
 //! The SSE subscriber client. Each subscriber is one task on one raw
 //! `TcpStream` (no HTTP client library in the hot path, so the bench spends
 //! its two cores on reading, not on framework overhead): it sends the GET,
-//! reads the response head, decodes the body
+//! parses the response head with `httparse`, decodes the body
 //! (`chunked.rs`), splits it into frames (`frames.rs`) and adds what it saw
 //! to its counters in [`Shared`]. It never publishes and never decides when
 //! a phase ends.
@@ -13,7 +13,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use anyhow::{Context as _, bail};
 use bytes::{Buf, BytesMut};
 use hdrhistogram::Histogram;
-use memchr::memmem;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -24,6 +23,8 @@ use crate::stats::{Shared, SubStats, new_histogram};
 
 /// A response head longer than this is refused.
 const MAX_HEAD: usize = 16 * 1024;
+/// Response headers `httparse` may see (the gateway sends about ten).
+const MAX_HEADERS: usize = 32;
 /// The read buffer grows by this much when less than `MIN_FREE` is left.
 const READ_RESERVE: usize = 32 * 1024;
 const MIN_FREE: usize = 4096;
@@ -181,23 +182,29 @@ async fn open(channel: &str, addr: SocketAddr) -> anyhow::Result<(TcpStream, Byt
 /// The response head in `raw`, once complete: its length and whether the
 /// body is chunked. Fails unless it is `HTTP/1.1 200`.
 fn parse_head(raw: &[u8]) -> anyhow::Result<Option<(usize, bool)>> {
-    let Some(head_end) = memmem::find(raw, b"\r\n\r\n").map(|p| p + 4) else {
-        return Ok(None);
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let head_len = match response.parse(raw).context("bad response head")? {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => return Ok(None),
     };
-    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
-    if !head.starts_with("http/1.1 200") {
-        let status_line = String::from_utf8_lossy(&raw[..head_end])
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let body = String::from_utf8_lossy(&raw[head_end..]).into_owned();
-        bail!("stream refused: {status_line} {}", body.trim());
+    if response.version != Some(1) || response.code != Some(200) {
+        let body = String::from_utf8_lossy(&raw[head_len..]);
+        bail!(
+            "stream refused: HTTP/1.{} {} {} {}",
+            response.version.unwrap_or(0),
+            response.code.unwrap_or(0),
+            response.reason.unwrap_or_default(),
+            body.trim()
+        );
     }
-    let chunked = head
-        .lines()
-        .any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"));
-    Ok(Some((head_end, chunked)))
+    let chunked = response.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("transfer-encoding")
+            && String::from_utf8_lossy(h.value)
+                .to_ascii_lowercase()
+                .contains("chunked")
+    });
+    Ok(Some((head_len, chunked)))
 }
 
 #[cfg(test)]
