@@ -139,7 +139,7 @@ fn sent_at(frame: &[u8]) -> Option<Option<u64>> {
 }
 
 /// The decimal number at the start of `s`, if there is one that fits.
-pub fn parse_u64_prefix(s: &[u8]) -> Option<u64> {
+fn parse_u64_prefix(s: &[u8]) -> Option<u64> {
     let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
     if digits == 0 || digits > 19 {
         return None;

@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
-
-use crate::frames::parse_u64_prefix;
+use serde::Deserialize;
 
 /// The service token the gateway accepts for [`SERVICE`] by default.
 const TOKEN: &str = "l5-etl-token";
@@ -69,11 +68,17 @@ pub fn batch_body(c: usize, batch: usize, message: &str) -> Bytes {
     Bytes::from(s)
 }
 
+/// The part of a `202 Accepted` publish answer the bench reads.
+#[derive(Deserialize)]
+struct Accepted {
+    accepted: u64,
+}
+
 /// `"accepted":N` from a publish answer.
 fn accepted_count(body: &[u8]) -> Option<u64> {
-    const KEY: &[u8] = b"\"accepted\":";
-    let at = memchr::memmem::find(body, KEY)?;
-    parse_u64_prefix(body[at + KEY.len()..].trim_ascii_start())
+    serde_json::from_slice::<Accepted>(body)
+        .ok()
+        .map(|a| a.accepted)
 }
 
 /// The outcome of the publish requests of one phase.
@@ -176,6 +181,7 @@ mod tests {
     #[test]
     fn publish_answers_and_bodies() {
         assert_eq!(accepted_count(b"{\"accepted\":100,\"ids\":[]}"), Some(100));
+        assert_eq!(accepted_count(b"{\"ids\":[]}"), None);
         let body = batch_body(3, 2, "m");
         let events: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
         assert_eq!(events.len(), 2);
