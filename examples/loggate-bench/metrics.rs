@@ -2,13 +2,14 @@
 //! published, delivered and dropped (to cross-check the bench's counts),
 //! and the cluster path's counters (NATS messages out of A and into B,
 //! backlog drops on A) plus the "slow consumer" lines in B's and
-//! nats-server's logs. It reads only the sample lines of the text format
-//! it needs, by metric name and label.
+//! nats-server's logs. The text format is parsed by `prometheus-parse`;
+//! this file only picks series and sums them.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use loggate::metrics::label;
+use prometheus_parse::{Sample, Scrape, Value};
 
 use crate::nodes::Nodes;
 use crate::report::thousands;
@@ -22,51 +23,39 @@ const NATS_BACKLOG: (&str, &str) = ("reason", label::dropped::NATS_BACKLOG);
 /// The cluster bridge's NATS series.
 const CLUSTER_LINK: (&str, &str) = ("link", label::nats::CLUSTER);
 
-/// One scrape of a gateway's `/metrics`.
+/// One scrape of a gateway's `/metrics`. `prometheus-parse` splits a label
+/// set at `,` and `=` without regard to quotes; the series read here have
+/// fixed-word label values (`loggate::metrics::label`), so that cannot bite.
 #[derive(Clone)]
 pub struct Metrics {
-    text: String,
+    samples: Vec<Sample>,
 }
 
 impl Metrics {
     pub fn parse(text: &str) -> Metrics {
+        // Reading from a `&str` cannot fail.
+        let scrape =
+            Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("lines of a string");
         Metrics {
-            text: text.to_owned(),
+            samples: scrape.samples,
         }
     }
 
     /// The sum of the samples of the counter `name` whose labels include
     /// every one of `labels`; None if there is no such sample.
     pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> Option<u64> {
-        let wanted: Vec<String> = labels
+        let mut values = self
+            .samples
             .iter()
-            .map(|(k, v)| format!(",{k}=\"{v}\","))
-            .collect();
-        let mut found = false;
-        let mut sum = 0.0;
-        for line in self.text.lines() {
-            let Some(rest) = line.strip_prefix(name) else {
-                continue;
-            };
-            let label_set = if let Some(inner) = rest.strip_prefix('{') {
-                match inner.find('}') {
-                    Some(end) => format!(",{},", &inner[..end]),
-                    None => continue,
-                }
-            } else if rest.starts_with(' ') {
-                String::from(",")
-            } else {
-                continue;
-            };
-            if !wanted.iter().all(|l| label_set.contains(l.as_str())) {
-                continue;
-            }
-            if let Some(v) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
-                found = true;
-                sum += v;
-            }
-        }
-        found.then_some(sum as u64)
+            .filter(|s| s.metric == name)
+            .filter(|s| labels.iter().all(|&(k, v)| s.labels.get(k) == Some(v)))
+            .filter_map(|s| match s.value {
+                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
+                Value::Histogram(_) | Value::Summary(_) => None,
+            })
+            .peekable();
+        values.peek()?;
+        Some(values.sum::<f64>() as u64)
     }
 }
 
