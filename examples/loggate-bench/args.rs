@@ -1,0 +1,153 @@
+//! The command line: every option of the benchmark, its validation, and the
+//! `parameters:` line printed under the summary table. Nothing here starts
+//! a process or opens a socket.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::ensure;
+use clap::Parser;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "loggate-bench",
+    about = "Benchmark loggate: idle SSE memory, full-speed fan-out, fixed-rate latency"
+)]
+pub struct Args {
+    /// The gateway binary to start.
+    #[arg(
+        long,
+        env = "LOGGATE_BENCH_BINARY",
+        default_value = "target/release/loggate"
+    )]
+    pub binary: PathBuf,
+    /// SSE subscribers, spread round-robin over the channels.
+    #[arg(long, default_value_t = 1000)]
+    pub subscribers: usize,
+    /// Channels `logs:etl:bench:c0..c{N-1}`.
+    #[arg(long, default_value_t = 10)]
+    pub channels: usize,
+    /// Seconds of full-speed publishing.
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// Concurrent publishers (one keep-alive connection each) at full speed.
+    #[arg(long, default_value_t = 2)]
+    pub publishers: usize,
+    /// Events per publish request at full speed (1..=1000).
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Single-event publishes per second in the latency phase.
+    #[arg(long, default_value_t = 500.0)]
+    pub rate: f64,
+    /// Seconds of fixed-rate publishing.
+    #[arg(long, default_value_t = 10.0)]
+    pub latency_duration: f64,
+    /// Length of the message text of full-speed events.
+    #[arg(long, default_value_t = 64)]
+    pub message_bytes: usize,
+    /// Seconds to wait for subscribers to receive everything after a phase.
+    #[arg(long, default_value_t = 30.0)]
+    pub drain_timeout: f64,
+    /// Seconds to wait for the gateway to answer /healthz, and for all
+    /// subscribers to see `event: ready`.
+    #[arg(long, default_value_t = 30.0)]
+    pub setup_timeout: f64,
+    /// Worker threads of the benchmark's own runtime.
+    #[arg(long, default_value_t = 2)]
+    pub bench_threads: usize,
+    /// Extra environment for the gateway, `KEY=VALUE` (repeatable). The
+    /// gateway otherwise gets a clean environment: built-in defaults plus
+    /// HOST, PORT, RUST_LOG=warn, MAX_CONNECTIONS, and the per-address and
+    /// rate limits off (MAX_CONNECTIONS_PER_IP=0, CONNECT_RATE_PER_IP=0,
+    /// PUBLISH_RATE_PER_SEC=0).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub server_env: Vec<String>,
+    /// Where the gateway's stderr goes. With `--cluster`, node A's and
+    /// B's go to `<stem>-a.<ext>` and `<stem>-b.<ext>` and nats-server's to
+    /// `<stem>-nats.<ext>` beside it.
+    #[arg(long, default_value = "target/loggate-bench-server.log")]
+    pub server_log: PathBuf,
+    /// Cluster mode: one nats-server and two gateways joined through it
+    /// (`NATS_URL`); subscribe on node B, publish on node A.
+    #[arg(long)]
+    pub cluster: bool,
+    /// The nats-server binary for `--cluster` (if it is not found,
+    /// /usr/sbin/nats-server, where Debian's package puts it, is tried).
+    #[arg(long, env = "LOGGATE_BENCH_NATS_SERVER", default_value = "nats-server")]
+    pub nats_server: PathBuf,
+}
+
+impl Args {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        ensure!(self.subscribers >= 1, "--subscribers must be at least 1");
+        ensure!(self.channels >= 1, "--channels must be at least 1");
+        ensure!(self.publishers >= 1, "--publishers must be at least 1");
+        ensure!(
+            (1..=1000).contains(&self.batch),
+            "--batch must be between 1 and 1000"
+        );
+        ensure!(
+            self.rate > 0.0 && self.rate.is_finite(),
+            "--rate must be positive"
+        );
+        for (name, v) in [
+            ("--duration", self.duration),
+            ("--latency-duration", self.latency_duration),
+            ("--drain-timeout", self.drain_timeout),
+            ("--setup-timeout", self.setup_timeout),
+        ] {
+            ensure!(
+                v >= 0.0 && v.is_finite() && v < 1e6,
+                "{name} must be a number of seconds"
+            );
+        }
+        ensure!(
+            self.bench_threads >= 1,
+            "--bench-threads must be at least 1"
+        );
+        for kv in &self.server_env {
+            ensure!(
+                kv.split_once('=').is_some_and(|(k, _)| !k.is_empty()),
+                "--server-env wants KEY=VALUE, not {kv:?}"
+            );
+        }
+        Ok(())
+    }
+
+    /// How long start-up steps may take: `--setup-timeout`, at least 1 s.
+    pub fn setup_timeout(&self) -> Duration {
+        secs(self.setup_timeout.max(1.0))
+    }
+
+    /// The line printed under the table, so a table says how it was made.
+    pub fn summary_line(&self) -> String {
+        format!(
+            "parameters: subscribers={} channels={} publishers={} batch={} duration={}s \
+             rate={}/s latency-duration={}s message-bytes={} bench-threads={} binary={}{}{}",
+            self.subscribers,
+            self.channels,
+            self.publishers,
+            self.batch,
+            self.duration,
+            self.rate,
+            self.latency_duration,
+            self.message_bytes,
+            self.bench_threads,
+            self.binary.display(),
+            if self.cluster {
+                format!(" cluster nats-server={}", self.nats_server.display())
+            } else {
+                String::new()
+            },
+            self.server_env
+                .iter()
+                .map(|kv| format!(" server-env={kv}"))
+                .collect::<String>()
+        )
+    }
+}
+
+/// Seconds as given on the command line → a `Duration`.
+pub fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}

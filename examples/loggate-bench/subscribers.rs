@@ -1,0 +1,119 @@
+//! A group of SSE subscribers: spawning their tasks (`sse.rs`), waiting
+//! until every one has seen `event: ready`, and at the end stopping them and
+//! merging their latency histograms. The measured subscribers are one group;
+//! the cluster warm-up's probe subscriber is a group of one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use tokio::time::sleep;
+
+use crate::nodes::Nodes;
+use crate::sse::subscriber;
+use crate::stats::Shared;
+
+pub struct Subscribers {
+    /// Their counters.
+    pub shared: Arc<Shared>,
+    /// Each task ends with its latency histogram.
+    handles: Vec<JoinHandle<Histogram<u64>>>,
+}
+
+/// Why [`Subscribers::wait_ready`] gave up.
+pub enum NotReady {
+    /// A process under test exited.
+    Died(anyhow::Error),
+    /// Some subscriber failed, or the time ran out.
+    Incomplete {
+        ready: usize,
+        failed: usize,
+        /// The first subscriber error, or "timed out".
+        why: String,
+    },
+}
+
+impl Subscribers {
+    /// Spawns `n` subscribers at `addr`, subscriber `i` on `channel(i)`;
+    /// at most `connect`'s permits connect at once. They stop when `stop`
+    /// changes.
+    pub fn spawn(
+        n: usize,
+        channel: impl Fn(usize) -> String,
+        addr: SocketAddr,
+        connect: &Arc<Semaphore>,
+        stop: &watch::Receiver<bool>,
+    ) -> Subscribers {
+        let shared = Arc::new(Shared::new(n));
+        let handles = (0..n)
+            .map(|i| {
+                tokio::spawn(subscriber(
+                    i,
+                    channel(i),
+                    addr,
+                    Arc::clone(&shared),
+                    Arc::clone(connect),
+                    stop.clone(),
+                ))
+            })
+            .collect();
+        Subscribers { shared, handles }
+    }
+
+    /// Checks every `poll` until all are ready; gives up at the first
+    /// failure, when a process under test exits, or at `deadline`.
+    pub async fn wait_ready(
+        &self,
+        nodes: &mut Nodes,
+        deadline: Instant,
+        poll: Duration,
+    ) -> Result<(), NotReady> {
+        let n = self.handles.len();
+        loop {
+            let ready = self.shared.ready.load(Relaxed);
+            let failed = self.shared.failed.load(Relaxed);
+            if ready == n {
+                return Ok(());
+            }
+            if failed > 0 || Instant::now() >= deadline {
+                let why = self
+                    .shared
+                    .error_text()
+                    .unwrap_or_else(|| "timed out".into());
+                return Err(NotReady::Incomplete { ready, failed, why });
+            }
+            nodes.check_alive().map_err(NotReady::Died)?;
+            sleep(poll).await;
+        }
+    }
+
+    /// From now on a subscriber's error is not reported: the bench is
+    /// closing the streams itself.
+    pub fn mark_stopping(&self) {
+        self.shared.stopping.store(true, Relaxed);
+    }
+
+    /// Waits up to `within` for the tasks (after `stop` has changed) and
+    /// merges their histograms into `hist`. False if some did not end.
+    pub async fn collect_into(self, hist: &mut Histogram<u64>, within: Duration) -> bool {
+        let collect = async {
+            for h in self.handles {
+                if let Ok(h) = h.await {
+                    let _ = hist.add(&h);
+                }
+            }
+        };
+        tokio::time::timeout(within, collect).await.is_ok()
+    }
+
+    /// Ends the tasks without waiting.
+    pub fn abort(&self) {
+        for h in &self.handles {
+            h.abort();
+        }
+    }
+}
