@@ -12,7 +12,7 @@ use crate::{ETL_TOKEN, SseClient, WAIT};
 /// A gateway running in this process on an ephemeral port; it stops when
 /// dropped.
 pub struct TestGateway {
-    pub running: loggate::Running,
+    pub running: loggate::GatewayThread,
     /// Keeps no idle connections, so a test's requests never hold a slot.
     pub client: reqwest::Client,
 }
