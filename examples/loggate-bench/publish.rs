@@ -4,13 +4,14 @@
 //! decide how fast and how many (`phases/`); this file only knows how.
 
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
 use serde::Deserialize;
+
+use crate::stats::FirstError;
 
 /// The service token the gateway accepts for [`SERVICE`] by default.
 const TOKEN: &str = "l5-etl-token";
@@ -88,7 +89,7 @@ pub struct PublishStats {
     per_channel: Vec<AtomicU64>,
     pub requests_ok: AtomicU64,
     pub requests_failed: AtomicU64,
-    first_error: Mutex<Option<String>>,
+    first_error: FirstError,
 }
 
 impl PublishStats {
@@ -116,17 +117,11 @@ impl PublishStats {
 
     fn failed(&self, e: String) {
         self.requests_failed.fetch_add(1, Relaxed);
-        let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
-        if first.is_none() {
-            *first = Some(e);
-        }
+        self.first_error.record(e);
     }
 
     pub fn error_text(&self) -> Option<String> {
-        self.first_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.first_error.get()
     }
 
     /// Sends one publish request and records the outcome; true if accepted.

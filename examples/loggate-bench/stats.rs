@@ -32,6 +32,24 @@ pub struct SubStats {
     pub last_delivery_ns: AtomicU64,
 }
 
+/// The first error seen among many tasks, for the report.
+#[derive(Default)]
+pub struct FirstError(Mutex<Option<String>>);
+
+impl FirstError {
+    /// Keeps `e` if it is the first.
+    pub fn record(&self, e: String) {
+        let mut first = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            *first = Some(e);
+        }
+    }
+
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// The state one group of subscribers shares with the bench.
 pub struct Shared {
     /// The bench's clock: send times and arrival times are ns since this.
@@ -46,7 +64,7 @@ pub struct Shared {
     pub ended: AtomicUsize,
     pub shutdown_frames: AtomicUsize,
     pub unparsed_latency: AtomicU64,
-    first_error: Mutex<Option<String>>,
+    first_error: FirstError,
     /// Set before the bench stops the subscribers: their errors then no
     /// longer count.
     pub stopping: AtomicBool,
@@ -62,7 +80,7 @@ impl Shared {
             ended: AtomicUsize::new(0),
             shutdown_frames: AtomicUsize::new(0),
             unparsed_latency: AtomicU64::new(0),
-            first_error: Mutex::new(None),
+            first_error: FirstError::default(),
             stopping: AtomicBool::new(false),
         }
     }
@@ -74,17 +92,11 @@ impl Shared {
 
     /// Keeps `e` if it is the first error.
     pub fn error(&self, e: String) {
-        let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
-        if first.is_none() {
-            *first = Some(e);
-        }
+        self.first_error.record(e);
     }
 
     pub fn error_text(&self) -> Option<String> {
-        self.first_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.first_error.get()
     }
 
     pub fn totals(&self) -> Totals {
