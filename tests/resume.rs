@@ -397,3 +397,32 @@ async fn replays_do_not_count_as_delivery_latency() {
     assert!(added < 1.0, "the replay added {added} s of latency");
     assert!(metric_value(&text, "loggate_delivery_latency_seconds_count").unwrap() >= 1.0);
 }
+
+/// The newest lines first (what a viewer shows), paging back with
+/// `prev_cursor`, and `last_id`: where a stream opened after the page
+/// resumes with no gap and no duplicate.
+#[tokio::test]
+async fn history_reads_back_from_the_newest_and_tells_where_to_resume() {
+    let gw = start();
+    let ids = publish_n(&gw, "ws1", 0, 5).await;
+    publish_n(&gw, "ws2", 100, 102).await;
+    let base = "/api/logs/history?channels=logs:etl:ws1&limit=2";
+    let (status, page) = gw.get_json(&format!("{base}&before=end")).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(messages(page["logs"].as_array().unwrap()), ["m3", "m4"]);
+    assert_eq!(page["prev_cursor"], ids[3].as_str());
+    assert_eq!(page["next_cursor"], Value::Null);
+    let (_, older) = gw.get_json(&format!("{base}&before={}", ids[3])).await;
+    assert_eq!(messages(older["logs"].as_array().unwrap()), ["m1", "m2"]);
+    let (status, body) = gw
+        .get_json(&format!("{base}&before=end&cursor={}", ids[0]))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    // last_id is the newest event the gateway had accepted (another
+    // workspace's here): resuming after it replays nothing old.
+    let last = page["last_id"].as_str().unwrap().to_owned();
+    assert!(last.as_str() > ids[4].as_str());
+    let mut c = resume(&gw, "logs:etl:ws1", Some(&last)).await;
+    publish_n(&gw, "ws1", 5, 6).await;
+    assert_eq!(messages(&c.logs(1).await), ["m5"]);
+}

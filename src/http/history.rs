@@ -10,6 +10,11 @@
 //! ordered by id and the cursor is the last id looked at, so each event
 //! appears once across pages; a page may be short (even empty) with a
 //! cursor when its filters rejected much, and the last page has none.
+//! `before=end` gives the newest page and `prev_cursor` walks back from it
+//! (what a viewer shows first); `last_id` is where a stream opened after
+//! this page resumes without a gap.
+
+use std::sync::atomic::Ordering;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -19,7 +24,7 @@ use serde::Deserialize;
 
 use crate::event::EventId;
 use crate::limits::AddressLimit;
-use crate::registry::history::HistoryQuery;
+use crate::registry::history::{Direction, HistoryQuery};
 use crate::session::{
     StreamQuery, SubscribeError, SubscribeRequest, authorize, check_address_limit,
 };
@@ -41,6 +46,7 @@ pub struct HistoryParams {
     until: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+    before: Option<String>,
     format: Option<String>,
 }
 
@@ -60,13 +66,43 @@ fn parse_time(name: &str, value: &str) -> Result<i64, SubscribeError> {
         })
 }
 
-pub async fn history(
-    req: HttpRequest,
-    params: web::Query<HistoryParams>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, SubscribeError> {
-    let p = params.into_inner();
-    check_address_limit(&state, AddressLimit::History, state.client_ip(&req))?;
+/// This run's id for `text`, named `name` in a refusal.
+fn own_id(name: &str, text: &str, epoch: u64) -> Result<EventId, SubscribeError> {
+    let id: EventId = text.trim().parse().map_err(|_| {
+        SubscribeError::InvalidParameter(format!("{name} is not one this gateway handed out"))
+    })?;
+    if id.epoch != epoch {
+        return Err(SubscribeError::InvalidParameter(format!(
+            "{name} is from an earlier run of the gateway, whose history is gone; start again without it"
+        )));
+    }
+    Ok(id)
+}
+
+/// Where the page starts: after `cursor`, or before `before` (an id, or
+/// `end` for the newest events).
+fn direction(p: &HistoryParams, epoch: u64) -> Result<Direction, SubscribeError> {
+    fn given(v: &Option<String>) -> Option<&str> {
+        v.as_deref().map(str::trim).filter(|c| !c.is_empty())
+    }
+    match (given(&p.cursor), given(&p.before)) {
+        (Some(_), Some(_)) => Err(SubscribeError::InvalidParameter(
+            "cursor pages forward and before pages backward; give one of them".into(),
+        )),
+        (Some(c), None) => Ok(Direction::After(own_id("cursor", c, epoch)?.seq)),
+        (None, Some("end")) => Ok(Direction::Before(None)),
+        (None, Some(b)) => Ok(Direction::Before(Some(own_id("before", b, epoch)?.seq))),
+        (None, None) => Ok(Direction::After(0)),
+    }
+}
+
+/// The page `p` asks for, checked.
+fn page_query(
+    p: HistoryParams,
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<(HistoryQuery, bool), SubscribeError> {
+    let direction = direction(&p, state.epoch)?;
     let stream_query = StreamQuery {
         channels: p.channels,
         token: None,
@@ -75,18 +111,9 @@ pub async fn history(
         last_event_id: None,
     };
     let request = SubscribeRequest::parse(&stream_query, state.config.subscribe.max_channels)?;
-    authorize(&req, p.token.as_deref(), &request.patterns, &state)?;
-
-    let since_ms = p
-        .since
-        .as_deref()
-        .map(|v| parse_time("since", v))
-        .transpose()?;
-    let until_ms = p
-        .until
-        .as_deref()
-        .map(|v| parse_time("until", v))
-        .transpose()?;
+    authorize(req, p.token.as_deref(), &request.patterns, state)?;
+    let time =
+        |name: &str, v: &Option<String>| v.as_deref().map(|v| parse_time(name, v)).transpose();
     let limit = match p.limit.as_deref() {
         None => DEFAULT_LIMIT,
         Some(v) => v
@@ -97,20 +124,6 @@ pub async fn history(
             .ok_or_else(|| {
                 SubscribeError::InvalidParameter(format!("limit must be 1 to {MAX_LIMIT}"))
             })?,
-    };
-    let after_seq = match p.cursor.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
-        None => 0,
-        Some(c) => {
-            let id: EventId = c.parse().map_err(|_| {
-                SubscribeError::InvalidParameter("cursor is not one this gateway handed out".into())
-            })?;
-            if id.epoch != state.epoch {
-                return Err(SubscribeError::InvalidParameter(
-                    "cursor is from an earlier run of the gateway, whose history is gone; start again without it".into(),
-                ));
-            }
-            id.seq
-        }
     };
     let ndjson = match p.format.as_deref() {
         None | Some("json") => false,
@@ -124,22 +137,44 @@ pub async fn history(
     let query = HistoryQuery {
         patterns: request.patterns,
         filter: request.filter,
-        since_ms,
-        until_ms,
-        after_seq,
+        since_ms: time("since", &p.since)?,
+        until_ms: time("until", &p.until)?,
+        direction,
         limit,
     };
+    Ok((query, ndjson))
+}
+
+pub async fn history(
+    req: HttpRequest,
+    params: web::Query<HistoryParams>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, SubscribeError> {
+    check_address_limit(&state, AddressLimit::History, state.client_ip(&req))?;
+    let (query, ndjson) = page_query(params.into_inner(), &state, &req)?;
+    // Read before history: the registry stores it after writing history,
+    // so every event up to it is in the page or does not match, and a
+    // stream resumed after it (or after the page's last event, if newer)
+    // misses nothing.
+    let last_seq = state.gauges.events_accepted.load(Ordering::Acquire);
     // The lock is held for the bounded query only, not for the response.
     let page = state.history.read().query(&query);
+    let last_id = (last_seq > 0).then(|| EventId {
+        epoch: state.epoch,
+        seq: last_seq,
+    });
 
-    let size: usize = page.events.iter().map(|e| e.size()).sum();
-    let mut body = BytesMut::with_capacity(size + 64);
-    let cursor = page.next_cursor.map(|id| id.to_string());
+    let next = page.next_cursor.map(|id| id.to_string());
+    let prev = page.prev_cursor.map(|id| id.to_string());
     let mut res = HttpResponse::Ok();
     res.insert_header((header::CACHE_CONTROL, "no-store"));
-    if let Some(c) = &cursor {
-        res.insert_header(("X-Next-Cursor", c.as_str()));
+    for (name, value) in [("X-Next-Cursor", &next), ("X-Prev-Cursor", &prev)] {
+        if let Some(v) = value {
+            res.insert_header((name, v.as_str()));
+        }
     }
+    let size: usize = page.events.iter().map(|e| e.size()).sum();
+    let mut body = BytesMut::with_capacity(size + 128);
     if ndjson {
         for e in &page.events {
             body.put_slice(&e.json());
@@ -160,12 +195,14 @@ pub async fn history(
         }
         body.put_slice(&e.json());
     }
-    body.put_slice(b"],\"next_cursor\":");
-    body.put_slice(
-        serde_json::to_string(&cursor)
-            .unwrap_or_else(|_| "null".into())
-            .as_bytes(),
-    );
-    body.put_u8(b'}');
+    let tail = serde_json::json!({
+        "next_cursor": next,
+        "prev_cursor": prev,
+        "last_id": last_id.map(|id| id.to_string()),
+    })
+    .to_string();
+    // `{"next_cursor":…}` continues the object after the logs.
+    body.put_slice(b"],");
+    body.put_slice(&tail.as_bytes()[1..]);
     Ok(res.content_type("application/json").body(body.freeze()))
 }

@@ -115,6 +115,7 @@ pub fn cors(auth: &crate::config::AuthConfig) -> actix_cors::Cors {
         .expose_headers([
             header::RETRY_AFTER,
             header::HeaderName::from_static("x-next-cursor"),
+            header::HeaderName::from_static("x-prev-cursor"),
         ])
         .supports_credentials()
         .max_age(3600);

@@ -363,9 +363,7 @@ impl Handler<Publish> for Registry {
             accepted.push(event);
             ids.push(id);
         }
-        self.gauges
-            .events_accepted
-            .store(self.last_seq, Ordering::Relaxed);
+
         // One write lock per batch, taken after the fan-out so readers of
         // history wait for the pushes only.
         let mut history = self.history.write();
@@ -374,6 +372,11 @@ impl Handler<Publish> for Registry {
         }
         let h = history.stats();
         drop(history);
+        // After history: a reader that sees this sequence finds every
+        // event up to it in history (the history endpoint's `last_id`).
+        self.gauges
+            .events_accepted
+            .store(self.last_seq, Ordering::Release);
         self.metrics.history_events.set(h.events as i64);
         self.metrics.history_bytes.set(h.bytes as i64);
         self.metrics.history_channels.set(h.channels as i64);

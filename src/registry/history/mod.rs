@@ -28,7 +28,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::channel::ChannelName;
 use crate::event::Event;
 pub use crate::event::Gap;
-pub use read::{HistoryPage, HistoryQuery, Replay};
+pub use read::{Direction, HistoryPage, HistoryQuery, Replay};
 use tree::ChannelTree;
 
 /// How much history is kept.
@@ -351,12 +351,12 @@ mod tests {
             filter: Filter::default(),
             since_ms: Some(2000),
             until_ms: Some(4000),
-            after_seq: 0,
+            direction: read::Direction::After(0),
             limit: 2,
         };
         let p1 = h.query(&q);
         assert_eq!(seqs(&p1.events), vec![2, 3]);
-        q.after_seq = p1.next_cursor.unwrap().seq;
+        q.direction = read::Direction::After(p1.next_cursor.unwrap().seq);
         let p2 = h.query(&q);
         assert_eq!(seqs(&p2.events), vec![4]);
         assert!(p2.next_cursor.is_none());
@@ -378,7 +378,7 @@ mod tests {
             filter: Filter::default(),
             since_ms: None,
             until_ms: None,
-            after_seq: 10,
+            direction: read::Direction::After(10),
             limit: 5,
         };
         let p = h.query(&q);
@@ -387,7 +387,7 @@ mod tests {
         // A filter that matches nothing stops after the budget with a
         // cursor to continue from, instead of scanning everything.
         q.filter = Filter::new(None, Some("no such text"));
-        q.after_seq = 0;
+        q.direction = read::Direction::After(0);
         let p = h.query(&q);
         assert!(p.events.is_empty());
         let cursor = p.next_cursor.expect("a cursor to continue from").seq;
@@ -397,7 +397,7 @@ mod tests {
         );
         // The rest (another 20,000 of the 40,000 events looked at) fits in
         // one more page, which ends the walk.
-        q.after_seq = cursor;
+        q.direction = read::Direction::After(cursor);
         let p = h.query(&q);
         assert!(p.events.is_empty());
         assert_eq!(p.next_cursor, None);
@@ -422,5 +422,41 @@ mod tests {
         let one = event(1, "logs:etl:c0", 0).size();
         let r = h.replay(&pats(&["logs:etl:c1", "logs:etl:c2"]), 0, 1000, one * 3);
         assert_eq!(seqs(&r.events), vec![93, 99, 100]);
+    }
+
+    #[test]
+    fn backward_pages_give_the_newest_first_and_walk_back() {
+        let mut h = History::new(limits());
+        for seq in 1..=5 {
+            h.push(&event(seq, "logs:etl:a", 0), 0);
+            h.push(&event(seq + 100, "logs:etl:b", 0), 0);
+        }
+        let mut q = HistoryQuery {
+            patterns: pats(&["logs:etl"]),
+            filter: Filter::default(),
+            since_ms: None,
+            until_ms: None,
+            direction: Direction::Before(None),
+            limit: 3,
+        };
+        let p = h.query(&q);
+        assert_eq!(
+            seqs(&p.events),
+            vec![103, 104, 105],
+            "the newest, oldest first"
+        );
+        assert_eq!(p.next_cursor, None);
+        let mut cursor = p.prev_cursor.expect("more before").seq;
+        assert_eq!(cursor, 103);
+        let mut all = seqs(&p.events);
+        while let Some(c) = {
+            q.direction = Direction::Before(Some(cursor));
+            let p = h.query(&q);
+            all.splice(0..0, seqs(&p.events));
+            p.prev_cursor
+        } {
+            cursor = c.seq;
+        }
+        assert_eq!(all, vec![1, 2, 3, 4, 5, 101, 102, 103, 104, 105]);
     }
 }

@@ -5,9 +5,9 @@
 //! (found through the channel tree), so their cost is the channels touched
 //! plus the events returned, never the size of history: a replay walks
 //! back from the newest events and stops at what the session's queue can
-//! hold; a page walks forward from its cursor and stops at its limit, or
-//! after [`SCAN_BUDGET`] events whatever the filters rejected, handing back
-//! a cursor to continue from. That bound is what keeps a selective query
+//! hold; a page walks forward from its cursor (or backward, for the newest
+//! lines) and stops at its limit, or after [`SCAN_BUDGET`] events whatever
+//! the filters rejected, handing back a cursor to continue from. That bound is what keeps a selective query
 //! from holding the history lock (and so the registry) for long.
 
 use std::cmp::Reverse;
@@ -39,9 +39,17 @@ pub struct HistoryQuery {
     /// Event `timestamp` bounds, Unix ms, inclusive.
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
-    /// Only events after this sequence (the cursor).
-    pub after_seq: u64,
+    pub direction: Direction,
     pub limit: usize,
+}
+
+/// Which end of history a page starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The oldest events after this sequence (0: from the start).
+    After(u64),
+    /// The newest events before this sequence (`None`: up to the newest).
+    Before(Option<u64>),
 }
 
 impl HistoryQuery {
@@ -56,8 +64,12 @@ impl HistoryQuery {
 #[derive(Debug, Default)]
 pub struct HistoryPage {
     pub events: Vec<Arc<Event>>,
-    /// Set when history may hold more matching events after this page.
+    /// Reading forward: set when history may hold more matching events
+    /// after this page.
     pub next_cursor: Option<EventId>,
+    /// Reading backward: set when history may hold more matching events
+    /// before this page.
+    pub prev_cursor: Option<EventId>,
 }
 
 /// A position in one touched channel's ring, ordered by the event's
@@ -139,44 +151,117 @@ impl History {
         Replay { events, gap }
     }
 
-    /// One page of events matching `q`, oldest first.
+    /// One page of events matching `q`, oldest first: the first `limit`
+    /// after a cursor, or the last `limit` before one.
     pub fn query(&self, q: &HistoryQuery) -> HistoryPage {
         let channels = self.touched(&q.patterns);
-        // Oldest first: a min-heap of each channel's next event.
-        let mut heap: BinaryHeap<Reverse<Cursor>> = BinaryHeap::with_capacity(channels.len());
-        for (i, ch) in channels.iter().enumerate() {
-            let start = ch.events.partition_point(|e| e.id.seq <= q.after_seq);
-            if let Some(e) = ch.events.get(start) {
-                heap.push(Reverse((e.id.seq, i, start)));
-            }
+        match q.direction {
+            Direction::After(after) => forward(&channels, q, after),
+            Direction::Before(before) => backward(&channels, q, before),
         }
-        let mut page = HistoryPage::default();
-        let mut examined = 0usize;
-        let mut last_examined = None;
-        while let Some(Reverse((_, i, pos))) = heap.pop() {
-            if examined == SCAN_BUDGET {
-                // Out of budget: continue after what was looked at.
-                page.next_cursor = last_examined;
-                break;
-            }
-            examined += 1;
-            let ring = &channels[i].events;
-            let e = &ring[pos];
-            if let Some(next) = ring.get(pos + 1) {
-                heap.push(Reverse((next.id.seq, i, pos + 1)));
-            }
-            if !q.accepts(e) {
-                last_examined = Some(e.id);
-                continue;
-            }
-            if page.events.len() == q.limit {
-                // A matching event follows the page.
+    }
+}
+
+/// Oldest first from `after`: a min-heap of each channel's next event.
+fn forward(channels: &[&ChannelHistory], q: &HistoryQuery, after: u64) -> HistoryPage {
+    let mut heap: BinaryHeap<Reverse<Cursor>> = BinaryHeap::with_capacity(channels.len());
+    for (i, ch) in channels.iter().enumerate() {
+        let start = ch.events.partition_point(|e| e.id.seq <= after);
+        if let Some(e) = ch.events.get(start) {
+            heap.push(Reverse((e.id.seq, i, start)));
+        }
+    }
+    let mut page = HistoryPage::default();
+    let mut scan = Scan::default();
+    while let Some(Reverse((_, i, pos))) = heap.pop() {
+        let ring = &channels[i].events;
+        if let Some(next) = ring.get(pos + 1) {
+            heap.push(Reverse((next.id.seq, i, pos + 1)));
+        }
+        match scan.look(&ring[pos], q, &mut page.events) {
+            Step::Go => {}
+            Step::Full => {
                 page.next_cursor = page.events.last().map(|e| e.id);
                 break;
             }
-            page.events.push(Arc::clone(e));
-            last_examined = Some(e.id);
+            Step::OutOfBudget => {
+                page.next_cursor = scan.last_examined;
+                break;
+            }
         }
-        page
+    }
+    page
+}
+
+/// Newest first from `before`, then reversed: a max-heap of each channel's
+/// previous event.
+fn backward(channels: &[&ChannelHistory], q: &HistoryQuery, before: Option<u64>) -> HistoryPage {
+    let mut heap: BinaryHeap<Cursor> = BinaryHeap::with_capacity(channels.len());
+    for (i, ch) in channels.iter().enumerate() {
+        let end = before.map_or(ch.events.len(), |b| {
+            ch.events.partition_point(|e| e.id.seq < b)
+        });
+        if let Some(pos) = end.checked_sub(1) {
+            heap.push((ch.events[pos].id.seq, i, pos));
+        }
+    }
+    let mut page = HistoryPage::default();
+    let mut scan = Scan::default();
+    while let Some((_, i, pos)) = heap.pop() {
+        let ring = &channels[i].events;
+        if let Some(prev) = pos.checked_sub(1) {
+            heap.push((ring[prev].id.seq, i, prev));
+        }
+        match scan.look(&ring[pos], q, &mut page.events) {
+            Step::Go => {}
+            Step::Full => {
+                page.prev_cursor = page.events.last().map(|e| e.id);
+                break;
+            }
+            Step::OutOfBudget => {
+                page.prev_cursor = scan.last_examined;
+                break;
+            }
+        }
+    }
+    page.events.reverse();
+    page
+}
+
+/// The work of one page: events looked at, against [`SCAN_BUDGET`].
+#[derive(Default)]
+struct Scan {
+    examined: usize,
+    last_examined: Option<EventId>,
+}
+
+enum Step {
+    /// Keep going.
+    Go,
+    /// The page is full and a matching event follows it.
+    Full,
+    /// The budget is spent before this event; continue from the last one
+    /// looked at.
+    OutOfBudget,
+}
+
+impl Scan {
+    /// Looks at `e`: takes it into `events` if `q` accepts it and there is
+    /// room.
+    fn look(&mut self, e: &Arc<Event>, q: &HistoryQuery, events: &mut Vec<Arc<Event>>) -> Step {
+        if self.examined == SCAN_BUDGET {
+            return Step::OutOfBudget;
+        }
+        self.examined += 1;
+        if !q.accepts(e) {
+            self.last_examined = Some(e.id);
+            return Step::Go;
+        }
+        if events.len() == q.limit {
+            return Step::Full;
+        }
+        events.push(Arc::clone(e));
+        self.last_examined = Some(e.id);
+        Step::Go
     }
 }
