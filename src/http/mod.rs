@@ -13,6 +13,7 @@ pub mod admin;
 pub mod dashboard;
 pub mod health;
 pub mod history;
+pub mod ui;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -56,6 +57,10 @@ pub fn routes(cfg: &mut web::ServiceConfig, production: bool) {
                 .into()
             }),
     )
+    .service(probe("/").route(get_or_head().to(ui::to_viewer)))
+    .service(probe("/ui").route(get_or_head().to(ui::to_viewer)))
+    .service(probe("/ui/").route(get_or_head().to(ui::asset)))
+    .service(probe("/ui/{file}").route(get_or_head().to(ui::asset)))
     .service(probe("/healthz").route(get_or_head().to(health::healthz)))
     .service(probe("/health").route(get_or_head().to(health::health)))
     .service(probe("/ready").route(get_or_head().to(health::ready)))
