@@ -1,6 +1,9 @@
 //! What loggate's integration tests (`tests/*.rs`) share, one helper per job:
 //!
 //! - [`app`]: the gateway in this process on 127.0.0.1:0 ([`TestGateway`]).
+//! - [`browser`]: headless Chromium through ChromeDriver; [`viewer`]: the
+//!   web viewer's lines, notices and status as a test reads them;
+//!   [`proxy`]: the gateway under a path prefix.
 //! - [`process`]: the real binary as a child process, killed by pid when its
 //!   guard drops, its stderr kept and printed if the test fails.
 //! - [`node`]: a child gateway that speaks HTTP, for multi-node tests.
@@ -24,13 +27,16 @@
 use std::time::Duration;
 
 pub mod app;
+pub mod browser;
 pub mod data;
 pub mod http;
 pub mod jwt;
 pub mod nats;
 pub mod node;
 pub mod process;
+pub mod proxy;
 pub mod sse;
+pub mod viewer;
 pub mod ws;
 
 pub use app::{TestGateway, config, start, start_with};
