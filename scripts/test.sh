@@ -17,22 +17,35 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+# Installs Debian packages (with sudo when not root); exits if that fails.
+SUDO=()
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+fi
+apt_updated=
+apt_install() {
+    echo "== installing $* (Debian packages)"
+    if [ -z "$apt_updated" ]; then
+        ${SUDO[@]+"${SUDO[@]}"} apt-get update || {
+            echo "scripts/test.sh: apt-get update failed" >&2
+            exit 1
+        }
+        apt_updated=1
+    fi
+    if ! ${SUDO[@]+"${SUDO[@]}"} env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y "$@"; then
+        echo "scripts/test.sh: installing $* with apt-get failed" >&2
+        exit 1
+    fi
+}
+
 # The NATS tests (tests/nats.rs) start real nats-server processes. The
 # Debian package installs it in /usr/sbin, which a non-root PATH may lack.
 if ! command -v nats-server >/dev/null 2>&1 && [ -x /usr/sbin/nats-server ]; then
     export PATH="$PATH:/usr/sbin"
 fi
 if ! command -v nats-server >/dev/null 2>&1; then
-    echo "== installing nats-server"
-    SUDO=()
-    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
-        SUDO=(sudo)
-    fi
-    if ! { ${SUDO[@]+"${SUDO[@]}"} apt-get update &&
-        ${SUDO[@]+"${SUDO[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y nats-server; }; then
-        echo "scripts/test.sh: installing nats-server with apt-get failed" >&2
-        exit 1
-    fi
+    apt_install nats-server
     export PATH="$PATH:/usr/sbin"
 fi
 if ! nats_version="$(nats-server --version 2>&1)"; then
@@ -43,17 +56,19 @@ echo "== $nats_version"
 # tests/ops.rs lints the live /metrics with promtool, which Debian ships in
 # the prometheus package (no daemon is started in a container).
 if ! command -v promtool >/dev/null 2>&1; then
-    echo "== installing promtool (Debian package prometheus)"
-    SUDO=()
-    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
-        SUDO=(sudo)
-    fi
-    if ! { ${SUDO[@]+"${SUDO[@]}"} apt-get update &&
-        ${SUDO[@]+"${SUDO[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }; then
-        echo "scripts/test.sh: installing prometheus (for promtool) with apt-get failed" >&2
-        exit 1
-    fi
+    apt_install --no-install-recommends prometheus
 fi
 echo "== $(promtool --version 2>&1 | head -1)"
+# tests/viewer.rs drives the web viewer in headless Chromium through
+# ChromeDriver (the two come as matching Debian packages; Chromium's
+# recommended packages bring the fonts its screenshots need).
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+    apt_install chromium chromium-driver
+fi
+if ! chromedriver_version="$(chromedriver --version 2>&1)"; then
+    echo "scripts/test.sh: chromedriver is required by tests/viewer.rs but does not run: $chromedriver_version" >&2
+    exit 1
+fi
+echo "== $chromedriver_version"
 echo "== cargo test"
 cargo test --locked --all-targets
