@@ -1,8 +1,9 @@
 //! The web viewer: `GET /` redirects to `ui/`, and `ui/` serves the viewer's
 //! files, compiled into the binary (no separate web server, no CDN).
 //!
-//! The files are plain HTML, CSS and JavaScript in the repository's `ui/`
-//! folder, with no build step. Each answer carries an `ETag` (a digest of
+//! The files are plain HTML, CSS and JavaScript modules in the
+//! repository's `ui/` folder, with no build step (`ui/main.js` lists the
+//! modules). Each answer carries an `ETag` (a digest of
 //! the file) and `Cache-Control: no-cache`, so browsers revalidate cheaply
 //! and never run a stale viewer against a newer gateway. The page gets a
 //! strict Content-Security-Policy (its own scripts, styles and connections
@@ -23,28 +24,42 @@ struct Asset {
     body: &'static [u8],
 }
 
+/// The page first (the tests read it as the page), then what it loads.
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "index.html",
-        content_type: "text/html; charset=utf-8",
-        body: include_bytes!("../../ui/index.html"),
-    },
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../ui/app.js"),
-    },
-    Asset {
-        name: "app.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../../ui/app.css"),
-    },
-    Asset {
-        name: "icon.svg",
-        content_type: "image/svg+xml",
-        body: include_bytes!("../../ui/icon.svg"),
-    },
+    file(
+        "index.html",
+        "text/html; charset=utf-8",
+        include_bytes!("../../ui/index.html"),
+    ),
+    file(
+        "app.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../ui/app.css"),
+    ),
+    file(
+        "icon.svg",
+        "image/svg+xml",
+        include_bytes!("../../ui/icon.svg"),
+    ),
+    file("main.js", JS, include_bytes!("../../ui/main.js")),
+    file("view.js", JS, include_bytes!("../../ui/view.js")),
+    file("line.js", JS, include_bytes!("../../ui/line.js")),
+    file("list.js", JS, include_bytes!("../../ui/list.js")),
+    file("status.js", JS, include_bytes!("../../ui/status.js")),
+    file("stream.js", JS, include_bytes!("../../ui/stream.js")),
+    file("detail.js", JS, include_bytes!("../../ui/detail.js")),
+    file("admin.js", JS, include_bytes!("../../ui/admin.js")),
 ];
+
+const JS: &str = "text/javascript; charset=utf-8";
+
+const fn file(name: &'static str, content_type: &'static str, body: &'static [u8]) -> Asset {
+    Asset {
+        name,
+        content_type,
+        body,
+    }
+}
 
 /// Everything the page may load or connect to is its own; nothing inline.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -114,10 +129,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_asset_the_page_names_is_served() {
-        let page = std::str::from_utf8(ASSETS[0].body).unwrap();
+    fn every_asset_is_loaded_and_every_import_is_served() {
+        let text = |a: &Asset| std::str::from_utf8(a.body).unwrap().to_owned();
+        let page = text(&ASSETS[0]);
+        let scripts: String = ASSETS
+            .iter()
+            .filter(|a| a.content_type == JS)
+            .map(text)
+            .collect();
         for a in &ASSETS[1..] {
-            assert!(page.contains(a.name), "index.html does not load {}", a.name);
+            let quoted = format!("\"{}\"", a.name);
+            let imported = format!("\"./{}\"", a.name);
+            assert!(
+                page.contains(&quoted) || scripts.contains(&imported),
+                "nothing loads {}",
+                a.name
+            );
+        }
+        for import in scripts.split("from \"./").skip(1) {
+            let name = import.split('"').next().unwrap();
+            assert!(
+                ASSETS.iter().any(|a| a.name == name),
+                "{name} is imported but not served"
+            );
         }
         // No inline script or style: the CSP would block them.
         assert!(!page.contains("<script>") && !page.contains("style="));
