@@ -6,6 +6,9 @@
 #   scripts/bench.sh [loggate-bench options]     e.g. --subscribers 1000 --channels 10
 #   scripts/bench.sh --cluster [options]          two nodes joined by a nats-server:
 #                                                 publish on A, subscribe on B
+#   scripts/bench.sh --viewer [viewer-bench options]   the web viewer in headless
+#                                                 Chromium under a fast stream
+#                                                 (--rate 2000 --seconds 10 --runs 3)
 #   scripts/bench.sh --help
 #
 # Summary table on stdout, progress on stderr, gateway log in
@@ -30,8 +33,14 @@ if ! command -v nats-server >/dev/null 2>&1 && [ -x /usr/sbin/nats-server ]; the
 fi
 
 cargo build --release --quiet --bin loggate
-cargo build --release --quiet --example loggate-bench
-
 target="${CARGO_TARGET_DIR:-target}"
 export LOGGATE_BENCH_BINARY="${LOGGATE_BENCH_BINARY:-$target/release/loggate}"
+
+if [ "${1:-}" = "--viewer" ]; then
+    shift
+    cargo build --release --quiet --example viewer-bench
+    exec "$target/release/examples/viewer-bench" "$@"
+fi
+
+cargo build --release --quiet --example loggate-bench
 exec "$target/release/examples/loggate-bench" "$@"
