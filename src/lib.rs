@@ -27,6 +27,7 @@
 
 pub mod auth;
 pub mod channel;
+pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod digest;

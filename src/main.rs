@@ -37,6 +37,9 @@ enum Command {
     /// Mint a subscriber JWT (HS256, with the configured JWT_SECRET), or
     /// with --hash print a service token's digest for the config file.
     Token(TokenArgs),
+    /// Publish stdin's lines (or --message) as events, in order, batched:
+    /// `./job.sh 2>&1 | loggate publish --service etl --workspace ws1`.
+    Publish(loggate::cli::publish::PublishArgs),
 }
 
 #[derive(clap::Args)]
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Serve => serve(cli.config),
         Command::Healthcheck => healthcheck(cli.config),
         Command::Token(args) => token(cli.config, args),
+        Command::Publish(args) => loggate::cli::run("publish", loggate::cli::publish::run(args)),
     }
 }
 
