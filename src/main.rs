@@ -40,6 +40,8 @@ enum Command {
     /// Publish stdin's lines (or --message) as events, in order, batched:
     /// `./job.sh 2>&1 | loggate publish --service etl --workspace ws1`.
     Publish(loggate::cli::publish::PublishArgs),
+    /// Follow channels: history first, then live (`loggate tail logs:etl:ws1`).
+    Tail(loggate::cli::tail::TailArgs),
 }
 
 #[derive(clap::Args)]
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Serve => serve(cli.config),
         Command::Healthcheck => healthcheck(cli.config),
         Command::Token(args) => token(cli.config, args),
+        Command::Tail(args) => loggate::cli::run("tail", loggate::cli::tail::run(args)),
         Command::Publish(args) => loggate::cli::run("publish", loggate::cli::publish::run(args)),
     }
 }

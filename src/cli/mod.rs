@@ -7,6 +7,7 @@
 //! `--token-file`), the HTTP client and the exit codes of the contract.
 
 pub mod publish;
+pub mod tail;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -123,6 +124,18 @@ pub fn refusal(status: reqwest::StatusCode, body: &[u8]) -> String {
         Some(s) => format!("{status}: {s}"),
         None => status.to_string(),
     }
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// `500ms`, `30s`, `15m`, `2h`, or a bare number of seconds.

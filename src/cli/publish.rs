@@ -437,7 +437,7 @@ impl Target {
                                 "cannot reach {} (gave up after {:?}): {}",
                                 self.base,
                                 self.retry_for,
-                                error_chain(&e)
+                                super::error_chain(&e)
                             ),
                         ));
                     }
@@ -445,7 +445,7 @@ impl Target {
                         eprintln!(
                             "loggate publish: cannot reach {}: {}; retrying",
                             self.base,
-                            error_chain(&e)
+                            super::error_chain(&e)
                         );
                         said = true;
                     }
@@ -472,15 +472,4 @@ impl Target {
             }
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -1,0 +1,443 @@
+//! `loggate tail`: history, then the live stream from the last history id
+//! (no duplicate, no gap at the seam), printed for a terminal or a pipe.
+//!
+//! Talks to `GET /api/logs/history` and `GET /api/logs/stream` (SSE), like
+//! any client. Events go to stdout; notices (reconnecting, gap, lag) to
+//! stderr, so `| jq` only ever sees events.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use super::{Connection, Failure, exit};
+use crate::channel::ChannelPattern;
+use crate::event::Level;
+
+#[derive(clap::Args, Debug)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Channels or patterns (`logs:etl:ws1`, `logs:*:ws1`).
+    #[arg(value_name = "CHANNEL")]
+    pub channels: Vec<String>,
+    /// Shorthand: the channel logs:SERVICE[:WORKSPACE[:RESOURCE]].
+    #[arg(long, short = 's')]
+    pub service: Option<String>,
+    #[arg(long, short = 'w', requires = "service")]
+    pub workspace: Option<String>,
+    #[arg(long, short = 'r', requires = "workspace")]
+    pub resource: Option<String>,
+    /// Follow (the default; accepted for habit's sake).
+    #[arg(short = 'f', long = "follow", conflicts_with = "no_follow")]
+    pub follow: bool,
+    /// Print what history holds and exit.
+    #[arg(long)]
+    pub no_follow: bool,
+    /// Lines of history first (0: none).
+    #[arg(short = 'n', long = "tail", default_value_t = 10, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub tail: u16,
+    /// History since this long ago (15m, 2h) or this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// That level and worse.
+    #[arg(long, short = 'l')]
+    pub level: Option<String>,
+    /// Only messages containing this text (case-insensitive).
+    #[arg(long, short = 'q')]
+    pub query: Option<String>,
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+    #[arg(long, value_enum, default_value_t = Timestamps::Short)]
+    pub timestamps: Timestamps,
+    /// Times in UTC rather than local time.
+    #[arg(long)]
+    pub utc: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
+pub enum Output {
+    Text,
+    Json,
+    Raw,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
+pub enum Timestamps {
+    Short,
+    Rfc3339,
+    None,
+}
+
+/// The end of a stream: why it stopped.
+enum Ended {
+    /// stdout went away (`| head`): a quiet, successful end.
+    Closed,
+    /// The connection dropped; resume from the last id.
+    Dropped(String),
+}
+
+pub async fn run(args: TailArgs) -> Result<(), Failure> {
+    let base = args.connection.base()?;
+    let token = args.connection.token()?;
+    let channels = channels_of(&args)?;
+    if let Some(l) = &args.level
+        && Level::parse(l).is_none()
+    {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!("--level: unknown level {l:?}"),
+        ));
+    }
+    let since = args.since.as_deref().map(since_of).transpose()?;
+    let client = super::client()?;
+    let printer = Printer::new(&args);
+    let mut filters = vec![("channels", channels.join(","))];
+    if let Some(l) = &args.level {
+        filters.push(("level", l.clone()));
+    }
+    if let Some(q) = &args.query {
+        filters.push(("q", q.clone()));
+    }
+    let get = |path: &str, extra: &[(&str, String)]| {
+        let mut r = client
+            .get(format!("{base}{path}"))
+            .query(&filters)
+            .query(extra);
+        if let Some(t) = &token {
+            r = r.bearer_auth(t);
+        }
+        r
+    };
+
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let work = async {
+        // History: the newest `-n` lines, or everything since `--since`.
+        let mut last_id: Option<String> = None;
+        if args.tail > 0 || since.is_some() {
+            let mut query = vec![("limit", args.tail.max(1).to_string())];
+            match &since {
+                Some(s) => {
+                    query = vec![("limit", "1000".to_string()), ("since", s.clone())];
+                }
+                None => query.push(("before", "end".into())),
+            }
+            loop {
+                let v = fetch_json(get("/api/logs/history", &query), &args.connection).await?;
+                for e in v["logs"].as_array().into_iter().flatten() {
+                    if !printer.event(e) {
+                        return Ok(());
+                    }
+                }
+                if let Some(id) = v["last_id"].as_str() {
+                    last_id = Some(id.to_owned());
+                }
+                if let Some(e) = v["logs"].as_array().and_then(|l| l.last())
+                    && let Some(id) = e["id"].as_str()
+                {
+                    last_id = Some(id.to_owned());
+                }
+                match (&since, v["next_cursor"].as_str()) {
+                    (Some(_), Some(cursor)) => {
+                        query.retain(|(k, _)| *k != "cursor");
+                        query.push(("cursor", cursor.to_owned()));
+                    }
+                    _ => break,
+                }
+            }
+        }
+        if args.no_follow {
+            return Ok(());
+        }
+        // Live, resuming where history ended; again after every drop.
+        let mut trouble_since: Option<Instant> = None;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let mut extra = Vec::new();
+            if let Some(id) = &last_id {
+                extra.push(("lastEventId", id.clone()));
+            }
+            let answer = get("/api/logs/stream", &extra).send().await;
+            let why = match answer {
+                Ok(a) if a.status().is_success() => {
+                    if trouble_since.take().is_some() {
+                        printer.notice("connected again");
+                    }
+                    backoff = Duration::from_millis(200);
+                    match stream(a, &printer, &mut last_id).await {
+                        Ended::Closed => return Ok(()),
+                        Ended::Dropped(why) => why,
+                    }
+                }
+                Ok(a) => {
+                    let status = a.status();
+                    let text = a.bytes().await.unwrap_or_default();
+                    let why = super::refusal(status, &text);
+                    match status.as_u16() {
+                        401 | 403 => return Err(Failure::new(exit::REFUSED, why)),
+                        429 | 503 => why,
+                        400 => return Err(Failure::new(exit::USAGE, why)),
+                        _ => return Err(Failure::new(1, why)),
+                    }
+                }
+                Err(e) => super::error_chain(&e),
+            };
+            let since = *trouble_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= args.connection.retry_for {
+                return Err(Failure::new(
+                    exit::UNREACHABLE,
+                    format!(
+                        "cannot reach {base} (gave up after {:?}): {why}",
+                        args.connection.retry_for
+                    ),
+                ));
+            }
+            printer.notice(&format!("reconnecting: {why}"));
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    };
+    tokio::select! {
+        r = work => r,
+        _ = &mut interrupted => Err(Failure::new(exit::INTERRUPTED, "")),
+    }
+}
+
+fn channels_of(args: &TailArgs) -> Result<Vec<String>, Failure> {
+    let mut all = args.channels.clone();
+    if let Some(s) = &args.service {
+        let mut name = format!("logs:{s}");
+        for part in [&args.workspace, &args.resource].into_iter().flatten() {
+            name.push(':');
+            name.push_str(part);
+        }
+        all.push(name);
+    }
+    if all.is_empty() {
+        return Err(Failure::new(
+            exit::USAGE,
+            "name a channel (logs:etl:ws1, logs:*:ws1) or --service",
+        ));
+    }
+    for c in &all {
+        ChannelPattern::parse(c).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    }
+    Ok(all)
+}
+
+/// `15m`, `2h` (ago) or an RFC 3339 time, as the RFC 3339 the gateway takes.
+fn since_of(text: &str) -> Result<String, Failure> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t
+            .to_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
+    let ago = super::parse_duration(text)
+        .map_err(|e| Failure::new(exit::USAGE, format!("--since: {e}")))?;
+    let ago = chrono::Duration::from_std(ago)
+        .map_err(|e| Failure::new(exit::USAGE, format!("--since: {e}")))?;
+    Ok((chrono::Utc::now() - ago).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+/// GETs JSON, waiting out a gateway that cannot be reached for `retry_for`.
+async fn fetch_json(request: reqwest::RequestBuilder, c: &Connection) -> Result<Value, Failure> {
+    let started = Instant::now();
+    loop {
+        let Some(attempt) = request.try_clone() else {
+            return Err(Failure::new(1, "request cannot be repeated"));
+        };
+        match attempt.timeout(Duration::from_secs(30)).send().await {
+            Ok(a) if a.status().is_success() => {
+                return a
+                    .json()
+                    .await
+                    .map_err(|e| Failure::new(1, format!("history: {e}")));
+            }
+            Ok(a) => {
+                let status = a.status();
+                let text = a.bytes().await.unwrap_or_default();
+                let why = super::refusal(status, &text);
+                let code = match status.as_u16() {
+                    401 | 403 => exit::REFUSED,
+                    400 => exit::USAGE,
+                    429 | 503 if started.elapsed() < c.retry_for => {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    _ => 1,
+                };
+                return Err(Failure::new(code, why));
+            }
+            Err(e) => {
+                if started.elapsed() >= c.retry_for {
+                    return Err(Failure::new(
+                        exit::UNREACHABLE,
+                        format!(
+                            "cannot reach {} (gave up after {:?}): {}",
+                            c.url,
+                            c.retry_for,
+                            super::error_chain(&e)
+                        ),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// Reads SSE frames until the connection ends; prints logs, notices gaps
+/// and lags, and keeps the last id for the resume. A frame is bounded: a
+/// gateway (or something pretending) that never ends one is dropped.
+async fn stream(
+    answer: reqwest::Response,
+    printer: &Printer,
+    last_id: &mut Option<String>,
+) -> Ended {
+    const MAX_FRAME: usize = 1 << 20;
+    let mut body = answer.bytes_stream();
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let chunk = match tokio::time::timeout(Duration::from_secs(45), body.next()).await {
+            Err(_) => return Ended::Dropped("no keepalive for 45 s".into()),
+            Ok(None) => return Ended::Dropped("the gateway closed the stream".into()),
+            Ok(Some(Err(e))) => return Ended::Dropped(super::error_chain(&e)),
+            Ok(Some(Ok(c))) => c,
+        };
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = memchr::memmem::find(&pending, b"\n\n") {
+            let frame: Vec<u8> = pending.drain(..end + 2).collect();
+            let (mut event, mut id, mut data) = ("message".to_string(), None, String::new());
+            for line in String::from_utf8_lossy(&frame).lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("id:") {
+                    id = Some(v.trim().to_owned());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                }
+            }
+            match event.as_str() {
+                "log" => {
+                    if let Ok(e) = serde_json::from_str::<Value>(&data)
+                        && !printer.event(&e)
+                    {
+                        return Ended::Closed;
+                    }
+                    if id.is_some() {
+                        *last_id = id;
+                    }
+                }
+                "gap" => printer.notice(&format!("gap: {data}")),
+                "lag" => printer.notice(&format!("lag: {data}")),
+                "shutdown" => printer.notice("the gateway is shutting down"),
+                _ => {}
+            }
+        }
+        if pending.len() > MAX_FRAME {
+            return Ended::Dropped("a frame over 1 MiB".into());
+        }
+    }
+}
+
+/// How events and notices are written.
+struct Printer {
+    output: Output,
+    color: bool,
+    timestamps: Timestamps,
+    utc: bool,
+}
+
+impl Printer {
+    fn new(args: &TailArgs) -> Printer {
+        let color = match args.color {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => {
+                std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        };
+        Printer {
+            output: args.output,
+            color,
+            timestamps: args.timestamps,
+            utc: args.utc,
+        }
+    }
+
+    /// Writes one event (line-buffered: flushed at once). False when stdout
+    /// is gone, which ends the command quietly.
+    fn event(&self, e: &Value) -> bool {
+        let line = match self.output {
+            Output::Json => e.to_string(),
+            Output::Raw => e["message"].as_str().unwrap_or_default().to_owned(),
+            Output::Text => self.text(e),
+        };
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+    }
+
+    fn text(&self, e: &Value) -> String {
+        let mut parts = Vec::new();
+        let time = e["timestamp"].as_str().unwrap_or_default();
+        match self.timestamps {
+            Timestamps::None => {}
+            Timestamps::Rfc3339 => parts.push(time.to_owned()),
+            Timestamps::Short => parts.push(short_time(time, self.utc)),
+        }
+        let level = e["level"].as_str().unwrap_or("info");
+        let label = format!("{:<5}", level.to_uppercase());
+        parts.push(if self.color {
+            let code = match level {
+                "trace" | "debug" => "2",
+                "warn" => "33",
+                "error" => "31",
+                "fatal" => "1;31",
+                _ => "32",
+            };
+            format!("\x1b[{code}m{label}\x1b[0m")
+        } else {
+            label
+        });
+        parts.push(e["channel"].as_str().unwrap_or_default().to_owned());
+        parts.push(e["message"].as_str().unwrap_or_default().to_owned());
+        if let Some(meta) = e["meta"].as_object() {
+            for (k, v) in meta {
+                let v = match v {
+                    Value::String(s) if !s.contains(' ') && !s.is_empty() => s.clone(),
+                    other => other.to_string(),
+                };
+                parts.push(format!("{k}={v}"));
+            }
+        }
+        parts.join(" ")
+    }
+
+    fn notice(&self, text: &str) {
+        eprintln!("loggate tail: {text}");
+    }
+}
+
+/// `HH:MM:SS.mmm` in local time (or UTC); the text as given if unreadable.
+fn short_time(rfc3339: &str, utc: bool) -> String {
+    match chrono::DateTime::parse_from_rfc3339(rfc3339) {
+        Ok(t) if utc => t.to_utc().format("%H:%M:%S%.3f").to_string(),
+        Ok(t) => t
+            .with_timezone(&chrono::Local)
+            .format("%H:%M:%S%.3f")
+            .to_string(),
+        Err(_) => rfc3339.to_owned(),
+    }
+}

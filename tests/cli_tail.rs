@@ -1,0 +1,305 @@
+//! `loggate tail`, run as the real binary against real gateways: history
+//! then live with nothing twice at the seam, output formats and filters,
+//! notices on stderr only, reconnect across a restart, and exit codes
+//! 0/2/3/4/130 (and a quiet end when the reader of stdout goes away).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use testkit::*;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn tail_cmd(url: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loggate"));
+    cmd.arg("tail")
+        .args(["--url", url])
+        .args(args)
+        .env_remove("LOGGATE_URL")
+        .env_remove("LOGGATE_TOKEN")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn run(url: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = tokio::time::timeout(LIMIT, tail_cmd(url, args).output())
+        .await
+        .expect("tail ends in time")
+        .expect("tail runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn line_of(out: &mut BufReader<ChildStdout>) -> String {
+    let mut line = String::new();
+    tokio::time::timeout(LIMIT, out.read_line(&mut line))
+        .await
+        .expect("a line in time")
+        .expect("read");
+    line.trim_end().to_owned()
+}
+
+fn interrupt(child: &Child) {
+    let pid = child.id().expect("running").to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+}
+
+fn gateway() -> TestGateway {
+    start_with(|c| {
+        c.limits.publish_rate_per_sec = 0;
+        c.limits.connect_rate_per_ip = 0;
+        c.limits.history_rate_per_ip = 0;
+    })
+}
+
+async fn publish(gw: &TestGateway, events: Vec<Value>) {
+    let (status, v) = gw.publish(&Value::Array(events)).await;
+    assert_eq!(status, 202, "{v}");
+}
+
+fn numbered(from: usize, n: usize) -> Vec<Value> {
+    (from..from + n)
+        .map(|i| event("etl", Some("ws1"), Some("job7"), &format!("m{i}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn history_then_live_with_nothing_twice_and_ctrl_c_exits_130() {
+    let gw = gateway();
+    publish(&gw, numbered(0, 5)).await;
+    let mut child = tail_cmd(&gw.url(""), &["logs:etl:ws1", "-n", "3", "-o", "raw"])
+        .spawn()
+        .expect("runs");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    for want in ["m2", "m3", "m4"] {
+        assert_eq!(line_of(&mut out).await, want);
+    }
+    gw.wait_for_registry("tail subscribed", |s| s.sessions >= 1)
+        .await;
+    publish(&gw, numbered(5, 2)).await;
+    assert_eq!(line_of(&mut out).await, "m5");
+    assert_eq!(line_of(&mut out).await, "m6");
+    interrupt(&child);
+    let out = tokio::time::timeout(LIMIT, child.wait_with_output())
+        .await
+        .expect("exits")
+        .expect("status");
+    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "nothing twice");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "no traceback");
+}
+
+#[tokio::test]
+async fn no_follow_formats_and_filters() {
+    let gw = gateway();
+    let mut warn = event("etl", Some("ws1"), Some("job7"), "disk nearly full");
+    warn["logData"]["level"] = "warn".into();
+    warn["logData"]["meta"] = serde_json::json!({"rows": 12, "user": "alice"});
+    warn["logData"]["timestamp"] = "2025-09-25T10:30:00Z".into();
+    publish(&gw, vec![event("etl", Some("ws1"), None, "hello"), warn]).await;
+    let other = event("faas", Some("ws1"), None, "other").to_string();
+    let (status, v) = gw
+        .publish_raw("faas-token", "application/json", other.into_bytes())
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let url = gw.url("");
+
+    let (code, out, err) = run(&url, &["logs:etl:ws1", "--no-follow", "-o", "json"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let events: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON per line"))
+        .collect();
+    assert_eq!(messages(&events), ["hello", "disk nearly full"]);
+
+    let (_, out, _) = run(
+        &url,
+        &[
+            "logs:etl:ws1",
+            "--no-follow",
+            "--timestamps",
+            "rfc3339",
+            "--utc",
+            "-l",
+            "warn",
+        ],
+    )
+    .await;
+    assert_eq!(
+        out,
+        "2025-09-25T10:30:00Z WARN  logs:etl:ws1:job7 disk nearly full rows=12 user=alice\n"
+    );
+    let (_, out, _) = run(
+        &url,
+        &[
+            "logs:etl:ws1",
+            "--no-follow",
+            "--timestamps",
+            "short",
+            "--utc",
+            "-q",
+            "DISK",
+        ],
+    )
+    .await;
+    assert_eq!(
+        out,
+        "10:30:00.000 WARN  logs:etl:ws1:job7 disk nearly full rows=12 user=alice\n"
+    );
+    let (_, out, _) = run(
+        &url,
+        &[
+            "logs:etl:ws1",
+            "--no-follow",
+            "--timestamps",
+            "none",
+            "--color",
+            "always",
+            "-l",
+            "warn",
+        ],
+    )
+    .await;
+    assert_eq!(
+        out,
+        "\x1b[33mWARN \x1b[0m logs:etl:ws1:job7 disk nearly full rows=12 user=alice\n"
+    );
+    // Patterns, the shorthand, and -n.
+    let (_, out, _) = run(&url, &["logs:*:ws1", "--no-follow", "-o", "raw"]).await;
+    assert_eq!(out, "hello\ndisk nearly full\nother\n");
+    let (_, out, _) = run(&url, &["--service", "faas", "--no-follow", "-o", "raw"]).await;
+    assert_eq!(out, "other\n");
+    let (_, out, _) = run(&url, &["logs:*", "--no-follow", "-o", "raw", "-n", "1"]).await;
+    assert_eq!(out, "other\n");
+    let (_, out, _) = run(
+        &url,
+        &["logs:*", "--no-follow", "-o", "raw", "--since", "1h"],
+    )
+    .await;
+    assert_eq!(out, "hello\nother\n", "the 2025 line is older than an hour");
+}
+
+#[tokio::test]
+async fn a_reader_that_goes_away_ends_tail_quietly() {
+    let gw = gateway();
+    publish(&gw, numbered(0, 500)).await;
+    let mut child = tail_cmd(&gw.url(""), &["logs:etl", "-n", "500", "-o", "raw"])
+        .spawn()
+        .expect("runs");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    assert_eq!(line_of(&mut out).await, "m0");
+    drop(out);
+    let out = tokio::time::timeout(LIMIT, child.wait_with_output())
+        .await
+        .expect("exits")
+        .expect("status");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[tokio::test]
+async fn exit_codes_for_usage_refusal_and_unreachable() {
+    let gw = start_with(|c| {
+        c.auth.jwt_secret = Some(loggate::config::Secret::new(
+            "tail-test-secret-tail-test-secret",
+        ));
+    });
+    let url = gw.url("");
+    for (args, code, said) in [
+        (&["--no-follow"][..], 2, "name a channel"),
+        (&["bad.x"][..], 2, "logs:"),
+        (&["logs:etl", "-l", "loud"][..], 2, "--level"),
+        (&["logs:etl", "--since", "later"][..], 2, "--since"),
+        (&["logs:etl", "-o", "yaml"][..], 2, "yaml"),
+        (&["logs:etl"][..], 3, "401"),
+        (&["logs:etl", "--token", "forged.jwt.value"][..], 3, "401"),
+    ] {
+        let (got, _, err) = run(&url, args).await;
+        assert_eq!(got, Some(code), "{args:?}: {err}");
+        assert!(err.contains(said), "{args:?}: {err}");
+    }
+    let closed = format!("http://127.0.0.1:{}", process::free_port());
+    let (got, _, err) = run(&closed, &["logs:etl", "--retry-for", "1s"]).await;
+    assert_eq!(got, Some(4), "{err}");
+    assert!(err.contains("cannot reach"), "{err}");
+}
+
+#[tokio::test]
+async fn it_reconnects_after_a_restart_with_notices_on_stderr_only() {
+    let port = process::free_port();
+    let spawn = || {
+        let mut cmd = process::base_command(env!("CARGO_BIN_EXE_loggate"));
+        cmd.env("PORT", port.to_string())
+            .env("CONNECT_RATE_PER_IP", "0");
+        process::spawn(cmd)
+    };
+    let client = reqwest::Client::new();
+    let publish = |base: String, m: &'static str| {
+        let client = client.clone();
+        async move {
+            let body = event("etl", Some("ws1"), None, m).to_string();
+            let (s, v) =
+                testkit::http::publish(&client, &base, ETL_TOKEN, "application/json", body, LIMIT)
+                    .await;
+            assert_eq!(s, 202, "{v}");
+        }
+    };
+    let gw = spawn();
+    let base = gw.url("");
+    let mut child = tail_cmd(&base, &["logs:etl", "-o", "raw", "-n", "0"])
+        .spawn()
+        .expect("runs");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    // Live once a publish is seen (the stream may open after the first).
+    let mut first = String::new();
+    while first.is_empty() {
+        publish(base.clone(), "before").await;
+        first = tokio::select! {
+            l = line_of(&mut out) => l,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => String::new(),
+        };
+    }
+    assert_eq!(first, "before");
+    drop(gw);
+    let mut notice = String::new();
+    tokio::time::timeout(LIMIT, err.read_line(&mut notice))
+        .await
+        .expect("notice")
+        .expect("stderr");
+    assert!(notice.contains("reconnecting"), "{notice}");
+    let gw = spawn();
+    // Lines published once it is back arrive on stdout; nothing else does.
+    let mut got = String::new();
+    while got.is_empty() {
+        publish(base.clone(), "after").await;
+        got = tokio::select! {
+            l = line_of(&mut out) => l,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => String::new(),
+        };
+    }
+    assert!(got == "after" || got == "before", "{got}");
+    interrupt(&child);
+    let status = tokio::time::timeout(LIMIT, child.wait())
+        .await
+        .expect("exits")
+        .expect("status");
+    assert_eq!(status.code(), Some(130));
+    drop(gw);
+}
