@@ -65,6 +65,18 @@ impl Failure {
 }
 
 impl Connection {
+    /// The end of retrying: the gateway stayed out of reach for `retry_for`.
+    pub fn gave_up(&self, why: &str) -> Failure {
+        Failure::new(
+            exit::UNREACHABLE,
+            format!(
+                "cannot reach {} (gave up after {:?}): {why}",
+                self.url.trim_end_matches('/'),
+                self.retry_for
+            ),
+        )
+    }
+
     /// The base URL without a trailing slash, checked.
     pub fn base(&self) -> Result<String, Failure> {
         let base = self.url.trim_end_matches('/');

@@ -77,7 +77,7 @@ pub async fn run(args: PublishArgs) -> Result<(), Failure> {
         url: format!("{base}/api/logs/publish"),
         base,
         token,
-        retry_for: args.connection.retry_for,
+        connection: args.connection.clone(),
         client: super::client()?,
         interrupts: interrupts(),
     };
@@ -353,7 +353,7 @@ struct Target {
     base: String,
     url: String,
     token: Option<String>,
-    retry_for: Duration,
+    connection: Connection,
     client: reqwest::Client,
     interrupts: watch::Receiver<u32>,
 }
@@ -408,7 +408,7 @@ impl Target {
                         429 => retry_after.unwrap_or(Duration::from_secs(1)),
                         503 => {
                             let since = *trouble_since.get_or_insert_with(Instant::now);
-                            if since.elapsed() >= self.retry_for {
+                            if since.elapsed() >= self.connection.retry_for {
                                 return Err(Failure::new(exit::UNREACHABLE, why));
                             }
                             if !said {
@@ -430,16 +430,8 @@ impl Target {
                 }
                 Err(e) => {
                     let since = *trouble_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= self.retry_for {
-                        return Err(Failure::new(
-                            exit::UNREACHABLE,
-                            format!(
-                                "cannot reach {} (gave up after {:?}): {}",
-                                self.base,
-                                self.retry_for,
-                                super::error_chain(&e)
-                            ),
-                        ));
+                    if since.elapsed() >= self.connection.retry_for {
+                        return Err(self.connection.gave_up(&super::error_chain(&e)));
                     }
                     if !said {
                         eprintln!(

@@ -195,13 +195,7 @@ pub async fn run(args: TailArgs) -> Result<(), Failure> {
             };
             let since = *trouble_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= args.connection.retry_for {
-                return Err(Failure::new(
-                    exit::UNREACHABLE,
-                    format!(
-                        "cannot reach {base} (gave up after {:?}): {why}",
-                        args.connection.retry_for
-                    ),
-                ));
+                return Err(args.connection.gave_up(&why));
             }
             printer.notice(&format!("reconnecting: {why}"));
             tokio::time::sleep(backoff).await;
@@ -281,15 +275,7 @@ async fn fetch_json(request: reqwest::RequestBuilder, c: &Connection) -> Result<
             }
             Err(e) => {
                 if started.elapsed() >= c.retry_for {
-                    return Err(Failure::new(
-                        exit::UNREACHABLE,
-                        format!(
-                            "cannot reach {} (gave up after {:?}): {}",
-                            c.url,
-                            c.retry_for,
-                            super::error_chain(&e)
-                        ),
-                    ));
+                    return Err(c.gave_up(&super::error_chain(&e)));
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
