@@ -19,6 +19,7 @@ RUN mkdir -p src config examples testkit/src \
 # Then the gateway itself.
 COPY src ./src
 COPY config ./config
+COPY ui ./ui
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked --bin loggate \
     && strip target/release/loggate
