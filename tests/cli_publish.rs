@@ -20,6 +20,8 @@ fn publish_cmd(gw_url: &str, args: &[&str]) -> Command {
         .args(args)
         .env_remove("LOGGATE_URL")
         .env_remove("LOGGATE_TOKEN")
+        .env_remove("LOGGATE_PROFILE")
+        .env("LOGGATE_CLI_CONFIG", "/nonexistent/cli.toml")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -20,7 +20,10 @@ fn tail_cmd(url: &str, args: &[&str]) -> Command {
         .args(args)
         .env_remove("LOGGATE_URL")
         .env_remove("LOGGATE_TOKEN")
+        .env_remove("LOGGATE_PROFILE")
+        .env("LOGGATE_CLI_CONFIG", "/nonexistent/cli.toml")
         .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -127,6 +130,16 @@ async fn no_follow_formats_and_filters() {
         .map(|l| serde_json::from_str(l).expect("one JSON per line"))
         .collect();
     assert_eq!(messages(&events), ["hello", "disk nearly full"]);
+    // Byte for byte as the gateway wrote them.
+    let raw = reqwest::get(gw.url("/api/logs/history?channels=logs:etl:ws1"))
+        .await
+        .expect("history")
+        .text()
+        .await
+        .expect("body");
+    for line in out.lines() {
+        assert!(raw.contains(line), "{line} is not in {raw}");
+    }
 
     let (_, out, _) = run(
         &url,
@@ -193,6 +206,37 @@ async fn no_follow_formats_and_filters() {
     )
     .await;
     assert_eq!(out, "hello\nother\n", "the 2025 line is older than an hour");
+    // Both: the newest N of those since.
+    let (_, out, _) = run(
+        &url,
+        &[
+            "logs:*",
+            "--no-follow",
+            "-o",
+            "raw",
+            "--since",
+            "1h",
+            "-n",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(out, "other\n");
+    let (_, out, _) = run(
+        &url,
+        &[
+            "logs:*",
+            "--no-follow",
+            "-o",
+            "raw",
+            "--since",
+            "1h",
+            "-n",
+            "0",
+        ],
+    )
+    .await;
+    assert_eq!(out, "");
 }
 
 #[tokio::test]

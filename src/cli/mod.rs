@@ -1,15 +1,16 @@
-//! The terminal side of loggate: `loggate publish` (and, next, `loggate
-//! tail`). These are HTTP clients of a gateway, in the same binary: they
+//! The terminal side of loggate: `loggate publish` and `loggate tail`. These are HTTP clients of a gateway, in the same binary: they
 //! talk to it only through its public endpoints, never through the
 //! library's internals, so what they do is what any client can do.
 //!
 //! Owns the options every command shares (`--url`, `--token`,
-//! `--token-file`), the HTTP client and the exit codes of the contract.
+//! `--token-file`, `--ca-file`, `--profile`), the HTTP client and the exit
+//! codes of the contract; `profile` reads the named profiles.
 
+pub mod profile;
 pub mod publish;
 pub mod tail;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -21,17 +22,13 @@ pub mod exit {
     pub const INTERRUPTED: u8 = 130;
 }
 
-/// Where the gateway is and who we are to it.
+/// Where the gateway is and who we are to it: flags, then the
+/// environment, then the profile, then the built-in default.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Connection {
-    /// The gateway's address.
-    #[arg(
-        long,
-        env = "LOGGATE_URL",
-        default_value = "http://localhost:3002",
-        value_name = "URL"
-    )]
-    pub url: String,
+    /// The gateway's address [default: http://localhost:3002, or the profile's]
+    #[arg(long, env = "LOGGATE_URL", value_name = "URL")]
+    pub url: Option<String>,
     /// The token to present (for publish: a service token).
     #[arg(
         long,
@@ -43,10 +40,18 @@ pub struct Connection {
     /// Read the token from this file (its first line).
     #[arg(long, value_name = "FILE", conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
+    /// Trust only this CA (PEM) for https, instead of the system's roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// A named profile from ~/.config/loggate/cli.toml (url, token, ...).
+    #[arg(long, env = "LOGGATE_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
     /// Give up when the gateway cannot be reached for this long (30s, 2m).
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub retry_for: Duration,
 }
+
+pub const DEFAULT_URL: &str = "http://localhost:3002";
 
 /// A failure that ends a command, with the exit code it ends with.
 #[derive(Debug)]
@@ -64,61 +69,106 @@ impl Failure {
     }
 }
 
+/// A gateway to talk to, resolved from a `Connection`: checked address,
+/// token, and the HTTP client for it.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// `http(s)://host:port[/prefix]`, without a trailing slash.
+    pub base: String,
+    pub token: Option<String>,
+    pub retry_for: Duration,
+    pub client: reqwest::Client,
+}
+
 impl Connection {
+    /// Lays the flags and environment over the profile, checks the result
+    /// and builds the client.
+    pub fn resolve(&self) -> Result<Gateway, Failure> {
+        let profile = profile::load(self.profile.as_deref())?;
+        let url = self
+            .url
+            .clone()
+            .or(profile.url)
+            .unwrap_or_else(|| DEFAULT_URL.to_owned());
+        let token = match (&self.token, &self.token_file) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(file)) => read_token(file)?,
+            (None, None) => match (profile.token, &profile.token_file) {
+                (Some(t), _) => Some(t),
+                (None, Some(file)) => read_token(file)?,
+                (None, None) => None,
+            },
+        };
+        let ca_file = self.ca_file.clone().or(profile.ca_file);
+        Ok(Gateway {
+            base: base_of(&url)?,
+            token: token.filter(|t| !t.is_empty()),
+            retry_for: self.retry_for,
+            client: client(ca_file.as_deref())?,
+        })
+    }
+}
+
+impl Gateway {
     /// The end of retrying: the gateway stayed out of reach for `retry_for`.
     pub fn gave_up(&self, why: &str) -> Failure {
         Failure::new(
             exit::UNREACHABLE,
             format!(
                 "cannot reach {} (gave up after {:?}): {why}",
-                self.url.trim_end_matches('/'),
-                self.retry_for
+                self.base, self.retry_for
             ),
         )
     }
 
-    /// The base URL without a trailing slash, checked.
-    pub fn base(&self) -> Result<String, Failure> {
-        let base = self.url.trim_end_matches('/');
-        if base.starts_with("https://") {
-            // Not built in yet (see Cargo.toml): say so rather than fail
-            // with a connection error.
-            return Err(Failure::new(
-                exit::USAGE,
-                format!(
-                    "--url {:?}: https is not built into this loggate yet; use http:// (or a local TLS-terminating proxy)",
-                    self.url
-                ),
-            ));
-        }
-        if !base.starts_with("http://") {
-            return Err(Failure::new(
-                exit::USAGE,
-                format!("--url: expected http://host:port, got {:?}", self.url),
-            ));
-        }
-        Ok(base.to_owned())
-    }
-
-    pub fn token(&self) -> Result<Option<String>, Failure> {
-        match &self.token_file {
-            None => Ok(self.token.clone().filter(|t| !t.is_empty())),
-            Some(path) => std::fs::read_to_string(path)
-                .map(|s| s.lines().next().map(|l| l.trim().to_owned()))
-                .map_err(|e| {
-                    Failure::new(exit::USAGE, format!("--token-file {}: {e}", path.display()))
-                }),
-        }
+    /// Whether a failed request is worth retrying. A certificate the client
+    /// does not trust will not become trusted by waiting: it ends at once,
+    /// as unreachable, with what rustls said.
+    pub fn retryable(&self, why: &str) -> bool {
+        !why.contains("invalid peer certificate")
     }
 }
 
-/// The HTTP client every command uses.
-pub fn client() -> Result<reqwest::Client, Failure> {
-    reqwest::Client::builder()
+/// The base URL without a trailing slash, checked.
+fn base_of(url: &str) -> Result<String, Failure> {
+    let base = url.trim_end_matches('/');
+    match reqwest::Url::parse(base) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            Ok(base.to_owned())
+        }
+        _ => Err(Failure::new(
+            exit::USAGE,
+            format!("--url: expected http(s)://host[:port], got {url:?}"),
+        )),
+    }
+}
+
+fn read_token(path: &Path) -> Result<Option<String>, Failure> {
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().next().map(|l| l.trim().to_owned()))
+        .map_err(|e| Failure::new(exit::USAGE, format!("token file {}: {e}", path.display())))
+}
+
+/// The HTTP client every command uses: https with the system's roots, or
+/// only the given CA.
+fn client(ca_file: Option<&Path>) -> Result<reqwest::Client, Failure> {
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
-        .user_agent(concat!("loggate-cli/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!("loggate-cli/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca_file {
+        let ca = |e: &dyn std::fmt::Display| {
+            Failure::new(exit::USAGE, format!("CA file {}: {e}", path.display()))
+        };
+        let pem = std::fs::read(path).map_err(|e| ca(&e))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca(&e))?;
+        if certs.is_empty() {
+            return Err(ca(&"no certificate in it"));
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+    builder
         .build()
-        .map_err(|e| Failure::new(1, format!("cannot set up HTTP: {e}")))
+        .map_err(|e| Failure::new(1, format!("cannot set up HTTP: {}", error_chain(&e))))
 }
 
 /// The gateway's own words from an error body, or the status.
@@ -223,15 +273,11 @@ mod tests {
 
     #[test]
     fn urls() {
-        let at = |url: &str| Connection {
-            url: url.into(),
-            token: None,
-            token_file: None,
-            retry_for: Duration::from_secs(1),
-        };
-        assert_eq!(at("http://h:1/").base().unwrap(), "http://h:1");
-        assert_eq!(at("https://h").base().unwrap_err().code, exit::USAGE);
-        assert_eq!(at("h:1").base().unwrap_err().code, exit::USAGE);
+        assert_eq!(base_of("http://h:1/").unwrap(), "http://h:1");
+        assert_eq!(base_of("https://h/logs/").unwrap(), "https://h/logs");
+        assert_eq!(base_of("h:1").unwrap_err().code, exit::USAGE);
+        assert_eq!(base_of("ftp://h").unwrap_err().code, exit::USAGE);
+        assert_eq!(base_of("http://").unwrap_err().code, exit::USAGE);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, watch};
 
-use super::{Connection, Failure, exit};
+use super::{Connection, Failure, Gateway, exit};
 use crate::channel::ChannelName;
 use crate::event::Level;
 
@@ -61,8 +61,7 @@ struct Line {
 }
 
 pub async fn run(args: PublishArgs) -> Result<(), Failure> {
-    let base = args.connection.base()?;
-    let token = args.connection.token()?;
+    let gateway = args.connection.resolve()?;
     let Some(level) = Level::parse(&args.level) else {
         return Err(Failure::new(
             exit::USAGE,
@@ -74,11 +73,8 @@ pub async fn run(args: PublishArgs) -> Result<(), Failure> {
     };
     channel_of(&args)?;
     let target = Target {
-        url: format!("{base}/api/logs/publish"),
-        base,
-        token,
-        connection: args.connection.clone(),
-        client: super::client()?,
+        url: format!("{}/api/logs/publish", gateway.base),
+        gateway,
         interrupts: interrupts(),
     };
     let template = Template {
@@ -350,11 +346,8 @@ impl Batch {
 
 /// Where batches go, and how hard to try.
 struct Target {
-    base: String,
+    gateway: Gateway,
     url: String,
-    token: Option<String>,
-    connection: Connection,
-    client: reqwest::Client,
     interrupts: watch::Receiver<u32>,
 }
 
@@ -378,12 +371,13 @@ impl Target {
         let mut interrupts = self.interrupts.clone();
         loop {
             let mut request = self
+                .gateway
                 .client
                 .post(&self.url)
                 .header("content-type", "application/json")
                 .timeout(Duration::from_secs(30))
                 .body(body.clone());
-            if let Some(t) = &self.token {
+            if let Some(t) = &self.gateway.token {
                 request = request.header("x-service-token", t);
             }
             let wait = match request.send().await {
@@ -391,7 +385,7 @@ impl Target {
                     let status = answer.status();
                     if status.is_success() {
                         if said {
-                            eprintln!("loggate publish: {} answers again", self.base);
+                            eprintln!("loggate publish: {} answers again", self.gateway.base);
                         }
                         return Ok(());
                     }
@@ -408,7 +402,7 @@ impl Target {
                         429 => retry_after.unwrap_or(Duration::from_secs(1)),
                         503 => {
                             let since = *trouble_since.get_or_insert_with(Instant::now);
-                            if since.elapsed() >= self.connection.retry_for {
+                            if since.elapsed() >= self.gateway.retry_for {
                                 return Err(Failure::new(exit::UNREACHABLE, why));
                             }
                             if !said {
@@ -418,7 +412,7 @@ impl Target {
                             retry_after.unwrap_or(backoff)
                         }
                         401 | 403 => {
-                            let hint = if self.token.is_none() {
+                            let hint = if self.gateway.token.is_none() {
                                 " (no token given: --token or LOGGATE_TOKEN)"
                             } else {
                                 ""
@@ -429,15 +423,15 @@ impl Target {
                     }
                 }
                 Err(e) => {
+                    let why = super::error_chain(&e);
                     let since = *trouble_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= self.connection.retry_for {
-                        return Err(self.connection.gave_up(&super::error_chain(&e)));
+                    if since.elapsed() >= self.gateway.retry_for || !self.gateway.retryable(&why) {
+                        return Err(self.gateway.gave_up(&why));
                     }
                     if !said {
                         eprintln!(
-                            "loggate publish: cannot reach {}: {}; retrying",
-                            self.base,
-                            super::error_chain(&e)
+                            "loggate publish: cannot reach {}: {why}; retrying",
+                            self.gateway.base
                         );
                         said = true;
                     }

@@ -5,13 +5,13 @@
 //! any client. Events go to stdout; notices (reconnecting, gap, lag) to
 //! stderr, so `| jq` only ever sees events.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use super::{Connection, Failure, exit};
+use super::{Connection, Failure, Gateway, exit};
 use crate::channel::ChannelPattern;
 use crate::event::Level;
 
@@ -35,10 +35,11 @@ pub struct TailArgs {
     /// Print what history holds and exit.
     #[arg(long)]
     pub no_follow: bool,
-    /// Lines of history first (0: none).
-    #[arg(short = 'n', long = "tail", default_value_t = 10, value_parser = clap::value_parser!(u16).range(0..=1000))]
-    pub tail: u16,
-    /// History since this long ago (15m, 2h) or this time (RFC 3339).
+    /// Lines of history first (0: none) [default: 10, or all of --since]
+    #[arg(short = 'n', long = "tail", value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub tail: Option<u16>,
+    /// History since this long ago (15m, 2h) or this time (RFC 3339); with
+    /// -n, only the newest N of that.
     #[arg(long)]
     pub since: Option<String>,
     /// That level and worse.
@@ -88,8 +89,7 @@ enum Ended {
 }
 
 pub async fn run(args: TailArgs) -> Result<(), Failure> {
-    let base = args.connection.base()?;
-    let token = args.connection.token()?;
+    let gateway = args.connection.resolve()?;
     let channels = channels_of(&args)?;
     if let Some(l) = &args.level
         && Level::parse(l).is_none()
@@ -100,7 +100,6 @@ pub async fn run(args: TailArgs) -> Result<(), Failure> {
         ));
     }
     let since = args.since.as_deref().map(since_of).transpose()?;
-    let client = super::client()?;
     let printer = Printer::new(&args);
     let mut filters = vec![("channels", channels.join(","))];
     if let Some(l) = &args.level {
@@ -110,11 +109,12 @@ pub async fn run(args: TailArgs) -> Result<(), Failure> {
         filters.push(("q", q.clone()));
     }
     let get = |path: &str, extra: &[(&str, String)]| {
-        let mut r = client
-            .get(format!("{base}{path}"))
+        let mut r = gateway
+            .client
+            .get(format!("{}{path}", gateway.base))
             .query(&filters)
             .query(extra);
-        if let Some(t) = &token {
+        if let Some(t) = &gateway.token {
             r = r.bearer_auth(t);
         }
         r
@@ -123,38 +123,45 @@ pub async fn run(args: TailArgs) -> Result<(), Failure> {
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     let work = async {
-        // History: the newest `-n` lines, or everything since `--since`.
+        // History: the newest `-n` lines (of those since `--since`, if
+        // given), or, with `--since` alone, all of them, page by page.
         let mut last_id: Option<String> = None;
-        if args.tail > 0 || since.is_some() {
-            let mut query = vec![("limit", args.tail.max(1).to_string())];
-            match &since {
-                Some(s) => {
-                    query = vec![("limit", "1000".to_string()), ("since", s.clone())];
+        let mut query = match (&since, args.tail) {
+            (_, Some(0)) => None,
+            (None, n) => Some(vec![
+                ("limit", n.unwrap_or(10).to_string()),
+                ("before", "end".into()),
+            ]),
+            (Some(s), Some(n)) => Some(vec![
+                ("limit", n.to_string()),
+                ("since", s.clone()),
+                ("before", "end".into()),
+            ]),
+            (Some(s), None) => Some(vec![("limit", "1000".into()), ("since", s.clone())]),
+        };
+        while let Some(q) = query.take() {
+            let body = fetch(get("/api/logs/history", &q), &gateway).await?;
+            let page: HistoryPage = serde_json::from_slice(&body)
+                .map_err(|e| Failure::new(1, format!("history: unreadable answer: {e}")))?;
+            for raw in &page.logs {
+                let Ok(e) = serde_json::from_str::<Value>(raw.get()) else {
+                    continue;
+                };
+                if !printer.event(raw.get(), &e) {
+                    return Ok(());
                 }
-                None => query.push(("before", "end".into())),
+                if let Some(id) = e["id"].as_str() {
+                    last_id = Some(id.to_owned());
+                }
             }
-            loop {
-                let v = fetch_json(get("/api/logs/history", &query), &args.connection).await?;
-                for e in v["logs"].as_array().into_iter().flatten() {
-                    if !printer.event(e) {
-                        return Ok(());
-                    }
-                }
-                if let Some(id) = v["last_id"].as_str() {
-                    last_id = Some(id.to_owned());
-                }
-                if let Some(e) = v["logs"].as_array().and_then(|l| l.last())
-                    && let Some(id) = e["id"].as_str()
-                {
-                    last_id = Some(id.to_owned());
-                }
-                match (&since, v["next_cursor"].as_str()) {
-                    (Some(_), Some(cursor)) => {
-                        query.retain(|(k, _)| *k != "cursor");
-                        query.push(("cursor", cursor.to_owned()));
-                    }
-                    _ => break,
-                }
+            if let Some(id) = page.last_id {
+                last_id = Some(id);
+            }
+            if let (Some(_), None, Some(cursor)) = (&since, args.tail, page.next_cursor) {
+                let mut q = q;
+                q.retain(|(k, _)| *k != "cursor");
+                q.push(("cursor", cursor));
+                query = Some(q);
             }
         }
         if args.no_follow {
@@ -194,8 +201,8 @@ pub async fn run(args: TailArgs) -> Result<(), Failure> {
                 Err(e) => super::error_chain(&e),
             };
             let since = *trouble_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= args.connection.retry_for {
-                return Err(args.connection.gave_up(&why));
+            if since.elapsed() >= gateway.retry_for || !gateway.retryable(&why) {
+                return Err(gateway.gave_up(&why));
             }
             printer.notice(&format!("reconnecting: {why}"));
             tokio::time::sleep(backoff).await;
@@ -244,8 +251,18 @@ fn since_of(text: &str) -> Result<String, Failure> {
     Ok((chrono::Utc::now() - ago).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
-/// GETs JSON, waiting out a gateway that cannot be reached for `retry_for`.
-async fn fetch_json(request: reqwest::RequestBuilder, c: &Connection) -> Result<Value, Failure> {
+/// One page of `GET /api/logs/history`; events are kept as the gateway
+/// wrote them, so `-o json` prints them byte for byte.
+#[derive(serde::Deserialize)]
+struct HistoryPage {
+    logs: Vec<Box<serde_json::value::RawValue>>,
+    next_cursor: Option<String>,
+    last_id: Option<String>,
+}
+
+/// GETs a body, waiting out a gateway that cannot be reached for
+/// `retry_for`.
+async fn fetch(request: reqwest::RequestBuilder, g: &Gateway) -> Result<bytes::Bytes, Failure> {
     let started = Instant::now();
     loop {
         let Some(attempt) = request.try_clone() else {
@@ -254,9 +271,9 @@ async fn fetch_json(request: reqwest::RequestBuilder, c: &Connection) -> Result<
         match attempt.timeout(Duration::from_secs(30)).send().await {
             Ok(a) if a.status().is_success() => {
                 return a
-                    .json()
+                    .bytes()
                     .await
-                    .map_err(|e| Failure::new(1, format!("history: {e}")));
+                    .map_err(|e| Failure::new(1, format!("history: {}", super::error_chain(&e))));
             }
             Ok(a) => {
                 let status = a.status();
@@ -265,7 +282,7 @@ async fn fetch_json(request: reqwest::RequestBuilder, c: &Connection) -> Result<
                 let code = match status.as_u16() {
                     401 | 403 => exit::REFUSED,
                     400 => exit::USAGE,
-                    429 | 503 if started.elapsed() < c.retry_for => {
+                    429 | 503 if started.elapsed() < g.retry_for => {
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         continue;
                     }
@@ -274,8 +291,9 @@ async fn fetch_json(request: reqwest::RequestBuilder, c: &Connection) -> Result<
                 return Err(Failure::new(code, why));
             }
             Err(e) => {
-                if started.elapsed() >= c.retry_for {
-                    return Err(c.gave_up(&super::error_chain(&e)));
+                let why = super::error_chain(&e);
+                if started.elapsed() >= g.retry_for || !g.retryable(&why) {
+                    return Err(g.gave_up(&why));
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -317,7 +335,7 @@ async fn stream(
             match event.as_str() {
                 "log" => {
                     if let Ok(e) = serde_json::from_str::<Value>(&data)
-                        && !printer.event(&e)
+                        && !printer.event(&data, &e)
                     {
                         return Ended::Closed;
                     }
@@ -350,9 +368,10 @@ impl Printer {
         let color = match args.color {
             Color::Always => true,
             Color::Never => false,
+            // anstream knows the conventions: a terminal, NO_COLOR,
+            // CLICOLOR(_FORCE), TERM=dumb.
             Color::Auto => {
-                std::io::stdout().is_terminal()
-                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
             }
         };
         Printer {
@@ -363,11 +382,12 @@ impl Printer {
         }
     }
 
-    /// Writes one event (line-buffered: flushed at once). False when stdout
-    /// is gone, which ends the command quietly.
-    fn event(&self, e: &Value) -> bool {
+    /// Writes one event, given as the gateway wrote it and parsed
+    /// (line-buffered: flushed at once). False when stdout is gone, which
+    /// ends the command quietly.
+    fn event(&self, raw: &str, e: &Value) -> bool {
         let line = match self.output {
-            Output::Json => e.to_string(),
+            Output::Json => raw.to_owned(),
             Output::Raw => e["message"].as_str().unwrap_or_default().to_owned(),
             Output::Text => self.text(e),
         };
@@ -386,14 +406,8 @@ impl Printer {
         let level = e["level"].as_str().unwrap_or("info");
         let label = format!("{:<5}", level.to_uppercase());
         parts.push(if self.color {
-            let code = match level {
-                "trace" | "debug" => "2",
-                "warn" => "33",
-                "error" => "31",
-                "fatal" => "1;31",
-                _ => "32",
-            };
-            format!("\x1b[{code}m{label}\x1b[0m")
+            let style = level_style(level);
+            format!("{style}{label}{style:#}")
         } else {
             label
         });
@@ -413,6 +427,18 @@ impl Printer {
 
     fn notice(&self, text: &str) {
         eprintln!("loggate tail: {text}");
+    }
+}
+
+fn level_style(level: &str) -> anstyle::Style {
+    use anstyle::{AnsiColor, Effects, Style};
+    let color = |c: AnsiColor| Style::new().fg_color(Some(c.into()));
+    match level {
+        "trace" | "debug" => Style::new().effects(Effects::DIMMED),
+        "warn" => color(AnsiColor::Yellow),
+        "error" => color(AnsiColor::Red),
+        "fatal" => color(AnsiColor::Red).effects(Effects::BOLD),
+        _ => color(AnsiColor::Green),
     }
 }
 
