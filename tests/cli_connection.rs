@@ -201,42 +201,20 @@ token = "{ETL_TOKEN}"
 
     // publish takes a profile too; a token in a file others can read is
     // published, with a warning.
-    let r = loggate(
-        &config,
-        &[
-            "publish",
-            "--profile",
-            "svc",
-            "--service",
-            "etl",
-            "--workspace",
-            "ws1",
-            "--message",
-            "via profile",
-        ],
-        &[],
-    )
-    .await;
+    let publish = |message: &'static str| {
+        let config = config.clone();
+        async move {
+            let args = ["publish", "--profile", "svc", "--service", "etl"];
+            let more = ["--workspace", "ws1", "--message", message];
+            loggate(&config, &[&args[..], &more[..]].concat(), &[]).await
+        }
+    };
+    let r = publish("via profile").await;
     assert_eq!(r.code, Some(0), "{}", r.err);
     assert_eq!(r.err, "");
     std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .expect("chmod");
-    let r = loggate(
-        &config,
-        &[
-            "publish",
-            "--profile",
-            "svc",
-            "--service",
-            "etl",
-            "--workspace",
-            "ws1",
-            "--message",
-            "readable",
-        ],
-        &[],
-    )
-    .await;
+    let r = publish("readable").await;
     assert_eq!(r.code, Some(0), "{}", r.err);
     assert!(r.err.contains("chmod 600"), "{}", r.err);
     let r = loggate(&config, &tail, &[]).await;

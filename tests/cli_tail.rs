@@ -207,9 +207,8 @@ async fn no_follow_formats_and_filters() {
     .await;
     assert_eq!(out, "hello\nother\n", "the 2025 line is older than an hour");
     // Both: the newest N of those since.
-    let (_, out, _) = run(
-        &url,
-        &[
+    for (n, want) in [("1", "other\n"), ("0", "")] {
+        let args = [
             "logs:*",
             "--no-follow",
             "-o",
@@ -217,26 +216,11 @@ async fn no_follow_formats_and_filters() {
             "--since",
             "1h",
             "-n",
-            "1",
-        ],
-    )
-    .await;
-    assert_eq!(out, "other\n");
-    let (_, out, _) = run(
-        &url,
-        &[
-            "logs:*",
-            "--no-follow",
-            "-o",
-            "raw",
-            "--since",
-            "1h",
-            "-n",
-            "0",
-        ],
-    )
-    .await;
-    assert_eq!(out, "");
+            n,
+        ];
+        let (_, out, _) = run(&url, &args).await;
+        assert_eq!(out, want, "-n {n}");
+    }
 }
 
 #[tokio::test]
@@ -357,4 +341,57 @@ async fn it_reconnects_after_a_restart_with_notices_on_stderr_only() {
         .expect("status");
     assert_eq!(status.code(), Some(130));
     drop(gw);
+}
+
+/// Something posing as a gateway that answers every request with a body
+/// that never ends: history as an endless JSON page, the stream as one
+/// endless SSE frame.
+async fn endless_server() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let stream = head.starts_with(b"GET /api/logs/stream");
+                let (kind, start) = if stream {
+                    ("text/event-stream", &b"event: log\ndata: "[..])
+                } else {
+                    ("application/json", &b"{\"logs\":[\""[..])
+                };
+                let header = format!("HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\n\r\n");
+                if conn.write_all(header.as_bytes()).await.is_err()
+                    || conn.write_all(start).await.is_err()
+                {
+                    return;
+                }
+                let filler = vec![b'x'; 64 * 1024];
+                while conn.write_all(&filler).await.is_ok() {}
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn endless_answers_are_cut_off_not_buffered() {
+    let url = endless_server().await;
+    let (code, out, err) = run(&url, &["logs:etl", "--no-follow"]).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("history: answer larger than"), "{err}");
+    assert_eq!(out, "");
+    let (code, out, err) = run(&url, &["logs:etl", "-n", "0", "--retry-for", "0s"]).await;
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("a frame over 65 MiB"), "{err}");
+    assert_eq!(out, "");
 }

@@ -171,6 +171,26 @@ fn client(ca_file: Option<&Path>) -> Result<reqwest::Client, Failure> {
         .map_err(|e| Failure::new(1, format!("cannot set up HTTP: {}", error_chain(&e))))
 }
 
+/// An error body is read this far and no further.
+pub const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Reads a response body of at most `max` bytes: a server (or something
+/// in between) that sends more, or never stops, is cut off rather than
+/// let fill memory.
+pub async fn body_within(answer: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    use futures_util::StreamExt;
+    let mut body = Vec::new();
+    let mut chunks = answer.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| error_chain(&e))?;
+        if body.len() + chunk.len() > max {
+            return Err(format!("answer larger than {} KiB", max / 1024));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// The gateway's own words from an error body, or the status.
 pub fn refusal(status: reqwest::StatusCode, body: &[u8]) -> String {
     let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();

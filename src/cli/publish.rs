@@ -395,7 +395,9 @@ impl Target {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(|s| Duration::from_secs(s.clamp(1, 60)));
-                    let text = answer.bytes().await.unwrap_or_default();
+                    let text = super::body_within(answer, super::MAX_ERROR_BODY)
+                        .await
+                        .unwrap_or_default();
                     let why = super::refusal(status, &text);
                     match status.as_u16() {
                         // Slowed down, not refused: no give-up clock.

@@ -189,7 +189,9 @@ pub async fn run(args: TailArgs) -> Result<(), Failure> {
                 }
                 Ok(a) => {
                     let status = a.status();
-                    let text = a.bytes().await.unwrap_or_default();
+                    let text = super::body_within(a, super::MAX_ERROR_BODY)
+                        .await
+                        .unwrap_or_default();
                     let why = super::refusal(status, &text);
                     match status.as_u16() {
                         401 | 403 => return Err(Failure::new(exit::REFUSED, why)),
@@ -251,6 +253,15 @@ fn since_of(text: &str) -> Result<String, Failure> {
     Ok((chrono::Utc::now() - ago).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
+/// A history page holds at most 1,000 events; 256 KiB each (four times
+/// the default `publish.max_event_bytes`) is far more than real pages.
+const MAX_HISTORY_PAGE: usize = 256 << 20;
+
+/// The largest event a gateway can be configured to take
+/// (`publish.max_body_bytes` is at most 64 MiB), with its framing: a
+/// smaller cap would drop and re-fetch the same large event for ever.
+const MAX_FRAME: usize = 65 << 20;
+
 /// One page of `GET /api/logs/history`; events are kept as the gateway
 /// wrote them, so `-o json` prints them byte for byte.
 #[derive(serde::Deserialize)]
@@ -262,7 +273,7 @@ struct HistoryPage {
 
 /// GETs a body, waiting out a gateway that cannot be reached for
 /// `retry_for`.
-async fn fetch(request: reqwest::RequestBuilder, g: &Gateway) -> Result<bytes::Bytes, Failure> {
+async fn fetch(request: reqwest::RequestBuilder, g: &Gateway) -> Result<Vec<u8>, Failure> {
     let started = Instant::now();
     loop {
         let Some(attempt) = request.try_clone() else {
@@ -270,14 +281,15 @@ async fn fetch(request: reqwest::RequestBuilder, g: &Gateway) -> Result<bytes::B
         };
         match attempt.timeout(Duration::from_secs(30)).send().await {
             Ok(a) if a.status().is_success() => {
-                return a
-                    .bytes()
+                return super::body_within(a, MAX_HISTORY_PAGE)
                     .await
-                    .map_err(|e| Failure::new(1, format!("history: {}", super::error_chain(&e))));
+                    .map_err(|e| Failure::new(1, format!("history: {e}")));
             }
             Ok(a) => {
                 let status = a.status();
-                let text = a.bytes().await.unwrap_or_default();
+                let text = super::body_within(a, super::MAX_ERROR_BODY)
+                    .await
+                    .unwrap_or_default();
                 let why = super::refusal(status, &text);
                 let code = match status.as_u16() {
                     401 | 403 => exit::REFUSED,
@@ -302,14 +314,14 @@ async fn fetch(request: reqwest::RequestBuilder, g: &Gateway) -> Result<bytes::B
 }
 
 /// Reads SSE frames until the connection ends; prints logs, notices gaps
-/// and lags, and keeps the last id for the resume. A frame is bounded: a
-/// gateway (or something pretending) that never ends one is dropped.
+/// and lags, and keeps the last id for the resume. A frame is bounded
+/// (`MAX_FRAME`): a gateway, or something pretending, that never ends one
+/// is dropped.
 async fn stream(
     answer: reqwest::Response,
     printer: &Printer,
     last_id: &mut Option<String>,
 ) -> Ended {
-    const MAX_FRAME: usize = 1 << 20;
     let mut body = answer.bytes_stream();
     let mut pending: Vec<u8> = Vec::new();
     loop {
@@ -319,11 +331,19 @@ async fn stream(
             Ok(Some(Err(e))) => return Ended::Dropped(super::error_chain(&e)),
             Ok(Some(Ok(c))) => c,
         };
+        // Only the new bytes (and one before them) can end a frame: a frame
+        // that grows chunk by chunk is scanned once, not once per chunk.
+        let from = pending.len().saturating_sub(1);
         pending.extend_from_slice(&chunk);
-        while let Some(end) = memchr::memmem::find(&pending, b"\n\n") {
-            let frame: Vec<u8> = pending.drain(..end + 2).collect();
+        let mut start = 0;
+        let mut search = from;
+        while let Some(at) = memchr::memmem::find(&pending[search..], b"\n\n") {
+            let end = search + at + 2;
+            let frame = &pending[start..end];
+            start = end;
+            search = end;
             let (mut event, mut id, mut data) = ("message".to_string(), None, String::new());
-            for line in String::from_utf8_lossy(&frame).lines() {
+            for line in String::from_utf8_lossy(frame).lines() {
                 if let Some(v) = line.strip_prefix("event:") {
                     event = v.trim().to_owned();
                 } else if let Some(v) = line.strip_prefix("id:") {
@@ -349,8 +369,9 @@ async fn stream(
                 _ => {}
             }
         }
+        pending.drain(..start);
         if pending.len() > MAX_FRAME {
-            return Ended::Dropped("a frame over 1 MiB".into());
+            return Ended::Dropped("a frame over 65 MiB".into());
         }
     }
 }
