@@ -734,11 +734,20 @@ async fn a_fast_stream_keeps_the_ring_bound_and_the_page_usable() {
         .await;
 
     let url = gw.url("");
+    // The burst runs for at least SECONDS, and on until the page has been
+    // paused and resumed: on a loaded machine the page may take most of the
+    // three seconds to show its first 200 lines, and a burst that ended
+    // before the pause would leave nothing to count as "new".
+    let resumed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = resumed.clone();
     let burst = tokio::spawn(async move {
         let client = reqwest::Client::new();
         let mut ids = Vec::new();
         let mut tick = tokio::time::interval(Duration::from_millis(10));
-        for round in 0..SECONDS * 100 {
+        let mut rounds = 0;
+        while rounds < SECONDS * 100 || !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let round = rounds;
+            rounds += 1;
             tick.tick().await;
             let batch: Vec<Value> = (0..RATE / 100)
                 .map(|i| event("etl", Some("ws1"), Some("job7"), &format!("fast {round}.{i} a line of ordinary length with a few fields user=alice took=12ms")))
@@ -761,7 +770,7 @@ async fn a_fast_stream_keeps_the_ring_bound_and_the_page_usable() {
                     .map(|i| i.as_str().unwrap().to_owned()),
             );
         }
-        ids
+        (ids, rounds)
     });
     // While the lines pour in, the page still answers: it pauses, opens a
     // line, and goes live again.
@@ -785,9 +794,10 @@ async fn a_fast_stream_keeps_the_ring_bound_and_the_page_usable() {
     .await;
     b.click("#live").await;
     viewer::wait_status(&b, "live").await;
-    let ids = burst.await.expect("burst");
+    resumed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (ids, rounds) = burst.await.expect("burst");
     let frames = b.eval("return window.__frames;").await.as_u64().unwrap();
-    let last = format!("fast {}.{} a line", SECONDS * 100 - 1, RATE / 100 - 1);
+    let last = format!("fast {}.{} a line", rounds - 1, RATE / 100 - 1);
     b.wait_for(
         "the last line",
         &format!("const l = document.querySelectorAll('[data-testid=log-line]'); return l[l.length - 1].querySelector('.message').textContent.startsWith({});", Value::from(last)),
