@@ -9,6 +9,9 @@
 #   scripts/bench.sh --viewer [viewer-bench options]   the web viewer in headless
 #                                                 Chromium under a fast stream
 #                                                 (--rate 2000 --seconds 10 --runs 3)
+#   scripts/bench.sh --ai [ai-bench options]      AI chats over a full history, and
+#                                                 their cost to other tenants
+#                                                 (--events 200000 --chats 20)
 #   scripts/bench.sh --help
 #
 # Summary table on stdout, progress on stderr, gateway log in
@@ -35,6 +38,12 @@ fi
 cargo build --release --quiet --bin loggate
 target="${CARGO_TARGET_DIR:-target}"
 export LOGGATE_BENCH_BINARY="${LOGGATE_BENCH_BINARY:-$target/release/loggate}"
+
+if [ "${1:-}" = "--ai" ]; then
+    shift
+    cargo build --release --quiet --example ai-bench
+    exec "$target/release/examples/ai-bench" "$@"
+fi
 
 if [ "${1:-}" = "--viewer" ]; then
     shift

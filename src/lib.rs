@@ -25,6 +25,7 @@
 //! - Top: [`server`]: wiring, graceful shutdown, and [`server::spawn`] for
 //!   tests and benchmarks.
 
+pub mod ai;
 pub mod auth;
 pub mod channel;
 pub mod cli;
@@ -42,6 +43,7 @@ pub mod nats;
 pub mod registry;
 pub mod server;
 pub mod session;
+pub mod sse_frames;
 pub mod state;
 
 pub use config::Config;

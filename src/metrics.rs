@@ -44,12 +44,16 @@ pub mod label {
         pub const CONNECT_TABLE_FULL: &str = "connect_table_full";
         pub const HISTORY: &str = "history";
         pub const HISTORY_TABLE_FULL: &str = "history_table_full";
-        pub const ALL: [&str; 5] = [
+        pub const CHAT: &str = "chat";
+        pub const CHAT_TABLE_FULL: &str = "chat_table_full";
+        pub const ALL: [&str; 7] = [
             PUBLISH,
             CONNECT,
             CONNECT_TABLE_FULL,
             HISTORY,
             HISTORY_TABLE_FULL,
+            CHAT,
+            CHAT_TABLE_FULL,
         ];
     }
 
@@ -73,6 +77,40 @@ pub mod label {
         /// No answer to pings for three keepalive intervals.
         pub const DEAD_PEER: &str = "dead_peer";
         pub const ALL: [&str; 4] = [FRAME_TOO_LARGE, PROTOCOL_ERROR, CONTROL_OVERFLOW, DEAD_PEER];
+    }
+
+    /// Labels of the `ai_*` metrics.
+    pub mod ai {
+        /// `tool` of `ai_tool_calls_total`: the tools, and `unknown` for a
+        /// name the model made up.
+        pub const TOOLS: [&str; 7] = [
+            "list_channels",
+            "search_logs",
+            "count_by",
+            "top_patterns",
+            "get_context",
+            "get_stats",
+            UNKNOWN_TOOL,
+        ];
+        pub const UNKNOWN_TOOL: &str = "unknown";
+        /// `outcome` of `ai_chats_total`: answered; stopped by a bound
+        /// (rounds, tokens, time) with a partial answer; the model server
+        /// failed; the client went away.
+        pub const ANSWERED: &str = "answered";
+        pub const STOPPED: &str = "stopped";
+        pub const UPSTREAM_ERROR: &str = "upstream_error";
+        pub const CANCELLED: &str = "cancelled";
+        pub const OUTCOMES: [&str; 4] = [ANSWERED, STOPPED, UPSTREAM_ERROR, CANCELLED];
+        /// `reason` of `ai_upstream_errors_total`.
+        pub const STATUS: &str = "status";
+        pub const TRANSPORT: &str = "transport";
+        pub const TIMEOUT: &str = "timeout";
+        pub const GARBAGE: &str = "garbage";
+        pub const TOO_LARGE: &str = "too_large";
+        pub const UPSTREAM_REASONS: [&str; 5] = [STATUS, TRANSPORT, TIMEOUT, GARBAGE, TOO_LARGE];
+        /// `kind` of `ai_tokens_total`.
+        pub const PROMPT: &str = "prompt";
+        pub const COMPLETION: &str = "completion";
     }
 
     /// `link` and `direction` of `nats_messages_total`.
@@ -133,6 +171,11 @@ pub struct Metrics {
     pub history_events: IntGauge,
     pub history_bytes: IntGauge,
     pub history_channels: IntGauge,
+    pub ai_chats: IntCounterVec,
+    pub ai_tool_calls: IntCounterVec,
+    pub ai_tokens: IntCounterVec,
+    pub ai_upstream_errors: IntCounterVec,
+    pub ai_redactions: IntCounter,
 }
 
 impl Metrics {
@@ -173,6 +216,26 @@ impl Metrics {
             "events_fanned_out_total",
             "Events queued for subscribers (one per subscriber), by service.",
             &["service"],
+        );
+        let ai_chats = counter_vec(
+            "ai_chats_total",
+            "AI chats, by outcome (answered, stopped: a bound ended it with a partial answer, upstream_error, cancelled).",
+            &["outcome"],
+        );
+        let ai_tool_calls = counter_vec(
+            "ai_tool_calls_total",
+            "Tool calls the model made in AI chats, by tool (unknown: a name it made up).",
+            &["tool"],
+        );
+        let ai_tokens = counter_vec(
+            "ai_tokens_total",
+            "Tokens the model server reported for AI chats, by kind (prompt, completion).",
+            &["kind"],
+        );
+        let ai_upstream_errors = counter_vec(
+            "ai_upstream_errors_total",
+            "Failed calls to the AI model server, by reason (status, transport, timeout, garbage, too_large).",
+            &["reason"],
         );
         let connections_rejected = counter_vec(
             "connections_rejected_total",
@@ -263,6 +326,14 @@ impl Metrics {
         let history_events = gauge("history_events", "Events held in history.");
         let history_bytes = gauge("history_bytes", "Bytes of encoded events held in history.");
         let history_channels = gauge("history_channels", "Channels with history.");
+        let ai_redactions = IntCounter::new(
+            "ai_redactions_total",
+            "Secrets and personal data redacted from what AI chats sent to the model.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(ai_redactions.clone()))
+            .expect("unique metric name");
         let log_lines_dropped = IntCounter::new(
             "log_lines_dropped_total",
             "Log lines dropped because stderr did not keep up (the log queue was full).",
@@ -300,6 +371,11 @@ impl Metrics {
             history_events,
             history_bytes,
             history_channels,
+            ai_chats,
+            ai_tool_calls,
+            ai_tokens,
+            ai_upstream_errors,
+            ai_redactions,
         };
         metrics.create_series(publish_codes);
         metrics
@@ -331,6 +407,18 @@ impl Metrics {
         }
         for l in label::limit::ALL {
             self.rate_limited.with_label_values(&[l]);
+        }
+        for o in label::ai::OUTCOMES {
+            self.ai_chats.with_label_values(&[o]);
+        }
+        for t in label::ai::TOOLS {
+            self.ai_tool_calls.with_label_values(&[t]);
+        }
+        for k in [label::ai::PROMPT, label::ai::COMPLETION] {
+            self.ai_tokens.with_label_values(&[k]);
+        }
+        for r in label::ai::UPSTREAM_REASONS {
+            self.ai_upstream_errors.with_label_values(&[r]);
         }
     }
 

@@ -54,6 +54,8 @@ pub struct AppState {
     pub epoch: u64,
     /// The configured NATS links; `/ready` is 503 while one is down.
     pub nats: Vec<Arc<dyn Link>>,
+    /// AI log analysis: its settings, client and chat slots.
+    pub ai: crate::ai::Ai,
     next_session: AtomicU64,
 }
 
@@ -68,6 +70,7 @@ impl AppState {
         nats: Vec<Arc<dyn Link>>,
     ) -> Result<Self, ConfigError> {
         Ok(AppState {
+            ai: crate::ai::Ai::new(&config.ai)?,
             tokens: ServiceTokens::new(&config.service_tokens),
             subscriber_auth: SubscriberAuth::new(&config.auth)?,
             admin_token: config.auth.admin_token.as_ref().map(AdminToken::new),
@@ -75,6 +78,7 @@ impl AppState {
                 publish: config.limits.publish_rate_per_sec,
                 connect: config.limits.connect_rate_per_ip,
                 history: config.limits.history_rate_per_ip,
+                chat_per_minute: config.ai.rate_per_minute,
             }),
             connections: Connections::new(
                 config.server.max_connections,

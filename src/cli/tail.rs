@@ -323,7 +323,7 @@ async fn stream(
     last_id: &mut Option<String>,
 ) -> Ended {
     let mut body = answer.bytes_stream();
-    let mut pending: Vec<u8> = Vec::new();
+    let mut frames = crate::sse_frames::FrameReader::new(MAX_FRAME);
     loop {
         let chunk = match tokio::time::timeout(Duration::from_secs(45), body.next()).await {
             Err(_) => return Ended::Dropped("no keepalive for 45 s".into()),
@@ -331,47 +331,26 @@ async fn stream(
             Ok(Some(Err(e))) => return Ended::Dropped(super::error_chain(&e)),
             Ok(Some(Ok(c))) => c,
         };
-        // Only the new bytes (and one before them) can end a frame: a frame
-        // that grows chunk by chunk is scanned once, not once per chunk.
-        let from = pending.len().saturating_sub(1);
-        pending.extend_from_slice(&chunk);
-        let mut start = 0;
-        let mut search = from;
-        while let Some(at) = memchr::memmem::find(&pending[search..], b"\n\n") {
-            let end = search + at + 2;
-            let frame = &pending[start..end];
-            start = end;
-            search = end;
-            let (mut event, mut id, mut data) = ("message".to_string(), None, String::new());
-            for line in String::from_utf8_lossy(frame).lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    event = v.trim().to_owned();
-                } else if let Some(v) = line.strip_prefix("id:") {
-                    id = Some(v.trim().to_owned());
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push_str(v.strip_prefix(' ').unwrap_or(v));
-                }
-            }
-            match event.as_str() {
+        let Ok(complete) = frames.push(&chunk) else {
+            return Ended::Dropped("a frame over 65 MiB".into());
+        };
+        for frame in complete {
+            match frame.event.as_str() {
                 "log" => {
-                    if let Ok(e) = serde_json::from_str::<Value>(&data)
-                        && !printer.event(&data, &e)
+                    if let Ok(e) = serde_json::from_str::<Value>(&frame.data)
+                        && !printer.event(&frame.data, &e)
                     {
                         return Ended::Closed;
                     }
-                    if id.is_some() {
-                        *last_id = id;
+                    if frame.id.is_some() {
+                        *last_id = frame.id;
                     }
                 }
-                "gap" => printer.notice(&format!("gap: {data}")),
-                "lag" => printer.notice(&format!("lag: {data}")),
+                "gap" => printer.notice(&format!("gap: {}", frame.data)),
+                "lag" => printer.notice(&format!("lag: {}", frame.data)),
                 "shutdown" => printer.notice("the gateway is shutting down"),
                 _ => {}
             }
-        }
-        pending.drain(..start);
-        if pending.len() > MAX_FRAME {
-            return Ended::Dropped("a frame over 65 MiB".into());
         }
     }
 }

@@ -129,6 +129,38 @@ impl Config {
         if let Some(v) = first(&["FLY_NATS_QUEUE"]) {
             self.fly.queue = Some(v.trim().to_owned());
         }
+        if let Some(v) = first(&["OPENROUTER_API_KEY", "AI_API_KEY"]) {
+            self.ai.api_key = Some(Secret::new(v.trim()));
+        }
+        if let Some(v) = first(&["OPENROUTER_MODEL"]) {
+            self.ai.model = v.trim().to_owned();
+        }
+        if let Some(v) = first(&["AI_BASE_URL"]) {
+            self.ai.base_url = v.trim().to_owned();
+        }
+        if let Some(v) = first(&["AI_TOOLS_RETURN_LINES"]) {
+            self.ai.tools_return_lines = parse_choice(
+                "AI_TOOLS_RETURN_LINES",
+                &v,
+                &[
+                    ("true", true),
+                    ("1", true),
+                    ("yes", true),
+                    ("on", true),
+                    ("false", false),
+                    ("0", false),
+                    ("no", false),
+                    ("off", false),
+                ],
+            )?;
+        }
+        if let Some(v) = first(&["AI_RATE_PER_MINUTE"]) {
+            self.ai.rate_per_minute = parse_env(
+                "AI_RATE_PER_MINUTE",
+                &v,
+                "a whole number of chats per minute",
+            )?;
+        }
         if let Some(v) = env("RUST_LOG") {
             self.log.filter = v;
         }

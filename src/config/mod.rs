@@ -68,6 +68,12 @@ pub const ENV_NAMES: &[&str] = &[
     "FLY_NATS_QUEUE",
     "RUST_LOG",
     "LOG_FORMAT",
+    "OPENROUTER_API_KEY",
+    "AI_API_KEY",
+    "OPENROUTER_MODEL",
+    "AI_BASE_URL",
+    "AI_TOOLS_RETURN_LINES",
+    "AI_RATE_PER_MINUTE",
 ];
 
 /// The dev service tokens of `config/default.toml`, refused in production.
@@ -81,13 +87,8 @@ pub const DEV_TOKENS: &[&str] = &[
 /// Environment names of the contract whose features this build does not
 /// have yet. Setting one is refused at start rather than silently ignored:
 /// an operator who sets `JWT_SECRET` must never get open subscriptions.
-pub(super) const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
-    ("NATS_JETSTREAM", "JetStream-backed cluster delivery"),
-    ("OPENROUTER_API_KEY", "AI log analysis"),
-    ("AI_API_KEY", "AI log analysis"),
-    ("OPENROUTER_MODEL", "AI log analysis"),
-    ("AI_BASE_URL", "AI log analysis"),
-];
+pub(super) const NOT_YET_SUPPORTED: &[(&str, &str)] =
+    &[("NATS_JETSTREAM", "JetStream-backed cluster delivery")];
 
 /// A configured secret. Its `Debug` never shows the value, so logging a
 /// config cannot leak it.
@@ -193,6 +194,47 @@ pub struct Config {
     /// Service name → token, or `sha256:<hex>` of the token.
     pub service_tokens: BTreeMap<String, Secret>,
     pub log: LogConfig,
+    pub ai: AiConfig,
+}
+
+/// AI log analysis (`POST /api/logs/chat`): the model server and the
+/// bounds of one chat.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AiConfig {
+    /// Off: chat answers 503 `ai_disabled` even with a key.
+    pub enabled: bool,
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    /// An OpenAI-compatible API root, e.g. `https://openrouter.ai/api/v1`.
+    pub base_url: String,
+    pub model: String,
+    /// False: tools give the model counts and patterns, never log lines.
+    pub tools_return_lines: bool,
+    pub max_tool_rounds: usize,
+    /// Tokens (prompt + completion, summed over rounds) one chat may use.
+    pub max_total_tokens: u64,
+    /// `max_tokens` asked of each round.
+    pub max_completion_tokens: u32,
+    /// Wall clock of one chat, all rounds included.
+    pub timeout_secs: u64,
+    /// Each tool result as sent to the model.
+    pub tool_result_max_bytes: usize,
+    /// Each log line inside a tool result.
+    pub line_max_bytes: usize,
+    /// The question.
+    pub max_message_bytes: usize,
+    /// Chats per caller per minute (the burst is the same); 0 = no limit.
+    pub rate_per_minute: u32,
+    /// Chats running at once, over all callers.
+    pub max_concurrent: usize,
+}
+
+impl AiConfig {
+    /// Chat answers only with a key and the switch on.
+    pub fn active(&self) -> bool {
+        self.enabled && self.api_key.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -110,8 +110,17 @@ fn bad_values_name_their_key() {
         (&[("SERVICE_TOKENS", "a=sha256:nothex")], "service_tokens.a"),
         (&[("NATS_JETSTREAM", "true")], "NATS_JETSTREAM"),
         (
-            &[("OPENROUTER_API_KEY", "sk-x")],
-            "not built into this version",
+            &[("AI_BASE_URL", "openrouter.ai")],
+            "ai.base_url (AI_BASE_URL)",
+        ),
+        (
+            &[("AI_TOOLS_RETURN_LINES", "maybe")],
+            "AI_TOOLS_RETURN_LINES",
+        ),
+        (&[("AI_RATE_PER_MINUTE", "lots")], "AI_RATE_PER_MINUTE"),
+        (
+            &[("OPENROUTER_API_KEY", "sk x")],
+            "ai.api_key (OPENROUTER_API_KEY / AI_API_KEY)",
         ),
     ];
     for (vars, key) in cases {
@@ -263,4 +272,33 @@ fn file_layer_and_its_errors() {
     let err = load_with(&[], Some(&dir.join("missing.toml"))).unwrap_err();
     assert_eq!(err.key, "--config");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ai_settings_come_from_the_contracts_names() {
+    let c = load_with(&[], None).unwrap();
+    assert!(!c.ai.active(), "no key: chat is off");
+    assert_eq!(c.ai.model, "moonshotai/kimi-k2");
+    assert_eq!(c.ai.base_url, "https://openrouter.ai/api/v1");
+    assert!(c.ai.tools_return_lines);
+    let c = load_with(
+        &[
+            ("AI_API_KEY", "second"),
+            ("OPENROUTER_API_KEY", "first"),
+            ("OPENROUTER_MODEL", "llama3.1"),
+            ("AI_BASE_URL", "http://localhost:11434/v1"),
+            ("AI_TOOLS_RETURN_LINES", "false"),
+            ("AI_RATE_PER_MINUTE", "3"),
+        ],
+        None,
+    )
+    .unwrap();
+    assert!(c.ai.active());
+    assert_eq!(c.ai.api_key.as_ref().unwrap().expose(), "first");
+    assert_eq!(c.ai.model, "llama3.1");
+    assert_eq!(c.ai.base_url, "http://localhost:11434/v1");
+    assert!(!c.ai.tools_return_lines);
+    assert_eq!(c.ai.rate_per_minute, 3);
+    let c = load_with(&[("AI_API_KEY", "k")], None).unwrap();
+    assert_eq!(c.ai.api_key.as_ref().unwrap().expose(), "k");
 }

@@ -111,6 +111,7 @@ impl Config {
             }
         }
         self.validate_auth()?;
+        self.validate_ai()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.filter).map_err(|e| {
             ConfigError::new(
                 "log.filter (RUST_LOG)",
@@ -121,6 +122,58 @@ impl Config {
         if self.env == RunEnv::Production {
             self.validate_production()?;
         }
+        Ok(())
+    }
+
+    fn validate_ai(&self) -> Result<(), ConfigError> {
+        let a = &self.ai;
+        let url = a.base_url.trim();
+        if !(url.starts_with("https://") || url.starts_with("http://"))
+            || reqwest::Url::parse(url).is_err()
+        {
+            return Err(ConfigError::new(
+                "ai.base_url (AI_BASE_URL)",
+                format!(
+                    "{:?} is not an http(s) URL, e.g. https://openrouter.ai/api/v1 or http://localhost:11434/v1",
+                    url.chars().take(80).collect::<String>()
+                ),
+            ));
+        }
+        if a.model.trim().is_empty() || a.model.len() > 200 {
+            return Err(ConfigError::new(
+                "ai.model (OPENROUTER_MODEL)",
+                "must name a model, e.g. moonshotai/kimi-k2 (at most 200 characters)",
+            ));
+        }
+        if let Some(key) = &a.api_key
+            && (key.expose().is_empty() || key.expose().bytes().any(|b| b < 0x21 || b == 0x7f))
+        {
+            return Err(ConfigError::new(
+                "ai.api_key (OPENROUTER_API_KEY / AI_API_KEY)",
+                "is empty or holds spaces or control characters",
+            ));
+        }
+        at_least("ai.max_tool_rounds", a.max_tool_rounds, 1)?;
+        at_most("ai.max_tool_rounds", a.max_tool_rounds, 50)?;
+        at_least("ai.max_total_tokens", a.max_total_tokens as usize, 1000)?;
+        at_least(
+            "ai.max_completion_tokens",
+            a.max_completion_tokens as usize,
+            16,
+        )?;
+        at_least("ai.timeout_secs", a.timeout_secs as usize, 1)?;
+        at_most("ai.timeout_secs", a.timeout_secs as usize, 3600)?;
+        at_least("ai.line_max_bytes", a.line_max_bytes, 64)?;
+        at_least("ai.tool_result_max_bytes", a.tool_result_max_bytes, 1024)?;
+        at_most("ai.tool_result_max_bytes", a.tool_result_max_bytes, 1 << 20)?;
+        at_least(
+            "ai.tool_result_max_bytes",
+            a.tool_result_max_bytes,
+            a.line_max_bytes,
+        )?;
+        at_least("ai.max_message_bytes", a.max_message_bytes, 1)?;
+        at_most("ai.max_message_bytes", a.max_message_bytes, 64 * 1024)?;
+        at_least("ai.max_concurrent", a.max_concurrent, 1)?;
         Ok(())
     }
 

@@ -36,6 +36,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         "subscriptions": state.gauges.subscriptions.load(Ordering::Relaxed),
         "events_accepted": state.gauges.events_accepted.load(Ordering::Relaxed),
         "nats": state.links_json(),
+        "ai": state.ai.to_json(),
     }))
 }
 

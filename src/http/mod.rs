@@ -70,7 +70,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, production: bool) {
     .service(only("/api/logs/stream", "GET").route(web::get().to(sse::stream)))
     .service(only("/api/logs/ws", "GET").route(web::get().to(ws::websocket)))
     .service(only("/api/logs/stream/status", "GET").route(web::get().to(admin::stream_status)))
-    .service(only("/api/logs/history", "GET").route(web::get().to(history::history)));
+    .service(only("/api/logs/history", "GET").route(web::get().to(history::history)))
+    .service(only("/api/logs/chat", "POST").route(web::post().to(crate::ai::http::chat)))
+    .service(only("/chat", "POST").route(web::post().to(crate::ai::http::chat)));
     if !production {
         cfg.service(only("/test/logs", "POST").route(web::post().to(ingest::test_logs)));
     }

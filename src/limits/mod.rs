@@ -84,10 +84,13 @@ struct KeyedLimit<K: Hash + Eq + Clone, C: Clock> {
 
 impl<K: Hash + Eq + Clone, C: Clock + Clone> KeyedLimit<K, C> {
     fn new(rate: u32, clock: C) -> Self {
-        let limiter = NonZeroU32::new(rate).map(|r| {
-            let burst = r.saturating_mul(BURST_FACTOR);
-            RateLimiter::dashmap_with_clock(Quota::per_second(r).allow_burst(burst), clock.clone())
-        });
+        let quota = NonZeroU32::new(rate)
+            .map(|r| Quota::per_second(r).allow_burst(r.saturating_mul(BURST_FACTOR)));
+        Self::with_quota(quota, clock)
+    }
+
+    fn with_quota(quota: Option<Quota>, clock: C) -> Self {
+        let limiter = quota.map(|q| RateLimiter::dashmap_with_clock(q, clock.clone()));
         KeyedLimit { limiter, clock }
     }
 
@@ -150,8 +153,14 @@ pub struct RateLimits<C: Clock = DefaultClock> {
     publish: KeyedLimit<String, C>,
     connect: KeyedLimit<AddressKey, C>,
     history: KeyedLimit<AddressKey, C>,
+    /// Chats per caller (a digest of its credential) per minute.
+    chat: KeyedLimit<CallerKey, C>,
     max_addresses: usize,
 }
+
+/// Who is asking, for the chat limit: a digest of the caller's token (or
+/// of its address, when subscriptions are open).
+pub type CallerKey = [u8; 16];
 
 /// Sustained rates (per second, burst twice that; 0 = no limit).
 #[derive(Debug, Clone, Copy, Default)]
@@ -162,6 +171,8 @@ pub struct Rates {
     pub connect: u32,
     /// History requests per client address.
     pub history: u32,
+    /// Chats per caller per minute, the burst the same.
+    pub chat_per_minute: u32,
 }
 
 impl RateLimits<QuantaClock> {
@@ -175,7 +186,11 @@ impl<C: Clock + Clone> RateLimits<C> {
         RateLimits {
             publish: KeyedLimit::new(rates.publish, clock.clone()),
             connect: KeyedLimit::new(rates.connect, clock.clone()),
-            history: KeyedLimit::new(rates.history, clock),
+            history: KeyedLimit::new(rates.history, clock.clone()),
+            chat: KeyedLimit::with_quota(
+                NonZeroU32::new(rates.chat_per_minute).map(Quota::per_minute),
+                clock,
+            ),
             max_addresses,
         }
     }
@@ -209,10 +224,28 @@ impl<C: Clock + Clone> RateLimits<C> {
     }
 
     /// Drops keys that have fully recovered; run every [`PRUNE_INTERVAL`].
+    /// One chat for `caller`; the caller table is bounded like the
+    /// address tables.
+    pub fn check_chat(&self, caller: &CallerKey) -> Result<(), Limited> {
+        let limit = &self.chat;
+        if limit.limiter.is_some() && limit.len() >= self.max_addresses {
+            limit.prune();
+            if limit.len() >= self.max_addresses {
+                return Err(Limited {
+                    retry_after: PRUNE_INTERVAL,
+                    table_full: true,
+                    over_burst: None,
+                });
+            }
+        }
+        limit.check(caller, 1)
+    }
+
     pub fn prune(&self) {
         self.publish.prune();
         self.connect.prune();
         self.history.prune();
+        self.chat.prune();
     }
 
     /// Addresses tracked now (by the connection limit, and by the history
@@ -238,6 +271,7 @@ mod tests {
             publish,
             connect,
             history: connect,
+            chat_per_minute: connect,
         };
         (RateLimits::with_clock(rates, max, clock.clone()), clock)
     }

@@ -11,6 +11,7 @@
 //! - [`sse`]: the one SSE client and frame parser.
 //! - [`ws`]: the WebSocket clients: the library one and a raw-frame one.
 //! - [`jwt`]: the one minter of subscriber tokens.
+//! - [`model`]: a scripted OpenAI-compatible model server for the AI tests.
 //! - [`http`]: the publish request both gateways share, raw HTTP requests.
 //! - [`data`]: event bodies, and what tests read back (messages, metrics).
 //!
@@ -31,6 +32,7 @@ pub mod browser;
 pub mod data;
 pub mod http;
 pub mod jwt;
+pub mod model;
 pub mod nats;
 pub mod node;
 pub mod process;

@@ -153,6 +153,24 @@ impl History {
 
     /// One page of events matching `q`, oldest first: the first `limit`
     /// after a cursor, or the last `limit` before one.
+    /// The event `seq`, if a channel `patterns` reach holds it, with up to
+    /// `before` and `after` events of its channel around it, oldest first,
+    /// and its index among them. A binary search per channel touched.
+    pub fn around(
+        &self,
+        patterns: &[ChannelPattern],
+        seq: u64,
+        before: usize,
+        after: usize,
+    ) -> Option<(Vec<Arc<Event>>, usize)> {
+        self.touched(patterns).into_iter().find_map(|ch| {
+            let at = ch.events.binary_search_by_key(&seq, |e| e.id.seq).ok()?;
+            let from = at.saturating_sub(before);
+            let to = (at + after + 1).min(ch.events.len());
+            Some((ch.events.range(from..to).cloned().collect(), at - from))
+        })
+    }
+
     pub fn query(&self, q: &HistoryQuery) -> HistoryPage {
         let channels = self.touched(&q.patterns);
         match q.direction {

@@ -1,0 +1,355 @@
+//! The agent loop: ask the model, run the tools it calls, give it their
+//! results, until it answers or a bound stops it.
+//!
+//! Bounds, each ending the chat cleanly with what the model has said so
+//! far (`stopped` names which): `max_tool_rounds` rounds that may call
+//! tools (then one last round with tools switched off, asking for the
+//! answer), `max_total_tokens` over all rounds (the server's count, or an
+//! estimate of a quarter token per byte when it gives none), and the
+//! chat's deadline. A round's tool calls are capped
+//! ([`upstream::MAX_TOOL_CALLS`]); a tool the model makes up gets an error
+//! result it can correct, counted as `unknown`.
+//!
+//! Tools run on tokio's blocking pool: an aggregation over tens of
+//! thousands of events must not hold an HTTP worker. Progress goes to an
+//! optional bounded channel (the streaming answer): a client that stops
+//! reading stalls its own chat, and one that leaves ends it.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_openai::types::chat::{
+    ChatCompletionMessageToolCall, ChatCompletionMessageToolCalls,
+    ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage,
+    ChatCompletionRequestSystemMessage, ChatCompletionRequestToolMessage,
+    ChatCompletionRequestUserMessage, ChatCompletionStreamOptions, ChatCompletionToolChoiceOption,
+    CreateChatCompletionRequest, FunctionCall, ToolChoiceOptions,
+};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::tools::{self, ToolBox};
+use super::upstream::{self, Endpoint, Round, UpstreamError};
+use crate::config::AiConfig;
+use crate::metrics::Metrics;
+use crate::metrics::label::ai as label;
+
+/// What a streaming chat tells its client, in order.
+#[derive(Debug)]
+pub enum Progress {
+    /// A tool call, with what it returned.
+    Tool(Value),
+    /// A piece of answer text.
+    Token(String),
+}
+
+/// A finished chat: the contract's answer, and what the audit log needs.
+#[derive(Debug)]
+pub struct Summary {
+    pub response: String,
+    pub model: String,
+    pub tools_called: Vec<String>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub processing_time_ms: u64,
+    pub redacted: usize,
+    pub rounds: usize,
+    /// Which bound ended the chat, when one did.
+    pub stopped: Option<&'static str>,
+    /// Event ids the answer names that tools returned.
+    pub cited_ids: Vec<String>,
+}
+
+impl Summary {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "response": self.response,
+            "model": self.model,
+            "tools_called": self.tools_called,
+            "usage": {
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+                "total_tokens": self.prompt_tokens + self.completion_tokens,
+            },
+            "processing_time_ms": self.processing_time_ms,
+            "redacted": self.redacted,
+            "stopped": self.stopped,
+            "cited_ids": self.cited_ids,
+        })
+    }
+}
+
+/// A chat that failed: the model server did, before or after progress.
+#[derive(Debug)]
+pub struct Failed {
+    pub error: UpstreamError,
+    /// Tool calls made before it failed (for the audit log).
+    pub tools_called: Vec<String>,
+}
+
+/// One chat's inputs.
+pub struct Chat {
+    pub question: String,
+    pub toolbox: ToolBox,
+    pub config: Arc<AiConfig>,
+    pub endpoint: Endpoint,
+    pub client: reqwest::Client,
+    pub metrics: Arc<Metrics>,
+    /// Set for a streaming answer.
+    pub progress: Option<mpsc::Sender<Progress>>,
+}
+
+fn system_prompt(toolbox: &ToolBox, now: &str) -> String {
+    let channels: Vec<&str> = toolbox
+        .scope
+        .patterns()
+        .iter()
+        .map(|p| p.as_str())
+        .collect();
+    let lines = if toolbox.lines {
+        "search_logs and get_context return log lines; each line has an id."
+    } else {
+        "This gateway sends no log lines to you: only counts and message patterns."
+    };
+    format!(
+        "You are loggate's log analyst. loggate is a real-time log gateway; you answer questions \
+         about the logs of the channels {channels} (channel names are logs:SERVICE:WORKSPACE:RESOURCE) \
+         using the tools, which read the gateway's recent history (it holds recent events only). \
+         The time now is {now}. {lines} Start broad (top_patterns, count_by), then narrow. \
+         When you refer to an event, give its id in backticks, e.g. `{example}`. \
+         Secrets in the logs were replaced by placeholders such as [REDACTED:email]; never guess them. \
+         Answer concisely in Markdown; say plainly when the history holds nothing relevant.",
+        channels = channels.join(", "),
+        example = "00006569c5a0-000000000042",
+    )
+}
+
+/// Runs the chat to its end.
+pub async fn run(chat: Chat) -> Result<Summary, Failed> {
+    let started = Instant::now();
+    let cfg = &chat.config;
+    let deadline = started + std::time::Duration::from_secs(cfg.timeout_secs);
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut messages: Vec<ChatCompletionRequestMessage> = vec![
+        ChatCompletionRequestSystemMessage::from(system_prompt(&chat.toolbox, &now)).into(),
+        ChatCompletionRequestUserMessage::from(chat.question.as_str()).into(),
+    ];
+    let definitions = tools::definitions(chat.toolbox.lines);
+    let streaming = chat.progress.is_some();
+    let mut s = Summary {
+        response: String::new(),
+        model: cfg.model.clone(),
+        tools_called: Vec::new(),
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        processing_time_ms: 0,
+        redacted: 0,
+        rounds: 0,
+        stopped: None,
+        cited_ids: Vec::new(),
+    };
+    let mut seen_ids: BTreeSet<String> = BTreeSet::new();
+    // Everything the model said, for a partial answer.
+    let mut said = String::new();
+    let mut gone = false;
+    loop {
+        let tool_round = s.rounds < cfg.max_tool_rounds;
+        let request = CreateChatCompletionRequest {
+            model: cfg.model.clone(),
+            messages: messages.clone(),
+            tools: Some(definitions.clone()),
+            tool_choice: Some(ChatCompletionToolChoiceOption::Mode(if tool_round {
+                ToolChoiceOptions::Auto
+            } else {
+                ToolChoiceOptions::None
+            })),
+            max_completion_tokens: Some(cfg.max_completion_tokens),
+            stream: streaming.then_some(true),
+            stream_options: streaming.then_some(ChatCompletionStreamOptions {
+                include_usage: Some(true),
+                include_obfuscation: None,
+            }),
+            ..Default::default()
+        };
+        let request_bytes = serde_json::to_vec(&request).map_or(0, |b| b.len());
+        let progress = chat.progress.clone();
+        let mut forwarded = String::new();
+        let mut on_text = |t: &str| {
+            forwarded.push_str(t);
+            if let Some(p) = &progress {
+                // try_send: the round is already bounded; a client that does
+                // not read its tokens loses them here, and the done event
+                // still carries the whole answer.
+                let _ = p.try_send(Progress::Token(t.to_owned()));
+            }
+        };
+        let result = upstream::complete(
+            &chat.client,
+            &chat.endpoint,
+            &request,
+            deadline,
+            &mut on_text,
+        )
+        .await;
+        s.rounds += 1;
+        let round: Round = match result {
+            Ok(r) => r,
+            Err(UpstreamError::Timeout) => {
+                chat.metrics
+                    .ai_upstream_errors
+                    .with_label_values(&[label::TIMEOUT])
+                    .inc();
+                // What was streamed before the deadline is the partial answer.
+                said.push_str(&forwarded);
+                s.stopped = Some("timeout");
+                break;
+            }
+            Err(error) => {
+                chat.metrics
+                    .ai_upstream_errors
+                    .with_label_values(&[error.reason()])
+                    .inc();
+                return Err(Failed {
+                    error,
+                    tools_called: s.tools_called,
+                });
+            }
+        };
+        if let Some(m) = round.model.as_ref().filter(|m| !m.is_empty()) {
+            s.model = m.chars().take(200).collect();
+        }
+        let usage = round.usage.unwrap_or(upstream::Usage {
+            prompt: (request_bytes / 4) as u64,
+            completion: (round.content.len() / 4) as u64,
+        });
+        s.prompt_tokens += usage.prompt;
+        s.completion_tokens += usage.completion;
+        if !round.content.is_empty() {
+            if !said.is_empty() {
+                said.push_str("\n\n");
+            }
+            said.push_str(&round.content);
+        }
+        if round.tool_calls.is_empty() {
+            s.response = round.content;
+            break;
+        }
+        if !tool_round {
+            // Asked to answer without tools, it called tools again.
+            s.stopped = Some("max_tool_rounds");
+            break;
+        }
+        messages.push(
+            ChatCompletionRequestAssistantMessage {
+                content: (!round.content.is_empty()).then(|| round.content.clone().into()),
+                tool_calls: Some(
+                    round
+                        .tool_calls
+                        .iter()
+                        .map(|c| {
+                            ChatCompletionMessageToolCalls::Function(
+                                ChatCompletionMessageToolCall {
+                                    id: c.id.clone(),
+                                    function: FunctionCall {
+                                        name: c.name.clone(),
+                                        arguments: c.arguments.clone(),
+                                    },
+                                },
+                            )
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            }
+            .into(),
+        );
+        for call in &round.tool_calls {
+            let toolbox = chat.toolbox.clone();
+            let (name, arguments) = (call.name.clone(), call.arguments.clone());
+            let outcome = tokio::task::spawn_blocking(move || toolbox.call(&name, &arguments))
+                .await
+                .unwrap_or_else(|_| tools::Outcome {
+                    content: json!({"error": "the tool failed"}).to_string(),
+                    known: true,
+                    returned: 0,
+                    truncated: false,
+                    error: Some("the tool failed".into()),
+                    redacted: 0,
+                    ids: Vec::new(),
+                });
+            let metric_name = if outcome.known {
+                call.name.as_str()
+            } else {
+                label::UNKNOWN_TOOL
+            };
+            chat.metrics
+                .ai_tool_calls
+                .with_label_values(&[metric_name])
+                .inc();
+            chat.metrics.ai_redactions.inc_by(outcome.redacted as u64);
+            s.redacted += outcome.redacted;
+            s.tools_called.push(tools::clip(metric_name, 64));
+            seen_ids.extend(outcome.ids.iter().cloned());
+            if let Some(p) = &chat.progress {
+                let arguments: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
+                let event = json!({
+                    "name": tools::clip(&call.name, 64),
+                    "arguments": arguments,
+                    "returned": outcome.returned,
+                    "truncated": outcome.truncated,
+                    "error": outcome.error,
+                });
+                if p.send(Progress::Tool(event)).await.is_err() {
+                    gone = true;
+                }
+            }
+            messages.push(
+                ChatCompletionRequestToolMessage {
+                    content: outcome.content.into(),
+                    tool_call_id: call.id.clone(),
+                }
+                .into(),
+            );
+        }
+        if gone {
+            s.stopped = Some("cancelled");
+            break;
+        }
+        if s.prompt_tokens + s.completion_tokens >= cfg.max_total_tokens {
+            s.stopped = Some("token_budget");
+            break;
+        }
+        if Instant::now() >= deadline {
+            s.stopped = Some("timeout");
+            break;
+        }
+    }
+    if s.stopped.is_some() && s.response.is_empty() {
+        let why = match s.stopped {
+            Some("timeout") => "the time allowed for one chat ran out",
+            Some("token_budget") => "the token budget of one chat was used up",
+            Some("cancelled") => "the client went away",
+            _ => "the model kept calling tools past the limit of rounds",
+        };
+        s.response = if said.trim().is_empty() {
+            format!("(No answer: {why} before the model gave one.)")
+        } else {
+            format!("{}\n\n(Stopped early: {why}.)", said.trim())
+        };
+    }
+    s.cited_ids = seen_ids
+        .into_iter()
+        .filter(|id| s.response.contains(id.as_str()))
+        .collect();
+    s.processing_time_ms = started.elapsed().as_millis() as u64;
+    chat.metrics
+        .ai_tokens
+        .with_label_values(&[label::PROMPT])
+        .inc_by(s.prompt_tokens);
+    chat.metrics
+        .ai_tokens
+        .with_label_values(&[label::COMPLETION])
+        .inc_by(s.completion_tokens);
+    Ok(s)
+}

@@ -1,0 +1,317 @@
+//! One round with the model server: a chat-completions request out, the
+//! answer (text, tool calls, usage) back, streamed or whole.
+//!
+//! The wire types are async-openai's (`chat-completion-types` only); the
+//! transport is loggate's own reqwest client, because the round has to be
+//! bounded in ways async-openai's client is not: one deadline for the whole
+//! chat, a cap on the bytes read (a whole answer, each streamed frame, the
+//! stream in total), no retries of its own (a retry costs the caller money
+//! and time the chat's deadline already counts). A failure is described by
+//! its kind and the server's status, never by the server's body, which may
+//! echo the prompt or hold anything.
+
+use std::time::Duration;
+
+use async_openai::types::chat::{
+    ChatCompletionMessageToolCalls, CreateChatCompletionRequest, CreateChatCompletionResponse,
+    CreateChatCompletionStreamResponse,
+};
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+use crate::metrics::label::ai as label;
+use crate::sse_frames::FrameReader;
+
+/// A whole (not streamed) answer is read this far and no further.
+const MAX_ANSWER_BYTES: usize = 4 << 20;
+/// One streamed frame.
+const MAX_FRAME_BYTES: usize = 1 << 20;
+/// A streamed answer, all frames together.
+const MAX_STREAM_BYTES: usize = 8 << 20;
+/// Tool calls taken from one answer; more are dropped.
+pub const MAX_TOOL_CALLS: usize = 16;
+/// One tool call's arguments.
+const MAX_ARGUMENT_BYTES: usize = 64 << 10;
+
+/// A tool call the model asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// JSON text, as the model wrote it (maybe not valid JSON).
+    pub arguments: String,
+}
+
+/// Tokens the server reported for one round.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt: u64,
+    pub completion: u64,
+}
+
+/// What the model answered in one round.
+#[derive(Debug, Default)]
+pub struct Round {
+    pub content: String,
+    pub tool_calls: Vec<ToolCall>,
+    /// `None` when the server did not say (then the agent estimates).
+    pub usage: Option<Usage>,
+    /// The model the server says answered.
+    pub model: Option<String>,
+}
+
+/// Why a round failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamError {
+    /// The server answered with this non-success status.
+    Status(u16),
+    /// No answer: connection refused, reset, TLS, DNS.
+    Transport(String),
+    /// The chat's deadline passed while waiting.
+    Timeout,
+    /// The answer was not the chat-completions format.
+    Garbage(&'static str),
+    /// The answer was larger than loggate reads.
+    TooLarge,
+}
+
+impl UpstreamError {
+    /// The `reason` label of `ai_upstream_errors_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            UpstreamError::Status(_) => label::STATUS,
+            UpstreamError::Transport(_) => label::TRANSPORT,
+            UpstreamError::Timeout => label::TIMEOUT,
+            UpstreamError::Garbage(_) => label::GARBAGE,
+            UpstreamError::TooLarge => label::TOO_LARGE,
+        }
+    }
+
+    /// For the caller: what went wrong, never what the server said.
+    pub fn describe(&self) -> String {
+        match self {
+            UpstreamError::Status(s) => format!("the model server answered HTTP {s}"),
+            UpstreamError::Transport(e) => format!("the model server could not be reached: {e}"),
+            UpstreamError::Timeout => "the model server did not answer in time".into(),
+            UpstreamError::Garbage(what) => {
+                format!("the model server's answer was not chat-completions JSON ({what})")
+            }
+            UpstreamError::TooLarge => "the model server's answer was too large".into(),
+        }
+    }
+}
+
+/// Where and how to reach the model server.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub url: String,
+    pub api_key: crate::config::Secret,
+}
+
+impl Endpoint {
+    pub fn new(base_url: &str, api_key: crate::config::Secret) -> Endpoint {
+        Endpoint {
+            url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
+            api_key,
+        }
+    }
+}
+
+/// Sends one request and reads its answer by `deadline`. When the request
+/// streams, `on_text` gets each piece of answer text as it arrives.
+pub async fn complete(
+    client: &reqwest::Client,
+    endpoint: &Endpoint,
+    request: &CreateChatCompletionRequest,
+    deadline: Instant,
+    on_text: &mut (dyn FnMut(&str) + Send),
+) -> Result<Round, UpstreamError> {
+    let send = client
+        .post(&endpoint.url)
+        .bearer_auth(endpoint.api_key.expose())
+        // OpenRouter shows the calling app by these; others ignore them.
+        .header("X-Title", "loggate")
+        .header("HTTP-Referer", "https://github.com/loggate/loggate")
+        .json(request)
+        .send();
+    let answer = tokio::time::timeout_at(deadline, send)
+        .await
+        .map_err(|_| UpstreamError::Timeout)?
+        .map_err(|e| UpstreamError::Transport(transport_error(&e)))?;
+    let status = answer.status();
+    if !status.is_success() {
+        return Err(UpstreamError::Status(status.as_u16()));
+    }
+    if request.stream == Some(true) {
+        read_stream(answer, deadline, on_text).await
+    } else {
+        read_whole(answer, deadline).await
+    }
+}
+
+/// reqwest's error chain, without the URL (it may carry credentials).
+fn transport_error(e: &reqwest::Error) -> String {
+    let mut text = if e.is_connect() {
+        "connection failed".to_owned()
+    } else if e.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text.chars().take(300).collect()
+}
+
+async fn read_whole(answer: reqwest::Response, deadline: Instant) -> Result<Round, UpstreamError> {
+    let mut body = Vec::new();
+    let mut chunks = answer.bytes_stream();
+    loop {
+        let next = tokio::time::timeout_at(deadline, chunks.next())
+            .await
+            .map_err(|_| UpstreamError::Timeout)?;
+        match next {
+            None => break,
+            Some(Err(e)) => return Err(UpstreamError::Transport(transport_error(&e))),
+            Some(Ok(chunk)) => {
+                if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                    return Err(UpstreamError::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+        }
+    }
+    let parsed: CreateChatCompletionResponse =
+        serde_json::from_slice(&body).map_err(|_| UpstreamError::Garbage("unreadable answer"))?;
+    let choice = parsed
+        .choices
+        .into_iter()
+        .next()
+        .ok_or(UpstreamError::Garbage("no choices"))?;
+    let mut round = Round {
+        content: choice.message.content.unwrap_or_default(),
+        usage: parsed.usage.map(|u| Usage {
+            prompt: u.prompt_tokens.into(),
+            completion: u.completion_tokens.into(),
+        }),
+        model: Some(parsed.model),
+        ..Round::default()
+    };
+    for call in choice.message.tool_calls.unwrap_or_default() {
+        if let ChatCompletionMessageToolCalls::Function(f) = call
+            && round.tool_calls.len() < MAX_TOOL_CALLS
+        {
+            if f.function.arguments.len() > MAX_ARGUMENT_BYTES {
+                return Err(UpstreamError::TooLarge);
+            }
+            round.tool_calls.push(ToolCall {
+                id: f.id,
+                name: f.function.name,
+                arguments: f.function.arguments,
+            });
+        }
+    }
+    Ok(round)
+}
+
+async fn read_stream(
+    answer: reqwest::Response,
+    deadline: Instant,
+    on_text: &mut (dyn FnMut(&str) + Send),
+) -> Result<Round, UpstreamError> {
+    let mut round = Round::default();
+    // Tool calls arrive in pieces, keyed by their index in the answer.
+    let mut calls: Vec<(u32, ToolCall)> = Vec::new();
+    let mut frames = FrameReader::new(MAX_FRAME_BYTES);
+    let mut read = 0usize;
+    let mut chunks = answer.bytes_stream();
+    let mut done = false;
+    while !done {
+        let next = tokio::time::timeout_at(deadline, chunks.next())
+            .await
+            .map_err(|_| UpstreamError::Timeout)?;
+        let chunk = match next {
+            // A stream that ends without [DONE] still ends the round:
+            // some servers (older Ollama) do not send it.
+            None => break,
+            Some(Err(e)) => return Err(UpstreamError::Transport(transport_error(&e))),
+            Some(Ok(c)) => c,
+        };
+        read += chunk.len();
+        if read > MAX_STREAM_BYTES {
+            return Err(UpstreamError::TooLarge);
+        }
+        let complete = frames.push(&chunk).map_err(|_| UpstreamError::TooLarge)?;
+        for frame in complete {
+            let data = frame.data.trim();
+            if data == "[DONE]" {
+                done = true;
+                break;
+            }
+            if data.is_empty() {
+                continue;
+            }
+            let piece: CreateChatCompletionStreamResponse = serde_json::from_str(data)
+                .map_err(|_| UpstreamError::Garbage("unreadable stream chunk"))?;
+            if round.model.is_none() {
+                round.model = Some(piece.model);
+            }
+            if let Some(u) = piece.usage {
+                round.usage = Some(Usage {
+                    prompt: u.prompt_tokens.into(),
+                    completion: u.completion_tokens.into(),
+                });
+            }
+            let Some(choice) = piece.choices.into_iter().next() else {
+                continue;
+            };
+            if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
+                if round.content.len() + text.len() > MAX_STREAM_BYTES {
+                    return Err(UpstreamError::TooLarge);
+                }
+                on_text(&text);
+                round.content.push_str(&text);
+            }
+            for part in choice.delta.tool_calls.unwrap_or_default() {
+                let at = match calls.iter().position(|(i, _)| *i == part.index) {
+                    Some(at) => at,
+                    None if calls.len() < MAX_TOOL_CALLS => {
+                        calls.push((part.index, ToolCall::default()));
+                        calls.len() - 1
+                    }
+                    None => continue,
+                };
+                let call = &mut calls[at].1;
+                if let Some(id) = part.id {
+                    call.id = id;
+                }
+                if let Some(f) = part.function {
+                    if let Some(name) = f.name {
+                        call.name.push_str(&name);
+                    }
+                    if let Some(args) = f.arguments {
+                        call.arguments.push_str(&args);
+                    }
+                }
+                if call.arguments.len() > MAX_ARGUMENT_BYTES || call.name.len() > 256 {
+                    return Err(UpstreamError::TooLarge);
+                }
+            }
+        }
+    }
+    round.tool_calls = calls.into_iter().map(|(_, c)| c).collect();
+    for (i, call) in round.tool_calls.iter_mut().enumerate() {
+        if call.id.is_empty() {
+            call.id = format!("call_{i}");
+        }
+    }
+    Ok(round)
+}
+
+/// The connect timeout of the model server's client; the chat's deadline
+/// bounds everything else.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
