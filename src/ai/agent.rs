@@ -193,6 +193,11 @@ pub async fn run(chat: Chat) -> Result<Summary, Failed> {
         )
         .await;
         s.rounds += 1;
+        // A streaming client that went away ends the chat: nobody reads
+        // the answer, and more rounds would only cost tokens.
+        if chat.progress.as_ref().is_some_and(|p| p.is_closed()) {
+            gone = true;
+        }
         let round: Round = match result {
             Ok(r) => r,
             Err(UpstreamError::Timeout) => {
@@ -233,6 +238,10 @@ pub async fn run(chat: Chat) -> Result<Summary, Failed> {
         }
         if round.tool_calls.is_empty() {
             s.response = round.content;
+            break;
+        }
+        if gone {
+            s.stopped = Some("cancelled");
             break;
         }
         if !tool_round {
