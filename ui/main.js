@@ -11,9 +11,11 @@
 //   stream.js  history pages, the live stream, reconnects, the download
 //   detail.js  a line's JSON, copy buttons, filters from values
 //   admin.js   the gateway panel (admin token)
+//   ask.js     the Ask panel: questions to the gateway's model
 //   main.js    this file: the controls, and starting the view
 
 import { setupAdmin } from "./admin.js";
+import { setupAsk } from "./ask.js";
 import { forgetDetail, restoreSelection, setupDetail } from "./detail.js";
 import { clear, onPause, refreshTimes, renderNow, scrollToBottom, setPaused, watchScrolling } from "./list.js";
 import { setConnection, setPausedState, startRate } from "./status.js";
@@ -104,6 +106,7 @@ function setup() {
   watchScrolling();
   setupDetail(applyView);
   setupAdmin();
+  setupAsk();
   startRate();
 }
 

@@ -49,6 +49,7 @@ const ASSETS: &[Asset] = &[
     file("stream.js", JS, include_bytes!("../../ui/stream.js")),
     file("detail.js", JS, include_bytes!("../../ui/detail.js")),
     file("admin.js", JS, include_bytes!("../../ui/admin.js")),
+    file("ask.js", JS, include_bytes!("../../ui/ask.js")),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";
