@@ -1092,3 +1092,47 @@ async fn chats_at_once_are_bounded() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn a_streaming_client_that_leaves_ends_its_chat() {
+    // A slow model that would call tools for 50 rounds (10 s).
+    let model = ModelServer::start_repeating(
+        vec![],
+        Some(Reply::Delayed(
+            Duration::from_millis(200),
+            Box::new(Reply::tool("get_stats", json!({}))),
+        )),
+    )
+    .await;
+    let gw = ai_gateway(&model, |c| c.ai.max_tool_rounds = 50);
+    let res = gw
+        .client
+        .post(gw.url("/api/logs/chat"))
+        .header("Accept", "text/event-stream")
+        .json(&json!({"message": "loop slowly"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.bytes_stream();
+    let first = tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut body))
+        .await
+        .expect("a first frame")
+        .expect("a chunk")
+        .expect("bytes");
+    assert!(String::from_utf8_lossy(&first).starts_with("event: tool"));
+    drop(body);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while metric(&gw, "loggate_ai_chats_total{outcome=\"cancelled\"}").await < 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the chat went on without its client"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let asked = model.requests().len();
+    assert!(
+        asked < 5,
+        "{asked} rounds for a client that left after the first"
+    );
+}

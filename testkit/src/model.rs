@@ -36,6 +36,8 @@ pub enum Reply {
     Hang,
     /// 200 and a body that never ends.
     Endless,
+    /// This reply, after a pause (a model that takes its time).
+    Delayed(Duration, Box<Reply>),
     /// Computed from the request (e.g. to reuse an id a tool returned).
     With(Box<dyn Fn(&Value) -> Reply + Send + Sync>),
 }
@@ -125,12 +127,16 @@ async fn serve(mut conn: TcpStream, shared: Arc<Mutex<Shared>>) {
             None => s.repeat.as_ref().map(copy),
         }
     };
-    let reply = match reply {
+    let mut reply = match reply {
         None => Reply::Status(500, "the script has no more replies".into()),
         Some(_) if !auth_ok => Reply::Status(401, "no bearer key".into()),
         Some(Reply::With(f)) => f(&request),
         Some(r) => r,
     };
+    while let Reply::Delayed(pause, inner) = reply {
+        tokio::time::sleep(pause).await;
+        reply = *inner;
+    }
     let streaming = request["stream"] == json!(true);
     let model = request["model"].as_str().unwrap_or("scripted").to_owned();
     match reply {
@@ -222,7 +228,9 @@ async fn serve(mut conn: TcpStream, shared: Arc<Mutex<Shared>>) {
             )
             .await;
         }
-        Reply::With(_) => respond(&mut conn, 500, "text/plain", b"nested With").await,
+        Reply::With(_) | Reply::Delayed(..) => {
+            respond(&mut conn, 500, "text/plain", b"nested With").await
+        }
     }
 }
 
@@ -235,6 +243,7 @@ fn copy(r: &Reply) -> Reply {
         Reply::Raw(b) => Reply::Raw(b.clone()),
         Reply::Hang => Reply::Hang,
         Reply::Endless => Reply::Endless,
+        Reply::Delayed(pause, inner) => Reply::Delayed(*pause, Box::new(copy(inner))),
         Reply::With(_) => Reply::Status(500, "a With reply cannot repeat".into()),
     }
 }
