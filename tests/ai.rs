@@ -1136,3 +1136,32 @@ async fn a_streaming_client_that_leaves_ends_its_chat() {
         "{asked} rounds for a client that left after the first"
     );
 }
+
+#[tokio::test]
+async fn patterns_never_carry_a_secret_in_pieces() {
+    let model = ModelServer::start(vec![
+        Reply::tool("top_patterns", json!({})),
+        Reply::text("Keys in logs."),
+    ])
+    .await;
+    let gw = ai_gateway(&model, |c| c.ai.tools_return_lines = false);
+    publish_as(
+        &gw,
+        ETL_TOKEN,
+        vec![leveled(
+            "etl",
+            "ws1",
+            "j",
+            "error",
+            "key=AKIAIOSFODNN7EXAMPLE gl glpat-abcdefghij0123456789 Bearer s3cr3t-bearer-token-value",
+        )],
+    )
+    .await;
+    let (s, v) = chat(&gw, "/api/logs/chat", json!({"message": "q"}), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let sent = model.requests()[1].to_string();
+    for piece in ["AKIAIOSFODNN", "abcdefghij", "cr<num>t", "s3cr3t"] {
+        assert!(!sent.contains(piece), "{piece} reached the model: {sent}");
+    }
+    assert!(v["redacted"].as_u64().unwrap() >= 3, "{v}");
+}

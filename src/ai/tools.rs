@@ -502,7 +502,9 @@ impl ToolBox {
         let mut rows: HashMap<String, Row<'_>> = HashMap::new();
         let mut other = 0usize;
         for e in &events {
-            let t = template(&e.message);
+            // Redact before templating: a template turns a secret's digits
+            // into <num>, after which no rule would recognise it.
+            let t = template(&self.redactor.text(&e.message).0);
             let full = rows.len() >= MAX_TEMPLATES;
             match rows.get_mut(&t) {
                 Some(r) => {
@@ -535,8 +537,8 @@ impl ToolBox {
             .into_iter()
             .take(MAX_ROWS)
             .map(|(t, r)| {
-                let (t, n) = self.redactor.text(&t);
-                *redacted += n;
+                // The template's placeholders are the redactions it carries.
+                *redacted += t.matches("[REDACTED:").count();
                 let mut row = json!({
                     "template": clip(&t, self.line_max),
                     "count": r.count,
