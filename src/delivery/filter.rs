@@ -66,15 +66,19 @@ struct TextQuery {
 pub struct Filter {
     /// Keep events at or above this level.
     pub min_level: Option<Level>,
-    query: Option<TextQuery>,
+    /// Boxed: a finder is a few hundred bytes, and most sessions have no
+    /// query; every idle connection would carry them inline.
+    query: Option<Box<TextQuery>>,
 }
 
 impl Filter {
     /// `query` must be at most [`MAX_QUERY_BYTES`] (the request parsers
     /// refuse longer ones); an empty query keeps everything.
     pub fn new(min_level: Option<Level>, query: Option<&str>) -> Self {
-        let query = query.filter(|q| !q.is_empty()).map(|q| TextQuery {
-            finder: memmem::Finder::new(fold(q).as_bytes()).into_owned(),
+        let query = query.filter(|q| !q.is_empty()).map(|q| {
+            Box::new(TextQuery {
+                finder: memmem::Finder::new(fold(q).as_bytes()).into_owned(),
+            })
         });
         Filter { min_level, query }
     }
