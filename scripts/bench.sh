@@ -12,6 +12,12 @@
 #   scripts/bench.sh --ai [ai-bench options]      AI chats over a full history, and
 #                                                 their cost to other tenants
 #                                                 (--events 200000 --chats 20)
+#   scripts/bench.sh --peer nchan [options]       the same single-event workload on
+#                                                 loggate and on Nchan (nginx), runs
+#                                                 interleaved, side by side with ratios
+#                                                 (--runs 3 --idle-connections 10000
+#                                                 --rates 500,2000); installs Debian's
+#                                                 nginx and libnginx-mod-nchan if missing
 #   scripts/bench.sh --help
 #
 # Summary table on stdout, progress on stderr, gateway log in
@@ -49,6 +55,23 @@ if [ "${1:-}" = "--viewer" ]; then
     shift
     cargo build --release --quiet --example viewer-bench
     exec "$target/release/examples/viewer-bench" "$@"
+fi
+
+peer=""
+prev=""
+for arg in "$@"; do
+    case "$arg" in
+        --peer=*) peer="${arg#--peer=}" ;;
+        *) [ "$prev" = "--peer" ] && peer="$arg" ;;
+    esac
+    prev="$arg"
+done
+if [ "$peer" = "nchan" ] && ! { [ -x /usr/sbin/nginx ] && [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ]; }; then
+    echo "bench.sh: installing Debian's nginx and libnginx-mod-nchan" >&2
+    sudo=""
+    [ "$(id -u)" = "0" ] || sudo="sudo"
+    $sudo apt-get update -qq >&2 || true
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nginx libnginx-mod-nchan >&2
 fi
 
 cargo build --release --quiet --example loggate-bench

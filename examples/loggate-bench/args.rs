@@ -30,12 +30,14 @@ pub struct Args {
     /// Seconds of full-speed publishing.
     #[arg(long, default_value_t = 5.0)]
     pub duration: f64,
-    /// Concurrent publishers (one keep-alive connection each) at full speed.
-    #[arg(long, default_value_t = 2)]
-    pub publishers: usize,
-    /// Events per publish request at full speed (1..=1000).
-    #[arg(long, default_value_t = 100)]
-    pub batch: usize,
+    /// Concurrent publishers (one keep-alive connection each) at full speed
+    /// [default: 2; with --peer: 4].
+    #[arg(long)]
+    pub publishers: Option<usize>,
+    /// Events per publish request at full speed, 1..=1000 [default: 100;
+    /// with --peer: 1, since Nchan takes one message per request].
+    #[arg(long)]
+    pub batch: Option<usize>,
     /// Single-event publishes per second in the latency phase.
     #[arg(long, default_value_t = 500.0)]
     pub rate: f64,
@@ -75,17 +77,79 @@ pub struct Args {
     /// /usr/sbin/nats-server, where Debian's package puts it, is tried).
     #[arg(long, env = "LOGGATE_BENCH_NATS_SERVER", default_value = "nats-server")]
     pub nats_server: PathBuf,
+    /// Side-by-side mode: the same single-event workload on loggate and on
+    /// the peer, a fresh server for each, runs interleaved (L P L P …).
+    #[arg(long, value_enum, conflicts_with = "cluster")]
+    pub peer: Option<Peer>,
+    /// With --peer: runs of each server.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// With --peer: idle SSE connections weighed for memory per connection.
+    #[arg(long, default_value_t = 10_000)]
+    pub idle_connections: usize,
+    /// With --peer: the fixed rates (events/s), comma-separated; the
+    /// latency and CPU per delivery are measured at each.
+    #[arg(long, value_delimiter = ',', default_value = "500,2000")]
+    pub rates: Vec<f64>,
+    /// With --peer: size of each published event (its JSON body).
+    #[arg(long, default_value_t = 256)]
+    pub body_bytes: usize,
+    /// With --peer: events per request in loggate's ingest run (no
+    /// subscribers; Nchan has no batch publish, so this one is loggate's only).
+    #[arg(long, default_value_t = 100)]
+    pub ingest_batch: usize,
+    /// With --peer nchan: the nginx binary (Debian's package puts it in
+    /// /usr/sbin, which is tried when it is not found).
+    #[arg(long, env = "LOGGATE_BENCH_NGINX", default_value = "nginx")]
+    pub nginx: PathBuf,
+    /// With --peer nchan: the nginx configuration template.
+    #[arg(long, default_value = "scripts/nchan/nginx.conf.in")]
+    pub nchan_config: PathBuf,
+    /// With --peer: where the raw results go, one JSON object per line,
+    /// in `peer-<peer>-<unix time>.jsonl`.
+    #[arg(long, default_value = "target/bench-results")]
+    pub results_dir: PathBuf,
+}
+
+/// A server to compare loggate with.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// Nchan, the nginx module (Debian's nginx + libnginx-mod-nchan).
+    Nchan,
 }
 
 impl Args {
     pub fn validate(&self) -> anyhow::Result<()> {
         ensure!(self.subscribers >= 1, "--subscribers must be at least 1");
         ensure!(self.channels >= 1, "--channels must be at least 1");
-        ensure!(self.publishers >= 1, "--publishers must be at least 1");
+        ensure!(self.publishers() >= 1, "--publishers must be at least 1");
         ensure!(
-            (1..=1000).contains(&self.batch),
+            (1..=1000).contains(&self.batch()),
             "--batch must be between 1 and 1000"
         );
+        if self.peer.is_some() {
+            ensure!(
+                self.batch() == 1,
+                "--batch must be 1 with --peer (Nchan takes one message per request)"
+            );
+            ensure!(self.runs >= 1, "--runs must be at least 1");
+            ensure!(
+                self.idle_connections >= 1,
+                "--idle-connections must be at least 1"
+            );
+            ensure!(
+                !self.rates.is_empty() && self.rates.iter().all(|r| *r > 0.0 && r.is_finite()),
+                "--rates must be positive numbers, e.g. 500,2000"
+            );
+            ensure!(
+                (64..=65536).contains(&self.body_bytes),
+                "--body-bytes must be between 64 and 65536"
+            );
+            ensure!(
+                (1..=1000).contains(&self.ingest_batch),
+                "--ingest-batch must be between 1 and 1000"
+            );
+        }
         ensure!(
             self.rate > 0.0 && self.rate.is_finite(),
             "--rate must be positive"
@@ -114,6 +178,18 @@ impl Args {
         Ok(())
     }
 
+    /// Publishers at full speed: `--publishers`, or 2 (4 with --peer).
+    pub fn publishers(&self) -> usize {
+        self.publishers
+            .unwrap_or(if self.peer.is_some() { 4 } else { 2 })
+    }
+
+    /// Events per full-speed request: `--batch`, or 100 (1 with --peer).
+    pub fn batch(&self) -> usize {
+        self.batch
+            .unwrap_or(if self.peer.is_some() { 1 } else { 100 })
+    }
+
     /// How long start-up steps may take: `--setup-timeout`, at least 1 s.
     pub fn setup_timeout(&self) -> Duration {
         secs(self.setup_timeout.max(1.0))
@@ -126,8 +202,8 @@ impl Args {
              rate={}/s latency-duration={}s message-bytes={} bench-threads={} binary={}{}{}",
             self.subscribers,
             self.channels,
-            self.publishers,
-            self.batch,
+            self.publishers(),
+            self.batch(),
             self.duration,
             self.rate,
             self.latency_duration,

@@ -1,7 +1,9 @@
 //! Server-Sent Events as the subscriber sees them: splitting the decoded
 //! body into frames, telling the frame kinds apart (`log`, `lag`, `ready`,
 //! `shutdown`), and reading the send time that the latency phase puts in
-//! its messages. Runs on every delivered byte, so it scans with `memchr`
+//! its messages. The same splitter reads Nchan's streams for `--peer
+//! nchan`: their frames start with an `id:` line, and the stream opens with
+//! the comment `: hi`, which stands for loggate's `event: ready`. Runs on every delivered byte, so it scans with `memchr`
 //! and copies only the unfinished tail of a piece.
 
 use hdrhistogram::Histogram;
@@ -103,6 +105,11 @@ fn parse_frames(
 }
 
 fn handle_frame(frame: &[u8], now_ns: u64, hist: &mut Histogram<u64>, counts: &mut FrameCounts) {
+    // Nchan puts `id:` before `event:`; loggate puts it after.
+    let frame = match frame.strip_prefix(b"id:") {
+        Some(rest) => memchr(b'\n', rest).map_or(&[][..], |nl| &rest[nl + 1..]),
+        None => frame,
+    };
     if frame.starts_with(b"event: log\n") {
         counts.logs += 1;
         match sent_at(frame) {
@@ -115,7 +122,7 @@ fn handle_frame(frame: &[u8], now_ns: u64, hist: &mut Histogram<u64>, counts: &m
         if let Some(at) = memmem::find(frame, DROPPED_KEY) {
             counts.dropped += parse_u64_prefix(&frame[at + DROPPED_KEY.len()..]).unwrap_or(0);
         }
-    } else if frame.starts_with(b"event: ready\n") {
+    } else if frame.starts_with(b"event: ready\n") || frame == b": hi" {
         counts.ready = true;
     } else if frame.starts_with(b"event: shutdown") {
         counts.shutdown = true;
@@ -156,13 +163,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn send_times() {
+    fn send_times_and_nchan_frames() {
         assert_eq!(
             sent_at(b"{\"a\":\"x=1\",\"message\":\"t=42\"}"),
             Some(Some(42))
         );
         assert_eq!(sent_at(b"{\"message\":\"t=\"}"), Some(None));
         assert_eq!(sent_at(b"{\"message\":\"xt=5\"}"), None);
+        let mut hist = crate::stats::new_histogram();
+        let mut counts = FrameCounts::default();
+        let nchan = b": hi\n\nid: 1733:0\nevent: log\ndata: {\"message\":\"t=7 xx\"}\n\n";
+        let mut scan_from = 0;
+        let used = parse_frames(nchan, &mut scan_from, 9000, &mut hist, &mut counts);
+        assert_eq!(used, nchan.len());
+        assert!(counts.ready);
+        assert_eq!(counts.logs, 1);
+        assert_eq!(hist.len(), 1);
         assert_eq!(parse_u64_prefix(b"12ab"), Some(12));
         assert_eq!(parse_u64_prefix(b"99999999999999999999"), None);
     }

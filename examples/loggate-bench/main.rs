@@ -17,11 +17,16 @@
 //! events are published on A, so the figures are those of cross-node
 //! delivery (publish on A → NATS → B → SSE).
 //!
+//! With `--peer nchan` it runs the same single-event workload on loggate
+//! and on Nchan (nginx), alternately and each on a fresh server, and prints
+//! the two side by side with their ratios (`peer/`).
+//!
 //! The modules, from the command line down to the socket:
 //!
 //! - `args`: the options and their validation.
 //! - `phases`: the run in order (warm-up, idle, full speed, latency,
 //!   closing); each phase measures and adds its rows to the table.
+//! - `peer`: the side-by-side mode: its runs, the two servers, the table.
 //! - `nodes`: which processes run (one gateway, or nats-server and A, B);
 //!   `server`: one such process; `procfs`: its memory and CPU from /proc.
 //! - `publish`: channel names, event bodies, one publish request.
@@ -36,6 +41,7 @@ mod chunked;
 mod frames;
 mod metrics;
 mod nodes;
+mod peer;
 mod phases;
 mod procfs;
 mod publish;
@@ -71,8 +77,14 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        let bench = async {
+            match args.peer {
+                Some(peer) => peer::run(&args, peer).await,
+                None => phases::run(&args).await,
+            }
+        };
         tokio::select! {
-            r = phases::run(&args) => r,
+            r = bench => r,
             _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
         }
     });

@@ -188,7 +188,7 @@ fn sibling_log(path: &Path, suffix: &str) -> PathBuf {
 
 /// `n` distinct free loopback ports (held open together while choosing, so
 /// they differ; the tiny race with another process is acceptable).
-fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
     let listeners = (0..n)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<Vec<_>, _>>()

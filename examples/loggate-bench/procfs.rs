@@ -34,6 +34,36 @@ impl ProcStatus {
     }
 }
 
+/// `Pss` from `/proc/<pid>/smaps_rollup`, in KiB: the process's resident
+/// memory with each shared page split among the processes that map it, so
+/// that the figures of nginx's master and workers add up to what they cost
+/// together.
+pub fn pss_kib(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The pids of `pid`'s children (nginx's workers), from the `ppid` field of
+/// every `/proc/<n>/stat`.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&n| {
+            std::fs::read_to_string(format!("/proc/{n}/stat"))
+                .ok()
+                .and_then(|t| {
+                    let rest = &t[t.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
 /// utime + stime, in clock ticks, from a `/proc/.../stat` file.
 fn cpu_ticks(path: &str) -> Option<u64> {
     let text = std::fs::read_to_string(path).ok()?;
@@ -95,6 +125,16 @@ impl CpuMeter {
             bench: cpu_ticks("/proc/self/stat"),
             at: Instant::now(),
         }
+    }
+
+    /// CPU seconds all the children used together since
+    /// [`CpuMeter::start`]; None if one of them could not be read.
+    pub fn children_seconds(&self, tck: f64) -> Option<f64> {
+        let mut ticks = 0;
+        for (&pid, &before) in self.pids.iter().zip(&self.procs) {
+            ticks += pid_cpu_ticks(pid)?.saturating_sub(before?);
+        }
+        Some(ticks as f64 / tck)
     }
 
     /// The use since [`CpuMeter::start`]; `tck` is [`clock_ticks_per_sec`].

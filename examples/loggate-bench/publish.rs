@@ -23,6 +23,11 @@ pub fn channel_name(c: usize) -> String {
     format!("logs:{SERVICE}:{WORKSPACE}:c{c}")
 }
 
+/// The request target of loggate's SSE stream of `channel`.
+pub fn stream_path(channel: &str) -> String {
+    format!("/api/logs/stream?channels={channel}")
+}
+
 /// The channel of the cluster warm-up probes, apart from the measured ones.
 pub fn probe_channel() -> String {
     format!("logs:{SERVICE}:{WORKSPACE}:probe")
@@ -48,6 +53,21 @@ pub fn event_json(out: &mut String, c: usize, message: &str) {
     );
 }
 
+/// One event for channel `c` of exactly `bytes` bytes where it can be: the
+/// message is `text`, then a space and `x`s up to the length. A message
+/// that starts `t=<ns>` still reads as a send time (the digits end at the
+/// space).
+pub fn sized_event(c: usize, text: &str, bytes: usize) -> Bytes {
+    let mut out = String::with_capacity(bytes);
+    event_json(&mut out, c, text);
+    let pad = bytes.saturating_sub(out.len() + 1);
+    if pad > 0 {
+        out.clear();
+        event_json(&mut out, c, &format!("{text} {}", "x".repeat(pad)));
+    }
+    Bytes::from(out)
+}
+
 /// One event for the probe channel.
 pub fn probe_body() -> Bytes {
     Bytes::from(format!(
@@ -67,6 +87,15 @@ pub fn batch_body(c: usize, batch: usize, message: &str) -> Bytes {
     }
     s.push(']');
     Bytes::from(s)
+}
+
+/// Where a phase's publishes go.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    /// loggate's `http://…/api/logs/publish`.
+    Loggate(String),
+    /// Nchan's base URL, `http://…`: messages go to `/pub/c<c>`.
+    Nchan(String),
 }
 
 /// The part of a `202 Accepted` publish answer the bench reads.
@@ -100,6 +129,11 @@ impl PublishStats {
         }
     }
 
+    /// The channels it counts.
+    pub fn channels(&self) -> usize {
+        self.per_channel.len()
+    }
+
     /// Events accepted on all channels.
     pub fn events(&self) -> u64 {
         self.per_channel.iter().map(|a| a.load(Relaxed)).sum()
@@ -124,7 +158,22 @@ impl PublishStats {
         self.first_error.get()
     }
 
-    /// Sends one publish request and records the outcome; true if accepted.
+    /// Publishes `body` on channel `c` of `to`; true if accepted.
+    pub async fn publish_to(
+        &self,
+        client: &reqwest::Client,
+        to: &Endpoint,
+        c: usize,
+        body: Bytes,
+    ) -> bool {
+        match to {
+            Endpoint::Loggate(url) => self.publish(client, url, c, body).await,
+            Endpoint::Nchan(base) => self.publish_nchan(client, base, c, body).await,
+        }
+    }
+
+    /// Sends one publish request to loggate and records the outcome; true
+    /// if accepted.
     pub async fn publish(
         &self,
         client: &reqwest::Client,
@@ -132,14 +181,53 @@ impl PublishStats {
         c: usize,
         body: Bytes,
     ) -> bool {
-        let sent = client
+        let request = client
             .post(url)
             .header("X-Service-Token", TOKEN)
             .header("Content-Type", "application/json")
-            .body(body)
-            .send()
-            .await;
-        let resp = match sent {
+            .body(body);
+        self.send(request, c, |status, b| {
+            if status != reqwest::StatusCode::ACCEPTED {
+                return Err(format!(
+                    "{status}: {}",
+                    String::from_utf8_lossy(&b[..b.len().min(300)])
+                ));
+            }
+            accepted_count(b)
+                .ok_or_else(|| format!("202 without \"accepted\": {}", String::from_utf8_lossy(b)))
+        })
+        .await
+    }
+
+    /// Publishes `body` as one message on Nchan's channel `c`
+    /// (`POST {base}/pub/c<c>`): 201 when it had subscribers, 202 when not.
+    pub async fn publish_nchan(
+        &self,
+        client: &reqwest::Client,
+        base: &str,
+        c: usize,
+        body: Bytes,
+    ) -> bool {
+        let request = client.post(format!("{base}/pub/c{c}")).body(body);
+        self.send(request, c, |status, b| match status.as_u16() {
+            201 | 202 => Ok(1),
+            _ => Err(format!(
+                "{status}: {}",
+                String::from_utf8_lossy(&b[..b.len().min(300)])
+            )),
+        })
+        .await
+    }
+
+    /// Sends `request`; `accepted` reads the answer's status and body as a
+    /// count of events taken, or says what was wrong with it.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        c: usize,
+        accepted: impl FnOnce(reqwest::StatusCode, &[u8]) -> Result<u64, String>,
+    ) -> bool {
+        let resp = match request.send().await {
             Ok(resp) => resp,
             Err(e) => {
                 self.failed(format!("POST: {e}"));
@@ -147,25 +235,21 @@ impl PublishStats {
             }
         };
         let status = resp.status();
-        match resp.bytes().await {
-            Ok(b) if status == reqwest::StatusCode::ACCEPTED => match accepted_count(&b) {
-                Some(n) => {
-                    self.per_channel[c].fetch_add(n, Relaxed);
-                    self.requests_ok.fetch_add(1, Relaxed);
-                    return true;
-                }
-                None => self.failed(format!(
-                    "202 without \"accepted\": {}",
-                    String::from_utf8_lossy(&b)
-                )),
-            },
-            Ok(b) => self.failed(format!(
-                "{status}: {}",
-                String::from_utf8_lossy(&b[..b.len().min(300)])
-            )),
-            Err(e) => self.failed(format!("reading the answer: {e}")),
+        let outcome = match resp.bytes().await {
+            Ok(b) => accepted(status, &b),
+            Err(e) => Err(format!("reading the answer: {e}")),
+        };
+        match outcome {
+            Ok(n) => {
+                self.per_channel[c].fetch_add(n, Relaxed);
+                self.requests_ok.fetch_add(1, Relaxed);
+                true
+            }
+            Err(e) => {
+                self.failed(e);
+                false
+            }
         }
-        false
     }
 }
 
@@ -182,5 +266,15 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!(events[0]["resource_id"], "c3");
         assert_eq!(events[1]["logData"]["message"], "m");
+        let sized = sized_event(7, "t=123", 256);
+        assert_eq!(sized.len(), 256);
+        let event: serde_json::Value = serde_json::from_slice(&sized).unwrap();
+        assert!(
+            event["logData"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("t=123 x")
+        );
+        assert!(sized_event(0, &"y".repeat(300), 256).len() > 300);
     }
 }

@@ -93,6 +93,24 @@ impl Server {
         Ok(Server::new("nats-server", child, port, log_path))
     }
 
+    /// Starts `command` (the peer server, say), its stdout and stderr to
+    /// `log_path`; it is to listen on loopback `port`.
+    pub fn spawn(
+        name: &'static str,
+        mut command: Command,
+        port: u16,
+        log_path: &Path,
+    ) -> anyhow::Result<Server> {
+        let log = create_log(log_path)?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("cannot start {:?}", command.get_program()))?;
+        Ok(Server::new(name, child, port, log_path))
+    }
+
     fn new(name: &'static str, child: Child, port: u16, log: &Path) -> Server {
         Server {
             name,
@@ -280,7 +298,9 @@ impl Drop for Server {
 /// The gateway with a clean environment, so that a stray LOGGATE_CONFIG,
 /// SERVICE_TOKENS or the like cannot change what is measured.
 fn gateway_command(args: &Args, port: u16) -> Command {
-    let max_connections = (args.subscribers + 64).max(10_000);
+    // Room for every stream the bench opens (with --peer, the idle ones may
+    // not all be gone when the measured ones connect).
+    let max_connections = (args.subscribers + args.idle_connections + 64).max(10_000);
     let mut command = Command::new(&args.binary);
     command.env_clear();
     for keep in ["PATH", "HOME"] {

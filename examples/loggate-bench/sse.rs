@@ -29,14 +29,15 @@ const MAX_HEADERS: usize = 32;
 const READ_RESERVE: usize = 32 * 1024;
 const MIN_FREE: usize = 4096;
 
-/// Subscriber `idx` of `shared`: subscribes to `channel` at `addr` and counts
+/// Subscriber `idx` of `shared`: opens the stream `path` (a request target
+/// such as `/api/logs/stream?channels=…`) at `addr` and counts
 /// what arrives until `stop` changes. Holds a `connect` permit until its
 /// stream is ready. Returns its latency histogram. A failure is counted in
 /// `shared` (`failed` before ready, `ended` after) and its message kept,
 /// unless the bench is already stopping.
 pub async fn subscriber(
     idx: usize,
-    channel: String,
+    path: String,
     addr: SocketAddr,
     shared: Arc<Shared>,
     connect: Arc<Semaphore>,
@@ -49,13 +50,13 @@ pub async fn subscriber(
         ready: false,
         permit: connect.acquire_owned().await.ok(),
     };
-    let result = sub.run(&channel, addr, &mut stop).await;
+    let result = sub.run(&path, addr, &mut stop).await;
     let (ready, hist) = (sub.ready, sub.hist);
     if let Err(e) = result {
         let count = if ready { &shared.ended } else { &shared.failed };
         count.fetch_add(1, Relaxed);
         if !shared.stopping.load(Relaxed) {
-            shared.error(format!("subscriber {idx} ({channel}): {e:#}"));
+            shared.error(format!("subscriber {idx} ({path}): {e:#}"));
         }
     }
     hist
@@ -76,11 +77,11 @@ impl Subscriber<'_> {
     /// Opens the stream and reads it until `stop` changes (Ok) or it fails.
     async fn run(
         &mut self,
-        channel: &str,
+        path: &str,
         addr: SocketAddr,
         stop: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
-        let (mut stream, mut raw, chunked) = open(channel, addr).await?;
+        let (mut stream, mut raw, chunked) = open(path, addr).await?;
         let mut decoder = Decoder::new(chunked);
         let mut frames = FrameSplitter::default();
         loop {
@@ -138,7 +139,7 @@ impl Subscriber<'_> {
 
 /// Connects, sends the stream request and reads the response head. Returns
 /// the socket, the bytes read past the head, and whether the body is chunked.
-async fn open(channel: &str, addr: SocketAddr) -> anyhow::Result<(TcpStream, BytesMut, bool)> {
+async fn open(path: &str, addr: SocketAddr) -> anyhow::Result<(TcpStream, BytesMut, bool)> {
     let mut stream = match TcpStream::connect(addr).await {
         Ok(s) => s,
         Err(e) => {
@@ -152,7 +153,7 @@ async fn open(channel: &str, addr: SocketAddr) -> anyhow::Result<(TcpStream, Byt
     };
     stream.set_nodelay(true).ok();
     let request = format!(
-        "GET /api/logs/stream?channels={channel} HTTP/1.1\r\nHost: {addr}\r\n\
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\
          Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
     );
     stream

@@ -13,7 +13,6 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio::time::sleep;
 
-use crate::nodes::Nodes;
 use crate::sse::subscriber;
 use crate::stats::Shared;
 
@@ -38,12 +37,14 @@ pub enum NotReady {
 }
 
 impl Subscribers {
-    /// Spawns `n` subscribers at `addr`, subscriber `i` on `channel(i)`;
+    /// Spawns `n` subscribers at `addr`, subscriber `i` on the stream
+    /// `path(i)` (a request target: [`crate::publish::stream_path`], or
+    /// Nchan's `/sub/…`);
     /// at most `connect`'s permits connect at once. They stop when `stop`
     /// changes.
     pub fn spawn(
         n: usize,
-        channel: impl Fn(usize) -> String,
+        path: impl Fn(usize) -> String,
         addr: SocketAddr,
         connect: &Arc<Semaphore>,
         stop: &watch::Receiver<bool>,
@@ -53,7 +54,7 @@ impl Subscribers {
             .map(|i| {
                 tokio::spawn(subscriber(
                     i,
-                    channel(i),
+                    path(i),
                     addr,
                     Arc::clone(&shared),
                     Arc::clone(connect),
@@ -65,10 +66,11 @@ impl Subscribers {
     }
 
     /// Checks every `poll` until all are ready; gives up at the first
-    /// failure, when a process under test exits, or at `deadline`.
+    /// failure, when `alive` says a process under test has exited, or at
+    /// `deadline`.
     pub async fn wait_ready(
         &self,
-        nodes: &mut Nodes,
+        mut alive: impl FnMut() -> anyhow::Result<()>,
         deadline: Instant,
         poll: Duration,
     ) -> Result<(), NotReady> {
@@ -86,7 +88,7 @@ impl Subscribers {
                     .unwrap_or_else(|| "timed out".into());
                 return Err(NotReady::Incomplete { ready, failed, why });
             }
-            nodes.check_alive().map_err(NotReady::Died)?;
+            alive().map_err(NotReady::Died)?;
             sleep(poll).await;
         }
     }

@@ -16,7 +16,7 @@ use super::Bench;
 use crate::args::secs;
 use crate::metrics::ClusterCounters;
 use crate::procfs::CpuMeter;
-use crate::publish::{PublishStats, batch_body, http_client};
+use crate::publish::{Endpoint, PublishStats, batch_body, http_client};
 use crate::report::{failures, progress, thousands};
 use crate::stats::{Shared, drain};
 
@@ -30,13 +30,13 @@ pub async fn run(bench: &mut Bench<'_>, shared: &Shared) -> anyhow::Result<Arc<P
     let filler = "x".repeat(args.message_bytes);
     let bodies: Arc<Vec<Bytes>> = Arc::new(
         (0..args.channels)
-            .map(|c| batch_body(c, args.batch, &filler))
+            .map(|c| batch_body(c, args.batch(), &filler))
             .collect(),
     );
     progress(format!(
         "full speed: {} publishers × batches of {} for {} s{}",
-        args.publishers,
-        args.batch,
+        args.publishers(),
+        args.batch(),
         args.duration,
         if bench.cluster() { " on node A" } else { "" }
     ));
@@ -45,7 +45,9 @@ pub async fn run(bench: &mut Bench<'_>, shared: &Shared) -> anyhow::Result<Arc<P
     let cpu = CpuMeter::start(&bench.nodes.pids());
     let first_publish_ns = shared.now_ns();
     let pub_start = Instant::now();
-    let full = publish_flat_out(bench, bodies, pub_start + secs(args.duration)).await?;
+    let to = Endpoint::Loggate(bench.publish_url.clone());
+    let end = pub_start + secs(args.duration);
+    let full = publish_flat_out(&to, args.publishers(), bodies, end).await?;
     let pub_elapsed = pub_start.elapsed().as_secs_f64();
     let published = full.events();
     let expected = full.expected_deliveries(&bench.subs_on);
@@ -129,36 +131,37 @@ pub async fn run(bench: &mut Bench<'_>, shared: &Shared) -> anyhow::Result<Arc<P
     Ok(full)
 }
 
-/// Publishes `bodies` (one batch per channel) from `--publishers` tasks
-/// until `end`, each task taking the next channel in turn.
-async fn publish_flat_out(
-    bench: &Bench<'_>,
+/// Publishes `bodies` (one request body per channel) to `to` from
+/// `publishers` tasks, each on its own connection, until `end`, each task
+/// taking the next channel in turn.
+pub async fn publish_flat_out(
+    to: &Endpoint,
+    publishers: usize,
     bodies: Arc<Vec<Bytes>>,
     end: Instant,
 ) -> anyhow::Result<Arc<PublishStats>> {
-    let args = bench.args;
-    let full = Arc::new(PublishStats::new(args.channels));
+    let full = Arc::new(PublishStats::new(bodies.len()));
     let next_channel = Arc::new(AtomicUsize::new(0));
-    let mut publishers = Vec::new();
-    for _ in 0..args.publishers {
+    let mut tasks = Vec::new();
+    for _ in 0..publishers {
         let client = http_client()?;
-        let (bodies, full, next, url) = (
+        let (bodies, full, next, to) = (
             Arc::clone(&bodies),
             Arc::clone(&full),
             Arc::clone(&next_channel),
-            bench.publish_url.clone(),
+            to.clone(),
         );
-        publishers.push(tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             while Instant::now() < end {
                 let c = next.fetch_add(1, Relaxed) % bodies.len();
-                if !full.publish(&client, &url, c, bodies[c].clone()).await {
+                if !full.publish_to(&client, &to, c, bodies[c].clone()).await {
                     sleep(BACKOFF).await;
                 }
             }
         }));
     }
-    for p in publishers {
-        p.await.context("publisher task failed")?;
+    for t in tasks {
+        t.await.context("publisher task failed")?;
     }
     Ok(full)
 }

@@ -12,7 +12,7 @@ use tokio::time::sleep;
 
 use super::Bench;
 use crate::args::secs;
-use crate::publish::channel_name;
+use crate::publish::{channel_name, stream_path};
 use crate::report::{mib, progress, thousands};
 use crate::subscribers::{NotReady, Subscribers};
 
@@ -40,11 +40,17 @@ pub async fn run(
     ));
     let opening = Instant::now();
     let addr = bench.nodes.subscriber().addr;
-    let subscribers = Subscribers::spawn(n, |i| channel_name(i % c_count), addr, connect, stop);
+    let subscribers = Subscribers::spawn(
+        n,
+        |i| stream_path(&channel_name(i % c_count)),
+        addr,
+        connect,
+        stop,
+    );
     let deadline = Instant::now() + secs(bench.args.setup_timeout);
     let poll = Duration::from_millis(20);
     match subscribers
-        .wait_ready(&mut bench.nodes, deadline, poll)
+        .wait_ready(|| bench.nodes.check_alive(), deadline, poll)
         .await
     {
         Ok(()) => {}

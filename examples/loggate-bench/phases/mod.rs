@@ -6,9 +6,9 @@
 //! share ([`Bench`]) and their order.
 
 mod closing;
-mod full_speed;
+pub mod full_speed;
 mod idle;
-mod latency;
+pub mod latency;
 mod warm_up;
 
 use std::sync::Arc;

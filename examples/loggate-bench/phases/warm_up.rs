@@ -13,7 +13,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::sleep;
 
 use super::Bench;
-use crate::publish::{PublishStats, probe_body, probe_channel};
+use crate::publish::{PublishStats, probe_body, probe_channel, stream_path};
 use crate::report::{Report, progress};
 use crate::subscribers::{NotReady, Subscribers};
 
@@ -52,9 +52,12 @@ pub async fn run(
     let timeout = bench.args.setup_timeout();
     let deadline = Instant::now() + timeout;
     let addr = bench.nodes.subscriber().addr;
-    let probe = Subscribers::spawn(1, |_| probe_channel(), addr, connect, stop);
+    let probe = Subscribers::spawn(1, |_| stream_path(&probe_channel()), addr, connect, stop);
     let poll = Duration::from_millis(10);
-    match probe.wait_ready(&mut bench.nodes, deadline, poll).await {
+    match probe
+        .wait_ready(|| bench.nodes.check_alive(), deadline, poll)
+        .await
+    {
         Ok(()) => {}
         Err(NotReady::Died(e)) => return Err(e),
         Err(NotReady::Incomplete { why, .. }) => {
