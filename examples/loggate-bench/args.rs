@@ -44,7 +44,8 @@ pub struct Args {
     /// Seconds of fixed-rate publishing.
     #[arg(long, default_value_t = 10.0)]
     pub latency_duration: f64,
-    /// Length of the message text of full-speed events.
+    /// Length of the message text of batched events (full speed; with
+    /// --peer, the ingest run).
     #[arg(long, default_value_t = 64)]
     pub message_bytes: usize,
     /// Seconds to wait for subscribers to receive everything after a phase.
@@ -95,7 +96,8 @@ pub struct Args {
     #[arg(long, default_value_t = 256)]
     pub body_bytes: usize,
     /// With --peer: events per request in loggate's ingest run (no
-    /// subscribers; Nchan has no batch publish, so this one is loggate's only).
+    /// subscribers, `--message-bytes` of text each; Nchan has no batch
+    /// publish, so this run is loggate's only).
     #[arg(long, default_value_t = 100)]
     pub ingest_batch: usize,
     /// With --peer nchan: the nginx binary (Debian's package puts it in

@@ -12,14 +12,14 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{BodyFormat, Limits, PublishError, RawEvent, RawLogData, parse_body};
-use crate::event::{EventId, NewEvent};
+use crate::event::{EventId, IdText, NewEvent};
 use crate::registry::{Origin, Publish};
 use crate::state::AppState;
 
 #[derive(Serialize)]
 struct Accepted {
     accepted: usize,
-    ids: Vec<String>,
+    ids: Vec<IdText>,
 }
 
 fn presented_token(req: &HttpRequest) -> Option<&str> {
@@ -102,7 +102,7 @@ async fn publish_events(
 fn accepted(ids: Vec<EventId>) -> HttpResponse {
     HttpResponse::Accepted().json(Accepted {
         accepted: ids.len(),
-        ids: ids.iter().map(EventId::to_string).collect(),
+        ids: ids.iter().map(EventId::text).collect(),
     })
 }
 

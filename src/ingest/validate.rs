@@ -110,15 +110,15 @@ pub fn validate(
             level: l.chars().take(32).collect(),
         })?,
     };
-    let (timestamp, timestamp_ms) = match log.timestamp {
-        None => (received_at.to_owned(), received.ms),
-        Some(raw) if raw.get() == "null" => (received_at.to_owned(), received.ms),
+    let (timestamp, timestamp_ms): (Cow<'_, str>, i64) = match log.timestamp {
+        None => (Cow::Borrowed(received_at), received.ms),
+        Some(raw) if raw.get() == "null" => (Cow::Borrowed(received_at), received.ms),
         Some(raw) => {
             let t = parse_timestamp(raw).ok_or_else(|| PublishError::InvalidTimestamp {
                 index,
                 value: raw.get().chars().take(48).collect(),
             })?;
-            (format_time(t), t.timestamp_millis())
+            (Cow::Owned(format_time(t)), t.timestamp_millis())
         }
     };
     let meta = clean_meta(log.meta, index)?;

@@ -23,7 +23,7 @@ use crate::nodes::free_ports;
 use crate::phases::full_speed::publish_flat_out;
 use crate::phases::latency::publish_at_rate;
 use crate::procfs::CpuMeter;
-use crate::publish::{PublishStats, sized_event};
+use crate::publish::{PublishStats, batch_body, sized_event};
 use crate::report::{progress, thousands};
 use crate::stats::{Shared, drain, new_histogram};
 use crate::subscribers::{NotReady, Subscribers};
@@ -102,6 +102,7 @@ pub struct FixedRate {
 #[derive(Serialize, Clone, Debug)]
 pub struct Ingest {
     pub batch: usize,
+    pub message_bytes: usize,
     pub publishers: usize,
     pub events_per_s: f64,
     pub cpu_pct: f64,
@@ -364,25 +365,16 @@ impl Measure<'_> {
         Ok(out)
     }
 
-    /// Batches of `--ingest-batch` events on channels nobody subscribes to.
+    /// Batches of `--ingest-batch` events on channels nobody subscribes to:
+    /// the events of the standard batched benchmark (`--message-bytes` of
+    /// message text), so its figure compares with that one's.
     async fn ingest(&mut self) -> anyhow::Result<Ingest> {
         let args = self.args;
         let batch = args.ingest_batch;
+        let filler = "x".repeat(args.message_bytes);
         let bodies: Arc<Vec<Bytes>> = Arc::new(
             (0..args.channels)
-                .map(|c| {
-                    let event = sized_event(c, "ingest", args.body_bytes);
-                    let mut body = Vec::with_capacity(batch * (event.len() + 1) + 2);
-                    body.push(b'[');
-                    for i in 0..batch {
-                        if i > 0 {
-                            body.push(b',');
-                        }
-                        body.extend_from_slice(&event);
-                    }
-                    body.push(b']');
-                    Bytes::from(body)
-                })
+                .map(|c| batch_body(c, batch, &filler))
                 .collect(),
         );
         progress(format!(
@@ -398,6 +390,7 @@ impl Measure<'_> {
         let (_, cpu_pct) = self.cpu(&cpu, elapsed);
         let out = Ingest {
             batch,
+            message_bytes: args.message_bytes,
             publishers: args.publishers(),
             events_per_s: stats.events() as f64 / elapsed.as_secs_f64(),
             cpu_pct,

@@ -167,8 +167,8 @@ fn figures(args: &Args) -> Vec<Figure> {
     }
     f.push(figure(
         format!(
-            "Batched ingest ({} per POST), no subscribers: events/s",
-            args.ingest_batch
+            "Batched ingest ({} per POST, {}-byte messages), no subscribers: events/s",
+            args.ingest_batch, args.message_bytes
         ),
         |r| r.ingest.as_ref().map(|i| i.events_per_s),
         whole,
