@@ -3,7 +3,7 @@
 //! `i` of loggate against run `i` of the peer, measured one after the
 //! other, so that the box's drift cancels), and the target it is held to.
 
-use super::run::RunResult;
+use super::run::{FixedRate, RunResult};
 use super::target::Target;
 use crate::args::Args;
 use crate::report::{cell, thousands};
@@ -45,6 +45,15 @@ impl Goal {
         })
     }
 }
+
+/// A fixed-rate row: its name, how to read it off the rate's figures, how
+/// to show it, and its goal.
+type RateRow = (
+    String,
+    fn(&FixedRate) -> f64,
+    fn(f64) -> String,
+    Option<Goal>,
+);
 
 /// Reads one figure off a run; None if the run has no such figure.
 type Read = Box<dyn Fn(&RunResult) -> Option<f64>>;
@@ -116,54 +125,47 @@ fn figures(args: &Args) -> Vec<Figure> {
             None,
         ),
     ];
+    let per_sub = args.subscribers / args.channels.max(1);
     for (i, &rate) in args.rates.iter().enumerate() {
-        let at500 = rate == 500.0;
-        let at = move |r: &RunResult| r.rates.get(i).cloned();
-        f.push(figure(
-            format!("{rate}/s: server CPU µs per delivery"),
-            move |r| at(r).map(|x| x.cpu_us_per_delivery),
-            two,
-            at500.then_some(Goal::RatioAtMost(0.7)),
-        ));
-        f.push(figure(
-            format!("{rate}/s: latency p50, ms"),
-            move |r| at(r).map(|x| x.p50_ms),
-            two,
-            None,
-        ));
-        f.push(figure(
-            format!("{rate}/s: latency p99, ms"),
-            move |r| at(r).map(|x| x.p99_ms),
-            two,
-            at500.then_some(Goal::Below(3.0)),
-        ));
-        f.push(figure(
-            format!("{rate}/s: latency p99.9, ms"),
-            move |r| at(r).map(|x| x.p999_ms),
-            two,
-            None,
-        ));
-        f.push(figure(
-            format!("{rate}/s: latency max, ms"),
-            move |r| at(r).map(|x| x.max_ms),
-            two,
-            None,
-        ));
-        f.push(figure(
-            format!("{rate}/s: events achieved/s"),
-            move |r| at(r).map(|x| x.achieved_per_s),
-            whole,
-            None,
-        ));
-        f.push(figure(
-            format!(
-                "{rate}/s × {} subscribers per channel: deliveries lost",
-                args.subscribers / args.channels.max(1)
+        let at500 = (rate == 500.0).then_some(());
+        let rows: [RateRow; 7] = [
+            (
+                "server CPU µs per delivery".into(),
+                |x| x.cpu_us_per_delivery,
+                two,
+                at500.map(|_| Goal::RatioAtMost(0.7)),
             ),
-            move |r| at(r).map(|x| x.lost as f64),
-            whole,
-            (rate == 2000.0).then_some(Goal::ZeroInEveryRun),
-        ));
+            ("latency p50, ms".into(), |x| x.p50_ms, two, None),
+            (
+                "latency p99, ms".into(),
+                |x| x.p99_ms,
+                two,
+                at500.map(|_| Goal::Below(3.0)),
+            ),
+            ("latency p99.9, ms".into(), |x| x.p999_ms, two, None),
+            ("latency max, ms".into(), |x| x.max_ms, two, None),
+            (
+                "events achieved/s".into(),
+                |x| x.achieved_per_s,
+                whole,
+                None,
+            ),
+            (
+                format!("× {per_sub} subscribers per channel: deliveries lost"),
+                |x| x.lost as f64,
+                whole,
+                (rate == 2000.0).then_some(Goal::ZeroInEveryRun),
+            ),
+        ];
+        for (name, read, show, goal) in rows {
+            let sep = if name.starts_with('×') { " " } else { ": " };
+            f.push(figure(
+                format!("{rate}/s{sep}{name}"),
+                move |r| r.rates.get(i).map(read),
+                show,
+                goal,
+            ));
+        }
     }
     f.push(figure(
         format!(
