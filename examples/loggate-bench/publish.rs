@@ -28,6 +28,17 @@ pub fn stream_path(channel: &str) -> String {
     format!("/api/logs/stream?channels={channel}")
 }
 
+/// Subscribers on each of `channels` channels when `subscribers` are
+/// spread round-robin over them, by channel index: what one event on a
+/// channel owes in deliveries.
+pub fn subscribers_per_channel(subscribers: usize, channels: usize) -> Vec<u64> {
+    let mut on = vec![0u64; channels];
+    for i in 0..subscribers {
+        on[i % channels] += 1;
+    }
+    on
+}
+
 /// The channel of the cluster warm-up probes, apart from the measured ones.
 pub fn probe_channel() -> String {
     format!("logs:{SERVICE}:{WORKSPACE}:probe")

@@ -53,60 +53,39 @@ impl Server {
             "gateway binary {} not found (run `cargo build --release` or pass --binary)",
             args.binary.display()
         );
-        let log = create_log(log_path)?;
-        let child = gateway_command(args, port)
+        let mut command = gateway_command(args, port);
+        command
             .envs(extra_env.iter().map(|(k, v)| (k, v)))
-            .envs(args.server_env.iter().filter_map(|kv| kv.split_once('=')))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
+            .envs(args.server_env.iter().filter_map(|kv| kv.split_once('=')));
+        let child = spawn_child(&mut command, log_path)
             .with_context(|| format!("cannot start {}", args.binary.display()))?;
         Ok(Server::new(name, child, port, log_path))
     }
 
     /// Starts `nats-server -a 127.0.0.1 -p <port>`, logging to `log_path`.
     pub fn start_nats(args: &Args, port: u16, log_path: &Path) -> anyhow::Result<Server> {
-        let log = create_log(log_path)?;
-        let spawn = |binary: &Path, log: File| {
-            Command::new(binary)
-                .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(log))
-                .spawn()
-        };
-        let fallback = Path::new("/usr/sbin/nats-server");
-        let child = match spawn(&args.nats_server, log.try_clone()?) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && fallback.is_file() => {
-                spawn(fallback, log)
-            }
-            other => other,
-        }
-        .with_context(|| {
+        let binary = resolve_binary(&args.nats_server, Path::new("/usr/sbin/nats-server"));
+        let mut command = Command::new(&binary);
+        command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+        let child = spawn_child(&mut command, log_path).with_context(|| {
             format!(
                 "cannot start {} (install nats-server, e.g. `apt-get install nats-server`, \
                  or pass --nats-server)",
-                args.nats_server.display()
+                binary.display()
             )
         })?;
         Ok(Server::new("nats-server", child, port, log_path))
     }
 
-    /// Starts `command` (the peer server, say), its stdout and stderr to
-    /// `log_path`; it is to listen on loopback `port`.
+    /// Starts `command` (the peer server, say), its stderr to `log_path`;
+    /// it is to listen on loopback `port`.
     pub fn spawn(
         name: &'static str,
         mut command: Command,
         port: u16,
         log_path: &Path,
     ) -> anyhow::Result<Server> {
-        let log = create_log(log_path)?;
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .spawn()
+        let child = spawn_child(&mut command, log_path)
             .with_context(|| format!("cannot start {:?}", command.get_program()))?;
         Ok(Server::new(name, child, port, log_path))
     }
@@ -324,9 +303,58 @@ fn gateway_command(args: &Args, port: u16) -> Command {
     command
 }
 
+/// Spawns `command` with no stdin or stdout and its stderr to a fresh
+/// `log_path`: how every process under test starts.
+fn spawn_child(command: &mut Command, log_path: &Path) -> anyhow::Result<Child> {
+    let log = create_log(log_path)?;
+    Ok(command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()?)
+}
+
+/// `program` as given if it names a file or is found on `PATH`, else
+/// `fallback` if that exists (Debian puts nats-server and nginx in
+/// /usr/sbin, which is not always on `PATH`), else `program` unchanged, so
+/// that starting it fails with its own name.
+pub fn resolve_binary(program: &Path, fallback: &Path) -> PathBuf {
+    let found = if program.components().count() > 1 {
+        program.is_file()
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
+    };
+    if !found && fallback.is_file() {
+        fallback.to_owned()
+    } else {
+        program.to_owned()
+    }
+}
+
 fn create_log(path: &Path) -> anyhow::Result<File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).ok();
     }
     File::create(path).with_context(|| format!("cannot create {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binaries_resolve_on_path_then_fallback() {
+        let sh = Path::new("/bin/sh");
+        assert_eq!(
+            resolve_binary(Path::new("sh"), Path::new("/nope")),
+            Path::new("sh")
+        );
+        assert_eq!(resolve_binary(Path::new("no-such-bin-x"), sh), sh);
+        assert_eq!(
+            resolve_binary(Path::new("no-such-bin-x"), Path::new("/nope")),
+            Path::new("no-such-bin-x")
+        );
+        assert_eq!(resolve_binary(Path::new("/nope/x"), sh), sh);
+    }
 }

@@ -13,6 +13,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio::time::sleep;
 
+use crate::report::progress;
 use crate::sse::subscriber;
 use crate::stats::Shared;
 
@@ -90,6 +91,40 @@ impl Subscribers {
             }
             alive().map_err(NotReady::Died)?;
             sleep(poll).await;
+        }
+    }
+
+    /// [`Subscribers::wait_ready`], its refusal as an error that says how
+    /// many of them made it.
+    pub async fn wait_all_ready(
+        &self,
+        alive: impl FnMut() -> anyhow::Result<()>,
+        deadline: Instant,
+        poll: Duration,
+    ) -> anyhow::Result<()> {
+        let n = self.handles.len();
+        match self.wait_ready(alive, deadline, poll).await {
+            Ok(()) => Ok(()),
+            Err(NotReady::Died(e)) => Err(e),
+            Err(NotReady::Incomplete { ready, failed, why }) => Err(anyhow::anyhow!(
+                "only {ready} of {n} subscribers became ready ({failed} failed): {why}"
+            )),
+        }
+    }
+
+    /// Marks them stopping, tells them to stop through `stop` (the sender
+    /// of the receiver they were spawned with), and merges their
+    /// histograms into `hist`, waiting up to `within`.
+    pub async fn stop_into(
+        self,
+        stop: &watch::Sender<bool>,
+        hist: &mut Histogram<u64>,
+        within: Duration,
+    ) {
+        self.mark_stopping();
+        let _ = stop.send(true);
+        if !self.collect_into(hist, within).await {
+            progress(format!("some subscribers did not stop within {within:?}"));
         }
     }
 

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -23,10 +22,10 @@ use crate::nodes::free_ports;
 use crate::phases::full_speed::publish_flat_out;
 use crate::phases::latency::publish_at_rate;
 use crate::procfs::CpuMeter;
-use crate::publish::{PublishStats, batch_body, sized_event};
+use crate::publish::{PublishStats, batch_body, sized_event, subscribers_per_channel};
 use crate::report::{progress, thousands};
 use crate::stats::{Shared, drain, new_histogram};
-use crate::subscribers::{NotReady, Subscribers};
+use crate::subscribers::Subscribers;
 
 /// Subscribers connecting (not yet ready) at once.
 const CONNECT_CONCURRENCY: usize = 128;
@@ -180,16 +179,10 @@ impl Group {
 
     /// Stops every subscriber and returns their merged latencies.
     async fn close(self) -> Histogram<u64> {
-        self.subscribers.mark_stopping();
-        let _ = self.stop.send(true);
         let mut hist = new_histogram();
-        if !self
-            .subscribers
-            .collect_into(&mut hist, STOP_SUBSCRIBERS)
-            .await
-        {
-            progress("some subscribers did not stop within 10 s");
-        }
+        self.subscribers
+            .stop_into(&self.stop, &mut hist, STOP_SUBSCRIBERS)
+            .await;
         hist
     }
 }
@@ -202,20 +195,14 @@ impl Measure<'_> {
         let subscribers = Subscribers::spawn(n, path, addr, &self.connect, &stop_rx);
         let deadline = Instant::now() + secs(self.args.setup_timeout);
         let running = &mut self.running;
-        match subscribers
-            .wait_ready(
+        subscribers
+            .wait_all_ready(
                 || running.check_alive(),
                 deadline,
                 Duration::from_millis(20),
             )
-            .await
-        {
-            Ok(()) => Ok(Group { subscribers, stop }),
-            Err(NotReady::Died(e)) => Err(e),
-            Err(NotReady::Incomplete { ready, failed, why }) => {
-                bail!("only {ready} of {n} subscribers became ready ({failed} failed): {why}")
-            }
-        }
+            .await?;
+        Ok(Group { subscribers, stop })
     }
 
     /// The measured subscribers, spread round-robin over the channels.
@@ -227,11 +214,7 @@ impl Measure<'_> {
 
     /// Subscribers on each channel, by channel index.
     fn subs_on(&self) -> Vec<u64> {
-        let mut subs_on = vec![0u64; self.args.channels];
-        for i in 0..self.args.subscribers {
-            subs_on[i % self.args.channels] += 1;
-        }
-        subs_on
+        subscribers_per_channel(self.args.subscribers, self.args.channels)
     }
 
     /// The server's CPU seconds since `cpu` started, and that as % of one

@@ -12,7 +12,7 @@ use anyhow::{Context as _, ensure};
 use crate::args::{Args, Peer};
 use crate::procfs::{children, pss_kib};
 use crate::publish::{Endpoint, channel_name, stream_path};
-use crate::server::Server;
+use crate::server::{Server, resolve_binary};
 
 /// The channel the idle connections of the memory step subscribe to, apart
 /// from the measured ones.
@@ -168,16 +168,7 @@ fn start_nginx(args: &Args, run: usize, port: u16) -> anyhow::Result<Server> {
 
 /// `--nginx`, or /usr/sbin/nginx when that is not on PATH.
 fn nginx_binary(args: &Args) -> PathBuf {
-    let fallback = Path::new("/usr/sbin/nginx");
-    let on_path = Command::new(&args.nginx)
-        .arg("-v")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !on_path && fallback.is_file() {
-        fallback.to_owned()
-    } else {
-        args.nginx.clone()
-    }
+    resolve_binary(&args.nginx, Path::new("/usr/sbin/nginx"))
 }
 
 /// What ran, for the table and the raw results: loggate's `--version`,

@@ -15,7 +15,7 @@ use super::Bench;
 use super::warm_up::WarmUp;
 use crate::metrics::{self, nats_backlog_drops, server_counts};
 use crate::publish::PublishStats;
-use crate::report::{Report, cell, mib, progress, thousands};
+use crate::report::{Report, cell, mib, thousands};
 use crate::server::Server;
 use crate::stats::{Shared, new_histogram};
 use crate::subscribers::Subscribers;
@@ -81,15 +81,13 @@ pub async fn stop_subscribers(
     warm: Option<WarmUp>,
     stop: &watch::Sender<bool>,
 ) -> Histogram<u64> {
-    subscribers.mark_stopping();
     if let Some(w) = &warm {
         w.probe.mark_stopping();
     }
-    let _ = stop.send(true);
     let mut hist = new_histogram();
-    if !subscribers.collect_into(&mut hist, STOP_SUBSCRIBERS).await {
-        progress("some subscribers did not stop within 10 s");
-    }
+    subscribers
+        .stop_into(stop, &mut hist, STOP_SUBSCRIBERS)
+        .await;
     if let Some(w) = warm {
         w.probe.abort();
     }

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::sleep;
 
@@ -14,7 +13,7 @@ use super::Bench;
 use crate::args::secs;
 use crate::publish::{channel_name, stream_path};
 use crate::report::{mib, progress, thousands};
-use crate::subscribers::{NotReady, Subscribers};
+use crate::subscribers::Subscribers;
 
 /// Let the node settle after start-up (and the warm-up) before weighing it.
 const SETTLE: Duration = Duration::from_millis(300);
@@ -49,16 +48,9 @@ pub async fn run(
     );
     let deadline = Instant::now() + secs(bench.args.setup_timeout);
     let poll = Duration::from_millis(20);
-    match subscribers
-        .wait_ready(|| bench.nodes.check_alive(), deadline, poll)
-        .await
-    {
-        Ok(()) => {}
-        Err(NotReady::Died(e)) => return Err(e),
-        Err(NotReady::Incomplete { ready, failed, why }) => {
-            bail!("only {ready} of {n} subscribers became ready ({failed} failed): {why}")
-        }
-    }
+    subscribers
+        .wait_all_ready(|| bench.nodes.check_alive(), deadline, poll)
+        .await?;
     let open_time = opening.elapsed();
     progress(format!(
         "all {n} subscribers ready in {open_time:.2?}; idling 1 s"

@@ -18,7 +18,7 @@ use tokio::sync::{Semaphore, watch};
 use crate::args::Args;
 use crate::nodes::Nodes;
 use crate::procfs::{clock_ticks_per_sec, open_file_limit};
-use crate::publish::http_client;
+use crate::publish::{http_client, subscribers_per_channel};
 use crate::report::{Report, progress};
 
 /// Subscribers connecting (not yet ready) at once.
@@ -53,10 +53,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let client = http_client()?;
     let nodes = Nodes::start(args, &client).await?;
     let publish_url = format!("http://{}/api/logs/publish", nodes.publisher().addr);
-    let mut subs_on = vec![0u64; args.channels];
-    for i in 0..args.subscribers {
-        subs_on[i % args.channels] += 1;
-    }
+    let subs_on = subscribers_per_channel(args.subscribers, args.channels);
     let mut bench = Bench {
         args,
         client,
