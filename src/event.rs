@@ -482,6 +482,34 @@ mod tests {
     }
 
     #[test]
+    fn escapes_past_the_size_hint_still_encode() {
+        // Every control character becomes a six-byte `\u00XX`: six times
+        // the size hint's allowance for the message.
+        let message: String = (0..4000u32)
+            .map(|i| char::from_u32(i % 32).unwrap_or('"'))
+            .collect();
+        let channel = ChannelName::parse("logs:etl").unwrap();
+        let body = EventBody {
+            channel: channel.as_str(),
+            service: "etl",
+            workspace_id: None,
+            resource_id: None,
+            level: Level::Info,
+            message: &message,
+            timestamp: "2025-09-25T10:30:00Z",
+            received_at: "2025-09-25T10:30:01Z",
+            stream: None,
+            source: None,
+            meta: None,
+        };
+        assert!(body.encoded_size_hint() < message.len() * 2);
+        let new = NewEvent::new(channel.clone(), Level::Info, EventTimes::default(), &body);
+        let ev = Event::encode(EventId { epoch: 1, seq: 1 }, new);
+        let json: serde_json::Value = serde_json::from_slice(&ev.json()).unwrap();
+        assert_eq!(json["message"], message.as_str());
+    }
+
+    #[test]
     fn encodes_once_with_id_first() {
         let channel = ChannelName::parse("logs:etl:ws1").unwrap();
         let meta = RawValue::from_string(r#"{"rows":12}"#.into()).unwrap();
