@@ -8,7 +8,8 @@
 //!   labels, named once in `metrics::label`), [`error`] (the JSON error
 //!   body), [`digest`] (token digests), [`event`] (levels, ids, the
 //!   encode-once wire forms), [`config`] (plain settings: sources and
-//!   validation), [`logging`] (log output that never blocks).
+//!   validation), [`logging`] (log output that never blocks), [`body`]
+//!   (request bodies under a limit and a deadline).
 //! - [`limits`]: rate limits and connection slots. [`auth`]: service tokens,
 //!   subscriber JWTs and grants, the admin token.
 //! - [`delivery`]: what the registry and the sessions share: the bounded
@@ -27,6 +28,7 @@
 
 pub mod ai;
 pub mod auth;
+pub mod body;
 pub mod channel;
 pub mod cli;
 pub mod config;

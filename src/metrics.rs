@@ -26,6 +26,23 @@ pub mod label {
     /// `transport`.
     pub const TRANSPORTS: [&str; 2] = ["sse", "websocket"];
 
+    /// `source` of `events_published_total` and `publish_rejected_total`:
+    /// the way events came in.
+    pub mod source {
+        /// `POST /api/logs/publish`.
+        pub const HTTP: &str = "http";
+        /// OTLP/HTTP, `POST /v1/logs`.
+        pub const OTLP: &str = "otlp";
+        /// The Loki push API, `POST /loki/api/v1/push`.
+        pub const LOKI: &str = "loki";
+        /// Fly.io's log bus and the NATS subject rules (not cluster peers:
+        /// their events were counted by the node that accepted them).
+        pub const NATS: &str = "nats";
+        pub const ALL: [&str; 4] = [HTTP, OTLP, LOKI, NATS];
+        /// The sources that answer a request, and so count refusals.
+        pub const REQUESTS: [&str; 3] = [HTTP, OTLP, LOKI];
+    }
+
     /// `reason` of `events_dropped_total`.
     pub mod dropped {
         /// A subscriber's queue was full; its oldest events went.
@@ -194,13 +211,13 @@ impl Metrics {
         };
         let events_published = counter_vec(
             "events_published_total",
-            "Events accepted for delivery, by publishing service.",
-            &["service"],
+            "Events accepted for delivery, by publishing service and by source (http, otlp, loki, nats).",
+            &["service", "source"],
         );
         let publish_rejected = counter_vec(
             "publish_rejected_total",
-            "Publish requests refused, by reason.",
-            &["reason"],
+            "Publish requests refused, by source (http, otlp, loki) and reason.",
+            &["source", "reason"],
         );
         let events_delivered = counter_vec(
             "events_delivered_total",
@@ -386,7 +403,9 @@ impl Metrics {
         let mut services: Vec<&str> = self.known_services.iter().map(String::as_str).collect();
         services.push(OTHER_SERVICE);
         for s in &services {
-            self.events_published.with_label_values(&[s]);
+            for source in label::source::ALL {
+                self.events_published.with_label_values(&[s, source]);
+            }
             self.events_fanned_out.with_label_values(&[s]);
             for r in label::dropped::ALL {
                 self.events_dropped.with_label_values(&[r, s]);
@@ -396,8 +415,10 @@ impl Metrics {
             self.events_delivered.with_label_values(&[t]);
             self.connections.with_label_values(&[t]);
         }
-        for code in publish_codes {
-            self.publish_rejected.with_label_values(&[code]);
+        for source in label::source::REQUESTS {
+            for code in publish_codes {
+                self.publish_rejected.with_label_values(&[source, code]);
+            }
         }
         for r in label::rejected::ALL {
             self.connections_rejected.with_label_values(&[r]);
@@ -461,8 +482,30 @@ impl Metrics {
             .inc_by(n);
     }
 
-    pub fn rejected(&self, reason: &str) {
-        self.publish_rejected.with_label_values(&[reason]).inc();
+    pub fn rejected(&self, source: &str, reason: &str) {
+        self.publish_rejected
+            .with_label_values(&[source, reason])
+            .inc();
+    }
+
+    /// `n` events of `service` accepted through `source`.
+    pub fn published(&self, service: &str, source: &str, n: u64) {
+        self.events_published
+            .with_label_values(&[self.service_label(service), source])
+            .inc_by(n);
+    }
+
+    /// Events of `service` accepted, whatever their source.
+    pub fn published_total(&self, service: &str) -> u64 {
+        let service = self.service_label(service);
+        label::source::ALL
+            .iter()
+            .map(|source| {
+                self.events_published
+                    .with_label_values(&[service, source])
+                    .get()
+            })
+            .sum()
     }
 
     /// Prometheus text exposition of every metric.
@@ -503,11 +546,14 @@ mod tests {
         m.create_nats_series(label::nats::CLUSTER, &["invalid_event"]);
         let text = String::from_utf8(m.render()).unwrap();
         for series in [
-            r#"loggate_events_published_total{service="etl"} 0"#,
-            r#"loggate_events_published_total{service="other"} 0"#,
+            r#"loggate_events_published_total{service="etl",source="http"} 0"#,
+            r#"loggate_events_published_total{service="etl",source="loki"} 0"#,
+            r#"loggate_events_published_total{service="other",source="otlp"} 0"#,
+            r#"loggate_events_published_total{service="other",source="nats"} 0"#,
             r#"loggate_events_dropped_total{reason="nats_backlog",service="etl"} 0"#,
             r#"loggate_events_delivered_total{transport="websocket"} 0"#,
-            r#"loggate_publish_rejected_total{reason="invalid_json"} 0"#,
+            r#"loggate_publish_rejected_total{reason="invalid_json",source="http"} 0"#,
+            r#"loggate_publish_rejected_total{reason="invalid_json",source="otlp"} 0"#,
             r#"loggate_connections_rejected_total{reason="per_address_limit"} 0"#,
             r#"loggate_disconnects_total{reason="control_overflow"} 0"#,
             r#"loggate_rate_limited_total{limit="history"} 0"#,

@@ -15,14 +15,17 @@ async fn labelled_series_exist_at_zero_from_the_start() {
     let gw = start();
     let text = gw.metrics().await;
     for series in [
-        r#"loggate_events_published_total{service="etl"}"#,
-        r#"loggate_events_published_total{service="analytics"}"#,
+        r#"loggate_events_published_total{service="etl",source="http"}"#,
+        r#"loggate_events_published_total{service="analytics",source="otlp"}"#,
+        r#"loggate_events_published_total{service="faas",source="loki"}"#,
+        r#"loggate_events_published_total{service="etl",source="nats"}"#,
         r#"loggate_events_dropped_total{reason="slow_consumer",service="faas"}"#,
         r#"loggate_events_fanned_out_total{service="function"}"#,
         r#"loggate_events_delivered_total{transport="sse"}"#,
         r#"loggate_connections{transport="websocket"}"#,
-        r#"loggate_publish_rejected_total{reason="invalid_token"}"#,
-        r#"loggate_publish_rejected_total{reason="batch_exceeds_burst"}"#,
+        r#"loggate_publish_rejected_total{reason="invalid_token",source="http"}"#,
+        r#"loggate_publish_rejected_total{reason="batch_exceeds_burst",source="loki"}"#,
+        r#"loggate_publish_rejected_total{reason="invalid_body",source="otlp"}"#,
         r#"loggate_rate_limited_total{limit="connect"}"#,
         r#"loggate_connections_rejected_total{reason="connection_limit"}"#,
         r#"loggate_disconnects_total{reason="dead_peer"}"#,

@@ -255,7 +255,7 @@ async fn every_refusal_has_its_status_and_code() {
     assert!(
         metric_value(
             &metrics,
-            r#"loggate_publish_rejected_total{reason="invalid_level"}"#
+            r#"loggate_publish_rejected_total{reason="invalid_level",source="http"}"#
         ) >= Some(1.0)
     );
 }
@@ -392,4 +392,58 @@ async fn shutting_down_answers_503() {
     let mut late = SseClient::connect(&gw.url("/api/logs/stream?channels=logs:etl")).await;
     assert_eq!(late.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(code(&late.error_body().await), "shutting_down");
+}
+
+#[tokio::test]
+async fn a_compressed_body_is_read_inflated_and_held_to_the_limit_inflated() {
+    use std::io::Write;
+    let gw = start();
+    let mut sub = gw.subscribe("channels=logs:etl").await;
+    let pack = |data: &[u8]| {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    };
+    let body = event("etl", None, None, "gzipped").to_string();
+    let json = ("content-type", "application/json");
+    let token = ("x-service-token", ETL_TOKEN);
+    let res = gw
+        .post(
+            "/api/logs/publish",
+            &[json, token, ("content-encoding", "gzip")],
+            pack(body.as_bytes()),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    assert_eq!(sub.next_log().await["message"], "gzipped");
+
+    // 2 MiB of spaces around one event: 2 KiB on the wire, over 1 MiB inflated.
+    let padded = format!("{}{body}", " ".repeat(2 << 20));
+    let res = gw
+        .post(
+            "/api/logs/publish",
+            &[json, token, ("content-encoding", "gzip")],
+            pack(padded.as_bytes()),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let res = gw
+        .post(
+            "/api/logs/publish",
+            &[json, token, ("content-encoding", "zstd")],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(code(&answer), "unsupported_encoding");
+    let res = gw
+        .post(
+            "/api/logs/publish",
+            &[json, token, ("content-encoding", "gzip")],
+            body,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(code(&res.json().await.unwrap()), "invalid_body");
 }

@@ -11,8 +11,6 @@
 //! Every chat ends with one audit log line: who (a digest), which tools,
 //! tokens, outcome; never the question or the answer.
 
-use std::time::Duration;
-
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::{Bytes, BytesMut};
@@ -25,6 +23,7 @@ use super::agent::{self, Chat, Failed, Progress, Summary};
 use super::tools::{Scope, ToolBox};
 use super::{Ai, ChatError};
 use crate::auth::Grants;
+use crate::body::{BodyError, read_limited};
 use crate::channel::ChannelPattern;
 use crate::limits::CallerKey;
 use crate::metrics::label::{ai as label, limit};
@@ -35,7 +34,6 @@ use crate::state::AppState;
 /// A question's body beyond the question itself (the channel list).
 const BODY_SLACK: usize = 16 * 1024;
 /// How long a client may take to send its body.
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Progress events waiting for a streaming client.
 const PROGRESS_QUEUE: usize = 256;
 
@@ -65,11 +63,12 @@ pub async fn chat(
     }
     check_content_type(&req)?;
     let max = ai.config.max_message_bytes + BODY_SLACK;
-    let body = tokio::time::timeout(BODY_TIMEOUT, read_body(&req, payload, max))
+    let body = read_limited(&req, payload, max)
         .await
-        .map_err(|_| {
-            ChatError::InvalidRequest("the request body did not arrive in time".into())
-        })??;
+        .map_err(|e| match e {
+            BodyError::TooLarge { max } => ChatError::TooLarge { max },
+            e => ChatError::InvalidRequest(e.to_string()),
+        })?;
     let body: ChatBody = serde_json::from_slice(&body).map_err(|e| {
         ChatError::InvalidRequest(format!(
             "the body must be {{\"message\": \"…\", \"channels\": [\"logs:…\"]}}: {}",
@@ -370,32 +369,6 @@ fn caller_key(req: &HttpRequest, state: &AppState) -> CallerKey {
     let mut key = [0u8; 16];
     key.copy_from_slice(&digest[..16]);
     key
-}
-
-async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    max: usize,
-) -> Result<BytesMut, ChatError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(ChatError::TooLarge { max });
-    }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(1024).min(max));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ChatError::InvalidRequest(format!("could not read the request body: {e}"))
-        })?;
-        if body.len() + chunk.len() > max {
-            return Err(ChatError::TooLarge { max });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 impl Ai {

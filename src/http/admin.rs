@@ -91,7 +91,7 @@ async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
                 .iter()
                 .map(|r| m.events_dropped.with_label_values(&[r, s]).get())
                 .sum();
-            let published = m.events_published.with_label_values(&[s]).get();
+            let published = m.published_total(s);
             let delivered = m.events_fanned_out.with_label_values(&[s]).get();
             (
                 s.to_owned(),

@@ -52,8 +52,16 @@ pub enum PublishError {
         "{count} events in one request is more than this service's rate limit lets through at once ({burst}, twice PUBLISH_RATE_PER_SEC); send smaller batches"
     )]
     BatchExceedsBurst { count: usize, burst: u32 },
-    #[error("content type {0:?} is not supported: send application/json or application/x-ndjson")]
-    UnsupportedMediaType(String),
+    #[error("content type {found:?} is not supported here: send {expected}")]
+    UnsupportedMediaType {
+        found: String,
+        expected: &'static str,
+    },
+    #[error("content encoding {0:?} is not supported: send gzip or an uncompressed body")]
+    UnsupportedEncoding(String),
+    /// The body could not be decoded: bad gzip, snappy or protobuf.
+    #[error("{message}")]
+    InvalidBody { message: String },
     #[error(
         "publish rate limit of this service reached; retry in {}s",
         retry_after_secs
@@ -88,6 +96,8 @@ impl PublishError {
         "batch_too_large",
         "batch_exceeds_burst",
         "unsupported_media_type",
+        "unsupported_encoding",
+        "invalid_body",
         "rate_limited",
         "shutting_down",
     ];
@@ -116,9 +126,32 @@ impl PublishError {
             PublishError::BodyTooLarge { .. } => "body_too_large",
             PublishError::BatchTooLarge { .. } => "batch_too_large",
             PublishError::BatchExceedsBurst { .. } => "batch_exceeds_burst",
-            PublishError::UnsupportedMediaType(_) => "unsupported_media_type",
+            PublishError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            PublishError::UnsupportedEncoding(_) => "unsupported_encoding",
+            PublishError::InvalidBody { .. } => "invalid_body",
             PublishError::RateLimited { .. } => "rate_limited",
             PublishError::ShuttingDown => "shutting_down",
+        }
+    }
+
+    /// The `Retry-After` a refusal carries: when retrying can succeed.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            PublishError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            PublishError::ShuttingDown => Some(crate::error::RETRY_SOON_SECS),
+            _ => None,
+        }
+    }
+
+    /// `res` with the `WWW-Authenticate` challenge a refused token gets,
+    /// whatever the shape of the error body.
+    pub fn with_challenge(&self, res: HttpResponse) -> HttpResponse {
+        match self {
+            PublishError::Auth(e) => crate::error::with_bearer_challenge(
+                res,
+                !matches!(e, AuthError::MissingServiceToken),
+            ),
+            _ => res,
         }
     }
 
@@ -146,7 +179,9 @@ impl ResponseError for PublishError {
             | PublishError::BodyTooLarge { .. }
             | PublishError::BatchTooLarge { .. }
             | PublishError::BatchExceedsBurst { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            PublishError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            PublishError::UnsupportedMediaType { .. } | PublishError::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             PublishError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             PublishError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
@@ -154,24 +189,13 @@ impl ResponseError for PublishError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let retry_after = match self {
-            PublishError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            PublishError::ShuttingDown => Some(crate::error::RETRY_SOON_SECS),
-            _ => None,
-        };
         let res = error_response(
             self.status_code(),
             self.code(),
             &self.to_string(),
             self.index(),
-            retry_after,
+            self.retry_after_secs(),
         );
-        match self {
-            PublishError::Auth(e) => crate::error::with_bearer_challenge(
-                res,
-                !matches!(e, AuthError::MissingServiceToken),
-            ),
-            _ => res,
-        }
+        self.with_challenge(res)
     }
 }

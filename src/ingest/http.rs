@@ -1,19 +1,17 @@
 //! HTTP ingestion: `POST /api/logs/publish` and the dev-only `POST /test/logs`.
 //!
-//! Authenticates the service token before reading the body, reads the body
-//! under the byte limit (a lying `Content-Length` cannot make it read more),
-//! parses and validates every event, then hands the batch to the registry in
-//! one `Publish` message and answers with the ids it assigned.
+//! Both go through [`request::ingest`](super::request::ingest): the token
+//! before the body, the body under its limit (a lying `Content-Length`
+//! cannot make it read more), every event validated, then the batch to the
+//! registry in one `Publish` message; the answer lists the ids it assigned.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use bytes::BytesMut;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::{BodyFormat, Limits, PublishError, RawEvent, RawLogData, parse_body};
-use crate::event::{EventId, IdText, NewEvent};
-use crate::registry::{Origin, Publish};
+use super::request::{Endpoint, ParseInput, ingest, media_type, publish_events, unsupported};
+use super::{BodyFormat, PublishError, RawEvent, RawLogData, parse_body};
+use crate::event::{EventId, IdText};
+use crate::metrics::label::source;
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -22,26 +20,10 @@ struct Accepted {
     ids: Vec<IdText>,
 }
 
-fn presented_token(req: &HttpRequest) -> Option<&str> {
-    if let Some(v) = req.headers().get("x-service-token") {
-        return v.to_str().ok();
-    }
-    let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = auth.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token)
-}
-
 fn body_format(req: &HttpRequest) -> Result<BodyFormat, PublishError> {
-    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+    let Some(essence) = media_type(req) else {
         return Ok(BodyFormat::Json);
     };
-    let text = value.to_str().unwrap_or_default();
-    let essence = text
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
     match essence.as_str() {
         "application/json" | "text/json" => Ok(BodyFormat::Json),
         e if e.starts_with("application/") && e.ends_with("+json") => Ok(BodyFormat::Json),
@@ -49,54 +31,11 @@ fn body_format(req: &HttpRequest) -> Result<BodyFormat, PublishError> {
         | "application/ndjson"
         | "application/jsonl"
         | "application/x-jsonlines" => Ok(BodyFormat::Ndjson),
-        _ => Err(PublishError::UnsupportedMediaType(
-            text.chars().take(64).collect(),
+        _ => Err(unsupported(
+            &essence,
+            "application/json or application/x-ndjson",
         )),
     }
-}
-
-/// Reads the body, refusing as soon as it passes `max` bytes.
-async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    max: usize,
-) -> Result<BytesMut, PublishError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(PublishError::BodyTooLarge { max });
-    }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(4096).min(max));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| PublishError::InvalidJson {
-            index: None,
-            message: format!("could not read the request body: {e}"),
-        })?;
-        if body.len() + chunk.len() > max {
-            return Err(PublishError::BodyTooLarge { max });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// Sends validated events to the registry; their ids come back in order.
-async fn publish_events(
-    state: &AppState,
-    events: Vec<NewEvent>,
-) -> Result<Vec<EventId>, PublishError> {
-    state
-        .registry
-        .send(Publish {
-            events,
-            origin: Origin::Local,
-        })
-        .await
-        .map_err(|_| PublishError::ShuttingDown)?
-        .map_err(|_| PublishError::ShuttingDown)
 }
 
 fn accepted(ids: Vec<EventId>) -> HttpResponse {
@@ -112,59 +51,15 @@ pub async fn publish(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PublishError> {
-    let result = publish_inner(&req, payload, &state).await;
-    if let Err(e) = &result {
-        state.metrics.rejected(e.code());
-        tracing::info!(code = e.code(), client = ?state.client_ip(&req), "publish refused");
-    }
-    result
-}
-
-async fn publish_inner(
-    req: &HttpRequest,
-    payload: web::Payload,
-    state: &AppState,
-) -> Result<HttpResponse, PublishError> {
-    if state.is_shutting_down() {
-        return Err(PublishError::ShuttingDown);
-    }
-    let service = state.tokens.authenticate(presented_token(req))?;
-    let format = body_format(req)?;
-    let publish = &state.config.publish;
-    let body = read_body(req, payload, publish.max_body_bytes).await?;
-    let received_at = super::Received::now();
-    let limits = Limits {
-        max_event_bytes: publish.max_event_bytes,
-        max_batch_events: publish.max_batch_events,
+    let endpoint = Endpoint {
+        source: source::HTTP,
+        format: body_format,
+        own_encodings: &[],
+        parse: |format, body: &[u8], input: &ParseInput<'_>| {
+            parse_body(body, format, input.service, input.received, input.limits)
+        },
     };
-    let events = parse_body(&body, format, service, &received_at, limits)?;
-    let count = events.len();
-    // Checked after parsing (the cost is per event) and before anything is
-    // published, so a refused batch publishes nothing.
-    if let Err(limited) = state.limits.check_publish(service, count) {
-        if let Some(burst) = limited.over_burst {
-            return Err(PublishError::BatchExceedsBurst { count, burst });
-        }
-        state
-            .metrics
-            .rate_limited
-            .with_label_values(&[crate::metrics::label::limit::PUBLISH])
-            .inc();
-        return Err(PublishError::RateLimited {
-            retry_after_secs: limited.retry_after_secs(),
-        });
-    }
-    let ids = if count == 0 {
-        Vec::new()
-    } else {
-        publish_events(state, events).await?
-    };
-    state
-        .metrics
-        .events_published
-        .with_label_values(&[state.metrics.service_label(service)])
-        .inc_by(count as u64);
-    state.metrics.publish_batch_events.observe(count as f64);
+    let ids = ingest(&req, payload, &state, endpoint).await?;
     Ok(accepted(ids))
 }
 

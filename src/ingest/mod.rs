@@ -3,16 +3,21 @@
 //! Owns the publish body formats (one event, a JSON array, NDJSON), the
 //! event fields and their rules, and the [`PublishError`] every refusal maps
 //! to: [`wire`] (what publishers send), [`validate`](mod@validate) (the rules of an
-//! event), [`json`] (`meta`), [`body`] (body formats), [`error`]. [`http`]
-//! holds the HTTP handlers; the other files do not know about HTTP, so the
-//! NATS paths apply the same rules. Validated
+//! event), [`json`] (`meta`), [`body`] (body formats), [`error`]; these do
+//! not know about HTTP, so the NATS paths apply the same rules.
+//!
+//! HTTP endpoints that take events go through [`request`] (token, body
+//! limit, decompression, rate limit, registry, metrics): [`http`]
+//! (`/api/logs/publish`) reads its own format into the fields
+//! [`validate`](validate()) checks, and words refusals its own way. Validated
 //! events go to the registry as one `Publish` message per request, which
-//! makes a batch all-or-nothing: nothing is sent until every event passed.
+//! makes a request all-or-nothing: nothing is sent until every event passed.
 
 pub mod body;
 pub mod error;
 pub mod http;
 pub mod json;
+pub mod request;
 #[cfg(test)]
 mod tests;
 pub mod validate;

@@ -28,7 +28,8 @@ fn parse(body: &str) -> Result<Vec<NewEvent>, PublishError> {
     parse_body(body.as_bytes(), BodyFormat::Json, "etl", &now(), LIMITS)
 }
 
-fn json_of(e: NewEvent) -> serde_json::Value {
+/// The JSON a subscriber receives for `e`.
+pub(super) fn json_of(e: NewEvent) -> serde_json::Value {
     let ev = Event::encode(EventId { epoch: 1, seq: 1 }, e);
     serde_json::from_slice(&ev.json()).unwrap()
 }

@@ -153,15 +153,15 @@ pub const ENCODING_HEADROOM: usize = 1024;
 /// Refuses an event whose encoding grew past what other nodes accept, as a
 /// line of text can (invalid UTF-8 and control characters take more room
 /// once escaped).
-pub fn check_encoded(event: NewEvent, max_event_bytes: usize) -> Result<NewEvent, PublishError> {
+pub fn check_encoded(
+    event: NewEvent,
+    max_event_bytes: usize,
+    index: Option<usize>,
+) -> Result<NewEvent, PublishError> {
     let size = event.body_tail.len() + 1;
     let max = max_event_bytes.saturating_add(ENCODING_HEADROOM);
     if size > max {
-        return Err(PublishError::EventTooLarge {
-            index: None,
-            size,
-            max,
-        });
+        return Err(PublishError::EventTooLarge { index, size, max });
     }
     Ok(event)
 }

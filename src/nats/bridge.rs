@@ -264,7 +264,15 @@ impl NatsBridge {
             .nats_messages
             .with_label_values(&[link, label::nats::IN])
             .inc();
-        result.inspect_err(|e| self.refused(link, subject, e)).ok()
+        let event = result
+            .inspect_err(|e| self.refused(link, subject, e))
+            .ok()?;
+        // A peer's events were counted by the node that accepted them.
+        if link != label::nats::CLUSTER {
+            let service = event.channel.service();
+            self.metrics.published(service, label::source::NATS, 1);
+        }
+        Some(event)
     }
 
     fn refused(&self, link: &str, subject: &str, e: &PublishError) {

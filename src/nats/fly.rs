@@ -110,7 +110,7 @@ pub fn decode_fly(
     max_event_bytes: usize,
 ) -> Result<NewEvent, PublishError> {
     check_size(payload.len(), max_event_bytes)?;
-    map(org, subject, payload, received).and_then(|e| check_encoded(e, max_event_bytes))
+    map(org, subject, payload, received).and_then(|e| check_encoded(e, max_event_bytes, None))
 }
 
 fn map(

@@ -90,7 +90,7 @@ pub fn decode_rule(
         channel: Some(channel.into()),
         log_data: data,
     };
-    validate(raw, None, received, None).and_then(|e| check_encoded(e, max_event_bytes))
+    validate(raw, None, received, None).and_then(|e| check_encoded(e, max_event_bytes, None))
 }
 
 #[cfg(test)]

@@ -72,6 +72,23 @@ impl TestGateway {
         SseClient::open(reqwest::Client::new().get(url), WAIT).await
     }
 
+    /// POSTs `body` to `path` with `headers`; the response, answered in time.
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let mut req = self.client.post(self.url(path)).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        tokio::time::timeout(WAIT, req.send())
+            .await
+            .expect("answered in time")
+            .expect("request")
+    }
+
     /// GET that returns status and JSON (or the text as a JSON string).
     pub async fn get_json(&self, path: &str) -> (StatusCode, Value) {
         let res = tokio::time::timeout(WAIT, self.client.get(self.url(path)).send())
@@ -110,5 +127,11 @@ impl TestGateway {
     pub async fn metrics(&self) -> String {
         let (_, v) = self.get_json("/metrics").await;
         v.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The value of one series of `/metrics`, e.g.
+    /// `loggate_events_published_total{service="etl",source="otlp"}`.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        crate::metric_value(&self.metrics().await, series)
     }
 }
