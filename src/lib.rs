@@ -20,7 +20,8 @@
 //! - [`state`]: `AppState`, what every handler may reach.
 //! - Handlers by concern: [`session`] (the SSE and WebSocket transports and
 //!   the gate every subscriber passes), [`ingest`] (publish bodies, the
-//!   rules of an event, `POST /api/logs/publish`), [`nats`] (the NATS
+//!   rules of an event; `POST /api/logs/publish`, OTLP's `/v1/logs`, Loki's
+//!   push), [`nats`] (the NATS
 //!   bridge actor: cluster, Fly.io, ingest rules), [`http`] (the route
 //!   table, probes, admin, history pages, the metrics dashboard).
 //! - Top: [`server`]: wiring, graceful shutdown, and [`server::spawn`] for

@@ -67,6 +67,8 @@ pub fn routes(cfg: &mut web::ServiceConfig, production: bool) {
     .service(probe("/metrics").route(get_or_head().to(health::metrics)))
     .service(only("/metrics/ws", "GET").route(web::get().to(dashboard::metrics_websocket)))
     .service(only("/api/logs/publish", "POST").route(web::post().to(ingest::publish)))
+    .service(only("/v1/logs", "POST").route(web::post().to(crate::ingest::otlp::export)))
+    .service(only("/loki/api/v1/push", "POST").route(web::post().to(crate::ingest::loki::push)))
     .service(only("/api/logs/stream", "GET").route(web::get().to(sse::stream)))
     .service(only("/api/logs/ws", "GET").route(web::get().to(ws::websocket)))
     .service(only("/api/logs/stream/status", "GET").route(web::get().to(admin::stream_status)))

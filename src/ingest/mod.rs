@@ -6,9 +6,10 @@
 //! event), [`json`] (`meta`), [`body`] (body formats), [`error`]; these do
 //! not know about HTTP, so the NATS paths apply the same rules.
 //!
-//! HTTP endpoints that take events go through [`request`] (token, body
-//! limit, decompression, rate limit, registry, metrics): [`http`]
-//! (`/api/logs/publish`) reads its own format into the fields
+//! Three HTTP endpoints take events, and all go through [`request`]
+//! (token, body limit, decompression, rate limit, registry, metrics):
+//! [`http`] (`/api/logs/publish`), [`otlp`] (OpenTelemetry's `/v1/logs`) and
+//! [`loki`] (Loki's push). Each only reads its own format into the fields
 //! [`validate`](validate()) checks, and words refusals its own way. Validated
 //! events go to the registry as one `Publish` message per request, which
 //! makes a request all-or-nothing: nothing is sent until every event passed.
@@ -17,6 +18,8 @@ pub mod body;
 pub mod error;
 pub mod http;
 pub mod json;
+pub mod loki;
+pub mod otlp;
 pub mod request;
 #[cfg(test)]
 mod tests;

@@ -24,6 +24,16 @@ fn now() -> Received {
     )
 }
 
+/// What a parser of a shipper's body is given for the etl token.
+pub(super) fn input(received: &Received) -> request::ParseInput<'_> {
+    request::ParseInput {
+        service: "etl",
+        received,
+        limits: LIMITS,
+        body_limit: 1 << 20,
+    }
+}
+
 fn parse(body: &str) -> Result<Vec<NewEvent>, PublishError> {
     parse_body(body.as_bytes(), BodyFormat::Json, "etl", &now(), LIMITS)
 }

@@ -1,0 +1,278 @@
+//! The Loki push API at `POST /loki/api/v1/push`: a real Loki client
+//! (`tracing-loki`, snappy protobuf) and hand-built JSON pushes, read back
+//! by a real SSE subscriber; hostile pushes refused in Loki's shape.
+
+use prost::Message;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use testkit::*;
+use tracing_subscriber::layer::SubscriberExt;
+
+use loggate::ingest::loki::{EntryAdapter, PushRequest, StreamAdapter};
+
+/// A tracing-loki client of `gw` with the etl token and `labels`, its
+/// sender running: log inside `with_default(…layer…)`, then `stop` it.
+fn loki_client(
+    gw: &TestGateway,
+    labels: &[(&str, &str)],
+) -> (
+    tracing_loki::Layer,
+    tracing_loki::BackgroundTaskController,
+    tokio::task::JoinHandle<()>,
+) {
+    let url = tracing_loki::url::Url::parse(&gw.url("/")).unwrap();
+    let mut builder = tracing_loki::builder()
+        .http_header("Authorization", format!("Bearer {ETL_TOKEN}"))
+        .unwrap();
+    for (k, v) in labels {
+        builder = builder.label(*k, v).unwrap();
+    }
+    let (layer, controller, task) = builder.build_controller_url(url).unwrap();
+    (layer, controller, tokio::spawn(task))
+}
+
+/// Flushes and stops a client's sender.
+async fn stop(
+    controller: tracing_loki::BackgroundTaskController,
+    sender: tokio::task::JoinHandle<()>,
+) {
+    controller.shutdown().await;
+    tokio::time::timeout(WAIT, sender)
+        .await
+        .expect("sender stops")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loki_client_streams_logs_live() {
+    let gw = start();
+    let mut sub = gw.subscribe("channels=logs:etl:ws1").await;
+    let labels = [
+        ("service", "etl"),
+        ("workspace", "ws1"),
+        ("resource", "job7"),
+        ("host", "h1"),
+    ];
+    let (layer, controller, sender) = loki_client(&gw, &labels);
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::warn!(rows = 12, "disk almost full");
+        tracing::error!("second");
+    });
+    let got = sub.logs(2).await;
+    let mut got: Vec<&Value> = got.iter().collect();
+    // tracing-loki keeps a stream per level, so the order between them is its.
+    got.sort_by_key(|e| e["level"].as_str().unwrap_or_default().to_owned());
+    let (error, warn) = (got[0], got[1]);
+    assert_eq!(warn["channel"], "logs:etl:ws1:job7", "{warn}");
+    assert_eq!(warn["level"], "warn");
+    assert_eq!(warn["source"], "loki");
+    assert_eq!(warn["meta"], json!({"host":"h1"}));
+    // tracing-loki writes its line as JSON of the event's fields.
+    let line: Value = serde_json::from_str(warn["message"].as_str().unwrap()).unwrap();
+    assert_eq!(line["message"], "disk almost full");
+    assert_eq!(line["rows"], 12);
+    assert_eq!(error["level"], "error");
+    stop(controller, sender).await;
+    assert_eq!(
+        gw.metric(r#"loggate_events_published_total{service="etl",source="loki"}"#)
+            .await,
+        Some(2.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loki_client_told_only_the_url_and_token_lands_on_the_tokens_service() {
+    let gw = start();
+    let mut sub = gw.subscribe("channels=logs:etl").await;
+    let (layer, controller, sender) = loki_client(&gw, &[]);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::info!("no labels at all");
+    });
+    let e = sub.next_log().await;
+    assert_eq!(e["channel"], "logs:etl", "{e}");
+    assert_eq!(e["level"], "info");
+    stop(controller, sender).await;
+}
+
+struct Answer {
+    status: StatusCode,
+    body: Value,
+}
+
+async fn push(gw: &TestGateway, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+    let res = gw.post("/loki/api/v1/push", headers, body).await;
+    let status = res.status();
+    let text = res.text().await.expect("body");
+    Answer {
+        status,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    }
+}
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+const PROTO: (&str, &str) = ("content-type", "application/x-protobuf");
+const TOKEN: (&str, &str) = ("authorization", "Bearer l5-etl-token");
+
+fn snappy(push: &PushRequest) -> Vec<u8> {
+    snap::raw::Encoder::new()
+        .compress_vec(&push.encode_to_vec())
+        .unwrap()
+}
+
+/// A refusal in Loki's shape, with loggate's code.
+fn refused(a: &Answer, status: StatusCode, code: &str) {
+    assert_eq!(a.status, status, "{}", a.body);
+    assert_eq!(a.body["status"], "error", "{}", a.body);
+    assert_eq!(a.body["code"], code, "{}", a.body);
+    assert!(a.body["error"].as_str().is_some_and(|e| !e.is_empty()));
+}
+
+#[tokio::test]
+async fn a_json_push_maps_labels_as_the_contract_says() {
+    let gw = start();
+    let mut sub = gw.subscribe("channels=logs:etl").await;
+    let body = json!({"streams":[
+        {"stream":{"app":"etl","workspace":"ws1","resource":"job7","level":"warning","region":"eu"},
+         "values":[["1758796200000000000","disk almost full",{"trace_id":"abc"}]]},
+        {"stream":{"job":"etl"},
+         "values":[["1758796201000000000","ts=1 level=error msg=\"boom\""],
+                   ["1758796202000000000","{\"lvl\":\"debug\",\"msg\":\"json line\"}"]]}]});
+    let a = push(&gw, &[JSON, TOKEN], body.to_string().into_bytes()).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    let got = sub.logs(3).await;
+    assert_eq!(got[0]["channel"], "logs:etl:ws1:job7");
+    assert_eq!(got[0]["level"], "warn");
+    assert_eq!(got[0]["message"], "disk almost full");
+    assert_eq!(got[0]["timestamp"], "2025-09-25T10:30:00Z");
+    assert_eq!(got[0]["meta"], json!({"region":"eu","trace_id":"abc"}));
+    assert_eq!(got[1]["channel"], "logs:etl");
+    assert_eq!(
+        got[1]["level"], "error",
+        "a level parsed from a logfmt line"
+    );
+    assert_eq!(got[2]["level"], "debug", "a level parsed from a JSON line");
+    assert!(got[1].get("meta").is_none(), "{}", got[1]);
+
+    // gzip, as Vector and Fluent Bit can send it.
+    let body = json!({"streams":[{"stream":{},"values":[["0","gzipped"]]}]});
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, body.to_string().as_bytes()).unwrap();
+    let a = push(
+        &gw,
+        &[JSON, TOKEN, ("content-encoding", "gzip")],
+        enc.finish().unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    assert_eq!(sub.next_log().await["message"], "gzipped");
+}
+
+#[tokio::test]
+async fn hostile_pushes_are_refused_in_lokis_shape_and_publish_nothing() {
+    let gw = start();
+    let line = |labels: &str| PushRequest {
+        streams: vec![StreamAdapter {
+            labels: labels.into(),
+            entries: vec![EntryAdapter {
+                line: b"x".to_vec(),
+                ..Default::default()
+            }],
+            hash: 0,
+        }],
+    };
+
+    let a = push(&gw, &[PROTO], snappy(&line("{}"))).await;
+    refused(&a, StatusCode::UNAUTHORIZED, "missing_token");
+
+    let a = push(&gw, &[PROTO, TOKEN], snappy(&line(r#"{service="faas"}"#))).await;
+    refused(&a, StatusCode::FORBIDDEN, "service_mismatch");
+    assert!(a.body["error"].as_str().unwrap().contains("faas"));
+
+    for bad in [r#"{service="etl""#, r#"{service=etl}"#, r#"{bad-name="x"}"#] {
+        let a = push(&gw, &[PROTO, TOKEN], snappy(&line(bad))).await;
+        refused(&a, StatusCode::BAD_REQUEST, "invalid_event");
+    }
+    let huge: Vec<String> = (0..10_000).map(|i| format!("l{i}=\"v\"")).collect();
+    let a = push(
+        &gw,
+        &[PROTO, TOKEN],
+        snappy(&line(&format!("{{{}}}", huge.join(",")))),
+    )
+    .await;
+    refused(&a, StatusCode::BAD_REQUEST, "invalid_event");
+
+    let a = push(&gw, &[PROTO, TOKEN], b"\x10not snappy".to_vec()).await;
+    refused(&a, StatusCode::BAD_REQUEST, "invalid_body");
+    let mut truncated = snappy(&line(r#"{service="etl"}"#));
+    truncated.truncate(truncated.len() - 3);
+    let a = push(&gw, &[PROTO, TOKEN], truncated).await;
+    refused(&a, StatusCode::BAD_REQUEST, "invalid_body");
+
+    // Declares 8 MiB once inflated, sent in a few hundred KiB.
+    let bomb = PushRequest {
+        streams: vec![StreamAdapter {
+            labels: "{}".into(),
+            entries: vec![EntryAdapter {
+                line: vec![b'a'; 8 << 20],
+                ..Default::default()
+            }],
+            hash: 0,
+        }],
+    };
+    let a = push(&gw, &[PROTO, TOKEN], snappy(&bomb)).await;
+    refused(&a, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+
+    let too_many = PushRequest {
+        streams: vec![StreamAdapter {
+            labels: "{}".into(),
+            entries: vec![EntryAdapter::default(); 1001],
+            hash: 0,
+        }],
+    };
+    let a = push(&gw, &[PROTO, TOKEN], snappy(&too_many)).await;
+    refused(&a, StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large");
+
+    let long_line = PushRequest {
+        streams: vec![StreamAdapter {
+            labels: "{}".into(),
+            entries: vec![
+                EntryAdapter::default(),
+                EntryAdapter {
+                    line: vec![b'a'; 65 * 1024],
+                    ..Default::default()
+                },
+            ],
+            hash: 0,
+        }],
+    };
+    let a = push(&gw, &[PROTO, TOKEN], snappy(&long_line)).await;
+    refused(&a, StatusCode::PAYLOAD_TOO_LARGE, "event_too_large");
+    assert!(a.body["error"].as_str().unwrap().starts_with("event 1:"));
+
+    let a = push(
+        &gw,
+        &[("content-type", "text/plain"), TOKEN],
+        b"hi".to_vec(),
+    )
+    .await;
+    refused(
+        &a,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
+    let a = push(
+        &gw,
+        &[JSON, TOKEN],
+        br#"{"streams":[{"stream":{},"values":[["1"]]}]}"#.to_vec(),
+    )
+    .await;
+    refused(&a, StatusCode::BAD_REQUEST, "invalid_json");
+
+    assert_eq!(gw.running.registry_stats().await.unwrap().last_seq, 0);
+    assert_eq!(
+        gw.metric(r#"loggate_publish_rejected_total{reason="invalid_body",source="loki"}"#)
+            .await,
+        Some(2.0)
+    );
+}
