@@ -25,6 +25,8 @@ ALL_TARGETS=(
     rules
     cluster
     ws_message
+    otlp
+    loki
 )
 
 secs=60

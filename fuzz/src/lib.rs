@@ -25,6 +25,28 @@ pub const ID: EventId = EventId {
     seq: 1,
 };
 
+/// Checks a shipper's parsed request (OTLP, Loki) for the `etl` token:
+/// at most a batch, and every event well formed and the token's.
+pub fn check_shipper_events(result: Result<Vec<NewEvent>, loggate::ingest::PublishError>) {
+    let Ok(events) = result else {
+        return;
+    };
+    assert!(events.len() <= LIMITS.max_batch_events);
+    for event in events {
+        assert_eq!(check_event(event)["service"], "etl");
+    }
+}
+
+/// What a shipper's parser is given: the `etl` token, the default limits.
+pub fn shipper_input(received: &Received) -> loggate::ingest::request::ParseInput<'_> {
+    loggate::ingest::request::ParseInput {
+        service: "etl",
+        received,
+        limits: LIMITS,
+        body_limit: 1 << 20,
+    }
+}
+
 /// A fixed time of receipt instead of `Received::now()`, so that the same
 /// input always takes the same path.
 pub fn received() -> Received {
