@@ -18,6 +18,10 @@
 #                                                 (--runs 3 --idle-connections 10000
 #                                                 --rates 500,2000); installs Debian's
 #                                                 nginx and libnginx-mod-nchan if missing
+#   scripts/bench.sh --ingest [options]          records/s through each ingest endpoint
+#                                                 (publish, OTLP protobuf/JSON, Loki
+#                                                 snappy protobuf/JSON), batches of 100
+#                                                 (--ingest-batch), nobody subscribed
 #   scripts/bench.sh --help
 #
 # Summary table on stdout, progress on stderr, gateway log in

@@ -82,6 +82,12 @@ pub struct Args {
     /// the peer, a fresh server for each, runs interleaved (L P L P …).
     #[arg(long, value_enum, conflicts_with = "cluster")]
     pub peer: Option<Peer>,
+    /// Ingest mode: records/s through each ingest endpoint (publish JSON,
+    /// OTLP protobuf and JSON, Loki snappy protobuf and JSON), in batches
+    /// of `--ingest-batch`, `--message-bytes` of text each, with nobody
+    /// subscribed, `--duration` seconds each, on one fresh gateway.
+    #[arg(long, conflicts_with_all = ["cluster", "peer"])]
+    pub ingest: bool,
     /// With --peer: runs of each server.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
@@ -95,9 +101,9 @@ pub struct Args {
     /// With --peer: size of each published event (its JSON body).
     #[arg(long, default_value_t = 256)]
     pub body_bytes: usize,
-    /// With --peer: events per request in loggate's ingest run (no
-    /// subscribers, `--message-bytes` of text each; Nchan has no batch
-    /// publish, so this run is loggate's only).
+    /// With --peer or --ingest: events per request in loggate's ingest run
+    /// (no subscribers, `--message-bytes` of text each; Nchan has no batch
+    /// publish, so with --peer this run is loggate's only).
     #[arg(long, default_value_t = 100)]
     pub ingest_batch: usize,
     /// With --peer nchan: the nginx binary (Debian's package puts it in
@@ -147,6 +153,8 @@ impl Args {
                 (64..=65536).contains(&self.body_bytes),
                 "--body-bytes must be between 64 and 65536"
             );
+        }
+        if self.peer.is_some() || self.ingest {
             ensure!(
                 (1..=1000).contains(&self.ingest_batch),
                 "--ingest-batch must be between 1 and 1000"

@@ -21,12 +21,17 @@
 //! and on Nchan (nginx), alternately and each on a fresh server, and prints
 //! the two side by side with their ratios (`peer/`).
 //!
+//! With `--ingest` it measures batched records/s through each ingest
+//! endpoint in turn (`/api/logs/publish`, OTLP's `/v1/logs` in both
+//! encodings, Loki's push in both), with nobody subscribed (`ingest`).
+//!
 //! The modules, from the command line down to the socket:
 //!
 //! - `args`: the options and their validation.
 //! - `phases`: the run in order (warm-up, idle, full speed, latency,
 //!   closing); each phase measures and adds its rows to the table.
 //! - `peer`: the side-by-side mode: its runs, the two servers, the table.
+//! - `ingest`: the ingest mode: the bodies of each format and the table.
 //! - `nodes`: which processes run (one gateway, or nats-server and A, B);
 //!   `server`: one such process; `procfs`: its memory and CPU from /proc.
 //! - `publish`: channel names, event bodies, one publish request.
@@ -39,6 +44,7 @@
 mod args;
 mod chunked;
 mod frames;
+mod ingest;
 mod metrics;
 mod nodes;
 mod peer;
@@ -80,6 +86,7 @@ fn main() -> ExitCode {
         let bench = async {
             match args.peer {
                 Some(peer) => peer::run(&args, peer).await,
+                None if args.ingest => ingest::run(&args).await,
                 None => phases::run(&args).await,
             }
         };

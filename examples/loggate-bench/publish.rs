@@ -15,8 +15,8 @@ use crate::stats::FirstError;
 
 /// The service token the gateway accepts for [`SERVICE`] by default.
 const TOKEN: &str = "l5-etl-token";
-const SERVICE: &str = "etl";
-const WORKSPACE: &str = "bench";
+pub const SERVICE: &str = "etl";
+pub const WORKSPACE: &str = "bench";
 
 /// The measured channel `c`: `logs:etl:bench:c<c>`.
 pub fn channel_name(c: usize) -> String {
@@ -107,6 +107,14 @@ pub enum Endpoint {
     Loggate(String),
     /// Nchan's base URL, `http://…`: messages go to `/pub/c<c>`.
     Nchan(String),
+    /// One of loggate's shipper endpoints (`/v1/logs`, Loki's push), whose
+    /// answers carry no count: each body holds `records`.
+    Shipper {
+        url: String,
+        content_type: &'static str,
+        success: u16,
+        records: u64,
+    },
 }
 
 /// The part of a `202 Accepted` publish answer the bench reads.
@@ -180,6 +188,28 @@ impl PublishStats {
         match to {
             Endpoint::Loggate(url) => self.publish(client, url, c, body).await,
             Endpoint::Nchan(base) => self.publish_nchan(client, base, c, body).await,
+            Endpoint::Shipper {
+                url,
+                content_type,
+                success,
+                records,
+            } => {
+                let request = client
+                    .post(url)
+                    .header("Authorization", format!("Bearer {TOKEN}"))
+                    .header("Content-Type", *content_type)
+                    .body(body);
+                self.send(request, c, |status, b| {
+                    if status.as_u16() != *success {
+                        return Err(format!(
+                            "{status}: {}",
+                            String::from_utf8_lossy(&b[..b.len().min(300)])
+                        ));
+                    }
+                    Ok(*records)
+                })
+                .await
+            }
         }
     }
 

@@ -7,7 +7,7 @@
 
 mod run;
 mod summary;
-mod target;
+pub mod target;
 
 use std::fs::File;
 use std::io::Write as _;
