@@ -26,7 +26,8 @@ use prost::Message;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::request::{Endpoint, ParseInput, ingest, media_type, unsupported};
+use super::protobuf::count_at;
+use super::request::{Endpoint, ParseInput, check_count, ingest, media_type, unsupported};
 use super::{PublishError, RawEvent, RawLogData, check_encoded, format_time, validate};
 use crate::event::{Level, NewEvent};
 use crate::metrics::label::source;
@@ -177,6 +178,10 @@ pub fn parse(
     match format {
         Format::SnappyProtobuf => {
             let raw = unsnappy(body, input)?;
+            // streams (1) → entries (2)
+            if let Some(count) = count_at(&raw, &[1, 2]) {
+                check_count(count, input)?;
+            }
             let push = PushRequest::decode(&raw[..]).map_err(|e| PublishError::InvalidBody {
                 message: format!("not a Loki PushRequest: {e}"),
             })?;
@@ -242,14 +247,6 @@ pub fn parse(
             Ok(events)
         }
     }
-}
-
-fn check_count(count: usize, input: &ParseInput<'_>) -> Result<(), PublishError> {
-    let max = input.limits.max_batch_events;
-    if count > max {
-        return Err(PublishError::BatchTooLarge { count, max });
-    }
-    Ok(())
 }
 
 /// The snappy block inflated, its declared size checked against the body

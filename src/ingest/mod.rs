@@ -20,6 +20,7 @@ pub mod http;
 pub mod json;
 pub mod loki;
 pub mod otlp;
+pub mod protobuf;
 pub mod request;
 #[cfg(test)]
 mod tests;

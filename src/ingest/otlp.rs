@@ -33,7 +33,8 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prost::Message;
 use serde_json::value::RawValue;
 
-use super::request::{Endpoint, ParseInput, ingest, media_type, unsupported};
+use super::protobuf::count_at;
+use super::request::{Endpoint, ParseInput, check_count, ingest, media_type, unsupported};
 use super::{PublishError, RawEvent, RawLogData, check_encoded, format_time, validate};
 use crate::event::NewEvent;
 use crate::metrics::label::source;
@@ -166,6 +167,10 @@ pub fn parse(
 ) -> Result<Vec<NewEvent>, PublishError> {
     let request = match encoding {
         Encoding::Protobuf => {
+            // resource_logs (1) → scope_logs (2) → log_records (2)
+            if let Some(count) = count_at(body, &[1, 2, 2]) {
+                check_count(count, input)?;
+            }
             ExportLogsServiceRequest::decode(body).map_err(|e| PublishError::InvalidBody {
                 message: format!("not an OTLP ExportLogsServiceRequest: {e}"),
             })?
@@ -181,10 +186,7 @@ pub fn parse(
         .flat_map(|r| &r.scope_logs)
         .map(|s| s.log_records.len())
         .sum();
-    let max = input.limits.max_batch_events;
-    if count > max {
-        return Err(PublishError::BatchTooLarge { count, max });
-    }
+    check_count(count, input)?;
     let mut events = Vec::with_capacity(count);
     for resource_logs in &request.resource_logs {
         let attrs = resource_logs
@@ -570,6 +572,26 @@ mod tests {
     fn more_records_than_a_batch_holds_are_refused_before_mapping() {
         let req = request(vec![], vec![LogRecord::default(); 1001]);
         assert_eq!(run(&req).unwrap_err().code(), "batch_too_large");
+    }
+
+    #[test]
+    fn a_body_of_empty_records_is_refused_before_it_is_decoded() {
+        // 1 MiB of two-byte empty records would decode to ~100 MB.
+        let mut scope = Vec::new();
+        for _ in 0..(1 << 19) {
+            scope.extend_from_slice(&[0x12, 0x00]);
+        }
+        let wrap = |field: u8, inner: &[u8]| {
+            let mut out = vec![field];
+            prost::encoding::encode_varint(inner.len() as u64, &mut out);
+            out.extend_from_slice(inner);
+            out
+        };
+        let body = wrap(0x0a, &wrap(0x12, &scope));
+        assert_eq!(count_at(&body, &[1, 2, 2]), Some(1 << 19));
+        let received = Received::now();
+        let e = parse(Encoding::Protobuf, &body, &input(&received)).unwrap_err();
+        assert_eq!(e.code(), "batch_too_large");
     }
 
     #[test]

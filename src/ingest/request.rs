@@ -63,6 +63,15 @@ pub struct ParseInput<'a> {
     pub body_limit: usize,
 }
 
+/// Refuses more records in one request than a batch may hold.
+pub fn check_count(count: usize, input: &ParseInput<'_>) -> Result<(), PublishError> {
+    let max = input.limits.max_batch_events;
+    if count > max {
+        return Err(PublishError::BatchTooLarge { count, max });
+    }
+    Ok(())
+}
+
 /// How the body is compressed (`Content-Encoding`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encoding {
