@@ -174,6 +174,8 @@ pub enum GapReason {
     ReplayTruncated,
     /// The id is from another run of the gateway, whose history is gone.
     UnknownEpoch,
+    /// Events another node of the cluster accepted never arrived here.
+    ClusterLoss,
 }
 
 impl GapReason {
@@ -183,6 +185,7 @@ impl GapReason {
             GapReason::HistoryTrimmed => "history_trimmed",
             GapReason::ReplayTruncated => "replay_truncated",
             GapReason::UnknownEpoch => "unknown_epoch",
+            GapReason::ClusterLoss => "cluster_loss",
         }
     }
 }
@@ -196,17 +199,23 @@ pub struct Gap {
     pub lost: Option<u64>,
     /// The first event replayed after the gap, if any.
     pub resumed_from: Option<EventId>,
+    /// For `cluster_loss`: the node whose events were lost.
+    pub origin: Option<String>,
 }
 
 impl Gap {
-    /// The notice as JSON: `{"reason":…,"lost":N|null,"resumed_from":id|null}`.
+    /// The notice as JSON: `{"reason":…,"lost":N|null,"resumed_from":id|null}`,
+    /// and `"origin"` when it names a node.
     pub fn to_json(&self) -> String {
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "reason": self.reason.as_str(),
             "lost": self.lost,
             "resumed_from": self.resumed_from.map(|id| id.to_string()),
-        })
-        .to_string()
+        });
+        if let (Some(origin), Some(obj)) = (&self.origin, json.as_object_mut()) {
+            obj.insert("origin".into(), origin.as_str().into());
+        }
+        json.to_string()
     }
 }
 

@@ -51,7 +51,16 @@ pub mod label {
         pub const NATS_BACKLOG: &str = "nats_backlog";
         /// async-nats dropped messages a subscription could not buffer.
         pub const NATS_SLOW_CONSUMER: &str = "nats_slow_consumer";
-        pub const ALL: [&str; 3] = [SLOW_CONSUMER, NATS_BACKLOG, NATS_SLOW_CONSUMER];
+        /// Events another node accepted never arrived here (a hole in its
+        /// cluster sequence). Which service they were of is unknown, so
+        /// they are counted under `other`.
+        pub const CLUSTER_LOSS: &str = "cluster_loss";
+        pub const ALL: [&str; 4] = [
+            SLOW_CONSUMER,
+            NATS_BACKLOG,
+            NATS_SLOW_CONSUMER,
+            CLUSTER_LOSS,
+        ];
     }
 
     /// `limit` of `rate_limited_total`.
@@ -178,6 +187,9 @@ pub struct Metrics {
     pub nats_connected: IntGaugeVec,
     /// Log lines dropped because the log queue was full; synced at scrape.
     pub log_lines_dropped: IntCounter,
+    /// Origin nodes whose cluster sequence was no longer followed because
+    /// the table of them was full (`nats::cluster::MAX_ORIGINS`).
+    pub cluster_origins_forgotten: IntCounter,
     pub subscriptions: IntGauge,
     /// Session actors alive; equals open connections unless one leaks.
     pub session_actors: IntGauge,
@@ -351,6 +363,14 @@ impl Metrics {
         registry
             .register(Box::new(ai_redactions.clone()))
             .expect("unique metric name");
+        let cluster_origins_forgotten = IntCounter::new(
+            "cluster_origins_forgotten_total",
+            "Origin nodes no longer followed for loss because too many were heard from; heard from again, they are followed afresh.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(cluster_origins_forgotten.clone()))
+            .expect("unique metric name");
         let log_lines_dropped = IntCounter::new(
             "log_lines_dropped_total",
             "Log lines dropped because stderr did not keep up (the log queue was full).",
@@ -381,6 +401,7 @@ impl Metrics {
             nats_refused,
             nats_connected,
             log_lines_dropped,
+            cluster_origins_forgotten,
             subscriptions,
             session_actors,
             publish_batch_events,

@@ -343,7 +343,11 @@ async fn nats_restart_recovers_without_restarting_the_gateway() {
     b.wait_ready(StatusCode::OK, DEADLINE).await;
     let mut sub_a = a.subscribe("logs:etl:ws1").await;
     let mut sub_b = b.subscribe("logs:etl:ws1").await;
+    // Both ways, so each node follows the other's sequence from before the
+    // outage (a hole before the first message heard from a node cannot be
+    // told from what it sent before anyone listened).
     warm_up(&a, &b, "probe").await;
+    warm_up(&b, &a, "probe").await;
 
     a.publish(&[etl_event("ws1", "before")]).await;
     assert_eq!(sub_a.next_log().await["message"], "before");
@@ -390,15 +394,37 @@ async fn nats_restart_recovers_without_restarting_the_gateway() {
             events.push(m);
         }
     };
-    for (sub, push) in [
-        (&mut sub_a, until_both("A", "during-a", "during-b")),
-        (&mut late_a, until_both("A (late)", "during-a", "during-b")),
-        (&mut sub_b, until_both("B", "during-b", "during-a")),
+    for (sub, push, remote) in [
+        (
+            &mut sub_a,
+            until_both("A", "during-a", "during-b"),
+            "during-b",
+        ),
+        (
+            &mut late_a,
+            until_both("A (late)", "during-a", "during-b"),
+            "during-b",
+        ),
+        (
+            &mut sub_b,
+            until_both("B", "during-b", "during-a"),
+            "during-a",
+        ),
     ] {
         let mut seen = Vec::new();
+        // Events the other node accepted that never arrived are told.
+        let mut told_lost = 0;
         while !(seen.contains(&"after-a".to_owned()) && seen.contains(&"after-b".to_owned())) {
-            let m = sub.next_log().await["message"].as_str().unwrap().to_owned();
-            push(&mut seen, m);
+            let f = sub.next_event().await.expect("a frame");
+            if f.event == "gap" {
+                assert_eq!(f.json()["reason"], "cluster_loss", "{}", f.data);
+                told_lost += f.json()["lost"].as_u64().expect("a count");
+                continue;
+            }
+            push(&mut seen, f.json()["message"].as_str().unwrap().to_owned());
+        }
+        if !seen.iter().any(|m| m == remote) {
+            assert!(told_lost >= 1, "{remote} never arrived and nobody was told");
         }
         sub.expect_silence(QUIET).await;
     }
@@ -589,4 +615,206 @@ async fn hostile_cluster_messages_reach_no_subscriber() {
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
+}
+
+/// A cluster message as a node with id `origin` would send it: event
+/// `message` on `logs:etl:ws1:r1`, number `seq` of its sequence.
+fn cluster_message(
+    origin: &str,
+    seq: u64,
+    message: &str,
+) -> loggate::nats::cluster::ClusterMessage {
+    let body = etl_event("ws1", message).to_string();
+    let limits = loggate::ingest::Limits {
+        max_event_bytes: 64 * 1024,
+        max_batch_events: 1,
+    };
+    let received = loggate::ingest::Received::now();
+    let new = loggate::ingest::parse_body(
+        body.as_bytes(),
+        loggate::ingest::BodyFormat::Json,
+        "etl",
+        &received,
+        limits,
+    )
+    .expect("a valid event")
+    .remove(0);
+    let event = loggate::registry::cluster::ClusterEvent {
+        channel: new.channel,
+        level: new.level,
+        times: new.times,
+        body_tail: new.body_tail,
+        seq,
+    };
+    loggate::nats::cluster::encode("loggate", origin, &event)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hole_in_a_nodes_sequence_is_told_to_every_subscriber_and_counted() {
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let b = start_with(|c| c.nats.url = Some(url.clone()));
+    nats.wait_for_subscription("loggate.>").await;
+    let mut etl = b.subscribe("channels=logs:etl").await;
+    let mut other_tenant = b.subscribe("channels=logs:faas").await;
+    let client = async_nats::connect(nats.url()).await.expect("NATS client");
+    // Node "a" gets 1, 2 and 5 through; 3 and 4 are lost on the way. Node
+    // "c" is first heard from at 100: a node this one just began to hear
+    // (or one that restarted, with a new id), not a loss.
+    for (origin, seq) in [("a", 1), ("a", 2), ("a", 5), ("c", 100), ("a", 6)] {
+        let m = cluster_message(origin, seq, &format!("{origin}{seq}"));
+        client
+            .publish_with_headers(m.subject, m.headers, m.payload)
+            .await
+            .expect("publish");
+    }
+    client.flush().await.expect("flush");
+
+    let mut seen = Vec::new();
+    while seen.len() < 6 {
+        let f = etl.next_event().await.expect("a frame");
+        seen.push(match f.event.as_str() {
+            "log" => f.json()["message"].as_str().unwrap().to_owned(),
+            "gap" => {
+                let gap = f.json();
+                assert_eq!(gap["reason"], "cluster_loss", "{gap}");
+                format!(
+                    "gap {} from {}",
+                    gap["lost"],
+                    gap["origin"].as_str().unwrap()
+                )
+            }
+            other => panic!("unexpected {other} frame: {}", f.data),
+        });
+    }
+    assert_eq!(seen, ["a1", "a2", "gap 2 from a", "a5", "c100", "a6"]);
+    // The lost events' channels are unknown, so every subscriber is told.
+    let f = other_tenant.next_event().await.expect("a frame");
+    assert_eq!(
+        (f.event.as_str(), f.json()["lost"].as_u64()),
+        ("gap", Some(2))
+    );
+    other_tenant.expect_silence(QUIET).await;
+    assert_eq!(
+        b.metric(r#"loggate_events_dropped_total{reason="cluster_loss",service="other"}"#)
+            .await,
+        Some(2.0)
+    );
+}
+
+/// The canary of the issue: A publishes steadily, nats-server is killed and
+/// restarted under it, and B's subscriber must account for every event A
+/// accepted: received, or told as lost (`gap`, `cluster_loss`; or `lag`).
+/// Core NATS may lose what was in flight; it must never lose it silently.
+/// A burst during the outage makes sure something is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_a_nats_restart_no_loss_goes_unreported() {
+    let mut nats = NatsServer::start();
+    // A small outbound queue on A, so the outage surely costs events (the
+    // NATS client's own buffer would otherwise carry a short one).
+    let dir = std::env::temp_dir().join(format!("loggate-canary-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("a.toml");
+    std::fs::write(&file, "[nats]\noutbound_backlog = 50\n").unwrap();
+    let a = Gateway::spawn(
+        BIN,
+        "A",
+        &[
+            ("NATS_URL", &nats.url()),
+            ("LOGGATE_CONFIG", file.to_str().unwrap()),
+        ],
+    );
+    let b = cluster_node("B", &nats);
+    a.wait_ready(StatusCode::OK, DEADLINE).await;
+    b.wait_ready(StatusCode::OK, DEADLINE).await;
+    warm_up(&a, &b, "probe").await;
+    let mut sub = b.subscribe("logs:etl:canary").await;
+
+    // B's subscriber, read as it comes: until it sees an `end` marker.
+    let reader = tokio::spawn(async move {
+        let (mut got, mut lost) = (Vec::new(), 0u64);
+        loop {
+            let f = sub.next_event().await.expect("B's stream stays open");
+            match f.event.as_str() {
+                "log" => {
+                    let m = f.json()["message"].as_str().unwrap().to_owned();
+                    let end = m.starts_with("end");
+                    got.push(m);
+                    if end {
+                        return (got, lost);
+                    }
+                }
+                "gap" => {
+                    assert_eq!(f.json()["reason"], "cluster_loss", "{}", f.data);
+                    lost += f.json()["lost"].as_u64().expect("a count");
+                }
+                "lag" => lost += f.json()["dropped"].as_u64().expect("a count"),
+                other => panic!("unexpected {other}: {}", f.data),
+            }
+        }
+    });
+    let canary = |m: String| event("etl", Some("canary"), Some("r1"), &m);
+
+    // About 1,000 events/s for 4 s; NATS is down from 1 s to 2 s.
+    let started = tokio::time::Instant::now();
+    let mut published = 0usize;
+    let (mut killed, mut restarted) = (false, false);
+    for round in 0..400 {
+        let batch: Vec<Value> = (0..10)
+            .map(|i| canary(format!("e{}", round * 10 + i)))
+            .collect();
+        a.publish(&batch).await;
+        published += batch.len();
+        let t = started.elapsed();
+        if !killed && t >= Duration::from_secs(1) {
+            nats.stop();
+            killed = true;
+            // A burst while NATS is down: more than the NATS client buffers
+            // (2,048) and A's queue (50) hold together.
+            for burst in 0..40 {
+                let batch: Vec<Value> = (0..100)
+                    .map(|i| canary(format!("b{}", burst * 100 + i)))
+                    .collect();
+                a.publish(&batch).await;
+                published += batch.len();
+            }
+        } else if killed && !restarted && t >= Duration::from_secs(2) {
+            nats.restart();
+            restarted = true;
+        }
+        tokio::time::sleep_until(started + Duration::from_millis(10 * (round as u64 + 1))).await;
+    }
+    assert!(killed && restarted);
+    a.wait_ready(StatusCode::OK, RECONNECT).await;
+    b.wait_ready(StatusCode::OK, RECONNECT).await;
+    // Markers until B sees one: every earlier event of A's sequence is
+    // then either at B or reported.
+    let mut markers = 0;
+    let deadline = tokio::time::Instant::now() + RECONNECT;
+    while !reader.is_finished() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no marker reached B"
+        );
+        a.publish(&[canary(format!("end{markers}"))]).await;
+        markers += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (got, lost) = reader.await.unwrap();
+    eprintln!("canary: {} received, {lost} reported lost", got.len());
+    assert!(lost > 0, "the outage cost nothing: the test did not test");
+    let (_, metrics) = b.get("/metrics").await.expect("B's metrics");
+    let series = r#"loggate_events_dropped_total{reason="cluster_loss",service="other"}"#;
+    assert_eq!(metric_value(&metrics, series), Some(lost as f64));
+    let _ = std::fs::remove_dir_all(&dir);
+    let last_marker: usize = got.last().unwrap()[3..].parse().unwrap();
+    let accounted_for = published + last_marker + 1;
+    let unique: HashSet<&String> = got.iter().collect();
+    assert_eq!(unique.len(), got.len(), "an event arrived twice");
+    assert_eq!(
+        got.len() as u64 + lost,
+        accounted_for as u64,
+        "{} received + {lost} reported lost, of {accounted_for} accepted on A",
+        got.len()
+    );
 }

@@ -1,12 +1,17 @@
 //! The actor that owns one NATS link: connects, subscribes, hands what it
 //! receives to the registry in batches, and (in cluster mode) publishes
-//! what the registry shares.
+//! what the registry shares and tells the registry (`ClusterLoss`) when
+//! another node's sequence shows messages that never arrived.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::cluster::{self, HEADER_LEVEL, HEADER_ORIGIN, HEADER_RECEIVED, HEADER_TIMESTAMP};
+use super::cluster::{
+    self, HEADER_LEVEL, HEADER_ORIGIN, HEADER_RECEIVED, HEADER_SEQ, HEADER_TIMESTAMP,
+    OriginSequences,
+};
 use super::link::{Connection, LinkStatus, connect};
 use super::{fly, rules};
 use crate::config::IngestRule;
@@ -14,7 +19,16 @@ use crate::event::NewEvent;
 use crate::ingest::{PublishError, Received};
 use crate::metrics::{Metrics, label};
 use crate::registry::cluster::ClusterOutbound;
-use crate::registry::{Origin, Publish, Registry};
+use crate::registry::{ClusterLoss, Origin, Publish, Registry};
+
+/// At most one loss notice to the registry per this long: each one costs a
+/// pass over every session, and the origin and sequence headers are
+/// whoever publishes on the cluster subjects. Losses in between add up.
+const LOSS_INTERVAL: Duration = Duration::from_millis(500);
+/// Most origins one loss notice names; the rest are added up under
+/// [`OTHER_ORIGINS`].
+const MAX_LOSS_ORIGINS: usize = 8;
+const OTHER_ORIGINS: &str = "(other nodes)";
 
 /// What a link does with its connection.
 pub enum Role {
@@ -45,6 +59,11 @@ pub struct NatsBridge {
     max_event_bytes: usize,
     fly: Option<Arc<fly::FlyIngest>>,
     rules: Vec<IngestRule>,
+    /// Where each origin node's cluster sequence stands, to see holes.
+    sequences: OriginSequences,
+    /// Losses not yet told to the registry, by origin.
+    losses: Vec<(String, u64)>,
+    last_loss_notice: Option<Instant>,
 }
 
 impl NatsBridge {
@@ -76,7 +95,76 @@ impl NatsBridge {
             max_event_bytes,
             fly: None,
             rules: Vec::new(),
+            sequences: OriginSequences::default(),
+            losses: Vec::new(),
+            last_loss_notice: None,
         }
+    }
+
+    /// Adds `lost` events of `origin` to what the registry will be told.
+    fn note_loss(&mut self, origin: &str, lost: u64) {
+        if let Some((_, n)) = self.losses.iter_mut().find(|(o, _)| o == origin) {
+            *n += lost;
+            return;
+        }
+        if self.losses.len() < MAX_LOSS_ORIGINS {
+            self.losses.push((origin.to_owned(), lost));
+            return;
+        }
+        match self.losses.iter_mut().find(|(o, _)| o == OTHER_ORIGINS) {
+            Some((_, n)) => *n += lost,
+            None => {
+                // The last named slot becomes the sum of the rest.
+                if let Some(last) = self.losses.last_mut() {
+                    *last = (OTHER_ORIGINS.to_owned(), last.1 + lost);
+                }
+            }
+        }
+    }
+
+    /// Hands inbound events to the registry, in order.
+    fn publish(&self, events: Vec<NewEvent>, ctx: &mut Context<Self>) {
+        if events.is_empty() {
+            return;
+        }
+        // Fly messages read through a queue group reach only this node, so
+        // this node shares them with the cluster; without one every node
+        // reads them all and none may share.
+        let origin = match &self.fly {
+            Some(f) if f.queue.is_some() => Origin::Local,
+            _ => Origin::Cluster,
+        };
+        // `wait`: batches go to the registry one after another, so events
+        // keep the order NATS gave them, and the registry's bounded mailbox
+        // pushes back on this link.
+        let send = self.registry.send(Publish { events, origin });
+        ctx.wait(send.into_actor(self).map(|_, _, _| ()));
+    }
+
+    /// Whether a loss notice may go out now.
+    fn may_notify(&self) -> bool {
+        self.last_loss_notice
+            .is_none_or(|t| t.elapsed() >= LOSS_INTERVAL)
+    }
+
+    /// Tells the registry what was lost, unless it was told less than
+    /// [`LOSS_INTERVAL`] ago (the interval timer tries again). Waits for
+    /// the registry, so the notice comes before the events after the hole.
+    fn flush_losses(&mut self, ctx: &mut Context<Self>) {
+        if self.losses.is_empty() || !self.may_notify() {
+            return;
+        }
+        self.last_loss_notice = Some(Instant::now());
+        let losses = std::mem::take(&mut self.losses);
+        for (origin, lost) in &losses {
+            tracing::warn!(
+                origin,
+                lost,
+                "cluster events from another node never arrived"
+            );
+        }
+        let send = self.registry.send(ClusterLoss { losses });
+        ctx.wait(send.into_actor(self).map(|_, _, _| ()));
     }
 
     pub fn status(&self) -> Arc<LinkStatus> {
@@ -106,6 +194,8 @@ impl Actor for NatsBridge {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Losses held back by the notice interval, told once it passed.
+        ctx.run_interval(LOSS_INTERVAL, |act, ctx| act.flush_losses(ctx));
         let conn = self.connection.clone();
         let status = Arc::clone(&self.status);
         let role = self.role.take();
@@ -190,25 +280,20 @@ impl StreamHandler<Inbound> for NatsBridge {
     fn handle(&mut self, Inbound(batch, source): Inbound, ctx: &mut Self::Context) {
         let mut events = Vec::with_capacity(batch.len());
         for msg in &batch {
-            if let Some(event) = self.inbound_event(msg, source) {
-                events.push(event);
+            let had_losses = self.losses.len();
+            let event = self.inbound_event(msg, source);
+            // A hole before this message: what came before it goes to the
+            // registry first, then the notice, so subscribers see the gap
+            // where it happened (unless a notice went out just now; then
+            // it waits for the interval and comes later).
+            if self.losses.len() > had_losses && self.may_notify() {
+                self.publish(std::mem::take(&mut events), ctx);
+                self.flush_losses(ctx);
             }
+            events.extend(event);
         }
-        if events.is_empty() {
-            return;
-        }
-        // Fly messages read through a queue group reach only this node, so
-        // this node shares them with the cluster; without one every node
-        // reads them all and none may share.
-        let origin = match &self.fly {
-            Some(f) if f.queue.is_some() => Origin::Local,
-            _ => Origin::Cluster,
-        };
-        // `wait`: batches go to the registry one after another, so events
-        // keep the order NATS gave them, and the registry's bounded mailbox
-        // pushes back on this link.
-        let send = self.registry.send(Publish { events, origin });
-        ctx.wait(send.into_actor(self).map(|_, _, _| ()));
+        self.flush_losses(ctx);
+        self.publish(events, ctx);
     }
 
     fn finished(&mut self, _: &mut Self::Context) {
@@ -219,7 +304,7 @@ impl StreamHandler<Inbound> for NatsBridge {
 impl NatsBridge {
     /// One inbound message as an event, counted; `None` for our own cluster
     /// echoes and for messages refused by the checks an HTTP publish gets.
-    fn inbound_event(&self, msg: &async_nats::Message, source: Source) -> Option<NewEvent> {
+    fn inbound_event(&mut self, msg: &async_nats::Message, source: Source) -> Option<NewEvent> {
         let header = |name: &str| {
             msg.headers
                 .as_ref()
@@ -247,8 +332,22 @@ impl NatsBridge {
                 (label::nats::FLY, event)
             }
             (None, Source::Main) => {
-                if header(HEADER_ORIGIN) == self.node_id.as_deref() {
+                let origin = header(HEADER_ORIGIN);
+                if origin == self.node_id.as_deref() {
                     return None; // our own echo
+                }
+                // Counted before the checks: a message refused here was
+                // received, not lost.
+                let seq = header(HEADER_SEQ).and_then(|s| s.parse::<u64>().ok());
+                if let (Some(origin), Some(seq)) = (origin, seq) {
+                    let forgotten = self.sequences.forgotten;
+                    let lost = self.sequences.observe(origin, seq);
+                    if self.sequences.forgotten > forgotten {
+                        self.metrics.cluster_origins_forgotten.inc();
+                    }
+                    if lost > 0 {
+                        self.note_loss(origin, lost);
+                    }
                 }
                 let headers = cluster::ClusterHeaders {
                     level: header(HEADER_LEVEL),

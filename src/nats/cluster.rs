@@ -1,11 +1,14 @@
 //! The cluster wire format: [`encode`], the subject and headers a node
-//! publishes each accepted event under, and [`decode_cluster`], the check
-//! every inbound cluster message passes before it reaches the registry.
+//! publishes each accepted event under, [`decode_cluster`], the check
+//! every inbound cluster message passes before it reaches the registry,
+//! and [`OriginSequences`], which follows each origin node's numbering to
+//! see the messages that never arrived.
 //!
 //! A message is the delivered event JSON without its `id`, on
 //! `<prefix>.<service>[.<workspace>[.<resource>]]`, with the origin node,
-//! level and times in headers. Anyone allowed to publish on `<prefix>.>`
-//! can send one, so nothing in it is taken on trust: the channel comes from
+//! its sequence number, level and times in headers. Anyone allowed to
+//! publish on `<prefix>.>` can send one, so nothing in it is taken on
+//! trust: the channel comes from
 //! the subject (which NATS permissions can restrict) and the body must agree
 //! with it; size, fields, level, times and `meta` are checked as for an HTTP
 //! publish; and the event is re-encoded from the checked fields, so no byte
@@ -32,6 +35,8 @@ pub const HEADER_ORIGIN: &str = "Loggate-Origin";
 pub const HEADER_LEVEL: &str = "Loggate-Level";
 pub const HEADER_TIMESTAMP: &str = "Loggate-Timestamp-Ms";
 pub const HEADER_RECEIVED: &str = "Loggate-Received-Ms";
+/// The event's number in its origin node's cluster sequence.
+pub const HEADER_SEQ: &str = "Loggate-Seq";
 
 /// One event as it goes out over NATS.
 #[derive(Debug)]
@@ -42,10 +47,11 @@ pub struct ClusterMessage {
 }
 
 /// How node `node_id` publishes `event`: on its channel's subject, the JSON
-/// without `id` as payload, origin, level and times in headers.
+/// without `id` as payload, origin, sequence, level and times in headers.
 pub fn encode(prefix: &str, node_id: &str, event: &ClusterEvent) -> ClusterMessage {
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(HEADER_ORIGIN, node_id);
+    headers.insert(HEADER_SEQ, event.seq.to_string().as_str());
     headers.insert(HEADER_LEVEL, event.level.as_str());
     headers.insert(
         HEADER_TIMESTAMP,
@@ -244,6 +250,59 @@ pub fn decode_cluster(
         meta: meta.as_deref(),
     };
     Ok(NewEvent::new(channel.clone(), level, times, &event))
+}
+
+/// Most origin nodes whose sequence a node follows. Origins are named by
+/// whoever may publish on the cluster subjects, so the table is bounded:
+/// when full, the origin heard from least recently is forgotten (and, if
+/// it speaks again, followed afresh, as a node just joined is).
+pub const MAX_ORIGINS: usize = 256;
+
+/// The next sequence number expected from each origin node, and the
+/// holes: a message whose number is past the expected one means the
+/// numbers between were lost on the way. A new origin (a node that
+/// started, or that this node just began to hear) is followed from its
+/// first message, not reported: its id changes with every start, so a
+/// restart is a new origin, not a loss.
+#[derive(Debug, Default)]
+pub struct OriginSequences {
+    /// origin → (next expected, when last heard, in messages observed).
+    next: std::collections::HashMap<Box<str>, (u64, u64)>,
+    observed: u64,
+    /// Origins forgotten because the table was full.
+    pub forgotten: u64,
+}
+
+impl OriginSequences {
+    /// Notes message `seq` of `origin`; returns how many of its messages
+    /// before this one never arrived.
+    pub fn observe(&mut self, origin: &str, seq: u64) -> u64 {
+        self.observed += 1;
+        let now = self.observed;
+        if let Some((next, heard)) = self.next.get_mut(origin) {
+            *heard = now;
+            if seq < *next {
+                // Late or repeated: nothing lost, and nothing to move back.
+                return 0;
+            }
+            let lost = seq - *next;
+            *next = seq + 1;
+            return lost;
+        }
+        if self.next.len() >= MAX_ORIGINS
+            && let Some(oldest) = self
+                .next
+                .iter()
+                .min_by_key(|(_, (_, heard))| *heard)
+                .map(|(o, _)| o.clone())
+        {
+            self.next.remove(&oldest);
+            self.forgotten += 1;
+        }
+        self.next
+            .insert(origin.into(), (seq.saturating_add(1), now));
+        0
+    }
 }
 
 #[cfg(test)]
@@ -548,6 +607,39 @@ mod tests {
         assert!(decode_cluster("loggate", SUBJECT, h, whole.as_bytes(), MAX).is_ok());
         let millis = body("warn", "2025-09-25T10:30:00.000Z");
         assert!(decode_cluster("loggate", SUBJECT, h, millis.as_bytes(), MAX).is_ok());
+    }
+
+    #[test]
+    fn holes_in_an_origins_sequence_are_counted_once() {
+        let mut seqs = OriginSequences::default();
+        assert_eq!(
+            seqs.observe("a", 7),
+            0,
+            "a new origin is followed, not reported"
+        );
+        assert_eq!(seqs.observe("a", 8), 0);
+        assert_eq!(seqs.observe("a", 11), 2);
+        assert_eq!(seqs.observe("a", 10), 0, "late: nothing more lost");
+        assert_eq!(seqs.observe("a", 12), 0);
+        assert_eq!(seqs.observe("b", 1), 0, "another origin, its own sequence");
+        assert_eq!(seqs.observe("b", 3), 1);
+        assert_eq!(seqs.observe("a", 13), 0);
+    }
+
+    #[test]
+    fn the_origin_table_is_bounded_and_forgets_the_quietest() {
+        let mut seqs = OriginSequences::default();
+        for i in 0..MAX_ORIGINS {
+            seqs.observe(&format!("n{i}"), 1);
+        }
+        seqs.observe("n0", 2);
+        seqs.observe("newcomer", 1);
+        assert_eq!((seqs.next.len(), seqs.forgotten), (MAX_ORIGINS, 1));
+        assert!(
+            !seqs.next.contains_key("n1"),
+            "n1 was heard from least recently"
+        );
+        assert_eq!(seqs.observe("n0", 4), 1, "n0 is still followed");
     }
 
     #[test]

@@ -3,11 +3,15 @@
 //!
 //! The registry only `try_send`s: when NATS is slow or down the queue fills
 //! and further events are dropped and counted
-//! (`events_dropped_total{reason="nats_backlog"}`), never waited for. The
+//! (`events_dropped_total{reason="nats_backlog"}`), never waited for. Every
+//! offered event takes the next number of this node's cluster sequence,
+//! queued or not, so a receiving node sees a dropped event as a hole and
+//! can say so. The
 //! queue carries the event as the registry has it (channel, level, times,
 //! JSON without its id); how it travels over NATS is the bridge's business.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -25,6 +29,8 @@ pub struct ClusterEvent {
     /// The event's JSON without its opening brace and `id`
     /// (`NewEvent::body_tail`).
     pub body_tail: Bytes,
+    /// Its number in this node's cluster sequence, from 1.
+    pub seq: u64,
 }
 
 /// The bridge's end of the queue.
@@ -35,13 +41,16 @@ pub type ClusterOutbound = mpsc::Receiver<ClusterEvent>;
 pub struct ClusterQueue {
     tx: mpsc::Sender<ClusterEvent>,
     metrics: Arc<Metrics>,
+    /// The last sequence number given.
+    seq: Arc<AtomicU64>,
 }
 
 impl ClusterQueue {
     /// A queue holding at most `backlog` events.
     pub fn new(backlog: usize, metrics: Arc<Metrics>) -> (ClusterQueue, ClusterOutbound) {
         let (tx, rx) = mpsc::channel(backlog.max(1));
-        (ClusterQueue { tx, metrics }, rx)
+        let seq = Arc::new(AtomicU64::new(0));
+        (ClusterQueue { tx, metrics, seq }, rx)
     }
 
     /// Queues an accepted local event without waiting; a full queue drops
@@ -52,6 +61,7 @@ impl ClusterQueue {
             level: event.level,
             times: event.times,
             body_tail: event.body_tail.clone(),
+            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
         });
         if queued.is_err() {
             self.metrics

@@ -93,6 +93,18 @@ pub struct Publish {
     pub origin: Origin,
 }
 
+/// Events other nodes accepted that never arrived here: each is told to
+/// every session (which of its channels they were on is unknown), as an
+/// `event: gap` with reason `cluster_loss`, and counted. The NATS bridge
+/// sends at most a few origins at a time and coalesces the rest, so this
+/// costs the registry one pass over the sessions per message.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct ClusterLoss {
+    /// (origin node, events lost).
+    pub losses: Vec<(String, u64)>,
+}
+
 /// Stop accepting; end every session with its transport's shutdown notice.
 /// Answers how many sessions were told.
 #[derive(Message)]
@@ -211,6 +223,7 @@ impl Registry {
                 reason: GapReason::UnknownEpoch,
                 lost: None,
                 resumed_from: replay.events.first().map(|e| e.id),
+                origin: None,
             });
         }
         if let Some(gap) = replay.gap {
@@ -381,6 +394,40 @@ impl Handler<Publish> for Registry {
         self.metrics.history_bytes.set(h.bytes as i64);
         self.metrics.history_channels.set(h.channels as i64);
         Ok(ids)
+    }
+}
+
+impl Handler<ClusterLoss> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: ClusterLoss, _: &mut Self::Context) {
+        for (origin, lost) in msg.losses {
+            let gap = Gap {
+                reason: GapReason::ClusterLoss,
+                lost: Some(lost),
+                resumed_from: None,
+                origin: Some(origin),
+            };
+            // Worded once per transport, not once per session.
+            let mut frames: Vec<(crate::delivery::framing::Framing, bytes::Bytes)> = Vec::new();
+            for entry in self.sessions.values() {
+                let framing = entry.outbox.framing();
+                let frame = match frames.iter().find(|(f, _)| *f == framing) {
+                    Some((_, frame)) => frame.clone(),
+                    None => {
+                        let frame = framing.gap(&gap);
+                        frames.push((framing, frame.clone()));
+                        frame
+                    }
+                };
+                entry.outbox.push_control(frame);
+            }
+            self.metrics.dropped(
+                label::dropped::CLUSTER_LOSS,
+                crate::metrics::OTHER_SERVICE,
+                lost,
+            );
+        }
     }
 }
 

@@ -138,12 +138,14 @@ impl History {
                 reason: GapReason::ReplayTruncated,
                 lost: (!trimmed).then_some(cut as u64),
                 resumed_from: events.first().map(|e| e.id),
+                origin: None,
             })
         } else if trimmed {
             Some(Gap {
                 reason: GapReason::HistoryTrimmed,
                 lost: None,
                 resumed_from: events.first().map(|e| e.id),
+                origin: None,
             })
         } else {
             None
