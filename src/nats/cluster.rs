@@ -8,11 +8,11 @@
 //! `<prefix>.<service>[.<workspace>[.<resource>]]`, with the origin node,
 //! its sequence number, level and times in headers. Anyone allowed to
 //! publish on `<prefix>.>` can send one, so nothing in it is taken on
-//! trust: the channel comes from
-//! the subject (which NATS permissions can restrict) and the body must agree
-//! with it; size, fields, level, times and `meta` are checked as for an HTTP
-//! publish; and the event is re-encoded from the checked fields, so no byte
-//! of the payload reaches a client unparsed.
+//! trust: the channel comes from the subject (which NATS permissions can
+//! restrict) and the body must agree with it; size, fields, level, times
+//! and `meta` are checked as for an HTTP publish; and the event is
+//! re-encoded from the checked fields, so no byte of the payload reaches a
+//! client unparsed.
 //!
 //! Pure functions only, no actor or connection, so a fuzz target can call
 //! [`decode_cluster`] directly.
