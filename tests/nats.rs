@@ -671,10 +671,14 @@ async fn a_hole_in_a_nodes_sequence_is_told_to_every_subscriber_and_counted() {
     client.flush().await.expect("flush");
 
     let mut seen = Vec::new();
+    let mut first_id = None;
     while seen.len() < 6 {
         let f = etl.next_event().await.expect("a frame");
         seen.push(match f.event.as_str() {
-            "log" => f.json()["message"].as_str().unwrap().to_owned(),
+            "log" => {
+                first_id = first_id.or(f.id.clone());
+                f.json()["message"].as_str().unwrap().to_owned()
+            }
             "gap" => {
                 let gap = f.json();
                 assert_eq!(gap["reason"], "cluster_loss", "{gap}");
@@ -688,6 +692,20 @@ async fn a_hole_in_a_nodes_sequence_is_told_to_every_subscriber_and_counted() {
         });
     }
     assert_eq!(seen, ["a1", "a2", "gap 2 from a", "a5", "c100", "a6"]);
+    // A subscriber that was away (its last event a1) hears of it on resume.
+    let url = b.url("/api/logs/stream?channels=logs:etl");
+    let req = reqwest::Client::new()
+        .get(url)
+        .header("last-event-id", first_id.expect("a1's id"));
+    let mut resumed = SseClient::open(req, WAIT).await;
+    let f = resumed.next_event().await.expect("a frame");
+    assert_eq!(f.event, "gap", "{}", f.data);
+    assert_eq!(
+        (f.json()["lost"].as_u64(), f.json()["origin"].as_str()),
+        (Some(2), Some("a"))
+    );
+    let replayed = resumed.logs(4).await;
+    assert_eq!(messages(&replayed), ["a2", "a5", "c100", "a6"]);
     // The lost events' channels are unknown, so every subscriber is told.
     let f = other_tenant.next_event().await.expect("a frame");
     assert_eq!(

@@ -95,7 +95,8 @@ pub struct Publish {
 
 /// Events other nodes accepted that never arrived here: each is told to
 /// every session (which of its channels they were on is unknown), as an
-/// `event: gap` with reason `cluster_loss`, and counted. The NATS bridge
+/// `event: gap` with reason `cluster_loss`, counted, and kept in history
+/// so a subscriber away at the time is told when it resumes. The NATS bridge
 /// sends at most a few origins at a time and coalesces the rest, so this
 /// costs the registry one pass over the sessions per message.
 #[derive(Message, Debug)]
@@ -228,6 +229,11 @@ impl Registry {
         }
         if let Some(gap) = replay.gap {
             outbox.push_gap(&gap);
+        }
+        if !foreign {
+            for gap in self.history.read().losses_since(since) {
+                outbox.push_gap(&gap);
+            }
         }
         outbox.offer_replay(&replay.events);
     }
@@ -427,6 +433,10 @@ impl Handler<ClusterLoss> for Registry {
                 crate::metrics::OTHER_SERVICE,
                 lost,
             );
+            let origin = gap.origin.as_deref().unwrap_or_default();
+            self.history
+                .write()
+                .note_loss(self.last_seq, origin, lost, crate::event::now_ms());
         }
     }
 }

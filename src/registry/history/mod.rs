@@ -26,8 +26,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::channel::ChannelName;
-use crate::event::Event;
 pub use crate::event::Gap;
+use crate::event::{Event, GapReason};
 pub use read::{Direction, HistoryPage, HistoryQuery, Replay};
 use tree::ChannelTree;
 
@@ -81,6 +81,24 @@ pub struct History {
     /// Highest sequence of any channel evicted as a whole: a resume from
     /// before it may have lost events on a channel no longer tracked.
     evicted_channels_through: u64,
+    /// Cluster losses told to live subscribers, oldest first, so that a
+    /// subscriber who was away then is told on resume too.
+    losses: VecDeque<LossMark>,
+    /// The newest `after_seq` of a mark dropped to stay within
+    /// [`MAX_LOSS_MARKS`] (0: none).
+    losses_forgotten_through: u64,
+}
+
+/// Most cluster losses history remembers for resuming subscribers.
+pub const MAX_LOSS_MARKS: usize = 1024;
+
+/// A cluster loss noticed when this node's newest event was `after_seq`.
+#[derive(Debug, Clone)]
+struct LossMark {
+    after_seq: u64,
+    origin: Box<str>,
+    lost: u64,
+    at_ms: i64,
 }
 
 /// History shared between its writer (the registry) and its readers.
@@ -113,7 +131,58 @@ impl History {
             bytes: 0,
             limits,
             evicted_channels_through: 0,
+            losses: VecDeque::new(),
+            losses_forgotten_through: 0,
         }
+    }
+
+    /// Remembers that `lost` events of `origin` never arrived, noticed when
+    /// this node's newest event was `after_seq`.
+    pub fn note_loss(&mut self, after_seq: u64, origin: &str, lost: u64, now_ms: i64) {
+        if self.losses.len() == MAX_LOSS_MARKS
+            && let Some(old) = self.losses.pop_front()
+        {
+            self.losses_forgotten_through = old.after_seq;
+        }
+        self.losses.push_back(LossMark {
+            after_seq,
+            origin: origin.into(),
+            lost,
+            at_ms: now_ms,
+        });
+    }
+
+    /// The cluster losses a subscriber whose last event was `after` may
+    /// not have been told of, one notice per origin (a subscriber that
+    /// was still connected at the loss hears of it twice at worst, never
+    /// not at all). A resume from before what was forgotten gets one
+    /// notice without a count.
+    pub fn losses_since(&self, after: u64) -> Vec<Gap> {
+        let mut by_origin: Vec<(&str, u64)> = Vec::new();
+        for mark in self.losses.iter().filter(|m| m.after_seq >= after) {
+            match by_origin.iter_mut().find(|(o, _)| *o == &*mark.origin) {
+                Some((_, n)) => *n += mark.lost,
+                None => by_origin.push((&mark.origin, mark.lost)),
+            }
+        }
+        let mut gaps: Vec<Gap> = by_origin
+            .into_iter()
+            .map(|(origin, lost)| Gap {
+                reason: GapReason::ClusterLoss,
+                lost: Some(lost),
+                resumed_from: None,
+                origin: Some(origin.to_owned()),
+            })
+            .collect();
+        if self.losses_forgotten_through >= after && self.losses_forgotten_through > 0 {
+            gaps.push(Gap {
+                reason: GapReason::ClusterLoss,
+                lost: None,
+                resumed_from: None,
+                origin: None,
+            });
+        }
+        gaps
     }
 
     pub fn stats(&self) -> HistoryStats {
@@ -155,6 +224,15 @@ impl History {
     /// registry calls it periodically so quiet channels age out too.
     pub fn expire(&mut self, now_ms: i64) {
         let oldest_allowed = now_ms.saturating_sub(self.limits.max_age_ms);
+        // A loss older than history's age limit concerns events a resume
+        // could not have replayed anyway (the replay says so).
+        while self
+            .losses
+            .front()
+            .is_some_and(|m| m.at_ms < oldest_allowed)
+        {
+            self.losses.pop_front();
+        }
         let names: Vec<ChannelName> = self
             .channels
             .iter()
@@ -261,6 +339,39 @@ mod tests {
                 .events
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn cluster_losses_are_told_to_whoever_resumes_from_before_them() {
+        let mut h = History::new(limits());
+        h.note_loss(3, "a", 2, 0);
+        h.note_loss(5, "a", 1, 0);
+        h.note_loss(5, "b", 4, 0);
+        let told = |h: &History, after| {
+            h.losses_since(after)
+                .iter()
+                .map(|g| (g.origin.clone().unwrap_or_default(), g.lost))
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = ("a".to_owned(), "b".to_owned());
+        assert_eq!(told(&h, 2), [(a.clone(), Some(3)), (b.clone(), Some(4))]);
+        assert_eq!(told(&h, 4), [(a, Some(1)), (b, Some(4))]);
+        assert_eq!(told(&h, 6), []);
+        h.expire(60_001);
+        assert_eq!(told(&h, 0), [], "aged out with history");
+    }
+
+    #[test]
+    fn forgotten_losses_are_still_told_without_a_count() {
+        let mut h = History::new(limits());
+        for i in 0..=MAX_LOSS_MARKS as u64 {
+            h.note_loss(i + 1, "a", 1, 0);
+        }
+        let gaps = h.losses_since(1);
+        assert_eq!(gaps.len(), 2);
+        assert_eq!(gaps[0].lost, Some(MAX_LOSS_MARKS as u64));
+        assert_eq!((gaps[1].lost, gaps[1].origin.as_deref()), (None, None));
+        assert_eq!(h.losses_since(3).len(), 1);
     }
 
     #[test]
