@@ -1,8 +1,9 @@
 //! The one path every HTTP ingest endpoint takes (`/api/logs/publish`,
 //! OTLP's `/v1/logs`, Loki's push): token, content type, body under its
-//! limit and deadline (`crate::body`; decompressed under the same limit), the endpoint's own parser,
-//! the publish rate limit, the registry, the metrics. The endpoints differ
-//! only in how they read a body and how they word a refusal.
+//! limit and deadline (`crate::body`; decompressed under the same limit),
+//! the endpoint's own parser, the publish rate limit, the registry, the
+//! metrics. The endpoints differ only in how they read a body and how they
+//! word a refusal.
 
 use std::io::Read;
 
@@ -157,85 +158,73 @@ where
     P: FnOnce(T, &[u8], &ParseInput<'_>) -> Result<Vec<NewEvent>, PublishError>,
 {
     let source = endpoint.source;
-    let result = ingest_inner(req, payload, state, endpoint).await;
+    let result = async {
+        if state.is_shutting_down() {
+            return Err(PublishError::ShuttingDown);
+        }
+        let service = state.tokens.authenticate(presented_token(req))?;
+        let format = (endpoint.format)(req)?;
+        let encoding = content_encoding(req, endpoint.own_encodings)?;
+        let publish = &state.config.publish;
+        let max = publish.max_body_bytes;
+        let mut body = read_limited(req, payload, max).await.map_err(|e| match e {
+            BodyError::TooLarge { max } => PublishError::BodyTooLarge { max },
+            e => PublishError::InvalidBody {
+                message: e.to_string(),
+            },
+        })?;
+        body = match encoding {
+            Encoding::Identity => body,
+            Encoding::Gzip => gunzip(&body, max)?,
+            Encoding::Deflate => inflate(
+                flate2::read::ZlibDecoder::new(&body[..]),
+                "deflate (zlib)",
+                body.len(),
+                max,
+            )?,
+        };
+        let received = Received::now();
+        let input = ParseInput {
+            service,
+            received: &received,
+            limits: Limits {
+                max_event_bytes: publish.max_event_bytes,
+                max_batch_events: publish.max_batch_events,
+            },
+            body_limit: max,
+        };
+        let events = (endpoint.parse)(format, &body, &input)?;
+        let count = events.len();
+        // Checked after parsing (the cost is per event) and before anything is
+        // published, so a refused batch publishes nothing.
+        if let Err(limited) = state.limits.check_publish(service, count) {
+            if let Some(burst) = limited.over_burst {
+                return Err(PublishError::BatchExceedsBurst { count, burst });
+            }
+            state
+                .metrics
+                .rate_limited
+                .with_label_values(&[crate::metrics::label::limit::PUBLISH])
+                .inc();
+            return Err(PublishError::RateLimited {
+                retry_after_secs: limited.retry_after_secs(),
+            });
+        }
+        let ids = if count == 0 {
+            Vec::new()
+        } else {
+            publish_events(state, events).await?
+        };
+        state.metrics.published(service, source, count as u64);
+        state.metrics.publish_batch_events.observe(count as f64);
+        Ok(ids)
+    }
+    .await;
     if let Err(e) = &result {
         state.metrics.rejected(source, e.code());
         tracing::info!(source, code = e.code(), client = ?state.client_ip(req), "publish refused");
     }
     result
-}
-
-async fn ingest_inner<T, F, P>(
-    req: &HttpRequest,
-    payload: web::Payload,
-    state: &AppState,
-    endpoint: Endpoint<F, P>,
-) -> Result<Vec<EventId>, PublishError>
-where
-    F: FnOnce(&HttpRequest) -> Result<T, PublishError>,
-    P: FnOnce(T, &[u8], &ParseInput<'_>) -> Result<Vec<NewEvent>, PublishError>,
-{
-    if state.is_shutting_down() {
-        return Err(PublishError::ShuttingDown);
-    }
-    let service = state.tokens.authenticate(presented_token(req))?;
-    let format = (endpoint.format)(req)?;
-    let encoding = content_encoding(req, endpoint.own_encodings)?;
-    let publish = &state.config.publish;
-    let max = publish.max_body_bytes;
-    let mut body = read_limited(req, payload, max).await.map_err(|e| match e {
-        BodyError::TooLarge { max } => PublishError::BodyTooLarge { max },
-        e => PublishError::InvalidBody {
-            message: e.to_string(),
-        },
-    })?;
-    body = match encoding {
-        Encoding::Identity => body,
-        Encoding::Gzip => gunzip(&body, max)?,
-        Encoding::Deflate => inflate(
-            flate2::read::ZlibDecoder::new(&body[..]),
-            "deflate (zlib)",
-            body.len(),
-            max,
-        )?,
-    };
-    let received = Received::now();
-    let input = ParseInput {
-        service,
-        received: &received,
-        limits: Limits {
-            max_event_bytes: publish.max_event_bytes,
-            max_batch_events: publish.max_batch_events,
-        },
-        body_limit: max,
-    };
-    let events = (endpoint.parse)(format, &body, &input)?;
-    let count = events.len();
-    // Checked after parsing (the cost is per event) and before anything is
-    // published, so a refused batch publishes nothing.
-    if let Err(limited) = state.limits.check_publish(service, count) {
-        if let Some(burst) = limited.over_burst {
-            return Err(PublishError::BatchExceedsBurst { count, burst });
-        }
-        state
-            .metrics
-            .rate_limited
-            .with_label_values(&[crate::metrics::label::limit::PUBLISH])
-            .inc();
-        return Err(PublishError::RateLimited {
-            retry_after_secs: limited.retry_after_secs(),
-        });
-    }
-    let ids = if count == 0 {
-        Vec::new()
-    } else {
-        publish_events(state, events).await?
-    };
-    state
-        .metrics
-        .published(service, endpoint.source, count as u64);
-    state.metrics.publish_batch_events.observe(count as f64);
-    Ok(ids)
 }
 
 /// Sends validated events to the registry; their ids come back in order.
