@@ -104,7 +104,7 @@ impl NatsBridge {
     /// Adds `lost` events of `origin` to what the registry will be told.
     fn note_loss(&mut self, origin: &str, lost: u64) {
         if let Some((_, n)) = self.losses.iter_mut().find(|(o, _)| o == origin) {
-            *n += lost;
+            *n = n.saturating_add(lost);
             return;
         }
         if self.losses.len() < MAX_LOSS_ORIGINS {
@@ -112,11 +112,11 @@ impl NatsBridge {
             return;
         }
         match self.losses.iter_mut().find(|(o, _)| o == OTHER_ORIGINS) {
-            Some((_, n)) => *n += lost,
+            Some((_, n)) => *n = n.saturating_add(lost),
             None => {
                 // The last named slot becomes the sum of the rest.
                 if let Some(last) = self.losses.last_mut() {
-                    *last = (OTHER_ORIGINS.to_owned(), last.1 + lost);
+                    *last = (OTHER_ORIGINS.to_owned(), last.1.saturating_add(lost));
                 }
             }
         }

@@ -286,7 +286,9 @@ impl OriginSequences {
                 return 0;
             }
             let lost = seq - *next;
-            *next = seq + 1;
+            // The numbers are whoever publishes on the subjects: u64::MAX
+            // must not overflow.
+            *next = seq.saturating_add(1);
             return lost;
         }
         if self.next.len() >= MAX_ORIGINS
@@ -624,6 +626,20 @@ mod tests {
         assert_eq!(seqs.observe("b", 1), 0, "another origin, its own sequence");
         assert_eq!(seqs.observe("b", 3), 1);
         assert_eq!(seqs.observe("a", 13), 0);
+    }
+
+    #[test]
+    fn forged_extreme_numbers_neither_panic_nor_wrap() {
+        let mut seqs = OriginSequences::default();
+        assert_eq!(seqs.observe("x", u64::MAX), 0);
+        assert_eq!(
+            seqs.observe("x", u64::MAX),
+            0,
+            "a repeat of the last is not a loss"
+        );
+        assert_eq!(seqs.observe("y", 0), 0);
+        assert_eq!(seqs.observe("y", u64::MAX), u64::MAX - 1);
+        assert_eq!(seqs.observe("y", 5), 0, "late: nothing more lost");
     }
 
     #[test]

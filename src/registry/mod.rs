@@ -28,10 +28,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix::prelude::*;
+use bytes::Bytes;
 
 use crate::channel::ChannelPattern;
 use crate::delivery::filter::MessageText;
-use crate::delivery::outbox::{Offer, Outbox};
+use crate::delivery::framing::Framing;
+use crate::delivery::outbox::{Offer, Outbox, Push};
 use crate::delivery::{SessionId, Transport};
 use crate::event::{Event, EventId, Gap, GapReason, NewEvent};
 use crate::metrics::{Metrics, label};
@@ -215,10 +217,14 @@ impl Registry {
         } else {
             (0, true)
         };
-        let mut replay =
-            self.history
-                .read()
-                .replay(patterns, since, limits.max_events, limits.max_bytes);
+        let history = self.history.read();
+        let mut replay = history.replay(patterns, since, limits.max_events, limits.max_bytes);
+        let losses = if foreign {
+            Vec::new()
+        } else {
+            history.losses_since(since)
+        };
+        drop(history);
         if foreign {
             replay.gap = Some(Gap {
                 reason: GapReason::UnknownEpoch,
@@ -230,10 +236,8 @@ impl Registry {
         if let Some(gap) = replay.gap {
             outbox.push_gap(&gap);
         }
-        if !foreign {
-            for gap in self.history.read().losses_since(since) {
-                outbox.push_gap(&gap);
-            }
+        for gap in &losses {
+            outbox.push_gap(gap);
         }
         outbox.offer_replay(&replay.events);
     }
@@ -407,36 +411,50 @@ impl Handler<ClusterLoss> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: ClusterLoss, _: &mut Self::Context) {
-        for (origin, lost) in msg.losses {
-            let gap = Gap {
+        let gaps: Vec<Gap> = msg
+            .losses
+            .into_iter()
+            .map(|(origin, lost)| Gap {
                 reason: GapReason::ClusterLoss,
                 lost: Some(lost),
                 resumed_from: None,
                 origin: Some(origin),
+            })
+            .collect();
+        // Worded once per transport, not once per session.
+        let mut frames: Vec<(Framing, Vec<Bytes>)> = Vec::new();
+        for entry in self.sessions.values() {
+            let framing = entry.outbox.framing();
+            let i = match frames.iter().position(|(f, _)| *f == framing) {
+                Some(i) => i,
+                None => {
+                    frames.push((framing, gaps.iter().map(|g| framing.gap(g)).collect()));
+                    frames.len() - 1
+                }
             };
-            // Worded once per transport, not once per session.
-            let mut frames: Vec<(crate::delivery::framing::Framing, bytes::Bytes)> = Vec::new();
-            for entry in self.sessions.values() {
-                let framing = entry.outbox.framing();
-                let frame = match frames.iter().find(|(f, _)| *f == framing) {
-                    Some((_, frame)) => frame.clone(),
-                    None => {
-                        let frame = framing.gap(&gap);
-                        frames.push((framing, frame.clone()));
-                        frame
-                    }
-                };
-                entry.outbox.push_control(frame);
+            for frame in &frames[i].1 {
+                // A session that cannot take the notice (its reader has
+                // stopped reading control frames) must not go on as if
+                // nothing was lost: it ends with the notice as its last
+                // frame, and on resume history tells it again.
+                if entry.outbox.push_control(frame.clone()) == Push::Overflow {
+                    entry.outbox.abort(frame.clone());
+                    break;
+                }
             }
+        }
+        let mut history = self.history.write();
+        for gap in &gaps {
+            let (origin, lost) = (
+                gap.origin.as_deref().unwrap_or_default(),
+                gap.lost.unwrap_or(0),
+            );
             self.metrics.dropped(
                 label::dropped::CLUSTER_LOSS,
                 crate::metrics::OTHER_SERVICE,
                 lost,
             );
-            let origin = gap.origin.as_deref().unwrap_or_default();
-            self.history
-                .write()
-                .note_loss(self.last_seq, origin, lost, crate::event::now_ms());
+            history.note_loss(self.last_seq, origin, lost, crate::event::now_ms());
         }
     }
 }
