@@ -10,7 +10,9 @@ use opentelemetry::logs::{AnyValue, LogRecord, Logger, LoggerProvider, Severity}
 use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_otlp::{Compression, Protocol, WithExportConfig, WithHttpConfig};
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{AnyValue as ProtoValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord as ProtoRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_sdk::Resource;
@@ -345,6 +347,11 @@ async fn hostile_requests_are_refused_with_an_otlp_status_and_publish_nothing() 
     let a = post(&gw, &[PROTO, TOKEN], twenty.clone()).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.content_type, "application/x-protobuf");
+    let answer = ExportLogsServiceResponse::decode(&a.body[..]).expect("an export response");
+    assert_eq!(
+        answer.partial_success.map(|p| p.rejected_log_records),
+        Some(0)
+    );
     let a = post(&gw, &[PROTO, TOKEN], twenty).await;
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(proto_status(&a).code, 8);
@@ -367,7 +374,7 @@ async fn an_empty_export_succeeds_and_a_success_answers_in_the_requests_encoding
     let gw = start();
     let a = post(&gw, &[JSON, TOKEN], b"{}".to_vec()).await;
     assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(json_status(&a), serde_json::json!({}));
+    assert_eq!(json_status(&a), serde_json::json!({"partialSuccess": {}}));
     let body = serde_json::json!({"resourceLogs":[{"resource":{"attributes":[
         {"key":"service.name","value":{"stringValue":"etl"}}]},
         "scopeLogs":[{"logRecords":[{"timeUnixNano":"1758796200000000000","severityNumber":17,

@@ -26,7 +26,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use base64::Engine;
 use chrono::{TimeZone, Utc};
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
@@ -147,12 +147,15 @@ pub async fn export(
     ingest(&req, payload, &state, endpoint)
         .await
         .map_err(|error| OtlpError { error, encoding })?;
-    // All or nothing, so never a partial success: the default answer is a
-    // full one.
-    let answer = ExportLogsServiceResponse::default();
+    // All or nothing, so nothing is ever rejected in part: the answer's
+    // partial success is present and empty, which OTLP reads as full
+    // success.
     let body = match encoding {
-        Encoding::Protobuf => answer.encode_to_vec(),
-        Encoding::Json => b"{}".to_vec(),
+        Encoding::Protobuf => ExportLogsServiceResponse {
+            partial_success: Some(ExportLogsPartialSuccess::default()),
+        }
+        .encode_to_vec(),
+        Encoding::Json => br#"{"partialSuccess":{}}"#.to_vec(),
     };
     Ok(HttpResponse::Ok()
         .content_type(encoding.content_type())
