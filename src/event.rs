@@ -424,6 +424,14 @@ pub(crate) mod testing {
         message: &str,
         received_ms: i64,
     ) -> Arc<Event> {
+        Event::encode(
+            EventId { epoch: 1, seq },
+            new_event(channel, level, message, received_ms),
+        )
+    }
+
+    /// A validated event, before the registry gives it an id.
+    pub fn new_event(channel: &str, level: Level, message: &str, received_ms: i64) -> NewEvent {
         let channel = ChannelName::parse(channel).expect("a test channel");
         let body = EventBody {
             channel: channel.as_str(),
@@ -442,10 +450,7 @@ pub(crate) mod testing {
             timestamp_ms: received_ms,
             received_ms,
         };
-        Event::encode(
-            EventId { epoch: 1, seq },
-            NewEvent::new(channel.clone(), level, times, &body),
-        )
+        NewEvent::new(channel.clone(), level, times, &body)
     }
 }
 

@@ -144,6 +144,9 @@ pub mod label {
         pub const CLUSTER: &str = "cluster";
         pub const FLY: &str = "fly";
         pub const RULES: &str = "rules";
+        /// The JetStream stream, as a link of `nats_connected` (1 once
+        /// it is known to exist).
+        pub const JETSTREAM: &str = "jetstream";
         pub const IN: &str = "in";
         pub const OUT: &str = "out";
         pub const INVALID: &str = "invalid";

@@ -53,13 +53,17 @@ impl Gateway {
         ));
         let gauges = Arc::new(RegistryGauges::default());
         let node_id = format!("{epoch:x}-{}", std::process::id());
+        // JetStream mode: publishes go to the stream and come back to every
+        // node, this one included, so the registry shares nothing itself.
+        let stream = (config.nats.url.is_some() && config.nats.jetstream)
+            .then(|| nats::StreamPublisher::new(&config, &node_id, &metrics));
         let (cluster_queue, cluster_outbound) = match &config.nats.url {
-            Some(_) => {
+            Some(_) if stream.is_none() => {
                 let (queue, outbound) =
                     ClusterQueue::new(config.nats.outbound_backlog, Arc::clone(&metrics));
                 (Some(queue), Some(outbound))
             }
-            None => (None, None),
+            _ => (None, None),
         };
         let history = SharedHistory::new(HistoryLimits::from(&config.history));
         let (registry, registry_arbiter) = registry::start(
@@ -69,18 +73,30 @@ impl Gateway {
                 Arc::clone(&metrics),
                 Arc::clone(&gauges),
             )
-            .with_cluster(cluster_queue),
+            .with_cluster(cluster_queue)
+            .with_stream(stream.is_some()),
         );
-        let links = nats::start_links(&config, &node_id, cluster_outbound, &registry, &metrics);
-        let state = web::Data::new(AppState::new(
-            epoch,
+        let mut links = nats::start_links(
+            &config,
+            &node_id,
+            cluster_outbound,
+            stream.clone(),
+            &registry,
+            &metrics,
+        );
+        if let Some(stream) = &stream {
+            links.push(Arc::new(stream.clone()));
+        }
+        let mut state = AppState::new(
             Arc::clone(&config),
             registry,
             history,
             metrics,
             gauges,
             links,
-        )?);
+        )?;
+        state.stream = stream;
+        let state = web::Data::new(state);
         let pruned = state.clone();
         actix_web::rt::spawn(async move {
             let mut tick = tokio::time::interval(crate::limits::PRUNE_INTERVAL);

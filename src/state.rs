@@ -50,10 +50,10 @@ pub struct AppState {
     /// Set once on SIGTERM: new publishes and streams get 503 from then on.
     pub shutting_down: AtomicBool,
     pub started: Instant,
-    /// This run's id epoch: cursors and resume ids of other runs differ.
-    pub epoch: u64,
     /// The configured NATS links; `/ready` is 503 while one is down.
     pub nats: Vec<Arc<dyn Link>>,
+    /// JetStream mode: where publishes go instead of the registry.
+    pub stream: Option<crate::nats::stream::StreamPublisher>,
     /// AI log analysis: its settings, client and chat slots.
     pub ai: crate::ai::Ai,
     next_session: AtomicU64,
@@ -61,7 +61,6 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(
-        epoch: u64,
         config: Arc<Config>,
         registry: Addr<Registry>,
         history: SharedHistory,
@@ -92,10 +91,16 @@ impl AppState {
             gauges,
             shutting_down: AtomicBool::new(false),
             started: Instant::now(),
-            epoch,
             nats,
+            stream: None,
             next_session: AtomicU64::new(1),
         })
+    }
+
+    /// The epoch of the ids this gateway hands out: cursors and resume ids
+    /// of other runs (or, in JetStream mode, other streams) differ.
+    pub fn epoch(&self) -> u64 {
+        self.gauges.epoch.load(Ordering::Acquire)
     }
 
     pub fn is_shutting_down(&self) -> bool {

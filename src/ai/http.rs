@@ -134,7 +134,7 @@ pub async fn chat(
         metrics: state.metrics.clone(),
         gauges: state.gauges.clone(),
         redactor: ai.redactor.clone(),
-        epoch: state.epoch,
+        epoch: state.epoch(),
         scope: Scope::new(patterns),
         lines: ai.config.tools_return_lines,
         line_max: ai.config.line_max_bytes,

@@ -4,23 +4,25 @@
 use std::collections::BTreeMap;
 
 use super::validate::check_service_name;
-use super::{Config, ConfigError, LogFormat, NOT_YET_SUPPORTED, RunEnv, Secret, TrustProxy};
+use super::{Config, ConfigError, LogFormat, RunEnv, Secret, TrustProxy};
+
+/// How a yes-or-no environment variable may be spelled.
+const BOOL_WORDS: &[(&str, bool)] = &[
+    ("true", true),
+    ("1", true),
+    ("yes", true),
+    ("on", true),
+    ("false", false),
+    ("0", false),
+    ("no", false),
+    ("off", false),
+];
 
 impl Config {
     pub(super) fn apply_env(
         &mut self,
         env: &impl Fn(&str) -> Option<String>,
     ) -> Result<(), ConfigError> {
-        for (name, feature) in NOT_YET_SUPPORTED {
-            if env(name).is_some_and(|v| !v.is_empty()) {
-                return Err(ConfigError::new(
-                    *name,
-                    format!(
-                        "is set, but {feature} is not built into this version of loggate yet; unset it"
-                    ),
-                ));
-            }
-        }
         if let Some(v) = env("HOST") {
             self.server.host = v;
         }
@@ -114,6 +116,9 @@ impl Config {
         if let Some(v) = first(&["NATS_URL"]) {
             self.nats.url = Some(v.trim().to_owned());
         }
+        if let Some(v) = first(&["NATS_JETSTREAM"]) {
+            self.nats.jetstream = parse_choice("NATS_JETSTREAM", &v, BOOL_WORDS)?;
+        }
         if let Some(v) = first(&["FLY_ORG", "ORG_SLUG"]) {
             self.fly.org = Some(v.trim().to_owned());
         }
@@ -139,20 +144,7 @@ impl Config {
             self.ai.base_url = v.trim().to_owned();
         }
         if let Some(v) = first(&["AI_TOOLS_RETURN_LINES"]) {
-            self.ai.tools_return_lines = parse_choice(
-                "AI_TOOLS_RETURN_LINES",
-                &v,
-                &[
-                    ("true", true),
-                    ("1", true),
-                    ("yes", true),
-                    ("on", true),
-                    ("false", false),
-                    ("0", false),
-                    ("no", false),
-                    ("off", false),
-                ],
-            )?;
+            self.ai.tools_return_lines = parse_choice("AI_TOOLS_RETURN_LINES", &v, BOOL_WORDS)?;
         }
         if let Some(v) = first(&["AI_RATE_PER_MINUTE"]) {
             self.ai.rate_per_minute = parse_env(

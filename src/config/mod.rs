@@ -84,12 +84,6 @@ pub const DEV_TOKENS: &[&str] = &[
     "analytics-token",
 ];
 
-/// Environment names of the contract whose features this build does not
-/// have yet. Setting one is refused at start rather than silently ignored:
-/// an operator who sets `JWT_SECRET` must never get open subscriptions.
-pub(super) const NOT_YET_SUPPORTED: &[(&str, &str)] =
-    &[("NATS_JETSTREAM", "JetStream-backed cluster delivery")];
-
 /// A configured secret. Its `Debug` never shows the value, so logging a
 /// config cannot leak it.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -261,6 +255,18 @@ pub struct NatsConfig {
     pub creds_file: Option<std::path::PathBuf>,
     pub subject_prefix: String,
     pub outbound_backlog: usize,
+    /// Keep the cluster's events in a JetStream stream: nothing lost
+    /// across NATS or node restarts, and ids that resume on any node.
+    pub jetstream: bool,
+    /// The stream's name (created if missing).
+    pub stream: String,
+    /// How long the stream keeps events; 0 = as long as its bytes allow.
+    pub stream_max_age_minutes: u64,
+    /// The most the stream holds; the oldest events go first.
+    pub stream_max_bytes: u64,
+    /// How long a publish waits for the stream to confirm it before it is
+    /// answered 503.
+    pub publish_timeout_secs: u64,
     /// Generic ingest rules (file only): NATS subjects mapped to channels.
     #[serde(default)]
     pub ingest: Vec<IngestRule>,

@@ -110,6 +110,10 @@ fn bad_values_name_their_key() {
         (&[("SERVICE_TOKENS", "a=sha256:nothex")], "service_tokens.a"),
         (&[("NATS_JETSTREAM", "true")], "NATS_JETSTREAM"),
         (
+            &[("NATS_URL", "nats://n:4222"), ("NATS_JETSTREAM", "maybe")],
+            "NATS_JETSTREAM",
+        ),
+        (
             &[("AI_BASE_URL", "openrouter.ai")],
             "ai.base_url (AI_BASE_URL)",
         ),
@@ -301,4 +305,41 @@ fn ai_settings_come_from_the_contracts_names() {
     assert_eq!(c.ai.rate_per_minute, 3);
     let c = load_with(&[("AI_API_KEY", "k")], None).unwrap();
     assert_eq!(c.ai.api_key.as_ref().unwrap().expose(), "k");
+}
+
+#[test]
+fn jetstream_is_read_from_nats_jetstream_and_checked() {
+    let c = load_with(&[], None).unwrap();
+    assert!(!c.nats.jetstream, "off unless asked for");
+    let url = ("NATS_URL", "nats://127.0.0.1:4222");
+    let c = load_with(&[url, ("NATS_JETSTREAM", "true")], None).unwrap();
+    assert!(c.nats.jetstream);
+    assert_eq!(c.nats.stream, "LOGGATE");
+    let c = load_with(&[url, ("NATS_JETSTREAM", "false")], None).unwrap();
+    assert!(!c.nats.jetstream);
+
+    let dir = std::env::temp_dir().join(format!("loggate-js-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (body, key) in [
+        (
+            "[nats]\njetstream = true\nstream = \"a.b\"\n",
+            "nats.stream",
+        ),
+        ("[nats]\njetstream = true\nstream = \"\"\n", "nats.stream"),
+        ("[nats]\nstream_max_bytes = 1000\n", "nats.stream_max_bytes"),
+        (
+            "[nats]\npublish_timeout_secs = 0\n",
+            "nats.publish_timeout_secs",
+        ),
+        (
+            "[nats]\npublish_timeout_secs = 301\n",
+            "nats.publish_timeout_secs",
+        ),
+    ] {
+        let file = dir.join("js.toml");
+        std::fs::write(&file, body).unwrap();
+        let err = load_with(&[url], Some(&file)).unwrap_err();
+        assert_eq!(err.key, key, "{body}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -210,6 +210,43 @@ impl Config {
             ));
         }
         at_least("nats.outbound_backlog", n.outbound_backlog, 1)?;
+        if n.jetstream {
+            if n.url.is_none() {
+                return Err(ConfigError::new(
+                    "NATS_JETSTREAM",
+                    "JetStream keeps the cluster's events: set NATS_URL too",
+                ));
+            }
+            let name_ok = !n.stream.is_empty()
+                && n.stream.len() <= 64
+                && n.stream
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !name_ok {
+                return Err(ConfigError::new(
+                    "nats.stream",
+                    format!(
+                        "{:?} is not a stream name: 1-64 characters of A-Z a-z 0-9 _ -",
+                        n.stream
+                    ),
+                ));
+            }
+        }
+        if n.stream_max_bytes < 1024 * 1024 {
+            return Err(ConfigError::new(
+                "nats.stream_max_bytes",
+                format!(
+                    "{} is below the minimum of 1048576 (1 MiB)",
+                    n.stream_max_bytes
+                ),
+            ));
+        }
+        let timeout = usize::try_from(n.publish_timeout_secs).unwrap_or(usize::MAX);
+        at_least("nats.publish_timeout_secs", timeout, 1)?;
+        at_most("nats.publish_timeout_secs", timeout, 300)?;
+        // JetStream takes ages in nanoseconds as an i64.
+        let age = usize::try_from(n.stream_max_age_minutes).unwrap_or(usize::MAX);
+        at_most("nats.stream_max_age_minutes", age, 60 * 24 * 365 * 100)?;
         for (i, rule) in n.ingest.iter().enumerate() {
             rule.validate()
                 .map_err(|problem| ConfigError::new(format!("nats.ingest[{i}]"), problem))?;

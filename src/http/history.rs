@@ -102,7 +102,7 @@ fn page_query(
     state: &AppState,
     req: &HttpRequest,
 ) -> Result<(HistoryQuery, bool), SubscribeError> {
-    let direction = direction(&p, state.epoch)?;
+    let direction = direction(&p, state.epoch())?;
     let stream_query = StreamQuery {
         channels: p.channels,
         token: None,
@@ -160,7 +160,7 @@ pub async fn history(
     // The lock is held for the bounded query only, not for the response.
     let page = state.history.read().query(&query);
     let last_id = (last_seq > 0).then(|| EventId {
-        epoch: state.epoch,
+        epoch: state.epoch(),
         seq: last_seq,
     });
 

@@ -69,6 +69,9 @@ pub enum PublishError {
     RateLimited { retry_after_secs: u64 },
     #[error("the gateway is shutting down")]
     ShuttingDown,
+    /// JetStream mode: the stream did not confirm the events in time.
+    #[error("{message}")]
+    NatsUnavailable { message: String },
 }
 
 /// Prefixes a batch element's message with its index.
@@ -100,6 +103,7 @@ impl PublishError {
         "invalid_body",
         "rate_limited",
         "shutting_down",
+        "nats_unavailable",
     ];
 
     /// The codes of a refused event, whatever its path (HTTP, NATS).
@@ -131,6 +135,7 @@ impl PublishError {
             PublishError::InvalidBody { .. } => "invalid_body",
             PublishError::RateLimited { .. } => "rate_limited",
             PublishError::ShuttingDown => "shutting_down",
+            PublishError::NatsUnavailable { .. } => "nats_unavailable",
         }
     }
 
@@ -138,7 +143,9 @@ impl PublishError {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             PublishError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            PublishError::ShuttingDown => Some(crate::error::RETRY_SOON_SECS),
+            PublishError::ShuttingDown | PublishError::NatsUnavailable { .. } => {
+                Some(crate::error::RETRY_SOON_SECS)
+            }
             _ => None,
         }
     }
@@ -183,7 +190,9 @@ impl ResponseError for PublishError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             PublishError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            PublishError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            PublishError::ShuttingDown | PublishError::NatsUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::BAD_REQUEST,
         }
     }

@@ -227,11 +227,15 @@ where
     result
 }
 
-/// Sends validated events to the registry; their ids come back in order.
+/// Sends validated events to the registry, or in JetStream mode to the
+/// cluster stream; their ids come back in order.
 pub async fn publish_events(
     state: &AppState,
     events: Vec<NewEvent>,
 ) -> Result<Vec<EventId>, PublishError> {
+    if let Some(stream) = &state.stream {
+        return stream.publish(&events).await;
+    }
     state
         .registry
         .send(Publish {

@@ -13,6 +13,7 @@ use super::cluster::{
     OriginSequences,
 };
 use super::link::{Connection, LinkStatus, connect};
+use super::stream::{self as js, StreamPublisher, StreamSettings};
 use super::{fly, rules};
 use crate::config::IngestRule;
 use crate::event::NewEvent;
@@ -35,8 +36,11 @@ pub enum Role {
     Cluster {
         node_id: Arc<str>,
         prefix: Arc<str>,
-        /// What the registry shares with the cluster.
-        outbound: ClusterOutbound,
+        /// Core mode: what the registry shares with the cluster.
+        outbound: Option<ClusterOutbound>,
+        /// JetStream mode: the stream every node reads, and what publishes
+        /// to it.
+        stream: Option<(StreamPublisher, StreamSettings)>,
         /// Generic ingest rules, read on the same connection.
         rules: Vec<IngestRule>,
     },
@@ -59,6 +63,9 @@ pub struct NatsBridge {
     max_event_bytes: usize,
     fly: Option<Arc<fly::FlyIngest>>,
     rules: Vec<IngestRule>,
+    /// JetStream mode: what this link reads goes to the stream, not
+    /// straight to the registry.
+    stream: Option<StreamPublisher>,
     /// Where each origin node's cluster sequence stands, to see holes.
     sequences: OriginSequences,
     /// Losses not yet told to the registry, by origin.
@@ -73,6 +80,7 @@ impl NatsBridge {
         registry: Addr<Registry>,
         metrics: Arc<Metrics>,
         max_event_bytes: usize,
+        stream: Option<StreamPublisher>,
     ) -> Self {
         let (name, node_id, prefix) = match &role {
             Role::Cluster {
@@ -93,6 +101,7 @@ impl NatsBridge {
             node_id,
             prefix,
             max_event_bytes,
+            stream,
             fly: None,
             rules: Vec::new(),
             sequences: OriginSequences::default(),
@@ -125,6 +134,24 @@ impl NatsBridge {
     /// Hands inbound events to the registry, in order.
     fn publish(&self, events: Vec<NewEvent>, ctx: &mut Context<Self>) {
         if events.is_empty() {
+            return;
+        }
+        // JetStream mode: read through a queue group, so this node alone
+        // has these; the stream hands them to every node. `wait` keeps
+        // them in order and pushes back on this link while NATS is slow.
+        if let Some(stream) = self.stream.clone() {
+            let metrics = Arc::clone(&self.metrics);
+            let publish = async move {
+                if let Err(e) = stream.publish(&events).await {
+                    metrics.dropped(
+                        label::dropped::NATS_BACKLOG,
+                        crate::metrics::OTHER_SERVICE,
+                        events.len() as u64,
+                    );
+                    tracing::warn!(lost = events.len(), error = %e, "events for the cluster stream dropped");
+                }
+            };
+            ctx.wait(publish.into_actor(self));
             return;
         }
         // Fly messages read through a queue group reach only this node, so
@@ -176,6 +203,9 @@ impl NatsBridge {
 /// they came through.
 struct Inbound(Vec<async_nats::Message>, Source);
 
+/// The queue group ingest rules are read through in JetStream mode.
+const RULES_QUEUE: &str = "loggate-rules";
+
 /// Most messages handed to the registry in one `Publish`. Batching is what
 /// lets a node keep up with a busy cluster: one registry round trip per
 /// message caps intake far below what NATS delivers, and async-nats drops
@@ -204,22 +234,33 @@ impl Actor for NatsBridge {
             let client = connect(conn, Arc::clone(&status), metrics).await?;
             let _ = status.client.set(client.clone());
             let (subject, queue) = match &role {
-                Some(Role::Cluster { prefix, .. }) => (format!("{prefix}.>"), None),
-                Some(Role::Fly(f)) => (f.subject(), f.queue.clone()),
+                // JetStream mode reads the cluster's events from the stream.
+                Some(Role::Cluster {
+                    stream: Some(_), ..
+                }) => (None, None),
+                Some(Role::Cluster { prefix, .. }) => (Some(format!("{prefix}.>")), None),
+                Some(Role::Fly(f)) => (Some(f.subject()), f.queue.clone()),
                 None => return Err("bridge started twice".to_string()),
             };
-            let main = match queue {
-                Some(q) => client.queue_subscribe(subject, q).await,
-                None => client.subscribe(subject).await,
+            let mut subscribers = Vec::new();
+            if let Some(subject) = subject {
+                let main = match queue {
+                    Some(q) => client.queue_subscribe(subject, q).await,
+                    None => client.subscribe(subject).await,
+                }
+                .map_err(|e| e.to_string())?;
+                subscribers.push((Source::Main, main));
             }
-            .map_err(|e| e.to_string())?;
-            let mut subscribers = vec![(Source::Main, main)];
-            if let Some(Role::Cluster { rules, .. }) = &role {
+            if let Some(Role::Cluster { rules, stream, .. }) = &role {
                 for (i, rule) in rules.iter().enumerate() {
-                    let sub = client
-                        .subscribe(rule.subject.clone())
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let subject = rule.subject.clone();
+                    // With JetStream one node takes each message and the
+                    // stream shares it; without, every node reads them all.
+                    let sub = match stream {
+                        Some(_) => client.queue_subscribe(subject, RULES_QUEUE.into()).await,
+                        None => client.subscribe(subject).await,
+                    }
+                    .map_err(|e| e.to_string())?;
                     subscribers.push((Source::Rule(i), sub));
                 }
             }
@@ -235,10 +276,24 @@ impl Actor for NatsBridge {
                 }
                 match role {
                     Some(Role::Cluster {
-                        mut outbound,
+                        stream: Some((publisher, settings)),
+                        rules,
+                        node_id,
+                        ..
+                    }) => {
+                        act.rules = rules;
+                        let registry = act.registry.clone();
+                        let metrics = Arc::clone(&act.metrics);
+                        actix::spawn(js::run(
+                            client, publisher, settings, node_id, registry, metrics,
+                        ));
+                    }
+                    Some(Role::Cluster {
+                        outbound: Some(mut outbound),
                         rules,
                         node_id,
                         prefix,
+                        ..
                     }) => {
                         act.rules = rules;
                         // The publishing loop: one message at a time, so a
@@ -265,7 +320,7 @@ impl Actor for NatsBridge {
                         });
                     }
                     Some(Role::Fly(f)) => act.fly = Some(Arc::new(f)),
-                    None => {}
+                    Some(Role::Cluster { .. }) | None => {}
                 }
             }
             Err(e) => {

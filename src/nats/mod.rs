@@ -36,9 +36,15 @@ pub mod cluster;
 pub mod fly;
 pub mod link;
 pub mod rules;
+pub mod stream;
 
 pub use bridge::{NatsBridge, Role};
 pub use link::{Connection, LinkStatus};
+pub use stream::{StreamPublisher, StreamSettings};
+
+/// The queue group Fly's log bus is read through in JetStream mode when
+/// `FLY_NATS_QUEUE` names none.
+const FLY_QUEUE: &str = "loggate";
 
 use std::sync::Arc;
 
@@ -57,6 +63,7 @@ pub fn start_links(
     config: &Config,
     node_id: &str,
     outbound: Option<ClusterOutbound>,
+    stream: Option<StreamPublisher>,
     registry: &Addr<Registry>,
     metrics: &Arc<Metrics>,
 ) -> Vec<Arc<dyn crate::state::Link>> {
@@ -69,11 +76,12 @@ pub fn start_links(
             registry.clone(),
             Arc::clone(metrics),
             max_event_bytes,
+            stream.clone(),
         );
         links.push(bridge.status());
         bridge.start();
     };
-    if let (Some(outbound), Some(url)) = (outbound, &config.nats.url) {
+    if let Some(url) = &config.nats.url {
         let n = &config.nats;
         let connection = Connection {
             url: url.clone(),
@@ -86,6 +94,9 @@ pub fn start_links(
             node_id: Arc::from(node_id),
             prefix: Arc::from(n.subject_prefix.as_str()),
             outbound,
+            stream: stream
+                .clone()
+                .map(|p| (p, StreamSettings::from_config(config))),
             rules: n.ingest.clone(),
         };
         start(connection, role);
@@ -93,7 +104,7 @@ pub fn start_links(
         if !n.ingest.is_empty() {
             metrics.create_nats_series(label::nats::RULES, PublishError::EVENT_CODES);
         }
-        tracing::info!(%url, node = %node_id, "cluster mode: sharing events over NATS");
+        tracing::info!(%url, node = %node_id, jetstream = n.jetstream, "cluster mode: sharing events over NATS");
     }
     if config.fly.enabled() {
         let f = &config.fly;
@@ -107,7 +118,12 @@ pub fn start_links(
         let ingest = fly::FlyIngest {
             org: f.org.clone().unwrap_or_default(),
             app: f.app.clone(),
-            queue: f.queue.clone(),
+            // JetStream mode: one node takes each line and the stream
+            // shares it, so the gateways always read as one queue group.
+            queue: f
+                .queue
+                .clone()
+                .or_else(|| stream.is_some().then(|| FLY_QUEUE.to_owned())),
         };
         tracing::info!(url = %f.nats_url, subject = %ingest.subject(), "Fly.io log ingest");
         start(connection, Role::Fly(ingest));

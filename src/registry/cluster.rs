@@ -33,6 +33,19 @@ pub struct ClusterEvent {
     pub seq: u64,
 }
 
+impl ClusterEvent {
+    /// `event` as number `seq` of this node's cluster sequence.
+    pub fn from_new(event: &NewEvent, seq: u64) -> Self {
+        ClusterEvent {
+            channel: event.channel.clone(),
+            level: event.level,
+            times: event.times,
+            body_tail: event.body_tail.clone(),
+            seq,
+        }
+    }
+}
+
 /// The bridge's end of the queue.
 pub type ClusterOutbound = mpsc::Receiver<ClusterEvent>;
 
@@ -56,13 +69,8 @@ impl ClusterQueue {
     /// Queues an accepted local event without waiting; a full queue drops
     /// it and counts the drop.
     pub fn offer(&self, event: &NewEvent) {
-        let queued = self.tx.try_send(ClusterEvent {
-            channel: event.channel.clone(),
-            level: event.level,
-            times: event.times,
-            body_tail: event.body_tail.clone(),
-            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
-        });
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let queued = self.tx.try_send(ClusterEvent::from_new(event, seq));
         if queued.is_err() {
             self.metrics
                 .dropped(label::dropped::NATS_BACKLOG, event.channel.service(), 1);

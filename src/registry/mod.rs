@@ -53,6 +53,9 @@ const MAILBOX_CAPACITY: usize = 4096;
 /// tests): written by the actor only, read with relaxed loads.
 #[derive(Debug, Default)]
 pub struct RegistryGauges {
+    /// The epoch of the ids handed out: this run's, or in JetStream mode
+    /// the stream's once known.
+    pub epoch: AtomicU64,
     pub sessions: AtomicU64,
     pub subscriptions: AtomicU64,
     pub events_accepted: AtomicU64,
@@ -93,6 +96,17 @@ pub enum Origin {
 pub struct Publish {
     pub events: Vec<NewEvent>,
     pub origin: Origin,
+}
+
+/// JetStream mode: events read from the cluster stream, each with its
+/// stream sequence, which becomes its id (under the stream's `epoch`), so
+/// every node gives an event the same id. A sequence at or before the last
+/// one seen is a redelivery and is skipped.
+#[derive(Message)]
+#[rtype(result = "Result<(), RegistryClosed>")]
+pub struct Stored {
+    pub epoch: u64,
+    pub events: Vec<(u64, NewEvent)>,
 }
 
 /// Events other nodes accepted that never arrived here: each is told to
@@ -161,6 +175,10 @@ struct SessionEntry {
     /// Sequence of the last event offered to this session: a session
     /// subscribed under two overlapping patterns must get an event once.
     last_seq: u64,
+    /// A resumed session has had everything up to here: in JetStream mode a
+    /// node still filling its history from the stream may read older
+    /// events after the session resumed.
+    floor: u64,
 }
 
 pub struct Registry {
@@ -178,6 +196,9 @@ pub struct Registry {
     history: SharedHistory,
     /// Where local events go to reach the other nodes (cluster mode).
     cluster: Option<ClusterQueue>,
+    /// JetStream mode: ids are the stream's, and `epoch` is 0 until the
+    /// first event from the stream names it.
+    stream: bool,
 }
 
 impl Registry {
@@ -187,6 +208,7 @@ impl Registry {
         metrics: Arc<Metrics>,
         gauges: Arc<RegistryGauges>,
     ) -> Self {
+        gauges.epoch.store(epoch, Ordering::Relaxed);
         Registry {
             index: Index::new(),
             sessions: HashMap::new(),
@@ -198,7 +220,27 @@ impl Registry {
             scratch: Vec::new(),
             history,
             cluster: None,
+            stream: false,
         }
+    }
+
+    /// JetStream mode: events come only as [`Stored`], with the stream's ids.
+    pub fn with_stream(mut self, on: bool) -> Self {
+        self.stream = on;
+        if on {
+            self.epoch = 0;
+        }
+        self
+    }
+
+    /// Whether `after` is an id of the sequence this registry hands out.
+    /// Before a JetStream node has read its first event it cannot tell, and
+    /// takes a stream id at its word.
+    fn knows(&self, after: EventId) -> bool {
+        after.epoch == self.epoch
+            || (self.stream
+                && self.epoch == 0
+                && after.epoch & crate::nats::stream::STREAM_EPOCH_BIT != 0)
     }
 
     /// Shares locally accepted events with the cluster through `queue`.
@@ -212,7 +254,7 @@ impl Registry {
         let limits = outbox.limits();
         // An id from another run of the gateway says nothing about this
         // run's history: replay what is held, after saying so.
-        let (since, foreign) = if after.epoch == self.epoch {
+        let (since, foreign) = if self.knows(after) {
             (after.seq, false)
         } else {
             (0, true)
@@ -275,7 +317,7 @@ impl Registry {
             let Some(entry) = self.sessions.get_mut(id) else {
                 continue;
             };
-            if entry.last_seq == seq {
+            if entry.last_seq == seq || seq <= entry.floor {
                 continue;
             }
             entry.last_seq = seq;
@@ -337,12 +379,17 @@ impl Handler<Subscribe> for Registry {
         for p in &msg.patterns {
             self.index.insert(p, msg.session);
         }
+        let floor = match msg.resume {
+            Some(after) if self.knows(after) => after.seq,
+            _ => 0,
+        };
         self.sessions.insert(
             msg.session,
             SessionEntry {
                 outbox: msg.outbox,
                 patterns: msg.patterns,
                 last_seq: 0,
+                floor,
             },
         );
         self.update_gauges();
@@ -386,11 +433,23 @@ impl Handler<Publish> for Registry {
             accepted.push(event);
             ids.push(id);
         }
+        self.keep(&accepted, None);
+        Ok(ids)
+    }
+}
 
+impl Registry {
+    /// Puts fanned-out events in history. `starts_after`: history begins
+    /// after this sequence (a JetStream node that just started), so a
+    /// resume from before it is told of the gap.
+    fn keep(&mut self, accepted: &[Arc<Event>], starts_after: Option<u64>) {
         // One write lock per batch, taken after the fan-out so readers of
         // history wait for the pushes only.
         let mut history = self.history.write();
-        for event in &accepted {
+        if let Some(seq) = starts_after {
+            history.forget_through(seq);
+        }
+        for event in accepted {
             history.push(event, event.times.received_ms);
         }
         let h = history.stats();
@@ -403,7 +462,54 @@ impl Handler<Publish> for Registry {
         self.metrics.history_events.set(h.events as i64);
         self.metrics.history_bytes.set(h.bytes as i64);
         self.metrics.history_channels.set(h.channels as i64);
-        Ok(ids)
+    }
+}
+
+impl Handler<Stored> for Registry {
+    type Result = Result<(), RegistryClosed>;
+
+    fn handle(&mut self, msg: Stored, _: &mut Self::Context) -> Self::Result {
+        if self.closed {
+            return Err(RegistryClosed);
+        }
+        if msg.epoch != self.epoch {
+            if self.epoch != 0 {
+                // The stream was deleted and made again: its sequence
+                // started over, and what history holds is of the old one.
+                tracing::warn!("the cluster stream was made again; history starts over");
+                let limits = self.history.read().limits();
+                *self.history.write() = history::History::new(limits);
+                for entry in self.sessions.values_mut() {
+                    entry.last_seq = 0;
+                    entry.floor = 0;
+                }
+            }
+            self.epoch = msg.epoch;
+            self.last_seq = 0;
+            self.gauges.epoch.store(msg.epoch, Ordering::Release);
+        }
+        let mut starts_after = None;
+        let mut accepted = Vec::with_capacity(msg.events.len());
+        for (seq, new) in msg.events {
+            if seq <= self.last_seq {
+                continue; // read again after a reconnect: already here
+            }
+            if self.last_seq == 0 {
+                starts_after = Some(seq - 1);
+            }
+            self.last_seq = seq;
+            let event = Event::encode(
+                EventId {
+                    epoch: self.epoch,
+                    seq,
+                },
+                new,
+            );
+            self.fan_out(&event);
+            accepted.push(event);
+        }
+        self.keep(&accepted, starts_after);
+        Ok(())
     }
 }
 
@@ -527,3 +633,6 @@ pub fn start(registry: Registry) -> (Addr<Registry>, Arbiter) {
     let addr = Registry::start_in_arbiter(&arbiter.handle(), move |_| registry);
     (addr, arbiter)
 }
+
+#[cfg(test)]
+mod tests;

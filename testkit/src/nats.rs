@@ -41,25 +41,49 @@ pub struct NatsServer {
     /// The HTTP monitoring port (`/connz`).
     pub monitor_port: u16,
     auth: Option<(String, String)>,
+    /// JetStream's store, when started with [`NatsServer::start_jetstream`];
+    /// kept across restarts, removed when dropped.
+    store: Option<PathBuf>,
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.child = None;
+        if let Some(dir) = &self.store {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 impl NatsServer {
     pub fn start() -> NatsServer {
-        Self::start_inner(None)
+        Self::start_inner(None, None)
+    }
+
+    /// A server with JetStream on (`-js`), storing in a temporary directory
+    /// of its own that survives [`NatsServer::restart`].
+    pub fn start_jetstream() -> NatsServer {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("loggate-js-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("JetStream store directory");
+        Self::start_inner(None, Some(dir))
     }
 
     /// A server that only accepts `user`/`pass`.
     pub fn start_with_auth(user: &str, pass: &str) -> NatsServer {
-        Self::start_inner(Some((user.to_owned(), pass.to_owned())))
+        Self::start_inner(Some((user.to_owned(), pass.to_owned())), None)
     }
 
-    fn start_inner(auth: Option<(String, String)>) -> NatsServer {
+    fn start_inner(auth: Option<(String, String)>, store: Option<PathBuf>) -> NatsServer {
         let [port, monitor_port] = free_ports::<2>();
         let mut server = NatsServer {
             child: None,
             port,
             monitor_port,
             auth,
+            store,
         };
         server.launch();
         server
@@ -80,6 +104,9 @@ impl NatsServer {
             .stderr(Stdio::null());
         if let Some((user, pass)) = &self.auth {
             cmd.args(["--user", user, "--pass", pass]);
+        }
+        if let Some(dir) = &self.store {
+            cmd.arg("-js").arg("-sd").arg(dir);
         }
         self.child = Some(Guard(cmd.spawn().expect("nats-server starts")));
         let deadline = Instant::now() + DEADLINE;

@@ -136,6 +136,17 @@ impl History {
         }
     }
 
+    /// What this history was made with.
+    pub fn limits(&self) -> HistoryLimits {
+        self.limits
+    }
+
+    /// History does not reach back to `seq` or before (a node that began
+    /// reading a stream part way): a resume from there is told so.
+    pub fn forget_through(&mut self, seq: u64) {
+        self.evicted_channels_through = self.evicted_channels_through.max(seq);
+    }
+
     /// Remembers that `lost` events of `origin` never arrived, noticed when
     /// this node's newest event was `after_seq`.
     pub fn note_loss(&mut self, after_seq: u64, origin: &str, lost: u64, now_ms: i64) {

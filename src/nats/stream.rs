@@ -1,0 +1,553 @@
+//! JetStream mode (`nats.jetstream`): the cluster's events live in one
+//! JetStream stream, and the stream, not any node, puts them in order.
+//!
+//! - **Publishing** ([`StreamPublisher`]): every event a node accepts (an
+//!   HTTP, OTLP or Loki publish, Fly's log bus, an ingest rule) is
+//!   published to the stream with a `Nats-Msg-Id` of `<node>-<seq>`, and
+//!   the publish is answered only once the stream has acknowledged it. A
+//!   publish whose ack does not come (NATS restarting) is sent again, in
+//!   order, with the same ids, so the stream stores it once; one that is
+//!   still unconfirmed at `nats.publish_timeout_secs` is answered 503
+//!   (what was sent may still be stored: a publisher that retries can
+//!   cause a duplicate, never a loss).
+//! - **Reading** ([`consume`]): every node reads the whole stream through a
+//!   durable consumer of its own, the node that published an event
+//!   included, and hands what it reads to the registry ([`Stored`]), which
+//!   gives each event the stream's sequence as its id. So every node
+//!   delivers the same events in the same order under the same ids, and a
+//!   `Last-Event-ID` from one node resumes on any other. Messages are acked
+//!   after the registry has them; the registry ignores a sequence it has
+//!   already seen, so a redelivery is never delivered twice.
+//! - **Starting**: a node starts with empty history, so its consumer
+//!   begins `history.max_age_minutes` back and fills history from the
+//!   stream before it goes live; a resume from before a restart finds what
+//!   it missed. If the consumer disappears (NATS lost it, or it was idle
+//!   past its inactivity limit while this node was cut off), it is
+//!   created again from the sequence after the last one read.
+//!
+//! Talks to: the registry (its mailbox, [`Stored`]), async-nats' JetStream
+//! API, and [`super::cluster`] for the wire format, which is the same as in
+//! core mode.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use actix::Addr;
+use async_nats::jetstream::{self, consumer, stream};
+use futures_util::StreamExt;
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, timeout_at};
+
+use super::cluster::{self, HEADER_LEVEL, HEADER_RECEIVED, HEADER_TIMESTAMP};
+use crate::event::{EventId, NewEvent};
+use crate::ingest::PublishError;
+use crate::metrics::{Metrics, label};
+use crate::registry::cluster::ClusterEvent;
+use crate::registry::{Registry, Stored};
+
+/// Stream epochs have this bit set; node epochs (Unix milliseconds) will
+/// not reach it before the year 2527, so an id of one kind is never taken
+/// for the other.
+pub const STREAM_EPOCH_BIT: u64 = 1 << 44;
+
+/// How long a JetStream API call or a publish ack is waited for before it
+/// is tried again.
+const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+/// Between two tries of an unconfirmed publish, or of creating the
+/// consumer.
+const RETRY_DELAY: Duration = Duration::from_millis(200);
+/// How long a consumer nobody reads from survives on the server: a node
+/// gone for longer leaves nothing behind, and one merely cut off creates
+/// its consumer again from where it stopped.
+const CONSUMER_INACTIVE: Duration = Duration::from_secs(300);
+/// Messages read and handed to the registry together.
+const READ_BATCH: usize = 512;
+/// How long the stream recognises a repeated `Nats-Msg-Id`.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// What the stream is, from the configuration.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    pub name: String,
+    pub prefix: String,
+    /// 0 = no age limit.
+    pub max_age: Duration,
+    pub max_bytes: u64,
+    pub publish_timeout: Duration,
+    /// How far back a starting node reads, to fill its history.
+    pub backfill: Duration,
+    /// `publish.max_event_bytes`, for the checks of what is read.
+    pub max_event_bytes: usize,
+}
+
+impl StreamSettings {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let n = &config.nats;
+        StreamSettings {
+            name: n.stream.clone(),
+            prefix: n.subject_prefix.clone(),
+            max_age: Duration::from_secs(n.stream_max_age_minutes.saturating_mul(60)),
+            max_bytes: n.stream_max_bytes,
+            publish_timeout: Duration::from_secs(n.publish_timeout_secs),
+            backfill: Duration::from_secs(config.history.max_age_minutes.saturating_mul(60)),
+            max_event_bytes: config.publish.max_event_bytes,
+        }
+    }
+
+    fn subject(&self) -> String {
+        format!("{}.>", self.prefix)
+    }
+
+    fn config(&self) -> stream::Config {
+        stream::Config {
+            name: self.name.clone(),
+            subjects: vec![self.subject()],
+            max_age: self.max_age,
+            max_bytes: i64::try_from(self.max_bytes).unwrap_or(i64::MAX),
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            discard: stream::DiscardPolicy::Old,
+            duplicate_window: DUPLICATE_WINDOW,
+            ..Default::default()
+        }
+    }
+}
+
+/// The epoch of ids drawn from a stream: its creation time, so a stream
+/// deleted and made again (whose sequence starts over) gives other ids.
+pub fn stream_epoch(info: &stream::Info) -> u64 {
+    let ms = info.created.unix_timestamp_nanos() / 1_000_000;
+    (u64::try_from(ms).unwrap_or(0) & (STREAM_EPOCH_BIT - 1)) | STREAM_EPOCH_BIT
+}
+
+/// A JetStream context with our timeouts.
+pub fn context(client: async_nats::Client) -> jetstream::Context {
+    jetstream::ContextBuilder::new()
+        .timeout(ACK_TIMEOUT)
+        .build(client)
+}
+
+/// Creates the stream, or checks the one there: it must capture the
+/// cluster subjects, and its age and byte limits are set to the
+/// configured ones. Returns its epoch.
+pub async fn ensure_stream(js: &jetstream::Context, s: &StreamSettings) -> Result<u64, String> {
+    let info = match js.get_stream(&s.name).await {
+        Ok(existing) => {
+            let info = existing.cached_info().clone();
+            let subject = s.subject();
+            if !info.config.subjects.contains(&subject) {
+                return Err(format!(
+                    "stream {} exists but captures {:?}, not {subject}: use another nats.stream, or add the subject",
+                    s.name, info.config.subjects
+                ));
+            }
+            let max_bytes = i64::try_from(s.max_bytes).unwrap_or(i64::MAX);
+            if info.config.max_age != s.max_age
+                || info.config.max_bytes != max_bytes
+                || info.config.duplicate_window < DUPLICATE_WINDOW
+            {
+                let mut config = info.config.clone();
+                config.max_age = s.max_age;
+                config.max_bytes = max_bytes;
+                config.duplicate_window = config.duplicate_window.max(DUPLICATE_WINDOW);
+                js.update_stream(config)
+                    .await
+                    .map_err(|e| format!("stream {}: cannot set its limits: {e}", s.name))?;
+                tracing::info!(stream = %s.name, "JetStream stream limits updated");
+            }
+            info
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                jetstream::context::GetStreamErrorKind::JetStream(j)
+                    if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+            ) =>
+        {
+            let created = js
+                .create_stream(s.config())
+                .await
+                .map_err(|e| format!("cannot create stream {}: {e}", s.name))?;
+            tracing::info!(stream = %s.name, subject = %s.subject(), "JetStream stream created");
+            created.cached_info().clone()
+        }
+        Err(e) => return Err(format!("stream {}: {e}", s.name)),
+    };
+    Ok(stream_epoch(&info))
+}
+
+/// The stream once connected: where publishes go, and the epoch of ids.
+struct Ready {
+    js: jetstream::Context,
+    epoch: u64,
+}
+
+/// Publishes accepted events to the stream and waits for its ack; shared
+/// by every handler (cheap to clone).
+#[derive(Clone)]
+pub struct StreamPublisher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The stream's name, for `/health`.
+    stream: String,
+    /// Why the stream is not ready yet, for `/health`.
+    problem: std::sync::Mutex<Option<String>>,
+    ready: OnceLock<Ready>,
+    node_id: Arc<str>,
+    prefix: String,
+    timeout: Duration,
+    /// The last number given to an event of this node: `Nats-Msg-Id`s.
+    seq: AtomicU64,
+    /// Events waiting for the stream at once, all publishers together
+    /// (`nats.outbound_backlog`): a NATS outage holds requests, not memory
+    /// without bound.
+    waiting: Semaphore,
+    /// `nats_messages_total{link="cluster",direction="out"}`.
+    out: prometheus::IntCounter,
+}
+
+impl StreamPublisher {
+    pub fn new(config: &crate::config::Config, node_id: &str, metrics: &Metrics) -> Self {
+        let backlog = config.nats.outbound_backlog.min(Semaphore::MAX_PERMITS);
+        StreamPublisher {
+            inner: Arc::new(Inner {
+                stream: config.nats.stream.clone(),
+                problem: std::sync::Mutex::new(None),
+                ready: OnceLock::new(),
+                node_id: Arc::from(node_id),
+                prefix: config.nats.subject_prefix.clone(),
+                timeout: Duration::from_secs(config.nats.publish_timeout_secs),
+                seq: AtomicU64::new(0),
+                waiting: Semaphore::new(backlog),
+                out: metrics
+                    .nats_messages
+                    .with_label_values(&[label::nats::CLUSTER, label::nats::OUT]),
+            }),
+        }
+    }
+
+    /// Called once the stream is known to exist.
+    pub(super) fn set_ready(&self, js: jetstream::Context, epoch: u64) {
+        let _ = self.inner.ready.set(Ready { js, epoch });
+        self.set_problem(None);
+    }
+
+    fn set_problem(&self, problem: Option<String>) {
+        *self.inner.problem.lock().unwrap_or_else(|e| e.into_inner()) = problem;
+    }
+
+    /// Publishes `events` to the stream, in order, and answers their ids
+    /// (the stream's sequence numbers) once the stream has them all.
+    pub async fn publish(&self, events: &[NewEvent]) -> Result<Vec<EventId>, PublishError> {
+        let inner = &self.inner;
+        let deadline = Instant::now() + inner.timeout;
+        let unavailable = |why: &str| PublishError::NatsUnavailable {
+            message: format!("the cluster stream {why}; nothing was published, retry"),
+        };
+        let ready = inner
+            .ready
+            .get()
+            .ok_or_else(|| unavailable("is not reachable yet (NATS connecting)"))?;
+        let n = u32::try_from(events.len()).unwrap_or(u32::MAX);
+        let _permits = match timeout_at(deadline, inner.waiting.acquire_many(n)).await {
+            Ok(Ok(p)) => p,
+            _ => return Err(unavailable("has too many events waiting for it")),
+        };
+        let first = inner.seq.fetch_add(events.len() as u64, Ordering::Relaxed) + 1;
+        let messages: Vec<cluster::ClusterMessage> = events
+            .iter()
+            .zip(first..)
+            .map(|(event, seq)| {
+                let mut m = cluster::encode(
+                    &inner.prefix,
+                    &inner.node_id,
+                    &ClusterEvent::from_new(event, seq),
+                );
+                m.headers.insert(
+                    async_nats::header::NATS_MESSAGE_ID,
+                    format!("{}-{seq}", inner.node_id).as_str(),
+                );
+                m
+            })
+            .collect();
+        let mut ids: Vec<EventId> = Vec::with_capacity(messages.len());
+        loop {
+            // Sent in order, then their acks awaited in order; what was not
+            // confirmed is sent again from the first unconfirmed one.
+            let mut acks = Vec::with_capacity(messages.len() - ids.len());
+            for m in &messages[ids.len()..] {
+                let sent = ready.js.publish_with_headers(
+                    m.subject.clone(),
+                    m.headers.clone(),
+                    m.payload.clone(),
+                );
+                match timeout_at(deadline, sent).await {
+                    Ok(Ok(ack)) => acks.push(ack),
+                    _ => break,
+                }
+            }
+            for ack in acks {
+                match timeout_at(deadline, ack.into_future()).await {
+                    Ok(Ok(ack)) => ids.push(EventId {
+                        epoch: ready.epoch,
+                        seq: ack.sequence,
+                    }),
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "JetStream publish unconfirmed; sending again");
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if ids.len() == messages.len() {
+                inner.out.inc_by(ids.len() as u64);
+                return Ok(ids);
+            }
+            if Instant::now() + RETRY_DELAY >= deadline {
+                tracing::warn!(
+                    confirmed = ids.len(),
+                    of = messages.len(),
+                    "JetStream did not confirm a publish in time"
+                );
+                return Err(PublishError::NatsUnavailable {
+                    message: format!(
+                        "the cluster stream did not confirm the events within {}s ({} of {} confirmed; the others may yet be stored); retry",
+                        inner.timeout.as_secs(),
+                        ids.len(),
+                        messages.len()
+                    ),
+                });
+            }
+            tokio::time::sleep(RETRY_DELAY).await;
+        }
+    }
+}
+
+/// The cluster link's work in JetStream mode: makes sure of the stream
+/// (trying again while NATS is unreachable), opens it to publishers, then
+/// reads it into the registry for as long as the node runs.
+pub async fn run(
+    client: async_nats::Client,
+    publisher: StreamPublisher,
+    settings: StreamSettings,
+    node_id: Arc<str>,
+    registry: Addr<Registry>,
+    metrics: Arc<Metrics>,
+) {
+    let js = context(client);
+    let mut attempt = 0u32;
+    let epoch = loop {
+        match ensure_stream(&js, &settings).await {
+            Ok(epoch) => break epoch,
+            Err(e) => {
+                publisher.set_problem(Some(e.clone()));
+                if attempt.is_multiple_of(10) {
+                    tracing::warn!(stream = %settings.name, error = %e, "JetStream stream not ready; trying again");
+                }
+                attempt = attempt.saturating_add(1);
+                tokio::time::sleep(RETRY_DELAY * 5).await;
+            }
+        }
+    };
+    tracing::info!(stream = %settings.name, epoch = format_args!("{epoch:x}"), "JetStream: cluster events are kept in the stream");
+    publisher.set_ready(js.clone(), epoch);
+    // The node id changes with every start: each run reads through a
+    // consumer of its own, and a dead run's is removed by the server.
+    let name = format!("loggate-{node_id}");
+    consume(js, settings, epoch, name, registry, metrics).await;
+}
+
+/// The stream as a link of its own for the probes: `/ready` is 503 until
+/// it is known to exist, since publishes cannot be taken before.
+impl crate::state::Link for StreamPublisher {
+    fn name(&self) -> &'static str {
+        label::nats::JETSTREAM
+    }
+
+    fn is_connected(&self) -> bool {
+        self.inner.ready.get().is_some()
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let state = if self.is_connected() {
+            "ready"
+        } else {
+            "waiting"
+        };
+        let problem = self
+            .inner
+            .problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        serde_json::json!({"state": state, "stream": self.inner.stream, "last_error": problem})
+    }
+}
+
+/// Reads the stream into the registry for as long as the node runs:
+/// creates this node's consumer (from `settings.backfill` ago, or after
+/// the last sequence read when it has to be made again), hands what it
+/// reads to the registry in batches and acks each batch once the registry
+/// has it.
+pub async fn consume(
+    js: jetstream::Context,
+    settings: StreamSettings,
+    epoch: u64,
+    consumer_name: String,
+    registry: Addr<Registry>,
+    metrics: Arc<Metrics>,
+) {
+    let mut last: Option<u64> = None;
+    loop {
+        let start = match last {
+            Some(seq) => consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: seq + 1,
+            },
+            None if settings.backfill.is_zero() => consumer::DeliverPolicy::New,
+            None => consumer::DeliverPolicy::ByStartTime {
+                start_time: time::OffsetDateTime::now_utc() - settings.backfill,
+            },
+        };
+        match read(
+            &js,
+            &settings,
+            epoch,
+            &consumer_name,
+            start,
+            &registry,
+            &metrics,
+            &mut last,
+        )
+        .await
+        {
+            Ok(()) => return, // the registry has stopped
+            Err(e) => {
+                tracing::warn!(stream = %settings.name, error = %e, "JetStream consumer; starting it again");
+                tokio::time::sleep(RETRY_DELAY * 5).await;
+            }
+        }
+    }
+}
+
+/// One consumer's life: `Ok` when the registry is gone, `Err` when the
+/// consumer must be made again.
+#[allow(clippy::too_many_arguments)]
+async fn read(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+    epoch: u64,
+    name: &str,
+    start: consumer::DeliverPolicy,
+    registry: &Addr<Registry>,
+    metrics: &Metrics,
+    last: &mut Option<u64>,
+) -> Result<(), String> {
+    let stream = js
+        .get_stream(&settings.name)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Made afresh at each start: what it has to deliver follows from
+    // `start`, never from a consumer an earlier run left behind.
+    let _ = stream.delete_consumer(name).await;
+    let consumer: consumer::PullConsumer = stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(name.to_owned()),
+            deliver_policy: start,
+            ack_policy: consumer::AckPolicy::All,
+            inactive_threshold: CONSUMER_INACTIVE,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let messages = consumer
+        .stream()
+        .max_messages_per_batch(READ_BATCH)
+        .messages()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut batches = messages.ready_chunks(READ_BATCH);
+    let inbound = metrics
+        .nats_messages
+        .with_label_values(&[label::nats::CLUSTER, label::nats::IN]);
+    while let Some(batch) = batches.next().await {
+        let mut events = Vec::with_capacity(batch.len());
+        let mut newest = None;
+        let mut failure = None;
+        for item in batch {
+            let msg = match item {
+                Ok(m) => m,
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            };
+            let Ok(info) = msg.info().map(|i| i.stream_sequence) else {
+                continue;
+            };
+            inbound.inc();
+            if let Some(event) = decode(&msg, settings, metrics) {
+                events.push((info, event));
+            }
+            newest = Some((info, msg));
+        }
+        if let Some((seq, msg)) = newest {
+            let stored = registry.send(Stored { epoch, events }).await;
+            if !matches!(stored, Ok(Ok(()))) {
+                return Ok(());
+            }
+            *last = Some(seq);
+            // `AckPolicy::All`: this acks the whole batch.
+            if let Err(e) = msg.ack().await {
+                tracing::debug!(error = %e, "JetStream ack failed; the batch may come again");
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+    }
+    Err("the consumer's message stream ended".into())
+}
+
+/// One stream message as an event, after the checks every cluster message
+/// gets; `None` (counted) when refused.
+fn decode(
+    msg: &jetstream::Message,
+    settings: &StreamSettings,
+    metrics: &Metrics,
+) -> Option<NewEvent> {
+    let header = |name: &str| {
+        msg.headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str())
+    };
+    let headers = cluster::ClusterHeaders {
+        level: header(HEADER_LEVEL),
+        timestamp_ms: header(HEADER_TIMESTAMP),
+        received_ms: header(HEADER_RECEIVED),
+    };
+    let subject = msg.subject.as_str();
+    cluster::decode_cluster(
+        &settings.prefix,
+        subject,
+        headers,
+        &msg.payload,
+        settings.max_event_bytes,
+    )
+    .inspect_err(|e| {
+        let link = label::nats::CLUSTER;
+        metrics
+            .nats_messages
+            .with_label_values(&[link, label::nats::INVALID])
+            .inc();
+        metrics
+            .nats_refused
+            .with_label_values(&[link, e.code()])
+            .inc();
+        tracing::debug!(subject, reason = e.code(), error = %e, "stream message refused");
+    })
+    .ok()
+}

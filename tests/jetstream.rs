@@ -1,0 +1,533 @@
+//! JetStream mode end to end (`NATS_JETSTREAM=true`): real `nats-server`
+//! processes started with `-js` and a temporary store, and the real
+//! `loggate` binary. The stream puts the cluster's events in order: every
+//! node delivers the same events under the same ids, nothing is lost
+//! across a NATS restart or a node restart, a retried publish is stored
+//! once, and a `Last-Event-ID` from one node resumes on another.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use testkit::nats::NatsServer;
+use testkit::node::{Gateway, warm_up};
+use testkit::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_loggate");
+
+/// Reconnecting after an outage may take a few backoff rounds.
+const RECONNECT: Duration = Duration::from_secs(30);
+
+fn js_node(name: &str, nats: &NatsServer) -> Gateway {
+    Gateway::spawn(
+        BIN,
+        name,
+        &[("NATS_URL", &nats.url()), ("NATS_JETSTREAM", "true")],
+    )
+}
+
+fn ev(ws: &str, message: &str) -> Value {
+    event("etl", Some(ws), Some("r1"), message)
+}
+
+/// Publishes and answers the status and body, whatever they are.
+async fn try_publish(node: &Gateway, events: &[Value]) -> (StatusCode, Value) {
+    testkit::http::publish(
+        &node.client,
+        &node.url(""),
+        ETL_TOKEN,
+        "application/json",
+        Value::Array(events.to_vec()).to_string(),
+        Duration::from_secs(30),
+    )
+    .await
+}
+
+/// Reads `n` log events, failing on any gap or lag notice.
+async fn logs_without_gaps(sub: &mut SseClient, n: usize, who: &str) -> Vec<(String, String)> {
+    let mut out = Vec::with_capacity(n);
+    let deadline = tokio::time::Instant::now() + RECONNECT;
+    while out.len() < n {
+        match sub.next_frame_until(deadline).await {
+            Next::Frame(f) if f.event == "log" => {
+                let m = f.json()["message"].as_str().expect("message").to_owned();
+                out.push((f.id.clone().expect("an id"), m));
+            }
+            Next::Frame(f) if f.event == "gap" || f.event == "lag" => {
+                panic!("{who}: {} {}", f.event, f.data)
+            }
+            Next::Frame(_) => {}
+            Next::TimedOut => panic!("{who}: {} of {n} events within {RECONNECT:?}", out.len()),
+            Next::Ended => panic!("{who}: the stream ended after {} events", out.len()),
+        }
+    }
+    out
+}
+
+/// Every node delivers what any node accepted, in one order, under the
+/// same ids; and the ids a publish answers are the ones delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_on_one_stream_deliver_the_same_events_under_the_same_ids() {
+    let nats = NatsServer::start_jetstream();
+    let nodes = [
+        js_node("A", &nats),
+        js_node("B", &nats),
+        js_node("C", &nats),
+    ];
+    for n in &nodes {
+        n.wait_ready(StatusCode::OK, DEADLINE).await;
+    }
+    let mut subs = Vec::new();
+    for n in &nodes {
+        subs.push(n.subscribe("logs:etl:three").await);
+    }
+    let mut answered = Vec::new();
+    for round in 0..20 {
+        for n in &nodes {
+            let batch: Vec<Value> = (0..5)
+                .map(|k| ev("three", &format!("{}{round}-{k}", n.name)))
+                .collect();
+            let ids = n.publish(&batch).await;
+            answered.extend(
+                ids.into_iter().zip(
+                    batch
+                        .iter()
+                        .map(|e| e["logData"]["message"].as_str().unwrap().to_owned()),
+                ),
+            );
+        }
+    }
+    let mut seen = Vec::new();
+    for (sub, n) in subs.iter_mut().zip(&nodes) {
+        seen.push(logs_without_gaps(sub, 300, &n.name).await);
+    }
+    assert_eq!(seen[0], seen[1], "A and B differ");
+    assert_eq!(seen[0], seen[2], "A and C differ");
+    let mut sorted = answered.clone();
+    sorted.sort();
+    let mut got = seen[0].clone();
+    got.sort();
+    assert_eq!(
+        got, sorted,
+        "the ids publishes answered are the ones delivered"
+    );
+    for sub in &mut subs {
+        sub.expect_silence(Duration::from_millis(300)).await;
+    }
+}
+
+/// A `Last-Event-ID` from one node resumes on another: exactly what came
+/// after it, once each, with no gap notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_event_id_from_one_node_resumes_on_another() {
+    let nats = NatsServer::start_jetstream();
+    let a = js_node("A", &nats);
+    let b = js_node("B", &nats);
+    a.wait_ready(StatusCode::OK, DEADLINE).await;
+    b.wait_ready(StatusCode::OK, DEADLINE).await;
+    let mut on_a = a.subscribe("logs:etl:hop").await;
+    let first: Vec<Value> = (0..50).map(|i| ev("hop", &format!("m{i}"))).collect();
+    a.publish(&first).await;
+    let got = logs_without_gaps(&mut on_a, 50, "A").await;
+    drop(on_a);
+    // While the client is away, both nodes take more.
+    let later: Vec<Value> = (0..30).map(|i| ev("hop", &format!("n{i}"))).collect();
+    a.publish(&later[..15]).await;
+    b.publish(&later[15..]).await;
+    let last = &got[24].0; // as if it had read only half before it left
+    let mut on_b = b.resume("logs:etl:hop", last).await;
+    let resumed = logs_without_gaps(&mut on_b, 25 + 30, "B").await;
+    let messages: Vec<&str> = resumed.iter().map(|(_, m)| m.as_str()).collect();
+    let want: Vec<String> = (25..50)
+        .map(|i| format!("m{i}"))
+        .chain((0..30).map(|i| format!("n{i}")))
+        .collect();
+    assert_eq!(messages, want, "B's replay from A's id");
+    assert!(resumed[0].0 > *last);
+    assert_eq!(&resumed[..25], &got[25..], "the same ids on both nodes");
+    on_b.expect_silence(Duration::from_millis(300)).await;
+}
+
+/// The stream keeps what it was sent once per `Nats-Msg-Id`: a publish
+/// sent again (as loggate does when an ack does not come) is delivered
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_sent_twice_is_stored_once() {
+    let nats = NatsServer::start_jetstream();
+    let a = js_node("A", &nats);
+    a.wait_ready(StatusCode::OK, DEADLINE).await;
+    let mut sub = a.subscribe("logs:etl:dup").await;
+    // What a node sends, sent twice with one message id.
+    let client = async_nats::connect(nats.url()).await.expect("NATS");
+    let js = async_nats::jetstream::new(client);
+    let ms = 1_758_796_200_123i64;
+    let time = "2025-09-25T10:30:00.123Z";
+    let body = format!(
+        r#"{{"channel":"logs:etl:dup:r1","service":"etl","workspace_id":"dup","resource_id":"r1","level":"info","message":"once","timestamp":"{time}","received_at":"{time}"}}"#
+    );
+    let mut acks = Vec::new();
+    for _ in 0..2 {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Loggate-Origin", "node-x");
+        h.insert("Loggate-Seq", "7");
+        h.insert("Loggate-Level", "info");
+        h.insert("Loggate-Timestamp-Ms", ms.to_string().as_str());
+        h.insert("Loggate-Received-Ms", ms.to_string().as_str());
+        h.insert("Nats-Msg-Id", "node-x-7");
+        let ack = js
+            .publish_with_headers("loggate.etl.dup.r1", h, body.clone().into())
+            .await
+            .expect("sent")
+            .await
+            .expect("acked");
+        acks.push(ack);
+    }
+    assert!(!acks[0].duplicate && acks[1].duplicate, "{acks:?}");
+    assert_eq!(acks[0].sequence, acks[1].sequence);
+    let got = logs_without_gaps(&mut sub, 1, "A").await;
+    assert_eq!(got[0].1, "once");
+    assert!(
+        got[0].0.ends_with(&format!("-{:012}", acks[0].sequence)),
+        "{got:?}"
+    );
+    // Then loggate's own publishes: each stored once, under the ids answered.
+    let ids = a.publish(&[ev("dup", "after")]).await;
+    let next = logs_without_gaps(&mut sub, 1, "A").await;
+    assert_eq!(
+        (next[0].0.as_str(), next[0].1.as_str()),
+        (ids[0].as_str(), "after")
+    );
+    sub.expect_silence(Duration::from_millis(300)).await;
+}
+
+/// A node restarted (killed and started again) catches up from the
+/// stream: a subscriber that resumes on it with the id it last had gets
+/// everything after, including what came while the node was down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_catches_up_and_its_subscribers_miss_nothing() {
+    let nats = NatsServer::start_jetstream();
+    let a = js_node("A", &nats);
+    let b = js_node("B", &nats);
+    a.wait_ready(StatusCode::OK, DEADLINE).await;
+    b.wait_ready(StatusCode::OK, DEADLINE).await;
+    let mut on_b = b.subscribe("logs:etl:restart").await;
+    let before: Vec<Value> = (0..100).map(|i| ev("restart", &format!("m{i}"))).collect();
+    a.publish(&before).await;
+    let got = logs_without_gaps(&mut on_b, 100, "B").await;
+    let last = got.last().unwrap().0.clone();
+    drop(on_b);
+    drop(b); // killed by pid
+    let during: Vec<Value> = (0..200).map(|i| ev("restart", &format!("n{i}"))).collect();
+    for chunk in during.chunks(50) {
+        a.publish(chunk).await;
+    }
+    let b = js_node("B", &nats);
+    b.wait_ready(StatusCode::OK, DEADLINE).await;
+    let mut again = b.resume("logs:etl:restart", &last).await;
+    let after: Vec<Value> = (0..50).map(|i| ev("restart", &format!("o{i}"))).collect();
+    a.publish(&after).await;
+    let resumed = logs_without_gaps(&mut again, 250, "B after its restart").await;
+    let messages: Vec<&str> = resumed.iter().map(|(_, m)| m.as_str()).collect();
+    let want: Vec<String> = (0..200)
+        .map(|i| format!("n{i}"))
+        .chain((0..50).map(|i| format!("o{i}")))
+        .collect();
+    assert_eq!(messages, want);
+    again.expect_silence(Duration::from_millis(300)).await;
+    // And its history holds the whole run, under A's ids.
+    let (status, body) = b
+        .get("/api/logs/history?channels=logs:etl:restart&limit=1000")
+        .await
+        .expect("history");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let history: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        history["logs"].as_array().map(Vec::len),
+        Some(350),
+        "{body:.300}"
+    );
+}
+
+/// With JetStream asked for and not there (the server runs without
+/// `-js`), the node says so and refuses publishes rather than losing them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_jetstream_on_the_server_publishes_are_refused_not_lost() {
+    let nats = NatsServer::start();
+    let a = js_node("A", &nats);
+    let (status, body) = a.get("/ready").await.expect("ready answers");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (status, err) = try_publish(&a, &[ev("none", "x")]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{err}");
+    assert_eq!(err["error"]["code"], "nats_unavailable", "{err}");
+    let health = a.health().await;
+    assert_eq!(
+        health["nats"]["links"]["jetstream"]["state"], "waiting",
+        "{health}"
+    );
+    let (_, metrics) = a.get("/metrics").await.unwrap();
+    let series = r#"loggate_publish_rejected_total{reason="nats_unavailable",source="http"}"#;
+    assert_eq!(metric_value(&metrics, series), Some(1.0), "{series}");
+}
+
+/// One subscriber of the canary: on the node at `base`, from `start`,
+/// resuming with the id it last had every `every`, until it sees the
+/// `end` marker. Returns what it got.
+async fn resuming_reader(
+    base: String,
+    every: Duration,
+    start: String,
+    who: String,
+) -> Vec<(String, String)> {
+    let mut got: Vec<(String, String)> = Vec::new();
+    loop {
+        let mut req =
+            reqwest::Client::new().get(format!("{base}/api/logs/stream?channels=logs:etl:canary"));
+        let last = got.last().map_or(start.as_str(), |(id, _)| id.as_str());
+        req = req.header("last-event-id", last);
+        let mut sub = SseClient::open(req, DEADLINE).await;
+        let until = tokio::time::Instant::now() + every;
+        loop {
+            match sub.next_frame_until(until).await {
+                Next::Frame(f) if f.event == "log" => {
+                    let m = f.json()["message"].as_str().unwrap().to_owned();
+                    let end = m.starts_with("end");
+                    got.push((f.id.clone().expect("an id"), m));
+                    if end {
+                        return got;
+                    }
+                }
+                Next::Frame(f) if f.event == "gap" || f.event == "lag" => {
+                    panic!("{who}: {} {}", f.event, f.data)
+                }
+                Next::Frame(_) => {}
+                Next::TimedOut => break,
+                Next::Ended => panic!("{who}: stream ended"),
+            }
+        }
+    }
+}
+
+/// The issue's canary in JetStream mode: A publishes steadily while
+/// nats-server is killed and restarted; subscribers on B drop and resume
+/// with `Last-Event-ID` all along. Every event A accepted reaches every
+/// one of them exactly once, in order, with no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_a_nats_restart_jetstream_loses_nothing() {
+    let mut nats = NatsServer::start_jetstream();
+    let a = js_node("A", &nats);
+    let b = js_node("B", &nats);
+    a.wait_ready(StatusCode::OK, DEADLINE).await;
+    b.wait_ready(StatusCode::OK, DEADLINE).await;
+    warm_up(&a, &b, "probe").await;
+    // The readers start from this id, so none can miss the first events
+    // by subscribing late.
+    let start = a.publish(&[ev("canary", "start")]).await.remove(0);
+    let mut readers = Vec::new();
+    for i in 0..4u64 {
+        let every = Duration::from_millis(1000 + 250 * i);
+        let reader = resuming_reader(b.url(""), every, start.clone(), format!("reader {i}"));
+        readers.push(tokio::spawn(reader));
+    }
+    // The outage runs on its own clock: publishes wait for the stream, so
+    // the publishing loop must not be what ends it.
+    let outage = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_secs(1));
+        nats.stop();
+        std::thread::sleep(Duration::from_secs(1));
+        nats.restart();
+        nats
+    });
+    let canary = |m: String| ev("canary", &m);
+    let started = tokio::time::Instant::now();
+    let mut slowest = Duration::ZERO;
+    // A refused (503) publish may still have been stored in part: its
+    // events may arrive, once; the accepted ones must.
+    let (mut accepted, mut refused) = (Vec::new(), HashSet::new());
+    for round in 0..300u64 {
+        let batch: Vec<Value> = (0..10).map(|i| canary(format!("e{round}-{i}"))).collect();
+        let sent = tokio::time::Instant::now();
+        let (status, answer) = try_publish(&a, &batch).await;
+        slowest = slowest.max(sent.elapsed());
+        match status {
+            StatusCode::ACCEPTED => accepted.extend(
+                batch
+                    .iter()
+                    .map(|e| e["logData"]["message"].as_str().unwrap().to_owned()),
+            ),
+            StatusCode::SERVICE_UNAVAILABLE => refused.extend(
+                batch
+                    .iter()
+                    .map(|e| e["logData"]["message"].as_str().unwrap().to_owned()),
+            ),
+            other => panic!("publish: {other} {answer}"),
+        }
+        tokio::time::sleep_until(started + Duration::from_millis(10 * (round + 1))).await;
+    }
+    let _nats = tokio::time::timeout(RECONNECT, outage)
+        .await
+        .expect("the outage ended")
+        .unwrap();
+    a.wait_ready(StatusCode::OK, RECONNECT).await;
+    let ids = a.publish(&[canary("end".into())]).await;
+    accepted.push("end".into());
+    for (i, r) in readers.into_iter().enumerate() {
+        let got = tokio::time::timeout(RECONNECT, r)
+            .await
+            .unwrap_or_else(|_| panic!("reader {i} did not see the end marker"))
+            .unwrap();
+        assert_eq!(got.last().map(|(id, _)| id), ids.first(), "reader {i}");
+        let unique: HashSet<&String> = got.iter().map(|(id, _)| id).collect();
+        assert_eq!(
+            unique.len(),
+            got.len(),
+            "reader {i}: an event arrived twice"
+        );
+        let messages: Vec<&String> = got
+            .iter()
+            .map(|(_, m)| m)
+            .filter(|m| !refused.contains(*m))
+            .collect();
+        let want: Vec<&String> = accepted.iter().collect();
+        let have: HashSet<&String> = messages.iter().copied().collect();
+        let missing: Vec<&&String> = want.iter().filter(|m| !have.contains(**m)).collect();
+        let around: Vec<&(String, String)> = got
+            .iter()
+            .filter(|(_, m)| {
+                missing
+                    .first()
+                    .is_some_and(|x| m.split('-').next() == x.split('-').next())
+                    || refused.contains(m)
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "reader {i}: missing {missing:?}; refused {refused:?}; near: {around:?}"
+        );
+        assert_eq!(
+            messages.len(),
+            want.len(),
+            "reader {i}: {} of {} events",
+            messages.len(),
+            want.len()
+        );
+        assert_eq!(
+            messages, want,
+            "reader {i}: not every accepted event, in order"
+        );
+    }
+    eprintln!(
+        "canary: {} events accepted, {} refused (503), slowest publish {slowest:?}",
+        accepted.len(),
+        refused.len()
+    );
+    assert!(
+        slowest > Duration::from_millis(200),
+        "no publish waited for NATS: the outage missed the test"
+    );
+}
+
+/// The stream is made with the configured limits; one already there is
+/// given them; one that does not capture the cluster subjects is refused,
+/// and the node says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_gets_the_configured_limits_and_a_wrong_one_is_refused() {
+    let nats = NatsServer::start_jetstream();
+    let dir = std::env::temp_dir().join(format!("loggate-js-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("js.toml");
+    let config = |age: u64, stream: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "[nats]\nstream = \"{stream}\"\nstream_max_age_minutes = {age}\nstream_max_bytes = 2097152\n"
+            ),
+        )
+        .unwrap();
+    };
+    let node = |name: &str| {
+        Gateway::spawn(
+            BIN,
+            name,
+            &[
+                ("NATS_URL", &nats.url()),
+                ("NATS_JETSTREAM", "true"),
+                ("LOGGATE_CONFIG", file.to_str().unwrap()),
+            ],
+        )
+    };
+    let client = async_nats::connect(nats.url()).await.expect("NATS");
+    let js = async_nats::jetstream::new(client);
+    let limits = |info: &async_nats::jetstream::stream::Info| {
+        (
+            info.config.max_age,
+            info.config.max_bytes,
+            info.config.subjects.clone(),
+        )
+    };
+
+    config(5, "LOGS");
+    let a = node("A");
+    a.wait_ready(StatusCode::OK, DEADLINE).await;
+    let info = js
+        .get_stream("LOGS")
+        .await
+        .expect("made")
+        .cached_info()
+        .clone();
+    assert_eq!(
+        limits(&info),
+        (
+            Duration::from_secs(300),
+            2_097_152,
+            vec!["loggate.>".to_owned()]
+        )
+    );
+    drop(a);
+    // Started again with another age: the stream there is given it.
+    config(7, "LOGS");
+    let b = node("B");
+    b.wait_ready(StatusCode::OK, DEADLINE).await;
+    let info = js.get_stream("LOGS").await.unwrap().cached_info().clone();
+    assert_eq!(info.config.max_age, Duration::from_secs(420));
+    drop(b);
+
+    // A stream of that name for other subjects is not taken over.
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "OTHER".into(),
+        subjects: vec!["elsewhere.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("made");
+    config(5, "OTHER");
+    let c = node("C");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let health = c.health().await;
+        let link = &health["nats"]["links"]["jetstream"];
+        if let Some(e) = link["last_error"].as_str() {
+            assert!(e.contains("loggate.>"), "{e}");
+            assert_eq!(link["state"], "waiting", "{health}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no error shown: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(c.ready().await, Some(StatusCode::SERVICE_UNAVAILABLE));
+    let (status, err) = try_publish(&c, &[ev("x", "y")]).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("nats_unavailable"))
+    );
+    let info = js.get_stream("OTHER").await.unwrap().cached_info().clone();
+    assert_eq!(
+        info.config.subjects,
+        vec!["elsewhere.>".to_owned()],
+        "left as it was"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
