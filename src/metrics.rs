@@ -193,6 +193,7 @@ pub struct Metrics {
     /// Origin nodes whose cluster sequence was no longer followed because
     /// the table of them was full (`nats::cluster::MAX_ORIGINS`).
     pub cluster_origins_forgotten: IntCounter,
+    pub stream_resent: IntCounter,
     pub subscriptions: IntGauge,
     /// Session actors alive; equals open connections unless one leaks.
     pub session_actors: IntGauge,
@@ -374,6 +375,14 @@ impl Metrics {
         registry
             .register(Box::new(cluster_origins_forgotten.clone()))
             .expect("unique metric name");
+        let stream_resent = IntCounter::new(
+            "stream_publishes_resent_total",
+            "JetStream mode: events sent to the stream again because their ack did not come (the stream stores each once).",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(stream_resent.clone()))
+            .expect("unique metric name");
         let log_lines_dropped = IntCounter::new(
             "log_lines_dropped_total",
             "Log lines dropped because stderr did not keep up (the log queue was full).",
@@ -405,6 +414,7 @@ impl Metrics {
             nats_connected,
             log_lines_dropped,
             cluster_origins_forgotten,
+            stream_resent,
             subscriptions,
             session_actors,
             publish_batch_events,

@@ -3,7 +3,7 @@
 //!
 //! - **Publishing** ([`StreamPublisher`]): every event a node accepts (an
 //!   HTTP, OTLP or Loki publish, Fly's log bus, an ingest rule) is
-//!   published to the stream with a `Nats-Msg-Id` of `<node>-<seq>`, and
+//!   published to the stream with a `Nats-Msg-Id` of `<node>-<secret>-<seq>`, and
 //!   the publish is answered only once the stream has acknowledged it. A
 //!   publish whose ack does not come (NATS restarting) is sent again, in
 //!   order, with the same ids, so the stream stores it once; one that is
@@ -197,6 +197,10 @@ struct Inner {
     problem: std::sync::Mutex<Option<String>>,
     ready: OnceLock<Ready>,
     node_id: Arc<str>,
+    /// `<node>-<secret>`: message ids start with it. Whoever may publish on
+    /// the cluster subjects could otherwise send a node's next ids first,
+    /// and the stream would take that node's events for duplicates.
+    msg_id_prefix: String,
     prefix: String,
     timeout: Duration,
     /// The last number given to an event of this node: `Nats-Msg-Id`s.
@@ -207,6 +211,8 @@ struct Inner {
     waiting: Semaphore,
     /// `nats_messages_total{link="cluster",direction="out"}`.
     out: prometheus::IntCounter,
+    /// `stream_publishes_resent_total`.
+    resent: prometheus::IntCounter,
 }
 
 impl StreamPublisher {
@@ -218,10 +224,12 @@ impl StreamPublisher {
                 problem: std::sync::Mutex::new(None),
                 ready: OnceLock::new(),
                 node_id: Arc::from(node_id),
+                msg_id_prefix: format!("{node_id}-{:016x}", unguessable()),
                 prefix: config.nats.subject_prefix.clone(),
                 timeout: Duration::from_secs(config.nats.publish_timeout_secs),
                 seq: AtomicU64::new(0),
                 waiting: Semaphore::new(backlog),
+                resent: metrics.stream_resent.clone(),
                 out: metrics
                     .nats_messages
                     .with_label_values(&[label::nats::CLUSTER, label::nats::OUT]),
@@ -268,7 +276,7 @@ impl StreamPublisher {
                 );
                 m.headers.insert(
                     async_nats::header::NATS_MESSAGE_ID,
-                    format!("{}-{seq}", inner.node_id).as_str(),
+                    format!("{}-{seq}", inner.msg_id_prefix).as_str(),
                 );
                 m
             })
@@ -322,6 +330,7 @@ impl StreamPublisher {
                 });
             }
             tokio::time::sleep(RETRY_DELAY).await;
+            inner.resent.inc_by((messages.len() - ids.len()) as u64);
         }
     }
 }
@@ -385,6 +394,15 @@ impl crate::state::Link for StreamPublisher {
             .clone();
         serde_json::json!({"state": state, "stream": self.inner.stream, "last_error": problem})
     }
+}
+
+/// 64 bits no one outside this process can predict: std's hasher keys are
+/// drawn from the operating system's random source.
+fn unguessable() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(crate::event::now_ms() as u64);
+    h.finish()
 }
 
 /// Reads the stream into the registry for as long as the node runs:
