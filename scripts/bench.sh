@@ -4,7 +4,8 @@
 # and the gateway inherits this limit), then runs the benchmark.
 #
 #   scripts/bench.sh [loggate-bench options]     e.g. --subscribers 1000 --channels 10
-#   scripts/bench.sh --cluster [options]          two nodes joined by a nats-server:
+#   scripts/bench.sh --cluster [--jetstream] [options]   two nodes joined by a nats-server
+#                                                 (with JetStream: nats-server -js):
 #                                                 publish on A, subscribe on B
 #   scripts/bench.sh --viewer [viewer-bench options]   the web viewer in headless
 #                                                 Chromium under a fast stream

@@ -74,6 +74,11 @@ pub struct Args {
     /// (`NATS_URL`); subscribe on node B, publish on node A.
     #[arg(long)]
     pub cluster: bool,
+    /// With --cluster: nats-server runs JetStream (`-js`, a fresh store in
+    /// a temporary directory) and the gateways keep the cluster's events in
+    /// it (`NATS_JETSTREAM=true`).
+    #[arg(long, requires = "cluster")]
+    pub jetstream: bool,
     /// The nats-server binary for `--cluster` (if it is not found,
     /// /usr/sbin/nats-server, where Debian's package puts it, is tried).
     #[arg(long, env = "LOGGATE_BENCH_NATS_SERVER", default_value = "nats-server")]
@@ -221,7 +226,11 @@ impl Args {
             self.bench_threads,
             self.binary.display(),
             if self.cluster {
-                format!(" cluster nats-server={}", self.nats_server.display())
+                format!(
+                    " cluster{} nats-server={}",
+                    if self.jetstream { " jetstream" } else { "" },
+                    self.nats_server.display()
+                )
             } else {
                 String::new()
             },

@@ -59,7 +59,10 @@ impl Nodes {
         announce(&nats, "nats");
         nats.wait_listening(timeout).await?;
         let nats_version = version_of(nats.pid);
-        let env = [("NATS_URL", format!("nats://{}", nats.addr))];
+        let mut env = vec![("NATS_URL", format!("nats://{}", nats.addr))];
+        if args.jetstream {
+            env.push(("NATS_JETSTREAM", "true".to_owned()));
+        }
         let log = |node| sibling_log(&args.server_log, node);
         let mut a = Server::start(args, "gateway A", ports[1], &log("a"), &env)?;
         let mut b = Server::start(args, "gateway B", ports[2], &log("b"), &env)?;

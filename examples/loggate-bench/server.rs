@@ -67,6 +67,12 @@ impl Server {
         let binary = resolve_binary(&args.nats_server, Path::new("/usr/sbin/nats-server"));
         let mut command = Command::new(&binary);
         command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+        if args.jetstream {
+            // Beside the log, emptied first: each run starts with no stream.
+            let store = log_path.with_extension("js-store");
+            let _ = std::fs::remove_dir_all(&store);
+            command.arg("-js").arg("-sd").arg(&store);
+        }
         let child = spawn_child(&mut command, log_path).with_context(|| {
             format!(
                 "cannot start {} (install nats-server, e.g. `apt-get install nats-server`, \
