@@ -9,7 +9,11 @@
 //!   order, with the same ids, so the stream stores it once; one that is
 //!   still unconfirmed at `nats.publish_timeout_secs` is answered 503
 //!   (what was sent may still be stored: a publisher that retries can
-//!   cause a duplicate, never a loss).
+//!   cause a duplicate, never a loss). A batch's events are sent together
+//!   and their acks awaited in order; if the connection dies with one of
+//!   them on the wire while later ones wait in the client's buffer, those
+//!   are stored first and the one sent again lands after them. The stream
+//!   is still the one order every node delivers.
 //! - **Reading** ([`consume`]): every node reads the whole stream through a
 //!   durable consumer of its own, the node that published an event
 //!   included, and hands what it reads to the registry ([`Stored`]), which
