@@ -714,3 +714,41 @@ async fn a_publish_whose_acks_were_lost_is_sent_again_and_stored_once() {
     let resent = metric_value(&metrics, "loggate_stream_publishes_resent_total").unwrap_or(0.0);
     assert!(resent >= 20.0, "resent {resent}");
 }
+
+/// A stream deleted under running nodes is made again: publishes work
+/// again, under ids of a new epoch, and subscribers keep receiving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_stream_is_made_again() {
+    let nats = NatsServer::start_jetstream();
+    let a = js_node("A", &nats);
+    let b = js_node("B", &nats);
+    a.wait_ready(StatusCode::OK, DEADLINE).await;
+    b.wait_ready(StatusCode::OK, DEADLINE).await;
+    let mut on_b = b.subscribe("logs:etl:again").await;
+    let old = a.publish(&[ev("again", "before")]).await.remove(0);
+    assert_eq!(logs_without_gaps(&mut on_b, 1, "B").await[0].0, old);
+
+    let client = async_nats::connect(nats.url()).await.expect("NATS");
+    let js = async_nats::jetstream::new(client);
+    js.delete_stream("LOGGATE").await.expect("deleted");
+    let deadline = tokio::time::Instant::now() + RECONNECT;
+    let new = loop {
+        let (status, answer) = try_publish(&a, &[ev("again", "after")]).await;
+        if status == StatusCode::ACCEPTED {
+            break answer["ids"][0].as_str().unwrap().to_owned();
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never published again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let epoch = |id: &str| id.split('-').next().unwrap().to_owned();
+    assert_ne!(epoch(&new), epoch(&old), "a new stream, a new epoch");
+    let got = logs_without_gaps(&mut on_b, 1, "B").await;
+    assert_eq!(
+        (got[0].0.as_str(), got[0].1.as_str()),
+        (new.as_str(), "after")
+    );
+}

@@ -14,7 +14,7 @@
 //!   them on the wire while later ones wait in the client's buffer, those
 //!   are stored first and the one sent again lands after them. The stream
 //!   is still the one order every node delivers.
-//! - **Reading** ([`consume`]): every node reads the whole stream through a
+//! - **Reading** ([`run`]): every node reads the whole stream through a
 //!   durable consumer of its own, the node that published an event
 //!   included, and hands what it reads to the registry ([`Stored`]), which
 //!   gives each event the stream's sequence as its id. So every node
@@ -27,7 +27,9 @@
 //!   stream before it goes live; a resume from before a restart finds what
 //!   it missed. If the consumer disappears (NATS lost it, or it was idle
 //!   past its inactivity limit while this node was cut off), it is
-//!   created again from the sequence after the last one read.
+//!   created again from the sequence after the last one read. If the
+//!   stream itself went missing, it is made again; its ids then have a
+//!   new epoch, and every node starts its history over.
 //!
 //! Talks to: the registry (its mailbox, [`Stored`]), async-nats' JetStream
 //! API, and [`super::cluster`] for the wire format, which is the same as in
@@ -184,7 +186,8 @@ pub async fn ensure_stream(js: &jetstream::Context, s: &StreamSettings) -> Resul
 /// The stream once connected: where publishes go, and the epoch of ids.
 struct Ready {
     js: jetstream::Context,
-    epoch: u64,
+    /// Changes if the stream is deleted and made again.
+    epoch: AtomicU64,
 }
 
 /// Publishes accepted events to the stream and waits for its ack; shared
@@ -213,6 +216,8 @@ struct Inner {
     /// (`nats.outbound_backlog`): a NATS outage holds requests, not memory
     /// without bound.
     waiting: Semaphore,
+    /// The permits `waiting` holds.
+    backlog: usize,
     /// `nats_messages_total{link="cluster",direction="out"}`.
     out: prometheus::IntCounter,
     /// `stream_publishes_resent_total`.
@@ -233,6 +238,7 @@ impl StreamPublisher {
                 timeout: Duration::from_secs(config.nats.publish_timeout_secs),
                 seq: AtomicU64::new(0),
                 waiting: Semaphore::new(backlog),
+                backlog,
                 resent: metrics.stream_resent.clone(),
                 out: metrics
                     .nats_messages
@@ -243,8 +249,16 @@ impl StreamPublisher {
 
     /// Called once the stream is known to exist.
     pub(super) fn set_ready(&self, js: jetstream::Context, epoch: u64) {
-        let _ = self.inner.ready.set(Ready { js, epoch });
+        let ready = self.inner.ready.get_or_init(|| Ready {
+            js,
+            epoch: AtomicU64::new(epoch),
+        });
+        ready.epoch.store(epoch, Ordering::Release);
         self.set_problem(None);
+    }
+
+    fn is_ready(&self) -> bool {
+        self.inner.ready.get().is_some()
     }
 
     fn set_problem(&self, problem: Option<String>) {
@@ -263,7 +277,8 @@ impl StreamPublisher {
             .ready
             .get()
             .ok_or_else(|| unavailable("is not reachable yet (NATS connecting)"))?;
-        let n = u32::try_from(events.len()).unwrap_or(u32::MAX);
+        // A batch larger than the whole backlog waits for all of it.
+        let n = u32::try_from(events.len().min(inner.backlog)).unwrap_or(u32::MAX);
         let _permits = match timeout_at(deadline, inner.waiting.acquire_many(n)).await {
             Ok(Ok(p)) => p,
             _ => return Err(unavailable("has too many events waiting for it")),
@@ -304,7 +319,7 @@ impl StreamPublisher {
             for ack in acks {
                 match timeout_at(deadline, ack.into_future()).await {
                     Ok(Ok(ack)) => ids.push(EventId {
-                        epoch: ready.epoch,
+                        epoch: ready.epoch.load(Ordering::Acquire),
                         seq: ack.sequence,
                     }),
                     Ok(Err(e)) => {
@@ -351,26 +366,33 @@ pub async fn run(
     metrics: Arc<Metrics>,
 ) {
     let js = context(client);
-    let mut attempt = 0u32;
-    let epoch = loop {
-        match ensure_stream(&js, &settings).await {
-            Ok(epoch) => break epoch,
-            Err(e) => {
-                publisher.set_problem(Some(e.clone()));
-                if attempt.is_multiple_of(10) {
-                    tracing::warn!(stream = %settings.name, error = %e, "JetStream stream not ready; trying again");
-                }
-                attempt = attempt.saturating_add(1);
-                tokio::time::sleep(RETRY_DELAY * 5).await;
-            }
-        }
-    };
-    tracing::info!(stream = %settings.name, epoch = format_args!("{epoch:x}"), "JetStream: cluster events are kept in the stream");
-    publisher.set_ready(js.clone(), epoch);
     // The node id changes with every start: each run reads through a
     // consumer of its own, and a dead run's is removed by the server.
     let name = format!("loggate-{node_id}");
-    consume(js, settings, epoch, name, registry, metrics).await;
+    // (epoch, sequence) of the last event handed to the registry.
+    let mut last: Option<(u64, u64)> = None;
+    let mut attempt = 0u32;
+    loop {
+        match read(
+            &js, &settings, &publisher, &name, &registry, &metrics, &mut last,
+        )
+        .await
+        {
+            Ok(()) => return, // the registry has stopped
+            Err(e) => {
+                if publisher.is_ready() {
+                    tracing::warn!(stream = %settings.name, error = %e, "JetStream consumer; starting it again");
+                } else {
+                    publisher.set_problem(Some(e.clone()));
+                    if attempt.is_multiple_of(10) {
+                        tracing::warn!(stream = %settings.name, error = %e, "JetStream stream not ready; trying again");
+                    }
+                    attempt = attempt.saturating_add(1);
+                }
+                tokio::time::sleep(RETRY_DELAY * 5).await;
+            }
+        }
+    }
 }
 
 /// The stream as a link of its own for the probes: `/ready` is 503 until
@@ -381,7 +403,7 @@ impl crate::state::Link for StreamPublisher {
     }
 
     fn is_connected(&self) -> bool {
-        self.inner.ready.get().is_some()
+        self.is_ready()
     }
 
     fn to_json(&self) -> serde_json::Value {
@@ -409,70 +431,43 @@ fn unguessable() -> u64 {
     h.finish()
 }
 
-/// Reads the stream into the registry for as long as the node runs:
-/// creates this node's consumer (from `settings.backfill` ago, or after
-/// the last sequence read when it has to be made again), hands what it
-/// reads to the registry in batches and acks each batch once the registry
-/// has it.
-pub async fn consume(
-    js: jetstream::Context,
-    settings: StreamSettings,
-    epoch: u64,
-    consumer_name: String,
-    registry: Addr<Registry>,
-    metrics: Arc<Metrics>,
-) {
-    let mut last: Option<u64> = None;
-    loop {
-        let start = match last {
-            Some(seq) => consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: seq + 1,
-            },
-            None if settings.backfill.is_zero() => consumer::DeliverPolicy::New,
-            None => consumer::DeliverPolicy::ByStartTime {
-                start_time: time::OffsetDateTime::now_utc() - settings.backfill,
-            },
-        };
-        match read(
-            &js,
-            &settings,
-            epoch,
-            &consumer_name,
-            start,
-            &registry,
-            &metrics,
-            &mut last,
-        )
-        .await
-        {
-            Ok(()) => return, // the registry has stopped
-            Err(e) => {
-                tracing::warn!(stream = %settings.name, error = %e, "JetStream consumer; starting it again");
-                tokio::time::sleep(RETRY_DELAY * 5).await;
-            }
-        }
-    }
-}
-
-/// One consumer's life: `Ok` when the registry is gone, `Err` when the
-/// consumer must be made again.
-#[allow(clippy::too_many_arguments)]
+/// One consumer's life: makes sure of the stream (made again if it went
+/// missing), opens it to publishers, creates this node's consumer (from
+/// `settings.backfill` ago at start, after the last sequence read when it
+/// has to be made again, from the beginning if the stream is a new one)
+/// and hands what it reads to the registry in batches, acking each batch
+/// once the registry has it. `Ok` when the registry is gone, `Err` when
+/// all this must be done again.
 async fn read(
     js: &jetstream::Context,
     settings: &StreamSettings,
-    epoch: u64,
+    publisher: &StreamPublisher,
     name: &str,
-    start: consumer::DeliverPolicy,
     registry: &Addr<Registry>,
     metrics: &Metrics,
-    last: &mut Option<u64>,
+    last: &mut Option<(u64, u64)>,
 ) -> Result<(), String> {
+    let epoch = ensure_stream(js, settings).await?;
+    if !publisher.is_ready() {
+        tracing::info!(stream = %settings.name, epoch = format_args!("{epoch:x}"), "JetStream: cluster events are kept in the stream");
+    }
+    publisher.set_ready(js.clone(), epoch);
+    let start = match *last {
+        Some((e, seq)) if e == epoch => consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: seq + 1,
+        },
+        Some(_) => consumer::DeliverPolicy::All,
+        None if settings.backfill.is_zero() => consumer::DeliverPolicy::New,
+        None => consumer::DeliverPolicy::ByStartTime {
+            start_time: time::OffsetDateTime::now_utc() - settings.backfill,
+        },
+    };
     let stream = js
         .get_stream(&settings.name)
         .await
         .map_err(|e| e.to_string())?;
-    // Made afresh at each start: what it has to deliver follows from
-    // `start`, never from a consumer an earlier run left behind.
+    // Made afresh each time: what it has to deliver follows from `start`,
+    // never from a consumer left behind.
     let _ = stream.delete_consumer(name).await;
     let consumer: consumer::PullConsumer = stream
         .create_consumer(consumer::pull::Config {
@@ -520,7 +515,7 @@ async fn read(
             if !matches!(stored, Ok(Ok(()))) {
                 return Ok(());
             }
-            *last = Some(seq);
+            *last = Some((epoch, seq));
             // `AckPolicy::All`: this acks the whole batch.
             if let Err(e) = msg.ack().await {
                 tracing::debug!(error = %e, "JetStream ack failed; the batch may come again");
