@@ -57,13 +57,20 @@ impl Gateway {
         // node, this one included, so the registry shares nothing itself.
         let stream = (config.nats.url.is_some() && config.nats.jetstream)
             .then(|| nats::StreamPublisher::new(&config, &node_id, &metrics));
-        let (cluster_queue, cluster_outbound) = match &config.nats.url {
-            Some(_) if stream.is_none() => {
+        let (cluster_queue, sharing) = match (&config.nats.url, &stream) {
+            (None, _) => (None, None),
+            (Some(_), Some(publisher)) => {
+                let settings = nats::StreamSettings::from_config(&config);
+                (
+                    None,
+                    Some(nats::Sharing::Stream(publisher.clone(), settings)),
+                )
+            }
+            (Some(_), None) => {
                 let (queue, outbound) =
                     ClusterQueue::new(config.nats.outbound_backlog, Arc::clone(&metrics));
-                (Some(queue), Some(outbound))
+                (Some(queue), Some(nats::Sharing::Core(outbound)))
             }
-            _ => (None, None),
         };
         let history = SharedHistory::new(HistoryLimits::from(&config.history));
         let (registry, registry_arbiter) = registry::start(
@@ -76,14 +83,7 @@ impl Gateway {
             .with_cluster(cluster_queue)
             .with_stream(stream.is_some()),
         );
-        let mut links = nats::start_links(
-            &config,
-            &node_id,
-            cluster_outbound,
-            stream.clone(),
-            &registry,
-            &metrics,
-        );
+        let mut links = nats::start_links(&config, &node_id, sharing, &registry, &metrics);
         if let Some(stream) = &stream {
             links.push(Arc::new(stream.clone()));
         }

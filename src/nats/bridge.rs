@@ -8,16 +8,13 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::cluster::{
-    self, HEADER_LEVEL, HEADER_ORIGIN, HEADER_RECEIVED, HEADER_SEQ, HEADER_TIMESTAMP,
-    OriginSequences,
-};
+use super::cluster::{self, HEADER_ORIGIN, HEADER_SEQ, OriginSequences};
 use super::link::{Connection, LinkStatus, connect};
 use super::stream::{self as js, StreamPublisher, StreamSettings};
 use super::{fly, rules};
 use crate::config::IngestRule;
 use crate::event::NewEvent;
-use crate::ingest::{PublishError, Received};
+use crate::ingest::Received;
 use crate::metrics::{Metrics, label};
 use crate::registry::cluster::ClusterOutbound;
 use crate::registry::{ClusterLoss, Origin, Publish, Registry};
@@ -31,16 +28,31 @@ const LOSS_INTERVAL: Duration = Duration::from_millis(500);
 const MAX_LOSS_ORIGINS: usize = 8;
 const OTHER_ORIGINS: &str = "(other nodes)";
 
+/// How a cluster node shares what it accepts.
+pub enum Sharing {
+    /// Core NATS: what the registry queues for the cluster, published as
+    /// it comes.
+    Core(ClusterOutbound),
+    /// JetStream: the stream every node reads, and what publishes to it.
+    Stream(StreamPublisher, StreamSettings),
+}
+
+impl Sharing {
+    /// JetStream mode's publisher.
+    pub fn stream(&self) -> Option<&StreamPublisher> {
+        match self {
+            Sharing::Stream(p, _) => Some(p),
+            Sharing::Core(_) => None,
+        }
+    }
+}
+
 /// What a link does with its connection.
 pub enum Role {
     Cluster {
         node_id: Arc<str>,
         prefix: Arc<str>,
-        /// Core mode: what the registry shares with the cluster.
-        outbound: Option<ClusterOutbound>,
-        /// JetStream mode: the stream every node reads, and what publishes
-        /// to it.
-        stream: Option<(StreamPublisher, StreamSettings)>,
+        sharing: Sharing,
         /// Generic ingest rules, read on the same connection.
         rules: Vec<IngestRule>,
     },
@@ -236,7 +248,8 @@ impl Actor for NatsBridge {
             let (subject, queue) = match &role {
                 // JetStream mode reads the cluster's events from the stream.
                 Some(Role::Cluster {
-                    stream: Some(_), ..
+                    sharing: Sharing::Stream(..),
+                    ..
                 }) => (None, None),
                 Some(Role::Cluster { prefix, .. }) => (Some(format!("{prefix}.>")), None),
                 Some(Role::Fly(f)) => (Some(f.subject()), f.queue.clone()),
@@ -251,14 +264,16 @@ impl Actor for NatsBridge {
                 .map_err(|e| e.to_string())?;
                 subscribers.push((Source::Main, main));
             }
-            if let Some(Role::Cluster { rules, stream, .. }) = &role {
+            if let Some(Role::Cluster { rules, sharing, .. }) = &role {
                 for (i, rule) in rules.iter().enumerate() {
                     let subject = rule.subject.clone();
                     // With JetStream one node takes each message and the
                     // stream shares it; without, every node reads them all.
-                    let sub = match stream {
-                        Some(_) => client.queue_subscribe(subject, RULES_QUEUE.into()).await,
-                        None => client.subscribe(subject).await,
+                    let sub = match sharing {
+                        Sharing::Stream(..) => {
+                            client.queue_subscribe(subject, RULES_QUEUE.into()).await
+                        }
+                        Sharing::Core(_) => client.subscribe(subject).await,
                     }
                     .map_err(|e| e.to_string())?;
                     subscribers.push((Source::Rule(i), sub));
@@ -276,7 +291,7 @@ impl Actor for NatsBridge {
                 }
                 match role {
                     Some(Role::Cluster {
-                        stream: Some((publisher, settings)),
+                        sharing: Sharing::Stream(publisher, settings),
                         rules,
                         node_id,
                         ..
@@ -289,11 +304,10 @@ impl Actor for NatsBridge {
                         ));
                     }
                     Some(Role::Cluster {
-                        outbound: Some(mut outbound),
+                        sharing: Sharing::Core(mut outbound),
                         rules,
                         node_id,
                         prefix,
-                        ..
                     }) => {
                         act.rules = rules;
                         // The publishing loop: one message at a time, so a
@@ -320,7 +334,7 @@ impl Actor for NatsBridge {
                         });
                     }
                     Some(Role::Fly(f)) => act.fly = Some(Arc::new(f)),
-                    Some(Role::Cluster { .. }) | None => {}
+                    None => {}
                 }
             }
             Err(e) => {
@@ -360,12 +374,7 @@ impl NatsBridge {
     /// One inbound message as an event, counted; `None` for our own cluster
     /// echoes and for messages refused by the checks an HTTP publish gets.
     fn inbound_event(&mut self, msg: &async_nats::Message, source: Source) -> Option<NewEvent> {
-        let header = |name: &str| {
-            msg.headers
-                .as_ref()
-                .and_then(|h| h.get(name))
-                .map(|v| v.as_str())
-        };
+        let header = |name: &str| cluster::header(msg.headers.as_ref(), name);
         let subject = msg.subject.as_str();
         let max = self.max_event_bytes;
         let (link, result) = match (&self.fly, source) {
@@ -404,11 +413,7 @@ impl NatsBridge {
                         self.note_loss(origin, lost);
                     }
                 }
-                let headers = cluster::ClusterHeaders {
-                    level: header(HEADER_LEVEL),
-                    timestamp_ms: header(HEADER_TIMESTAMP),
-                    received_ms: header(HEADER_RECEIVED),
-                };
+                let headers = cluster::ClusterHeaders::of(msg.headers.as_ref());
                 let event =
                     cluster::decode_cluster(&self.prefix, subject, headers, &msg.payload, max);
                 (label::nats::CLUSTER, event)
@@ -419,7 +424,7 @@ impl NatsBridge {
             .with_label_values(&[link, label::nats::IN])
             .inc();
         let event = result
-            .inspect_err(|e| self.refused(link, subject, e))
+            .inspect_err(|e| super::count_refused(&self.metrics, link, subject, e))
             .ok()?;
         // A peer's events were counted by the node that accepted them.
         if link != label::nats::CLUSTER {
@@ -427,17 +432,5 @@ impl NatsBridge {
             self.metrics.published(service, label::source::NATS, 1);
         }
         Some(event)
-    }
-
-    fn refused(&self, link: &str, subject: &str, e: &PublishError) {
-        self.metrics
-            .nats_messages
-            .with_label_values(&[link, label::nats::INVALID])
-            .inc();
-        self.metrics
-            .nats_refused
-            .with_label_values(&[link, e.code()])
-            .inc();
-        tracing::debug!(link, subject, reason = e.code(), error = %e, "NATS message refused");
     }
 }

@@ -93,6 +93,22 @@ pub struct ClusterHeaders<'a> {
     pub received_ms: Option<&'a str>,
 }
 
+/// Header `name` of a message as it came, `None` when absent.
+pub fn header<'a>(headers: Option<&'a async_nats::HeaderMap>, name: &str) -> Option<&'a str> {
+    headers.and_then(|h| h.get(name)).map(|v| v.as_str())
+}
+
+impl<'a> ClusterHeaders<'a> {
+    /// The cluster headers of a message as it came.
+    pub fn of(headers: Option<&'a async_nats::HeaderMap>) -> Self {
+        ClusterHeaders {
+            level: header(headers, HEADER_LEVEL),
+            timestamp_ms: header(headers, HEADER_TIMESTAMP),
+            received_ms: header(headers, HEADER_RECEIVED),
+        }
+    }
+}
+
 /// The payload: the delivered event without `id`. Unknown fields (an `id`
 /// among them) are refused, and serde refuses a repeated field, so no key
 /// the checks did not see can reach a client.

@@ -38,7 +38,7 @@ pub mod link;
 pub mod rules;
 pub mod stream;
 
-pub use bridge::{NatsBridge, Role};
+pub use bridge::{NatsBridge, Role, Sharing};
 pub use link::{Connection, LinkStatus};
 pub use stream::{StreamPublisher, StreamSettings};
 
@@ -54,19 +54,18 @@ use crate::config::Config;
 use crate::ingest::PublishError;
 use crate::metrics::{Metrics, label};
 use crate::registry::Registry;
-use crate::registry::cluster::ClusterOutbound;
 
 /// Starts the NATS links the configuration asks for: the cluster link (with
-/// `outbound`, what the registry shares, and the ingest rules) and Fly's
-/// log bus. Returns their status, for the probes.
+/// `sharing`, how this node shares what it accepts, and the ingest rules)
+/// and Fly's log bus. Returns their status, for the probes.
 pub fn start_links(
     config: &Config,
     node_id: &str,
-    outbound: Option<ClusterOutbound>,
-    stream: Option<StreamPublisher>,
+    sharing: Option<Sharing>,
     registry: &Addr<Registry>,
     metrics: &Arc<Metrics>,
 ) -> Vec<Arc<dyn crate::state::Link>> {
+    let stream = sharing.as_ref().and_then(Sharing::stream).cloned();
     let max_event_bytes = config.publish.max_event_bytes;
     let mut links: Vec<Arc<dyn crate::state::Link>> = Vec::new();
     let mut start = |connection: Connection, role: Role| {
@@ -81,7 +80,7 @@ pub fn start_links(
         links.push(bridge.status());
         bridge.start();
     };
-    if let Some(url) = &config.nats.url {
+    if let (Some(sharing), Some(url)) = (sharing, &config.nats.url) {
         let n = &config.nats;
         let connection = Connection {
             url: url.clone(),
@@ -93,10 +92,7 @@ pub fn start_links(
         let role = Role::Cluster {
             node_id: Arc::from(node_id),
             prefix: Arc::from(n.subject_prefix.as_str()),
-            outbound,
-            stream: stream
-                .clone()
-                .map(|p| (p, StreamSettings::from_config(config))),
+            sharing,
             rules: n.ingest.clone(),
         };
         start(connection, role);
@@ -130,4 +126,19 @@ pub fn start_links(
         metrics.create_nats_series(label::nats::FLY, PublishError::EVENT_CODES);
     }
     links
+}
+
+/// Counts a NATS message refused by the checks an HTTP publish gets, on
+/// `link` (`nats_messages_total{direction="invalid"}` and
+/// `nats_refused_total{reason}`).
+pub(crate) fn count_refused(metrics: &Metrics, link: &str, subject: &str, e: &PublishError) {
+    metrics
+        .nats_messages
+        .with_label_values(&[link, label::nats::INVALID])
+        .inc();
+    metrics
+        .nats_refused
+        .with_label_values(&[link, e.code()])
+        .inc();
+    tracing::debug!(link, subject, reason = e.code(), error = %e, "NATS message refused");
 }

@@ -45,7 +45,7 @@ use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout_at};
 
-use super::cluster::{self, HEADER_LEVEL, HEADER_RECEIVED, HEADER_TIMESTAMP};
+use super::cluster;
 use crate::event::{EventId, NewEvent};
 use crate::ingest::PublishError;
 use crate::metrics::{Metrics, label};
@@ -79,7 +79,8 @@ pub struct StreamSettings {
     pub prefix: String,
     /// 0 = no age limit.
     pub max_age: Duration,
-    pub max_bytes: u64,
+    /// As JetStream takes it.
+    pub max_bytes: i64,
     pub publish_timeout: Duration,
     /// How far back a starting node reads, to fill its history.
     pub backfill: Duration,
@@ -94,7 +95,7 @@ impl StreamSettings {
             name: n.stream.clone(),
             prefix: n.subject_prefix.clone(),
             max_age: Duration::from_secs(n.stream_max_age_minutes.saturating_mul(60)),
-            max_bytes: n.stream_max_bytes,
+            max_bytes: i64::try_from(n.stream_max_bytes).unwrap_or(i64::MAX),
             publish_timeout: Duration::from_secs(n.publish_timeout_secs),
             backfill: Duration::from_secs(config.history.max_age_minutes.saturating_mul(60)),
             max_event_bytes: config.publish.max_event_bytes,
@@ -110,7 +111,7 @@ impl StreamSettings {
             name: self.name.clone(),
             subjects: vec![self.subject()],
             max_age: self.max_age,
-            max_bytes: i64::try_from(self.max_bytes).unwrap_or(i64::MAX),
+            max_bytes: self.max_bytes,
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
             discard: stream::DiscardPolicy::Old,
@@ -148,14 +149,13 @@ pub async fn ensure_stream(js: &jetstream::Context, s: &StreamSettings) -> Resul
                     s.name, info.config.subjects
                 ));
             }
-            let max_bytes = i64::try_from(s.max_bytes).unwrap_or(i64::MAX);
             if info.config.max_age != s.max_age
-                || info.config.max_bytes != max_bytes
+                || info.config.max_bytes != s.max_bytes
                 || info.config.duplicate_window < DUPLICATE_WINDOW
             {
                 let mut config = info.config.clone();
                 config.max_age = s.max_age;
-                config.max_bytes = max_bytes;
+                config.max_bytes = s.max_bytes;
                 config.duplicate_window = config.duplicate_window.max(DUPLICATE_WINDOW);
                 js.update_stream(config)
                     .await
@@ -535,36 +535,14 @@ fn decode(
     settings: &StreamSettings,
     metrics: &Metrics,
 ) -> Option<NewEvent> {
-    let header = |name: &str| {
-        msg.headers
-            .as_ref()
-            .and_then(|h| h.get(name))
-            .map(|v| v.as_str())
-    };
-    let headers = cluster::ClusterHeaders {
-        level: header(HEADER_LEVEL),
-        timestamp_ms: header(HEADER_TIMESTAMP),
-        received_ms: header(HEADER_RECEIVED),
-    };
     let subject = msg.subject.as_str();
     cluster::decode_cluster(
         &settings.prefix,
         subject,
-        headers,
+        cluster::ClusterHeaders::of(msg.headers.as_ref()),
         &msg.payload,
         settings.max_event_bytes,
     )
-    .inspect_err(|e| {
-        let link = label::nats::CLUSTER;
-        metrics
-            .nats_messages
-            .with_label_values(&[link, label::nats::INVALID])
-            .inc();
-        metrics
-            .nats_refused
-            .with_label_values(&[link, e.code()])
-            .inc();
-        tracing::debug!(subject, reason = e.code(), error = %e, "stream message refused");
-    })
+    .inspect_err(|e| super::count_refused(metrics, label::nats::CLUSTER, subject, e))
     .ok()
 }

@@ -229,6 +229,7 @@ impl Registry {
         self.stream = on;
         if on {
             self.epoch = 0;
+            self.gauges.epoch.store(0, Ordering::Relaxed);
         }
         self
     }
@@ -495,7 +496,7 @@ impl Handler<Stored> for Registry {
                 continue; // read again after a reconnect: already here
             }
             if self.last_seq == 0 {
-                starts_after = Some(seq - 1);
+                starts_after = Some(seq.saturating_sub(1));
             }
             self.last_seq = seq;
             let event = Event::encode(
