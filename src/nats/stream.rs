@@ -67,6 +67,10 @@ const RETRY_DELAY: Duration = Duration::from_millis(200);
 /// gone for longer leaves nothing behind, and one merely cut off creates
 /// its consumer again from where it stopped.
 const CONSUMER_INACTIVE: Duration = Duration::from_secs(300);
+/// How long one pull request waits for messages, and how often the server
+/// says it is still there while none come.
+const PULL_EXPIRES: Duration = Duration::from_secs(10);
+const PULL_HEARTBEAT: Duration = Duration::from_secs(2);
 /// Messages read and handed to the registry together.
 const READ_BATCH: usize = 512;
 /// How long the stream recognises a repeated `Nats-Msg-Id`.
@@ -482,6 +486,11 @@ async fn read(
     let messages = consumer
         .stream()
         .max_messages_per_batch(READ_BATCH)
+        // Heartbeats make a consumer that is gone (the stream deleted, the
+        // server restarted without it) show as an error within seconds,
+        // and it is then made again.
+        .expires(PULL_EXPIRES)
+        .heartbeat(PULL_HEARTBEAT)
         .messages()
         .await
         .map_err(|e| e.to_string())?;
