@@ -27,6 +27,14 @@ fn js_node(name: &str, nats: &NatsServer) -> Gateway {
     )
 }
 
+/// Nodes A and B on `nats`, both ready.
+async fn two_nodes(nats: &NatsServer) -> (Gateway, Gateway) {
+    let (a, b) = (js_node("A", nats), js_node("B", nats));
+    a.wait_ready(StatusCode::OK, DEADLINE).await;
+    b.wait_ready(StatusCode::OK, DEADLINE).await;
+    (a, b)
+}
+
 fn ev(ws: &str, message: &str) -> Value {
     event("etl", Some(ws), Some("r1"), message)
 }
@@ -122,10 +130,7 @@ async fn three_nodes_on_one_stream_deliver_the_same_events_under_the_same_ids() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_last_event_id_from_one_node_resumes_on_another() {
     let nats = NatsServer::start_jetstream();
-    let a = js_node("A", &nats);
-    let b = js_node("B", &nats);
-    a.wait_ready(StatusCode::OK, DEADLINE).await;
-    b.wait_ready(StatusCode::OK, DEADLINE).await;
+    let (a, b) = two_nodes(&nats).await;
     let mut on_a = a.subscribe("logs:etl:hop").await;
     let first: Vec<Value> = (0..50).map(|i| ev("hop", &format!("m{i}"))).collect();
     a.publish(&first).await;
@@ -207,10 +212,7 @@ async fn a_publish_sent_twice_is_stored_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_node_catches_up_and_its_subscribers_miss_nothing() {
     let nats = NatsServer::start_jetstream();
-    let a = js_node("A", &nats);
-    let b = js_node("B", &nats);
-    a.wait_ready(StatusCode::OK, DEADLINE).await;
-    b.wait_ready(StatusCode::OK, DEADLINE).await;
+    let (a, b) = two_nodes(&nats).await;
     let mut on_b = b.subscribe("logs:etl:restart").await;
     let before: Vec<Value> = (0..100).map(|i| ev("restart", &format!("m{i}"))).collect();
     a.publish(&before).await;
@@ -315,10 +317,7 @@ async fn resuming_reader(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn across_a_nats_restart_jetstream_loses_nothing() {
     let mut nats = NatsServer::start_jetstream();
-    let a = js_node("A", &nats);
-    let b = js_node("B", &nats);
-    a.wait_ready(StatusCode::OK, DEADLINE).await;
-    b.wait_ready(StatusCode::OK, DEADLINE).await;
+    let (a, b) = two_nodes(&nats).await;
     warm_up(&a, &b, "probe").await;
     // The readers start from this id, so none can miss the first events
     // by subscribing late.
@@ -720,10 +719,7 @@ async fn a_publish_whose_acks_were_lost_is_sent_again_and_stored_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_stream_is_made_again() {
     let nats = NatsServer::start_jetstream();
-    let a = js_node("A", &nats);
-    let b = js_node("B", &nats);
-    a.wait_ready(StatusCode::OK, DEADLINE).await;
-    b.wait_ready(StatusCode::OK, DEADLINE).await;
+    let (a, b) = two_nodes(&nats).await;
     let mut on_b = b.subscribe("logs:etl:again").await;
     let old = a.publish(&[ev("again", "before")]).await.remove(0);
     assert_eq!(logs_without_gaps(&mut on_b, 1, "B").await[0].0, old);
@@ -751,4 +747,94 @@ async fn a_deleted_stream_is_made_again() {
         (got[0].0.as_str(), got[0].1.as_str()),
         (new.as_str(), "after")
     );
+}
+
+/// Whoever may publish on the cluster subjects writes into the stream:
+/// every such message gets the checks of an HTTP publish, and what fails
+/// them reaches no subscriber, is counted, and does not stop the node's
+/// reading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_stream_messages_reach_no_subscriber() {
+    let nats = NatsServer::start_jetstream();
+    let (a, b) = two_nodes(&nats).await;
+    let mut on_b = b.subscribe("logs:etl").await;
+    let client = async_nats::connect(nats.url()).await.expect("NATS");
+    let js = async_nats::jetstream::new(client);
+    let time = "2025-09-25T10:30:00.123Z";
+    let ms = "1758796200123";
+    let body = |channel: &str, message: &str| {
+        format!(
+            r#"{{"channel":"{channel}","service":"etl","workspace_id":"ws1","level":"info","message":"{message}","timestamp":"{time}","received_at":"{time}"}}"#
+        )
+    };
+    let headers = |level: Option<&str>| {
+        let mut h = async_nats::HeaderMap::new();
+        if let Some(l) = level {
+            h.insert("Loggate-Level", l);
+        }
+        h.insert("Loggate-Timestamp-Ms", ms);
+        h.insert("Loggate-Received-Ms", ms);
+        h
+    };
+    let hostile: Vec<(&str, async_nats::HeaderMap, String)> = vec![
+        // Over publish.max_event_bytes.
+        (
+            "loggate.etl.ws1",
+            headers(Some("info")),
+            body("logs:etl:ws1", &"x".repeat(100_000)),
+        ),
+        // The body names another channel than the subject.
+        (
+            "loggate.etl.ws1",
+            headers(Some("info")),
+            body("logs:etl:other", "elsewhere"),
+        ),
+        // An id of its own.
+        (
+            "loggate.etl.ws1",
+            headers(Some("info")),
+            format!(
+                r#"{{"id":"1-1",{}"#,
+                &body("logs:etl:ws1", "forged id")[1..]
+            ),
+        ),
+        // No level header.
+        (
+            "loggate.etl.ws1",
+            headers(None),
+            body("logs:etl:ws1", "no level"),
+        ),
+        // Not JSON.
+        (
+            "loggate.etl.ws1",
+            headers(Some("info")),
+            "\u{0}\u{1}garbage".into(),
+        ),
+        // Not a channel.
+        (
+            "loggate.e$tl",
+            headers(Some("info")),
+            body("logs:e$tl", "bad"),
+        ),
+    ];
+    let n = hostile.len();
+    for (subject, h, payload) in hostile {
+        js.publish_with_headers(subject, h, payload.into())
+            .await
+            .expect("sent")
+            .await
+            .expect("stored");
+    }
+    let ids = a.publish(&[ev("ws1", "good")]).await;
+    let got = logs_without_gaps(&mut on_b, 1, "B").await;
+    assert_eq!(
+        (got[0].0.as_str(), got[0].1.as_str()),
+        (ids[0].as_str(), "good")
+    );
+    on_b.expect_silence(Duration::from_millis(300)).await;
+    let (_, metrics) = b.get("/metrics").await.unwrap();
+    let invalid = r#"loggate_nats_messages_total{direction="invalid",link="cluster"}"#;
+    assert_eq!(metric_value(&metrics, invalid), Some(n as f64), "{invalid}");
+    let too_large = r#"loggate_nats_refused_total{link="cluster",reason="event_too_large"}"#;
+    assert_eq!(metric_value(&metrics, too_large), Some(1.0), "{too_large}");
 }
