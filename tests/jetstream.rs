@@ -11,7 +11,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 use testkit::nats::NatsServer;
-use testkit::node::{Gateway, warm_up};
+use testkit::node::{Gateway, resuming_reader, warm_up};
 use testkit::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_loggate");
@@ -272,44 +272,6 @@ async fn without_jetstream_on_the_server_publishes_are_refused_not_lost() {
     assert_eq!(metric_value(&metrics, series), Some(1.0), "{series}");
 }
 
-/// One subscriber of the canary: on the node at `base`, from `start`,
-/// resuming with the id it last had every `every`, until it sees the
-/// `end` marker. Returns what it got.
-async fn resuming_reader(
-    base: String,
-    every: Duration,
-    start: String,
-    who: String,
-) -> Vec<(String, String)> {
-    let mut got: Vec<(String, String)> = Vec::new();
-    loop {
-        let mut req =
-            reqwest::Client::new().get(format!("{base}/api/logs/stream?channels=logs:etl:canary"));
-        let last = got.last().map_or(start.as_str(), |(id, _)| id.as_str());
-        req = req.header("last-event-id", last);
-        let mut sub = SseClient::open(req, DEADLINE).await;
-        let until = tokio::time::Instant::now() + every;
-        loop {
-            match sub.next_frame_until(until).await {
-                Next::Frame(f) if f.event == "log" => {
-                    let m = f.json()["message"].as_str().unwrap().to_owned();
-                    let end = m.starts_with("end");
-                    got.push((f.id.clone().expect("an id"), m));
-                    if end {
-                        return got;
-                    }
-                }
-                Next::Frame(f) if f.event == "gap" || f.event == "lag" => {
-                    panic!("{who}: {} {}", f.event, f.data)
-                }
-                Next::Frame(_) => {}
-                Next::TimedOut => break,
-                Next::Ended => panic!("{who}: stream ended"),
-            }
-        }
-    }
-}
-
 /// The canary in JetStream mode: A publishes about 2,000 events/s
 /// for 12 s while nats-server is killed at 4 s and restarted at 6 s; eight
 /// subscribers on B drop and resume with `Last-Event-ID` every 1-2 s. Every event A accepted reaches every
@@ -325,7 +287,13 @@ async fn across_a_nats_restart_jetstream_loses_nothing() {
     let mut readers = Vec::new();
     for i in 0..8u64 {
         let every = Duration::from_millis(1000 + 125 * i);
-        let reader = resuming_reader(b.url(""), every, start.clone(), format!("reader {i}"));
+        let reader = resuming_reader(
+            b.url(""),
+            "logs:etl:canary",
+            every,
+            start.clone(),
+            format!("reader {i}"),
+        );
         readers.push(tokio::spawn(reader));
     }
     // The outage runs on its own clock: publishes wait for the stream, so
@@ -373,10 +341,16 @@ async fn across_a_nats_restart_jetstream_loses_nothing() {
     accepted.push("end".into());
     let mut first_order: Option<Vec<(String, String)>> = None;
     for (i, r) in readers.into_iter().enumerate() {
-        let got = tokio::time::timeout(RECONNECT, r)
+        let reading = tokio::time::timeout(RECONNECT, r)
             .await
             .unwrap_or_else(|_| panic!("reader {i} did not see the end marker"))
             .unwrap();
+        assert!(
+            reading.notices.is_empty(),
+            "reader {i}: {:?}",
+            reading.notices
+        );
+        let got = reading.logs;
         assert_eq!(got.last().map(|(id, _)| id), ids.first(), "reader {i}");
         let unique: HashSet<&String> = got.iter().map(|(id, _)| id).collect();
         assert_eq!(

@@ -171,3 +171,79 @@ pub async fn warm_up(from: &Gateway, to: &Gateway, probe_ws: &str) {
         }
     }
 }
+
+/// What a [`resuming_reader`] saw, in the order it came.
+#[derive(Debug, Default, Clone)]
+pub struct Reading {
+    /// Log events as (id, message).
+    pub logs: Vec<(String, String)>,
+    /// The `gap` and `lag` notices, as their JSON.
+    pub notices: Vec<(String, Value)>,
+}
+
+impl Reading {
+    /// Events the notices say were lost: `cluster_loss` gaps' `lost` and
+    /// `lag`'s `dropped`. Any other notice fails the test: the readers
+    /// that use this resume well within history.
+    pub fn reported_lost(&self, who: &str) -> u64 {
+        self.notices
+            .iter()
+            .map(|(event, n)| match (event.as_str(), n["reason"].as_str()) {
+                ("gap", Some("cluster_loss")) => n["lost"].as_u64().expect("a count"),
+                ("lag", _) => n["dropped"].as_u64().expect("a count"),
+                _ => panic!("{who}: unexpected {event} {n}"),
+            })
+            .sum()
+    }
+
+    /// The messages, in order.
+    pub fn messages(&self) -> Vec<&str> {
+        self.logs.iter().map(|(_, m)| m.as_str()).collect()
+    }
+}
+
+/// A subscriber that drops its stream every `every` and resumes with the
+/// `Last-Event-ID` it last had (at first `start`), as a browser behind a
+/// flaky network does, until it sees a message starting with `end`.
+/// Fails if the gateway ends a stream or a stream cannot be opened within
+/// [`DEADLINE`].
+pub async fn resuming_reader(
+    base: String,
+    channels: &'static str,
+    every: Duration,
+    start: String,
+    who: String,
+) -> Reading {
+    let mut seen = Reading::default();
+    let client = reqwest::Client::new();
+    loop {
+        let last = seen
+            .logs
+            .last()
+            .map_or(start.as_str(), |(id, _)| id.as_str());
+        let req = client
+            .get(format!("{base}/api/logs/stream?channels={channels}"))
+            .header("last-event-id", last);
+        let mut sub = SseClient::open(req, DEADLINE).await;
+        let until = tokio::time::Instant::now() + every;
+        loop {
+            match sub.next_frame_until(until).await {
+                Next::Frame(f) if f.event == "log" => {
+                    let m = f.json()["message"].as_str().expect("a message").to_owned();
+                    let end = m.starts_with("end");
+                    seen.logs.push((f.id.clone().expect("an id"), m));
+                    if end {
+                        return seen;
+                    }
+                }
+                Next::Frame(f) if f.event == "gap" || f.event == "lag" => {
+                    let json = f.json();
+                    seen.notices.push((f.event, json));
+                }
+                Next::Frame(_) => {}
+                Next::TimedOut => break,
+                Next::Ended => panic!("{who}: the gateway ended the stream"),
+            }
+        }
+    }
+}
