@@ -3,7 +3,8 @@
 //! `loggate` binary. The stream puts the cluster's events in order: every
 //! node delivers the same events under the same ids, nothing is lost
 //! across a NATS restart or a node restart, a retried publish is stored
-//! once, and a `Last-Event-ID` from one node resumes on another.
+//! once, a `Last-Event-ID` from one node resumes on another, and what the
+//! stream let go before a node read it is told, not lost silently.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -811,4 +812,93 @@ async fn hostile_stream_messages_reach_no_subscriber() {
     assert_eq!(metric_value(&metrics, invalid), Some(n as f64), "{invalid}");
     let too_large = r#"loggate_nats_refused_total{link="cluster",reason="event_too_large"}"#;
     assert_eq!(metric_value(&metrics, too_large), Some(1.0), "{too_large}");
+}
+
+/// A node that could not read for a while (stopped here with SIGSTOP)
+/// while the stream's byte limit let old events go finds the hole when it
+/// reads again: its subscriber is told (`gap` `cluster_loss` from
+/// `stream:LOGGATE`), in place, and the loss is counted. Loss past the
+/// stream's limits is never silent either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_the_stream_let_go_before_a_node_read_them_are_reported() {
+    let nats = NatsServer::start_jetstream();
+    let dir = std::env::temp_dir().join(format!("loggate-js-trim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("small-stream.toml");
+    // The smallest stream the configuration allows: 1 MiB.
+    std::fs::write(&file, "[nats]\nstream_max_bytes = 1048576\n").unwrap();
+    let config = file.to_str().unwrap();
+    let node = |name: &str| {
+        Gateway::spawn(
+            BIN,
+            name,
+            &[
+                ("NATS_URL", &nats.url()),
+                ("NATS_JETSTREAM", "true"),
+                ("LOGGATE_CONFIG", config),
+            ],
+        )
+    };
+    let (a, b) = (node("A"), node("B"));
+    a.wait_ready(StatusCode::OK, DEADLINE).await;
+    b.wait_ready(StatusCode::OK, DEADLINE).await;
+    let mut on_b = b.subscribe("logs:etl:trim").await;
+    a.publish(&[ev("trim", "first")]).await;
+    logs_without_gaps(&mut on_b, 1, "B").await;
+
+    // B stops reading; A publishes about 12 MiB, which the 1 MiB stream
+    // cannot keep until B reads again.
+    let stopped = b.pause();
+    let text = "x".repeat(1200);
+    let total = 10_000;
+    for chunk in 0..total / 100 {
+        let batch: Vec<Value> = (0..100)
+            .map(|i| ev("trim", &format!("m{} {text}", chunk * 100 + i)))
+            .collect();
+        a.publish(&batch).await;
+    }
+    a.publish(&[ev("trim", "end")]).await;
+    drop(stopped);
+
+    let (mut received, mut lost, mut order) = (0u64, 0u64, Vec::new());
+    let deadline = tokio::time::Instant::now() + RECONNECT;
+    loop {
+        match on_b.next_frame_until(deadline).await {
+            Next::Frame(f) if f.event == "log" => {
+                received += 1;
+                order.push("log");
+                if f.json()["message"] == "end" {
+                    break;
+                }
+            }
+            Next::Frame(f) if f.event == "gap" => {
+                let gap = f.json();
+                assert_eq!(gap["reason"], "cluster_loss", "{gap}");
+                assert_eq!(gap["origin"], "stream:LOGGATE", "{gap}");
+                lost += gap["lost"].as_u64().expect("a count");
+                order.push("gap");
+            }
+            Next::Frame(f) if f.event == "lag" => panic!("B: lag {}", f.data),
+            Next::Frame(_) => {}
+            Next::TimedOut => panic!("B: {received} events and {lost} lost within {RECONNECT:?}"),
+            Next::Ended => panic!("B: the stream ended"),
+        }
+    }
+    eprintln!("stream limit: {received} received, {lost} reported lost");
+    assert!(
+        lost > 0,
+        "the stream kept everything: the test did not test"
+    );
+    assert_eq!(
+        received + lost,
+        total + 1,
+        "{received} received + {lost} reported lost"
+    );
+    // In place: what came before the hole, the notice, what came after.
+    let gaps = order.iter().filter(|o| **o == "gap").count();
+    assert!(gaps >= 1 && order.last() == Some(&"log"), "{gaps} gaps");
+    let (_, metrics) = b.get("/metrics").await.expect("B's metrics");
+    let series = r#"loggate_events_dropped_total{reason="cluster_loss",service="other"}"#;
+    assert_eq!(metric_value(&metrics, series), Some(lost as f64));
+    let _ = std::fs::remove_dir_all(&dir);
 }

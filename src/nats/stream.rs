@@ -22,6 +22,12 @@
 //!   `Last-Event-ID` from one node resumes on any other. Messages are acked
 //!   after the registry has them; the registry ignores a sequence it has
 //!   already seen, so a redelivery is never delivered twice.
+//! - **Loss past the stream's limits**: the stream's sequence has no holes
+//!   of its own, so a hole in what a node reads means the stream let those
+//!   events go (its age or byte limit, or a deletion) before this node read
+//!   them, as when a node is cut off for longer than the stream keeps
+//!   events. The registry is told ([`ClusterLoss`], origin
+//!   `stream:<name>`) before the events after the hole.
 //! - **Starting**: a node starts with empty history, so its consumer
 //!   begins `history.max_age_minutes` back and fills history from the
 //!   stream before it goes live; a resume from before a restart finds what
@@ -50,7 +56,7 @@ use crate::event::{EventId, NewEvent};
 use crate::ingest::PublishError;
 use crate::metrics::{Metrics, label};
 use crate::registry::cluster::ClusterEvent;
-use crate::registry::{Registry, Stored};
+use crate::registry::{ClusterLoss, Registry, Stored};
 
 /// Stream epochs have this bit set; node epochs (Unix milliseconds) will
 /// not reach it before the year 2527, so an id of one kind is never taken
@@ -498,10 +504,12 @@ async fn read(
     let inbound = metrics
         .nats_messages
         .with_label_values(&[label::nats::CLUSTER, label::nats::IN]);
+    let origin = format!("stream:{}", settings.name);
     while let Some(batch) = batches.next().await {
         let mut events = Vec::with_capacity(batch.len());
         let mut newest = None;
         let mut failure = None;
+        let mut holes = Holes::after(*last, epoch);
         for item in batch {
             let msg = match item {
                 Ok(m) => m,
@@ -514,10 +522,24 @@ async fn read(
                 continue;
             };
             inbound.inc();
+            holes.saw(info);
             if let Some(event) = decode(&msg, settings, metrics) {
                 events.push((info, event));
             }
             newest = Some((info, msg));
+        }
+        if holes.skipped > 0 {
+            // One notice per batch, however many holes it has: it comes
+            // before the batch's events, so within a batch of its place.
+            tracing::warn!(stream = %settings.name, lost = holes.skipped, "the stream let events go before this node read them");
+            let told = registry
+                .send(ClusterLoss {
+                    losses: vec![(origin.clone(), holes.skipped)],
+                })
+                .await;
+            if told.is_err() {
+                return Ok(());
+            }
         }
         if let Some((seq, msg)) = newest {
             let stored = registry.send(Stored { epoch, events }).await;
@@ -537,6 +559,36 @@ async fn read(
     Err("the consumer's message stream ended".into())
 }
 
+/// Stream sequences this node never read, in one batch.
+#[derive(Debug, PartialEq)]
+struct Holes {
+    /// The sequence that should come next; `None` when any may (the first
+    /// read of a run, or of a new stream).
+    next: Option<u64>,
+    skipped: u64,
+}
+
+impl Holes {
+    /// After the last event read, if it was of this stream.
+    fn after(last: Option<(u64, u64)>, epoch: u64) -> Holes {
+        Holes {
+            next: last
+                .filter(|(e, _)| *e == epoch)
+                .map(|(_, seq)| seq.saturating_add(1)),
+            skipped: 0,
+        }
+    }
+
+    /// `seq` was read. One below `next` is a redelivery, not a hole.
+    fn saw(&mut self, seq: u64) {
+        if let Some(next) = self.next {
+            self.skipped = self.skipped.saturating_add(seq.saturating_sub(next));
+        }
+        let after = seq.saturating_add(1);
+        self.next = Some(self.next.map_or(after, |n| n.max(after)));
+    }
+}
+
 /// One stream message as an event, after the checks every cluster message
 /// gets; `None` (counted) when refused.
 fn decode(
@@ -554,4 +606,34 @@ fn decode(
     )
     .inspect_err(|e| super::count_refused(metrics, label::nats::CLUSTER, subject, e))
     .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Holes;
+
+    fn skipped(last: Option<(u64, u64)>, epoch: u64, seqs: &[u64]) -> u64 {
+        let mut holes = Holes::after(last, epoch);
+        for &seq in seqs {
+            holes.saw(seq);
+        }
+        holes.skipped
+    }
+
+    #[test]
+    fn holes_in_the_stream_sequence_are_counted() {
+        // Nothing read yet, or a new stream: wherever reading starts is fine.
+        assert_eq!(skipped(None, 1, &[500, 501]), 0);
+        assert_eq!(skipped(Some((7, 10)), 1, &[1, 2]), 0);
+        // In order, or read again after a reconnect: nothing skipped.
+        assert_eq!(skipped(Some((1, 10)), 1, &[11, 12, 13]), 0);
+        assert_eq!(skipped(Some((1, 10)), 1, &[9, 10, 11]), 0);
+        // The stream let 11..=19 go before the node read them, then 21.
+        assert_eq!(skipped(Some((1, 10)), 1, &[20, 22]), 10);
+        // A redelivery after a hole does not count the hole again.
+        assert_eq!(skipped(Some((1, 10)), 1, &[20, 15, 21]), 9);
+        // Forged or extreme sequences saturate.
+        assert_eq!(skipped(Some((1, u64::MAX)), 1, &[u64::MAX]), 0);
+        assert_eq!(skipped(Some((1, 0)), 1, &[u64::MAX]), u64::MAX - 1);
+    }
 }

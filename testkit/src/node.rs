@@ -46,6 +46,14 @@ impl Gateway {
         self.proc.url(path)
     }
 
+    /// Stops the process (SIGSTOP) until the guard is dropped (SIGCONT):
+    /// a node that can read nothing, as one starved or swapped out is.
+    pub fn pause(&self) -> Paused {
+        let pid = self.proc.pid();
+        assert!(process::signal(pid, "STOP"), "SIGSTOP {}", self.name);
+        Paused { pid }
+    }
+
     /// True while the process has not exited.
     pub fn is_running(&mut self) -> bool {
         self.proc.is_running()
@@ -137,6 +145,17 @@ impl Gateway {
             .get(url)
             .header("last-event-id", last);
         SseClient::open(req, DEADLINE).await
+    }
+}
+
+/// A node stopped by [`Gateway::pause`]; it goes on when this is dropped.
+pub struct Paused {
+    pid: u32,
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        process::signal(self.pid, "CONT");
     }
 }
 

@@ -201,3 +201,13 @@ pub fn free_port() -> u16 {
     let [port] = free_ports::<1>();
     port
 }
+
+/// Sends `signal` (`STOP`, `CONT`, …) to `pid` with kill(1); whether that
+/// succeeded.
+pub fn signal(pid: u32, signal: &str) -> bool {
+    Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("kill runs")
+        .success()
+}
