@@ -20,6 +20,8 @@ const DROPPED: &str = "loggate_events_dropped_total";
 const NATS_MESSAGES: &str = "loggate_nats_messages_total";
 /// Events dropped because A's outbound NATS queue was full.
 const NATS_BACKLOG: (&str, &str) = ("reason", label::dropped::NATS_BACKLOG);
+/// Events B was told another node accepted and it never received.
+const CLUSTER_LOSS: (&str, &str) = ("reason", label::dropped::CLUSTER_LOSS);
 /// The cluster bridge's NATS series.
 const CLUSTER_LINK: (&str, &str) = ("link", label::nats::CLUSTER);
 
@@ -101,6 +103,10 @@ pub struct ClusterCounters {
     /// dropped because A's outbound NATS queue was full. None while A
     /// has no such series.
     a_backlog: Option<u64>,
+    /// `loggate_events_dropped_total{reason="cluster_loss"}` on B: events
+    /// it found missing in a node's (or the stream's) sequence and told its
+    /// subscribers of.
+    b_reported: u64,
     /// Lines saying "slow consumer" in B's log: its NATS client dropped
     /// inbound messages because B did not take them fast enough.
     b_slow_logs: usize,
@@ -123,6 +129,7 @@ impl ClusterCounters {
             b_in: nats_msgs(&b, label::nats::IN),
             b_invalid: nats_msgs(&b, label::nats::INVALID),
             a_backlog: nats_backlog_drops(&a),
+            b_reported: b.sum(DROPPED, &[CLUSTER_LOSS]).unwrap_or(0),
             b_slow_logs: nodes.subscriber().log_lines_containing("slow consumer"),
             nats_slow_logs: nats.log_lines_containing("slow consumer"),
         })
@@ -133,11 +140,13 @@ impl ClusterCounters {
         let backlog = self.a_backlog.unwrap_or(0) - base.a_backlog.unwrap_or(0);
         let mut s = format!(
             "NATS messages A out {} / B in {} (lost in between {}); dropped on A for \
-             nats_backlog {}; slow-consumer log lines B {} / nats-server {}",
+             nats_backlog {}; reported lost on B (gap cluster_loss) {}; slow-consumer log \
+             lines B {} / nats-server {}",
             thousands(self.a_out - base.a_out),
             thousands(self.b_in - base.b_in),
             thousands((self.a_out - base.a_out).saturating_sub(self.b_in - base.b_in)),
             thousands(backlog),
+            thousands(self.b_reported - base.b_reported),
             self.b_slow_logs - base.b_slow_logs,
             self.nats_slow_logs - base.nats_slow_logs,
         );
