@@ -720,6 +720,79 @@ async fn a_hole_in_a_nodes_sequence_is_told_to_every_subscriber_and_counted() {
     );
 }
 
+/// Events a node dropped at the very end of what it sent (its outbound
+/// queue full while NATS was down), with nothing after them, are still
+/// told: the node's sequence mark, sent while it is quiet, shows the hole
+/// without waiting for its next event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loss_at_the_end_of_what_a_node_sent_is_told_without_another_event() {
+    let mut nats = NatsServer::start();
+    let dir = std::env::temp_dir().join(format!("loggate-tail-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("a.toml");
+    std::fs::write(&file, "[nats]\noutbound_backlog = 50\n").unwrap();
+    let a = Gateway::spawn(
+        BIN,
+        "A",
+        &[
+            ("NATS_URL", &nats.url()),
+            ("LOGGATE_CONFIG", file.to_str().unwrap()),
+        ],
+    );
+    let b = cluster_node("B", &nats);
+    a.wait_ready(StatusCode::OK, DEADLINE).await;
+    b.wait_ready(StatusCode::OK, DEADLINE).await;
+    warm_up(&a, &b, "probe").await;
+    let mut sub = b.subscribe("logs:etl:tail").await;
+    nats.stop();
+    // More than the NATS client buffers (2,048) and A's queue (50) hold:
+    // the last of these are dropped on A, and A publishes nothing after.
+    let total = 5_000u64;
+    for chunk in 0..total / 100 {
+        let batch: Vec<Value> = (0..100)
+            .map(|i| {
+                event(
+                    "etl",
+                    Some("tail"),
+                    Some("r1"),
+                    &format!("t{}", chunk * 100 + i),
+                )
+            })
+            .collect();
+        a.publish(&batch).await;
+    }
+    nats.restart();
+    let (mut received, mut lost) = (0u64, 0u64);
+    let deadline = tokio::time::Instant::now() + RECONNECT;
+    while received + lost < total {
+        match sub.next_frame_until(deadline).await {
+            Next::Frame(f) if f.event == "log" => received += 1,
+            Next::Frame(f) if f.event == "gap" => {
+                assert_eq!(f.json()["reason"], "cluster_loss", "{}", f.data);
+                lost += f.json()["lost"].as_u64().expect("a count");
+            }
+            Next::Frame(f) if f.event == "lag" => panic!("lag {}", f.data),
+            Next::Frame(_) => {}
+            Next::TimedOut => {
+                panic!("{received} received + {lost} told lost of {total} within {RECONNECT:?}")
+            }
+            Next::Ended => panic!("B's stream ended"),
+        }
+    }
+    eprintln!("tail: {received} received, {lost} told lost");
+    assert_eq!(received + lost, total, "{received} received + {lost} lost");
+    assert!(lost > 0, "nothing was lost: the test did not test");
+    sub.expect_silence(QUIET).await;
+    assert_eq!(
+        b.get("/metrics").await.map(|(_, m)| metric_value(
+            &m,
+            r#"loggate_events_dropped_total{reason="cluster_loss",service="other"}"#
+        )),
+        Some(Some(lost as f64))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The issue's canary in core mode: A publishes about 2,000 events/s for
 /// 12 s while nats-server is killed at 4 s and restarted at 6 s. On B one
 /// subscriber stays connected and eight drop and resume with

@@ -27,6 +27,11 @@ const LOSS_INTERVAL: Duration = Duration::from_millis(500);
 /// [`OTHER_ORIGINS`].
 const MAX_LOSS_ORIGINS: usize = 8;
 const OTHER_ORIGINS: &str = "(other nodes)";
+/// A node that has sent no event for this long sends its sequence mark,
+/// and again each time as long as it stays quiet: a hole at the end of
+/// what it sent is then seen within about this long, even if a mark is
+/// itself lost in an outage. One small message a second per idle node.
+const MARK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How a cluster node shares what it accepts.
 pub enum Sharing {
@@ -319,14 +324,27 @@ impl Actor for NatsBridge {
                                 .nats_messages
                                 .with_label_values(&[label::nats::CLUSTER, label::nats::OUT]);
                             let mut batch = Vec::with_capacity(INBOUND_BATCH);
-                            while outbound.recv_many(&mut batch, INBOUND_BATCH).await > 0 {
-                                for event in batch.drain(..) {
-                                    let m = cluster::encode(&prefix, &node_id, &event);
+                            loop {
+                                let next = outbound.recv_many(&mut batch, INBOUND_BATCH);
+                                let m = match tokio::time::timeout(MARK_INTERVAL, next).await {
+                                    Ok(0) => break, // the registry has stopped
+                                    Ok(_) => None,
+                                    Err(_) => Some(cluster::encode_mark(
+                                        &prefix,
+                                        &node_id,
+                                        outbound.last_offered(),
+                                    )),
+                                };
+                                let events = batch.drain(..).map(|event| {
+                                    (cluster::encode(&prefix, &node_id, &event), true)
+                                });
+                                for (m, counted) in events.chain(m.map(|m| (m, false))) {
                                     match client
                                         .publish_with_headers(m.subject, m.headers, m.payload)
                                         .await
                                     {
-                                        Ok(()) => out.inc(),
+                                        Ok(()) if counted => out.inc(),
+                                        Ok(()) => {}
                                         Err(e) => tracing::warn!(error = %e, "NATS publish failed"),
                                     }
                                 }
@@ -400,18 +418,26 @@ impl NatsBridge {
                 if origin == self.node_id.as_deref() {
                     return None; // our own echo
                 }
+                let seq = header(HEADER_SEQ).and_then(|s| s.parse::<u64>().ok());
+                let mark = cluster::is_mark(&self.prefix, subject);
                 // Counted before the checks: a message refused here was
                 // received, not lost.
-                let seq = header(HEADER_SEQ).and_then(|s| s.parse::<u64>().ok());
                 if let (Some(origin), Some(seq)) = (origin, seq) {
                     let forgotten = self.sequences.forgotten;
-                    let lost = self.sequences.observe(origin, seq);
+                    let lost = if mark {
+                        self.sequences.mark(origin, seq)
+                    } else {
+                        self.sequences.observe(origin, seq)
+                    };
                     if self.sequences.forgotten > forgotten {
                         self.metrics.cluster_origins_forgotten.inc();
                     }
                     if lost > 0 {
                         self.note_loss(origin, lost);
                     }
+                }
+                if mark {
+                    return None; // not an event, and not counted as one
                 }
                 let headers = cluster::ClusterHeaders::of(msg.headers.as_ref());
                 let event =

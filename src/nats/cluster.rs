@@ -14,6 +14,12 @@
 //! re-encoded from the checked fields, so no byte of the payload reaches a
 //! client unparsed.
 //!
+//! A node that has sent no event for a while publishes a sequence mark
+//! ([`encode_mark`]) on `<prefix>.$seq` (no channel segment can be `$seq`):
+//! the last number it gave, so a hole at the end of what it sent (events
+//! dropped over its backlog, or lost in its NATS client when the connection
+//! died) is seen without waiting for its next event.
+//!
 //! Pure functions only, no actor or connection, so a fuzz target can call
 //! [`decode_cluster`] directly.
 
@@ -37,6 +43,10 @@ pub const HEADER_TIMESTAMP: &str = "Loggate-Timestamp-Ms";
 pub const HEADER_RECEIVED: &str = "Loggate-Received-Ms";
 /// The event's number in its origin node's cluster sequence.
 pub const HEADER_SEQ: &str = "Loggate-Seq";
+
+/// The last token of a sequence mark's subject; `$` is in no channel
+/// segment, so no event is ever published there.
+pub const MARK_TOKEN: &str = "$seq";
 
 /// One event as it goes out over NATS.
 #[derive(Debug)]
@@ -69,6 +79,27 @@ pub fn encode(prefix: &str, node_id: &str, event: &ClusterEvent) -> ClusterMessa
         headers,
         payload: payload.freeze(),
     }
+}
+
+/// Node `node_id`'s sequence mark: `last` is the last number it gave to
+/// an event, sent or not. Empty payload.
+pub fn encode_mark(prefix: &str, node_id: &str, last: u64) -> ClusterMessage {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(HEADER_ORIGIN, node_id);
+    headers.insert(HEADER_SEQ, last.to_string().as_str());
+    ClusterMessage {
+        subject: format!("{prefix}.{MARK_TOKEN}"),
+        headers,
+        payload: Bytes::new(),
+    }
+}
+
+/// Whether `subject` is where sequence marks go.
+pub fn is_mark(prefix: &str, subject: &str) -> bool {
+    subject
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('.'))
+        == Some(MARK_TOKEN)
 }
 
 /// The subject a node publishes an event of `channel` on.
@@ -293,18 +324,31 @@ impl OriginSequences {
     /// Notes message `seq` of `origin`; returns how many of its messages
     /// before this one never arrived.
     pub fn observe(&mut self, origin: &str, seq: u64) -> u64 {
+        // The numbers are whoever publishes on the subjects: u64::MAX
+        // must not overflow.
+        self.heard(origin, seq, seq.saturating_add(1))
+    }
+
+    /// Notes `origin`'s mark: `last` was the last number it gave. Returns
+    /// how many of its messages up to that one never arrived.
+    pub fn mark(&mut self, origin: &str, last: u64) -> u64 {
+        let after = last.saturating_add(1);
+        self.heard(origin, after, after)
+    }
+
+    /// Every number of `origin` below `upto` should have arrived; `next`
+    /// is the one expected after this.
+    fn heard(&mut self, origin: &str, upto: u64, next_after: u64) -> u64 {
         self.observed += 1;
         let now = self.observed;
         if let Some((next, heard)) = self.next.get_mut(origin) {
             *heard = now;
-            if seq < *next {
+            if upto < *next {
                 // Late or repeated: nothing lost, and nothing to move back.
                 return 0;
             }
-            let lost = seq - *next;
-            // The numbers are whoever publishes on the subjects: u64::MAX
-            // must not overflow.
-            *next = seq.saturating_add(1);
+            let lost = upto - *next;
+            *next = next_after;
             return lost;
         }
         if self.next.len() >= MAX_ORIGINS
@@ -317,8 +361,7 @@ impl OriginSequences {
             self.next.remove(&oldest);
             self.forgotten += 1;
         }
-        self.next
-            .insert(origin.into(), (seq.saturating_add(1), now));
+        self.next.insert(origin.into(), (next_after, now));
         0
     }
 }
@@ -642,6 +685,30 @@ mod tests {
         assert_eq!(seqs.observe("b", 1), 0, "another origin, its own sequence");
         assert_eq!(seqs.observe("b", 3), 1);
         assert_eq!(seqs.observe("a", 13), 0);
+    }
+
+    #[test]
+    fn a_mark_reveals_a_hole_at_the_end_of_what_an_origin_sent() {
+        let mut seqs = OriginSequences::default();
+        assert_eq!(seqs.mark("a", 5), 0, "first heard: followed from here");
+        assert_eq!(seqs.observe("a", 6), 0);
+        assert_eq!(seqs.observe("a", 7), 0);
+        // 8, 9 and 10 never came, and nothing after them: the mark says so.
+        assert_eq!(seqs.mark("a", 10), 3);
+        assert_eq!(seqs.mark("a", 10), 0, "told once");
+        assert_eq!(seqs.mark("a", 9), 0, "a late mark moves nothing back");
+        assert_eq!(seqs.observe("a", 11), 0);
+        assert_eq!(seqs.mark("a", 11), 0, "nothing lost, nothing told");
+        assert_eq!(seqs.mark("a", u64::MAX), u64::MAX - 12);
+        assert_eq!(seqs.mark("a", u64::MAX), 0);
+        // The subject no channel can have, under this prefix only.
+        let m = encode_mark("loggate", "node-1", 42);
+        assert!(is_mark("loggate", &m.subject), "{}", m.subject);
+        assert_eq!(header(Some(&m.headers), HEADER_SEQ), Some("42"));
+        assert!(!is_mark("loggate", "loggate.etl"));
+        assert!(!is_mark("other", &m.subject));
+        assert!(!is_mark("logg", &m.subject));
+        assert!(ChannelName::parse("logs:$seq").is_err());
     }
 
     #[test]

@@ -47,7 +47,25 @@ impl ClusterEvent {
 }
 
 /// The bridge's end of the queue.
-pub type ClusterOutbound = mpsc::Receiver<ClusterEvent>;
+pub struct ClusterOutbound {
+    rx: mpsc::Receiver<ClusterEvent>,
+    /// The queue's sequence counter, shared with its [`ClusterQueue`].
+    seq: Arc<AtomicU64>,
+}
+
+impl ClusterOutbound {
+    /// Waits for events and moves up to `limit` of them into `buffer`;
+    /// 0 once the registry has dropped its end. Cancel-safe.
+    pub async fn recv_many(&mut self, buffer: &mut Vec<ClusterEvent>, limit: usize) -> usize {
+        self.rx.recv_many(buffer, limit).await
+    }
+
+    /// The last number of this node's cluster sequence given to an event,
+    /// queued or dropped: what the other nodes should have heard of.
+    pub fn last_offered(&self) -> u64 {
+        self.seq.load(Ordering::Relaxed)
+    }
+}
 
 /// The registry's end of the queue.
 #[derive(Clone)]
@@ -63,7 +81,11 @@ impl ClusterQueue {
     pub fn new(backlog: usize, metrics: Arc<Metrics>) -> (ClusterQueue, ClusterOutbound) {
         let (tx, rx) = mpsc::channel(backlog.max(1));
         let seq = Arc::new(AtomicU64::new(0));
-        (ClusterQueue { tx, metrics, seq }, rx)
+        let outbound = ClusterOutbound {
+            rx,
+            seq: Arc::clone(&seq),
+        };
+        (ClusterQueue { tx, metrics, seq }, outbound)
     }
 
     /// Queues an accepted local event without waiting; a full queue drops
