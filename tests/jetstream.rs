@@ -28,6 +28,16 @@ fn js_node(name: &str, nats: &NatsServer) -> Gateway {
     )
 }
 
+/// A JetStream node with `toml` as its configuration file.
+fn js_node_configured(name: &str, nats: &NatsServer, toml: &str) -> Gateway {
+    Gateway::spawn_configured(
+        BIN,
+        name,
+        &[("NATS_URL", &nats.url()), ("NATS_JETSTREAM", "true")],
+        toml,
+    )
+}
+
 /// Nodes A and B on `nats`, both ready.
 async fn two_nodes(nats: &NatsServer) -> (Gateway, Gateway) {
     let (a, b) = (js_node("A", nats), js_node("B", nats));
@@ -419,27 +429,13 @@ async fn across_a_nats_restart_jetstream_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_gets_the_configured_limits_and_a_wrong_one_is_refused() {
     let nats = NatsServer::start_jetstream();
-    let dir = std::env::temp_dir().join(format!("loggate-js-limits-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("js.toml");
-    let config = |age: u64, stream: &str| {
-        std::fs::write(
-            &file,
-            format!(
+    let node = |name: &str, age: u64, stream: &str| {
+        js_node_configured(
+            name,
+            &nats,
+            &format!(
                 "[nats]\nstream = \"{stream}\"\nstream_max_age_minutes = {age}\nstream_max_bytes = 2097152\n"
             ),
-        )
-        .unwrap();
-    };
-    let node = |name: &str| {
-        Gateway::spawn(
-            BIN,
-            name,
-            &[
-                ("NATS_URL", &nats.url()),
-                ("NATS_JETSTREAM", "true"),
-                ("LOGGATE_CONFIG", file.to_str().unwrap()),
-            ],
         )
     };
     let client = async_nats::connect(nats.url()).await.expect("NATS");
@@ -452,8 +448,7 @@ async fn the_stream_gets_the_configured_limits_and_a_wrong_one_is_refused() {
         )
     };
 
-    config(5, "LOGS");
-    let a = node("A");
+    let a = node("A", 5, "LOGS");
     a.wait_ready(StatusCode::OK, DEADLINE).await;
     let info = js
         .get_stream("LOGS")
@@ -471,8 +466,7 @@ async fn the_stream_gets_the_configured_limits_and_a_wrong_one_is_refused() {
     );
     drop(a);
     // Started again with another age: the stream there is given it.
-    config(7, "LOGS");
-    let b = node("B");
+    let b = node("B", 7, "LOGS");
     b.wait_ready(StatusCode::OK, DEADLINE).await;
     let info = js.get_stream("LOGS").await.unwrap().cached_info().clone();
     assert_eq!(info.config.max_age, Duration::from_secs(420));
@@ -486,8 +480,7 @@ async fn the_stream_gets_the_configured_limits_and_a_wrong_one_is_refused() {
     })
     .await
     .expect("made");
-    config(5, "OTHER");
-    let c = node("C");
+    let c = node("C", 5, "OTHER");
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let health = c.health().await;
@@ -515,7 +508,6 @@ async fn the_stream_gets_the_configured_limits_and_a_wrong_one_is_refused() {
         vec!["elsewhere.>".to_owned()],
         "left as it was"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A TCP proxy in front of nats-server that can swallow what the server
@@ -822,23 +814,9 @@ async fn hostile_stream_messages_reach_no_subscriber() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_the_stream_let_go_before_a_node_read_them_are_reported() {
     let nats = NatsServer::start_jetstream();
-    let dir = std::env::temp_dir().join(format!("loggate-js-trim-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("small-stream.toml");
     // The smallest stream the configuration allows: 1 MiB.
-    std::fs::write(&file, "[nats]\nstream_max_bytes = 1048576\n").unwrap();
-    let config = file.to_str().unwrap();
-    let node = |name: &str| {
-        Gateway::spawn(
-            BIN,
-            name,
-            &[
-                ("NATS_URL", &nats.url()),
-                ("NATS_JETSTREAM", "true"),
-                ("LOGGATE_CONFIG", config),
-            ],
-        )
-    };
+    let small = "[nats]\nstream_max_bytes = 1048576\n";
+    let node = |name: &str| js_node_configured(name, &nats, small);
     let (a, b) = (node("A"), node("B"));
     a.wait_ready(StatusCode::OK, DEADLINE).await;
     b.wait_ready(StatusCode::OK, DEADLINE).await;
@@ -900,5 +878,4 @@ async fn events_the_stream_let_go_before_a_node_read_them_are_reported() {
     let (_, metrics) = b.get("/metrics").await.expect("B's metrics");
     let series = r#"loggate_events_dropped_total{reason="cluster_loss",service="other"}"#;
     assert_eq!(metric_value(&metrics, series), Some(lost as f64));
-    let _ = std::fs::remove_dir_all(&dir);
 }

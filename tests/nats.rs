@@ -445,21 +445,11 @@ async fn without_nats_ready_is_200() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generic_ingest_rules_map_subjects_to_channels() {
     let nats = NatsServer::start();
-    let dir = std::env::temp_dir().join(format!("loggate-rules-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("rules.toml");
-    std::fs::write(
-        &file,
-        "[[nats.ingest]]\nsubject = \"app.*.logs\"\nchannel = \"logs:{2}:rules\"\n",
-    )
-    .unwrap();
-    let node = Gateway::spawn(
+    let node = Gateway::spawn_configured(
         BIN,
         "rules",
-        &[
-            ("NATS_URL", &nats.url()),
-            ("LOGGATE_CONFIG", file.to_str().unwrap()),
-        ],
+        &[("NATS_URL", &nats.url())],
+        "[[nats.ingest]]\nsubject = \"app.*.logs\"\nchannel = \"logs:{2}:rules\"\n",
     );
     node.wait_ready(StatusCode::OK, DEADLINE).await;
     nats.wait_for_subscription("app.*.logs").await;
@@ -490,7 +480,6 @@ async fn generic_ingest_rules_map_subjects_to_channels() {
     assert_eq!(got[1]["level"], "info");
     assert_eq!(got[1]["message"], "plain line");
     sub.expect_silence(QUIET).await;
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A cluster message as a node publishes it: `body` on `subject`, with
@@ -720,6 +709,23 @@ async fn a_hole_in_a_nodes_sequence_is_told_to_every_subscriber_and_counted() {
     );
 }
 
+/// Nodes A and B on `nats`, ready and warmed up; A's outbound queue holds
+/// only 50 events, so an outage surely costs events (the NATS client's own
+/// buffer would otherwise carry a short one).
+async fn nodes_with_a_small_backlog(nats: &NatsServer) -> (Gateway, Gateway) {
+    let a = Gateway::spawn_configured(
+        BIN,
+        "A",
+        &[("NATS_URL", &nats.url())],
+        "[nats]\noutbound_backlog = 50\n",
+    );
+    let b = cluster_node("B", nats);
+    a.wait_ready(StatusCode::OK, DEADLINE).await;
+    b.wait_ready(StatusCode::OK, DEADLINE).await;
+    warm_up(&a, &b, "probe").await;
+    (a, b)
+}
+
 /// Events a node dropped at the very end of what it sent (its outbound
 /// queue full while NATS was down), with nothing after them, are still
 /// told: the node's sequence mark, sent while it is quiet, shows the hole
@@ -727,22 +733,7 @@ async fn a_hole_in_a_nodes_sequence_is_told_to_every_subscriber_and_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loss_at_the_end_of_what_a_node_sent_is_told_without_another_event() {
     let mut nats = NatsServer::start();
-    let dir = std::env::temp_dir().join(format!("loggate-tail-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("a.toml");
-    std::fs::write(&file, "[nats]\noutbound_backlog = 50\n").unwrap();
-    let a = Gateway::spawn(
-        BIN,
-        "A",
-        &[
-            ("NATS_URL", &nats.url()),
-            ("LOGGATE_CONFIG", file.to_str().unwrap()),
-        ],
-    );
-    let b = cluster_node("B", &nats);
-    a.wait_ready(StatusCode::OK, DEADLINE).await;
-    b.wait_ready(StatusCode::OK, DEADLINE).await;
-    warm_up(&a, &b, "probe").await;
+    let (a, b) = nodes_with_a_small_backlog(&nats).await;
     let mut sub = b.subscribe("logs:etl:tail").await;
     nats.stop();
     // More than the NATS client buffers (2,048) and A's queue (50) hold:
@@ -790,7 +781,6 @@ async fn a_loss_at_the_end_of_what_a_node_sent_is_told_without_another_event() {
         )),
         Some(Some(lost as f64))
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The issue's canary in core mode: A publishes about 2,000 events/s for
@@ -807,24 +797,7 @@ async fn a_loss_at_the_end_of_what_a_node_sent_is_told_without_another_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn across_a_nats_restart_no_loss_goes_unreported() {
     let mut nats = NatsServer::start();
-    // A small outbound queue on A, so the outage surely costs events (the
-    // NATS client's own buffer would otherwise carry a short one).
-    let dir = std::env::temp_dir().join(format!("loggate-canary-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("a.toml");
-    std::fs::write(&file, "[nats]\noutbound_backlog = 50\n").unwrap();
-    let a = Gateway::spawn(
-        BIN,
-        "A",
-        &[
-            ("NATS_URL", &nats.url()),
-            ("LOGGATE_CONFIG", file.to_str().unwrap()),
-        ],
-    );
-    let b = cluster_node("B", &nats);
-    a.wait_ready(StatusCode::OK, DEADLINE).await;
-    b.wait_ready(StatusCode::OK, DEADLINE).await;
-    warm_up(&a, &b, "probe").await;
+    let (a, b) = nodes_with_a_small_backlog(&nats).await;
     let canary = |m: String| event("etl", Some("canary"), Some("r1"), &m);
 
     // The resuming readers start from B's id of a first event, so none can
@@ -917,7 +890,6 @@ async fn across_a_nats_restart_no_loss_goes_unreported() {
     let (_, metrics) = b.get("/metrics").await.expect("B's metrics");
     let series = r#"loggate_events_dropped_total{reason="cluster_loss",service="other"}"#;
     assert_eq!(metric_value(&metrics, series), Some(lost as f64));
-    let _ = std::fs::remove_dir_all(&dir);
     let last_marker: usize = got.last().unwrap()[3..].parse().unwrap();
     let accounted_for = published + last_marker + 1;
     let unique: HashSet<&String> = got.iter().collect();

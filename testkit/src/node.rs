@@ -3,6 +3,7 @@
 //! and [`warm_up`], which waits until one node's events reach another.
 //! Waits are bounded by [`DEADLINE`].
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -40,6 +41,25 @@ impl Gateway {
                 .build()
                 .expect("client"),
         }
+    }
+
+    /// As [`Gateway::spawn`], with `toml` as its configuration file
+    /// (`LOGGATE_CONFIG`), which is removed once the node listens: it has
+    /// read it by then.
+    pub fn spawn_configured(bin: &str, name: &str, vars: &[(&str, &str)], toml: &str) -> Gateway {
+        static FILES: AtomicUsize = AtomicUsize::new(0);
+        let n = FILES.fetch_add(1, Ordering::Relaxed);
+        let file = std::env::temp_dir().join(format!(
+            "loggate-test-{}-{n}-{name}.toml",
+            std::process::id()
+        ));
+        std::fs::write(&file, toml).expect("write the configuration file");
+        let path = file.to_str().expect("a UTF-8 temporary path");
+        let mut all = vars.to_vec();
+        all.push(("LOGGATE_CONFIG", path));
+        let node = Gateway::spawn(bin, name, &all);
+        let _ = std::fs::remove_file(&file);
+        node
     }
 
     pub fn url(&self, path: &str) -> String {
