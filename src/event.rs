@@ -77,6 +77,11 @@ impl fmt::Display for Level {
     }
 }
 
+/// Epochs of ids drawn from a JetStream stream (`nats::stream`) have this
+/// bit set; node epochs (Unix milliseconds) will not reach it before the
+/// year 2527, so an id of one kind is never taken for the other.
+pub const STREAM_EPOCH_BIT: u64 = 1 << 44;
+
 /// An event's position in one gateway's stream: `epoch` names the gateway's
 /// run (its start time in ms), `seq` counts accepted events from 1. The text
 /// form is fixed-width, so ids of one run also sort as strings.

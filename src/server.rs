@@ -95,7 +95,7 @@ impl Gateway {
             gauges,
             links,
         )?;
-        state.stream = stream;
+        state.stream = stream.map(|s| Arc::new(s) as Arc<dyn crate::state::ClusterStream>);
         let state = web::Data::new(state);
         let pruned = state.clone();
         actix_web::rt::spawn(async move {

@@ -17,6 +17,7 @@ use actix_web::HttpRequest;
 use crate::auth::{AdminToken, ServiceTokens, SubscriberAuth};
 use crate::config::{Config, ConfigError, TrustProxy};
 use crate::delivery::SessionId;
+use crate::event::{EventId, NewEvent};
 use crate::limits::slots::Connections;
 use crate::limits::{RateLimits, Rates};
 use crate::metrics::Metrics;
@@ -31,6 +32,16 @@ pub trait Link: Send + Sync {
     fn is_connected(&self) -> bool;
     /// Its state and last error, for `/health` and the admin stats.
     fn to_json(&self) -> serde_json::Value;
+}
+
+/// Where accepted events go in JetStream mode, instead of the registry
+/// (`nats::stream::StreamPublisher`): the stream, which answers their ids
+/// in order, or why it did not take them (`503 nats_unavailable`).
+pub trait ClusterStream: Send + Sync {
+    fn publish<'a>(
+        &'a self,
+        events: &'a [NewEvent],
+    ) -> futures_util::future::BoxFuture<'a, Result<Vec<EventId>, String>>;
 }
 
 /// Everything a handler may reach, shared by all workers.
@@ -53,7 +64,7 @@ pub struct AppState {
     /// The configured NATS links; `/ready` is 503 while one is down.
     pub nats: Vec<Arc<dyn Link>>,
     /// JetStream mode: where publishes go instead of the registry.
-    pub stream: Option<crate::nats::stream::StreamPublisher>,
+    pub stream: Option<Arc<dyn ClusterStream>>,
     /// AI log analysis: its settings, client and chat slots.
     pub ai: crate::ai::Ai,
     next_session: AtomicU64,

@@ -234,7 +234,10 @@ pub async fn publish_events(
     events: Vec<NewEvent>,
 ) -> Result<Vec<EventId>, PublishError> {
     if let Some(stream) = &state.stream {
-        return stream.publish(&events).await;
+        return stream
+            .publish(&events)
+            .await
+            .map_err(|message| PublishError::NatsUnavailable { message });
     }
     state
         .registry

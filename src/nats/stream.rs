@@ -52,16 +52,10 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout_at};
 
 use super::cluster;
-use crate::event::{EventId, NewEvent};
-use crate::ingest::PublishError;
+use crate::event::{EventId, NewEvent, STREAM_EPOCH_BIT};
 use crate::metrics::{Metrics, label};
 use crate::registry::cluster::ClusterEvent;
 use crate::registry::{ClusterLoss, Registry, Stored};
-
-/// Stream epochs have this bit set; node epochs (Unix milliseconds) will
-/// not reach it before the year 2527, so an id of one kind is never taken
-/// for the other.
-pub const STREAM_EPOCH_BIT: u64 = 1 << 44;
 
 /// How long a JetStream API call or a publish ack is waited for before it
 /// is tried again.
@@ -276,13 +270,13 @@ impl StreamPublisher {
     }
 
     /// Publishes `events` to the stream, in order, and answers their ids
-    /// (the stream's sequence numbers) once the stream has them all.
-    pub async fn publish(&self, events: &[NewEvent]) -> Result<Vec<EventId>, PublishError> {
+    /// (the stream's sequence numbers) once the stream has them all; or
+    /// why not, as the `nats_unavailable` message.
+    pub async fn publish(&self, events: &[NewEvent]) -> Result<Vec<EventId>, String> {
         let inner = &self.inner;
         let deadline = Instant::now() + inner.timeout;
-        let unavailable = |why: &str| PublishError::NatsUnavailable {
-            message: format!("the cluster stream {why}; nothing was published, retry"),
-        };
+        let unavailable =
+            |why: &str| format!("the cluster stream {why}; nothing was published, retry");
         let ready = inner
             .ready
             .get()
@@ -349,14 +343,12 @@ impl StreamPublisher {
                     of = messages.len(),
                     "JetStream did not confirm a publish in time"
                 );
-                return Err(PublishError::NatsUnavailable {
-                    message: format!(
-                        "the cluster stream did not confirm the events within {}s ({} of {} confirmed; the others may yet be stored); retry",
-                        inner.timeout.as_secs(),
-                        ids.len(),
-                        messages.len()
-                    ),
-                });
+                return Err(format!(
+                    "the cluster stream did not confirm the events within {}s ({} of {} confirmed; the others may yet be stored); retry",
+                    inner.timeout.as_secs(),
+                    ids.len(),
+                    messages.len()
+                ));
             }
             tokio::time::sleep(RETRY_DELAY).await;
             inner.resent.inc_by((messages.len() - ids.len()) as u64);
@@ -402,6 +394,15 @@ pub async fn run(
                 tokio::time::sleep(RETRY_DELAY * 5).await;
             }
         }
+    }
+}
+
+impl crate::state::ClusterStream for StreamPublisher {
+    fn publish<'a>(
+        &'a self,
+        events: &'a [NewEvent],
+    ) -> futures_util::future::BoxFuture<'a, Result<Vec<EventId>, String>> {
+        Box::pin(StreamPublisher::publish(self, events))
     }
 }
 

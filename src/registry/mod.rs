@@ -239,9 +239,7 @@ impl Registry {
     /// takes a stream id at its word.
     fn knows(&self, after: EventId) -> bool {
         after.epoch == self.epoch
-            || (self.stream
-                && self.epoch == 0
-                && after.epoch & crate::nats::stream::STREAM_EPOCH_BIT != 0)
+            || (self.stream && self.epoch == 0 && after.epoch & crate::event::STREAM_EPOCH_BIT != 0)
     }
 
     /// Shares locally accepted events with the cluster through `queue`.

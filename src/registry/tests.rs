@@ -13,7 +13,7 @@ use crate::event::Level;
 use crate::event::testing::new_event;
 use crate::registry::history::HistoryLimits;
 
-const EPOCH: u64 = crate::nats::stream::STREAM_EPOCH_BIT | 0x1234;
+const EPOCH: u64 = crate::event::STREAM_EPOCH_BIT | 0x1234;
 
 fn registry() -> Addr<Registry> {
     let limits = HistoryLimits {
