@@ -47,6 +47,10 @@ pub enum ChannelError {
     },
     #[error("{0:?} is a pattern; a concrete channel cannot contain '*'")]
     WildcardInName(String),
+    #[error(
+        "channel {0:?}: a resource needs a workspace: logs:{{service}}:{{workspace}}:{{resource}}"
+    )]
+    ResourceWithoutWorkspace(String),
 }
 
 fn valid_segment(s: &str) -> bool {
@@ -141,11 +145,7 @@ impl ChannelName {
                 }
                 // A resource is only meaningful inside a workspace.
                 None if i == 1 && resource.is_some() => {
-                    return Err(ChannelError::BadSegment {
-                        channel: echo(&text),
-                        index: 2,
-                        wild: "",
-                    });
+                    return Err(ChannelError::ResourceWithoutWorkspace(echo(&text)));
                 }
                 _ => {}
             }
@@ -320,7 +320,12 @@ mod tests {
             ChannelName::from_parts("etl", None, None).unwrap().as_str(),
             "logs:etl"
         );
-        assert!(ChannelName::from_parts("etl", None, Some("job7")).is_err());
+        let err = ChannelName::from_parts("etl", None, Some("job7")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "channel \"logs:etl:job7\": a resource needs a workspace: \
+             logs:{service}:{workspace}:{resource}"
+        );
         assert!(ChannelName::from_parts("e:tl", None, None).is_err());
         assert!(ChannelName::from_parts("etl", Some("ws1:job7"), None).is_err());
         assert!(ChannelName::from_parts("etl", Some(""), None).is_err());

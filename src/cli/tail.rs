@@ -22,7 +22,7 @@ pub struct TailArgs {
     /// Channels or patterns (`logs:etl:ws1`, `logs:*:ws1`).
     #[arg(value_name = "CHANNEL")]
     pub channels: Vec<String>,
-    /// Shorthand: the channel logs:SERVICE[:WORKSPACE[:RESOURCE]].
+    /// Shorthand: the channel `logs:SERVICE[:WORKSPACE[:RESOURCE]]`.
     #[arg(long, short = 's')]
     pub service: Option<String>,
     #[arg(long, short = 'w', requires = "service")]
