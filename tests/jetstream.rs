@@ -12,7 +12,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 use testkit::nats::NatsServer;
-use testkit::node::{Gateway, resuming_reader, warm_up};
+use testkit::node::{Gateway, Reading, resuming_reader, warm_up};
 use testkit::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_loggate");
@@ -65,23 +65,17 @@ async fn try_publish(node: &Gateway, events: &[Value]) -> (StatusCode, Value) {
 
 /// Reads `n` log events, failing on any gap or lag notice.
 async fn logs_without_gaps(sub: &mut SseClient, n: usize, who: &str) -> Vec<(String, String)> {
-    let mut out = Vec::with_capacity(n);
+    let mut seen = Reading::default();
     let deadline = tokio::time::Instant::now() + RECONNECT;
-    while out.len() < n {
-        match sub.next_frame_until(deadline).await {
-            Next::Frame(f) if f.event == "log" => {
-                let m = f.json()["message"].as_str().expect("message").to_owned();
-                out.push((f.id.clone().expect("an id"), m));
-            }
-            Next::Frame(f) if f.event == "gap" || f.event == "lag" => {
-                panic!("{who}: {} {}", f.event, f.data)
-            }
-            Next::Frame(_) => {}
-            Next::TimedOut => panic!("{who}: {} of {n} events within {RECONNECT:?}", out.len()),
-            Next::Ended => panic!("{who}: the stream ended after {} events", out.len()),
-        }
-    }
-    out
+    let done = |r: &Reading| r.logs.len() >= n || !r.notices.is_empty();
+    let within = seen.read(sub, deadline, done).await;
+    assert!(seen.notices.is_empty(), "{who}: {:?}", seen.notices);
+    assert!(
+        within,
+        "{who}: {} of {n} events within {RECONNECT:?}",
+        seen.logs.len()
+    );
+    seen.logs
 }
 
 /// Every node delivers what any node accepted, in one order, under the
@@ -298,13 +292,7 @@ async fn across_a_nats_restart_jetstream_loses_nothing() {
     let mut readers = Vec::new();
     for i in 0..8u64 {
         let every = Duration::from_millis(1000 + 125 * i);
-        let reader = resuming_reader(
-            b.url(""),
-            "logs:etl:canary",
-            every,
-            start.clone(),
-            format!("reader {i}"),
-        );
+        let reader = resuming_reader(b.url(""), "logs:etl:canary", every, start.clone());
         readers.push(tokio::spawn(reader));
     }
     // The outage runs on its own clock: publishes wait for the stream, so
@@ -838,29 +826,21 @@ async fn events_the_stream_let_go_before_a_node_read_them_are_reported() {
     a.publish(&[ev("trim", "end")]).await;
     drop(stopped);
 
-    let (mut received, mut lost, mut order) = (0u64, 0u64, Vec::new());
+    let mut seen = Reading::default();
     let deadline = tokio::time::Instant::now() + RECONNECT;
-    loop {
-        match on_b.next_frame_until(deadline).await {
-            Next::Frame(f) if f.event == "log" => {
-                received += 1;
-                order.push("log");
-                if f.json()["message"] == "end" {
-                    break;
-                }
-            }
-            Next::Frame(f) if f.event == "gap" => {
-                let gap = f.json();
-                assert_eq!(gap["reason"], "cluster_loss", "{gap}");
-                assert_eq!(gap["origin"], "stream:LOGGATE", "{gap}");
-                lost += gap["lost"].as_u64().expect("a count");
-                order.push("gap");
-            }
-            Next::Frame(f) if f.event == "lag" => panic!("B: lag {}", f.data),
-            Next::Frame(_) => {}
-            Next::TimedOut => panic!("B: {received} events and {lost} lost within {RECONNECT:?}"),
-            Next::Ended => panic!("B: the stream ended"),
-        }
+    let ended = seen.read(&mut on_b, deadline, Reading::ended).await;
+    let (received, lost) = (seen.logs.len() as u64, seen.reported_lost("B"));
+    assert!(
+        ended,
+        "B: {received} events and {lost} lost within {RECONNECT:?}"
+    );
+    for n in &seen.notices {
+        assert_eq!(
+            (n.event.as_str(), &n.data["origin"]),
+            ("gap", &Value::from("stream:LOGGATE")),
+            "{:?}",
+            n
+        );
     }
     eprintln!("stream limit: {received} received, {lost} reported lost");
     assert!(
@@ -873,8 +853,8 @@ async fn events_the_stream_let_go_before_a_node_read_them_are_reported() {
         "{received} received + {lost} reported lost"
     );
     // In place: what came before the hole, the notice, what came after.
-    let gaps = order.iter().filter(|o| **o == "gap").count();
-    assert!(gaps >= 1 && order.last() == Some(&"log"), "{gaps} gaps");
+    let last_notice = seen.notices.last().map_or(0, |n| n.after_logs);
+    assert!(last_notice < seen.logs.len(), "no event after the notices");
     let (_, metrics) = b.get("/metrics").await.expect("B's metrics");
     let series = r#"loggate_events_dropped_total{reason="cluster_loss",service="other"}"#;
     assert_eq!(metric_value(&metrics, series), Some(lost as f64));

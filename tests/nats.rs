@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 use testkit::nats::NatsServer;
-use testkit::node::{Gateway, resuming_reader, warm_up};
+use testkit::node::{Gateway, Reading, resuming_reader, warm_up};
 use testkit::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_loggate");
@@ -753,23 +753,20 @@ async fn a_loss_at_the_end_of_what_a_node_sent_is_told_without_another_event() {
         a.publish(&batch).await;
     }
     nats.restart();
-    let (mut received, mut lost) = (0u64, 0u64);
+    let mut seen = Reading::default();
     let deadline = tokio::time::Instant::now() + RECONNECT;
-    while received + lost < total {
-        match sub.next_frame_until(deadline).await {
-            Next::Frame(f) if f.event == "log" => received += 1,
-            Next::Frame(f) if f.event == "gap" => {
-                assert_eq!(f.json()["reason"], "cluster_loss", "{}", f.data);
-                lost += f.json()["lost"].as_u64().expect("a count");
-            }
-            Next::Frame(f) if f.event == "lag" => panic!("lag {}", f.data),
-            Next::Frame(_) => {}
-            Next::TimedOut => {
-                panic!("{received} received + {lost} told lost of {total} within {RECONNECT:?}")
-            }
-            Next::Ended => panic!("B's stream ended"),
-        }
-    }
+    let all = |r: &Reading| r.logs.len() as u64 + r.reported_lost("B") >= total;
+    let told = seen.read(&mut sub, deadline, all).await;
+    let (received, lost) = (seen.logs.len() as u64, seen.reported_lost("B"));
+    assert!(
+        seen.notices.iter().all(|n| n.event == "gap"),
+        "{:?}",
+        seen.notices
+    );
+    assert!(
+        told,
+        "{received} received + {lost} told lost of {total} within {RECONNECT:?}"
+    );
     eprintln!("tail: {received} received, {lost} told lost");
     assert_eq!(received + lost, total, "{received} received + {lost} lost");
     assert!(lost > 0, "nothing was lost: the test did not test");
@@ -810,33 +807,21 @@ async fn across_a_nats_restart_no_loss_goes_unreported() {
     let mut resuming = Vec::new();
     for i in 0..8u64 {
         let every = Duration::from_millis(1000 + 125 * i);
-        let who = format!("reader {i}");
-        let reader = resuming_reader(b.url(""), "logs:etl:canary", every, start.clone(), who);
+        let reader = resuming_reader(b.url(""), "logs:etl:canary", every, start.clone());
         resuming.push(tokio::spawn(reader));
     }
     // The connected subscriber, read as it comes: until it sees an `end`
     // marker.
     let reader = tokio::spawn(async move {
-        let (mut got, mut lost) = (Vec::new(), 0u64);
-        loop {
-            let f = sub.next_event().await.expect("B's stream stays open");
-            match f.event.as_str() {
-                "log" => {
-                    let m = f.json()["message"].as_str().unwrap().to_owned();
-                    let end = m.starts_with("end");
-                    got.push(m);
-                    if end {
-                        return (got, lost);
-                    }
-                }
-                "gap" => {
-                    assert_eq!(f.json()["reason"], "cluster_loss", "{}", f.data);
-                    lost += f.json()["lost"].as_u64().expect("a count");
-                }
-                "lag" => lost += f.json()["dropped"].as_u64().expect("a count"),
-                other => panic!("unexpected {other}: {}", f.data),
-            }
-        }
+        let mut seen = Reading::default();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(12) + 2 * RECONNECT;
+        assert!(
+            seen.read(&mut sub, deadline, Reading::ended).await,
+            "B: no end marker"
+        );
+        let lost = seen.reported_lost("B");
+        let got: Vec<String> = seen.logs.into_iter().map(|(_, m)| m).collect();
+        (got, lost)
     });
 
     // About 2,000 events/s for 12 s; NATS is down from 4 s to 6 s.

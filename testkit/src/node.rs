@@ -211,13 +211,24 @@ pub async fn warm_up(from: &Gateway, to: &Gateway, probe_ws: &str) {
     }
 }
 
-/// What a [`resuming_reader`] saw, in the order it came.
+/// What a reader saw: the log events and, between them, the `gap` and
+/// `lag` notices.
 #[derive(Debug, Default, Clone)]
 pub struct Reading {
-    /// Log events as (id, message).
+    /// Log events as (id, message), in order.
     pub logs: Vec<(String, String)>,
-    /// The `gap` and `lag` notices, as their JSON.
-    pub notices: Vec<(String, Value)>,
+    /// The notices, in order.
+    pub notices: Vec<Notice>,
+}
+
+/// A `gap` or `lag` notice, and where in the stream it came.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// `gap` or `lag`.
+    pub event: String,
+    pub data: Value,
+    /// How many log events came before it.
+    pub after_logs: usize,
 }
 
 impl Reading {
@@ -227,10 +238,10 @@ impl Reading {
     pub fn reported_lost(&self, who: &str) -> u64 {
         self.notices
             .iter()
-            .map(|(event, n)| match (event.as_str(), n["reason"].as_str()) {
-                ("gap", Some("cluster_loss")) => n["lost"].as_u64().expect("a count"),
-                ("lag", _) => n["dropped"].as_u64().expect("a count"),
-                _ => panic!("{who}: unexpected {event} {n}"),
+            .map(|n| match (n.event.as_str(), n.data["reason"].as_str()) {
+                ("gap", Some("cluster_loss")) => n.data["lost"].as_u64().expect("a count"),
+                ("lag", _) => n.data["dropped"].as_u64().expect("a count"),
+                _ => panic!("{who}: unexpected {} {}", n.event, n.data),
             })
             .sum()
     }
@@ -238,6 +249,42 @@ impl Reading {
     /// The messages, in order.
     pub fn messages(&self) -> Vec<&str> {
         self.logs.iter().map(|(_, m)| m.as_str()).collect()
+    }
+
+    /// Whether the last event's message starts with `end`: the marker the
+    /// cluster tests publish last.
+    pub fn ended(&self) -> bool {
+        self.logs.last().is_some_and(|(_, m)| m.starts_with("end"))
+    }
+
+    /// Reads `sub` into this until `done` holds (true) or `until` comes
+    /// (false). Fails if the gateway ends the stream.
+    pub async fn read(
+        &mut self,
+        sub: &mut SseClient,
+        until: tokio::time::Instant,
+        done: impl Fn(&Reading) -> bool,
+    ) -> bool {
+        while !done(self) {
+            match sub.next_frame_until(until).await {
+                Next::Frame(f) if f.event == "log" => {
+                    let m = f.json()["message"].as_str().expect("a message").to_owned();
+                    self.logs.push((f.id.clone().expect("an id"), m));
+                }
+                Next::Frame(f) if f.event == "gap" || f.event == "lag" => {
+                    let data = f.json();
+                    self.notices.push(Notice {
+                        event: f.event,
+                        data,
+                        after_logs: self.logs.len(),
+                    });
+                }
+                Next::Frame(_) => {}
+                Next::TimedOut => return false,
+                Next::Ended => panic!("the gateway ended the stream at {}", sub.url),
+            }
+        }
+        true
     }
 }
 
@@ -251,7 +298,6 @@ pub async fn resuming_reader(
     channels: &'static str,
     every: Duration,
     start: String,
-    who: String,
 ) -> Reading {
     let mut seen = Reading::default();
     let client = reqwest::Client::new();
@@ -265,24 +311,8 @@ pub async fn resuming_reader(
             .header("last-event-id", last);
         let mut sub = SseClient::open(req, DEADLINE).await;
         let until = tokio::time::Instant::now() + every;
-        loop {
-            match sub.next_frame_until(until).await {
-                Next::Frame(f) if f.event == "log" => {
-                    let m = f.json()["message"].as_str().expect("a message").to_owned();
-                    let end = m.starts_with("end");
-                    seen.logs.push((f.id.clone().expect("an id"), m));
-                    if end {
-                        return seen;
-                    }
-                }
-                Next::Frame(f) if f.event == "gap" || f.event == "lag" => {
-                    let json = f.json();
-                    seen.notices.push((f.event, json));
-                }
-                Next::Frame(_) => {}
-                Next::TimedOut => break,
-                Next::Ended => panic!("{who}: the gateway ended the stream"),
-            }
+        if seen.read(&mut sub, until, Reading::ended).await {
+            return seen;
         }
     }
 }
