@@ -326,7 +326,7 @@ impl Actor for NatsBridge {
                             let mut batch = Vec::with_capacity(INBOUND_BATCH);
                             loop {
                                 let next = outbound.recv_many(&mut batch, INBOUND_BATCH);
-                                let m = match tokio::time::timeout(MARK_INTERVAL, next).await {
+                                let mark = match tokio::time::timeout(MARK_INTERVAL, next).await {
                                     Ok(0) => break, // the registry has stopped
                                     Ok(_) => None,
                                     Err(_) => Some(cluster::encode_mark(
@@ -335,10 +335,11 @@ impl Actor for NatsBridge {
                                         outbound.last_offered(),
                                     )),
                                 };
+                                // Events count as sent messages; a mark does not.
                                 let events = batch.drain(..).map(|event| {
                                     (cluster::encode(&prefix, &node_id, &event), true)
                                 });
-                                for (m, counted) in events.chain(m.map(|m| (m, false))) {
+                                for (m, counted) in events.chain(mark.map(|m| (m, false))) {
                                     match client
                                         .publish_with_headers(m.subject, m.headers, m.payload)
                                         .await
