@@ -555,6 +555,27 @@ async fn hostile_cluster_messages_reach_no_subscriber() {
     for (_, payload) in &hostile {
         publish_cluster(&client, subject, payload.clone(), ms).await;
     }
+    // Forged sequence marks: no number, a number that is not one, a
+    // 900 KB payload, an extreme number from an origin never heard of.
+    // None is an event, none is counted as one, and a first mark of an
+    // origin is where it is followed from, not a loss.
+    let marks: [(Option<&str>, &str, usize); 4] = [
+        (None, "intruder", 0),
+        (Some("-1"), "intruder", 0),
+        (Some("12"), "intruder", 900_000),
+        (Some("18446744073709551615"), "stranger", 0),
+    ];
+    for (seq, origin, payload) in marks {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Loggate-Origin", origin);
+        if let Some(seq) = seq {
+            headers.insert("Loggate-Seq", seq);
+        }
+        client
+            .publish_with_headers("loggate.$seq", headers, "x".repeat(payload).into())
+            .await
+            .expect("publish a mark");
+    }
     publish_cluster(
         &client,
         subject,
@@ -601,6 +622,8 @@ async fn hostile_cluster_messages_reach_no_subscriber() {
         r#"loggate_nats_refused_total{link="cluster",reason="event_too_large"} 1"#,
         r#"loggate_nats_refused_total{link="cluster",reason="invalid_event"} 3"#,
         r#"loggate_nats_messages_total{direction="invalid",link="cluster"} 4"#,
+        r#"loggate_nats_messages_total{direction="in",link="cluster"} 5"#,
+        r#"loggate_events_dropped_total{reason="cluster_loss",service="other"} 0"#,
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
