@@ -134,6 +134,11 @@ impl Gateway {
             .listen(listener)
             .with_context(|| format!("cannot serve on {addr}"))?
             .run();
+        // Refused in production (config validation); here they only warn,
+        // before anything else, so a misspelt JWT_SECRET is not missed.
+        for stray in &config.stray_env {
+            tracing::warn!("environment: {stray}");
+        }
         if state.subscriber_auth.is_open() {
             tracing::warn!(
                 "subscriptions are OPEN: anyone who can reach {addr} can read every channel; set JWT_SECRET, JWT_PUBLIC_KEY_FILE or AUTH_TOKEN"

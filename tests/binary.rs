@@ -69,6 +69,49 @@ fn configuration_errors_name_the_key_and_exit_2() {
     assert!(stderr.contains("--config"), "{stderr}");
 }
 
+/// Misspelt settings are not silent: the real process environment is
+/// read whole at start. Development warns (naming the setting meant) and
+/// runs; production refuses to start, naming each one.
+#[test]
+fn misspelt_environment_names_warn_and_stop_production() {
+    let mut cmd = base_command();
+    cmd.env("JWT_SECERT", "0123456789abcdef0123456789abcdef")
+        .env("LOGGATE_ENVIRONMENT", "production");
+    let proc = spawn(cmd);
+    let log = proc.log_lines().join("\n");
+    assert!(
+        log.contains("JWT_SECERT is not a loggate setting and is ignored (did you mean JWT_SECRET?)"),
+        "{log}"
+    );
+    assert!(log.contains("(did you mean LOGGATE_ENV?)"), "{log}");
+    assert!(log.contains("subscriptions are OPEN"), "{log}");
+    assert!(!log.contains("0123456789abcdef"), "a value was logged: {log}");
+    drop(proc);
+
+    let mut cmd = base_command();
+    cmd.env("LOGGATE_ENV", "production")
+        .env("SERVICE_TOKENS", "etl=a-production-secret")
+        .env("JWT_SECRET", "0123456789abcdef0123456789abcdef")
+        .env("ALLOWED_ORIGINS", "https://app.example.com")
+        .env("ADMN_TOKEN", "an-admin-token-of-length");
+    let (code, stderr) = run_to_exit(cmd);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("ADMN_TOKEN: is not a loggate setting (did you mean ADMIN_TOKEN?)"),
+        "{stderr}"
+    );
+
+    // Only the documented words, quoted back as given.
+    let mut cmd = base_command();
+    cmd.env("LOGGATE_ENV", "prod");
+    let (code, stderr) = run_to_exit(cmd);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(r#"LOGGATE_ENV: "prod" is not one of: production, development"#),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn config_file_and_environment_layers() {
     let dir = std::env::temp_dir().join(format!("loggate-bin-{}", std::process::id()));

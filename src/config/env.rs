@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::validate::check_service_name;
 use super::{Config, ConfigError, LogFormat, RunEnv, Secret, TrustProxy};
+use crate::digest::token_digest;
 
 /// How a yes-or-no environment variable may be spelled.
 const BOOL_WORDS: &[(&str, bool)] = &[
@@ -40,18 +41,19 @@ impl Config {
             self.server.trust_proxy = parse_choice("TRUST_PROXY", &v, TrustProxy::WORDS)?;
         }
         if let Some(v) = env("LOGGATE_ENV") {
-            use RunEnv::{Development, Production};
-            self.env = parse_choice(
-                "LOGGATE_ENV",
-                &v,
-                &[
-                    ("production", Production),
-                    ("prod", Production),
-                    ("development", Development),
-                    ("dev", Development),
-                    ("", Development),
-                ],
-            )?;
+            // Exactly the documented words: `prod` was once taken for
+            // production and `staging` refused, so a reader of the deploy
+            // file could not tell which mode a value meant.
+            self.env = match v.trim() {
+                "production" => RunEnv::Production,
+                "development" | "" => RunEnv::Development,
+                other => {
+                    return Err(ConfigError::new(
+                        "LOGGATE_ENV",
+                        format!("{other:?} is not one of: production, development"),
+                    ));
+                }
+            };
         }
         if let Some(v) = env("SERVICE_TOKENS") {
             self.service_tokens = parse_service_tokens(&v)?;
@@ -202,30 +204,55 @@ pub(super) fn parse_choice<T: Copy>(
         })
 }
 
-/// `service=token,service2=token2`.
+/// `service=token,service2=token2`. Every problem is reported at once, one
+/// line each, so a deploy is fixed in one go; no token is ever quoted.
 fn parse_service_tokens(value: &str) -> Result<BTreeMap<String, Secret>, ConfigError> {
     let mut out = BTreeMap::new();
-    for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    let mut problems = Vec::new();
+    let mut digests: BTreeMap<[u8; 32], String> = BTreeMap::new();
+    let pairs = value.split(',').map(str::trim).filter(|p| !p.is_empty());
+    for (n, pair) in pairs.enumerate().map(|(i, p)| (i + 1, p)) {
         let Some((service, token)) = pair.split_once('=') else {
-            return Err(ConfigError::new(
-                "SERVICE_TOKENS",
-                "expected service=token pairs separated by commas (a pair has no '=')",
+            problems.push(format!(
+                "pair {n} has no '=' (expected service=token pairs separated by commas)"
             ));
+            continue;
         };
         let (service, token) = (service.trim(), token.trim());
-        check_service_name(service)?;
+        if let Err(e) = check_service_name(service) {
+            problems.push(format!("pair {n}: {}", e.problem));
+            continue;
+        }
         if token.is_empty() {
-            return Err(ConfigError::new(
-                "SERVICE_TOKENS",
-                format!("service {service:?} has an empty token"),
-            ));
+            problems.push(format!("service {service:?} has an empty token"));
+            continue;
+        }
+        match token_digest(token) {
+            Err(problem) => problems.push(format!("service {service:?}: {problem}")),
+            Ok(digest) => {
+                if let Some(first) = digests.insert(digest, service.to_owned()) {
+                    problems.push(format!(
+                        "services {first:?} and {service:?} have the same token"
+                    ));
+                }
+            }
         }
         if out.insert(service.to_owned(), Secret::new(token)).is_some() {
-            return Err(ConfigError::new(
-                "SERVICE_TOKENS",
-                format!("service {service:?} is listed twice"),
-            ));
+            problems.push(format!("service {service:?} is listed twice"));
         }
     }
-    Ok(out)
+    match problems.len() {
+        0 => Ok(out),
+        1 => Err(ConfigError::new("SERVICE_TOKENS", problems.remove(0))),
+        n => Err(ConfigError::new(
+            "SERVICE_TOKENS",
+            format!(
+                "{n} problems:{}",
+                problems
+                    .iter()
+                    .map(|p| format!("\n  {p}"))
+                    .collect::<String>()
+            ),
+        )),
+    }
 }

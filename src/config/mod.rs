@@ -17,6 +17,7 @@
 
 mod env;
 mod rule;
+mod strays;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -33,6 +34,7 @@ use serde::Deserialize;
 
 use env::parse_choice;
 pub use rule::IngestRule;
+pub use strays::{CLI_ENV_NAMES, StrayEnv};
 
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
@@ -189,6 +191,10 @@ pub struct Config {
     pub service_tokens: BTreeMap<String, Secret>,
     pub log: LogConfig,
     pub ai: AiConfig,
+    /// Environment variables that look like settings and are not one
+    /// (`JWT_SECERT`): warned about at start, refused in production.
+    #[serde(skip)]
+    pub stray_env: Vec<StrayEnv>,
 }
 
 /// AI log analysis (`POST /api/logs/chat`): the model server and the
@@ -424,6 +430,18 @@ impl Config {
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
+        Config::load_checked(file, env, &[])
+    }
+
+    /// As [`Config::load`], and also looks through every variable of the
+    /// environment, `vars` (name, value), for names that look like a
+    /// setting and are not one: warned about in development, refused in
+    /// production.
+    pub fn load_checked(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        vars: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
         if let Some(path) = file {
             if !path.is_file() {
@@ -443,13 +461,31 @@ impl Config {
             ConfigError::new(key, e.kind.to_string())
         })?;
         config.apply_env(&env)?;
+        config.stray_env = strays::strays(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         config.validate()?;
         Ok(config)
     }
 
-    /// Loads with the real process environment.
+    /// Loads with the real process environment. A variable loggate reads
+    /// whose value is not UTF-8 is refused rather than taken for unset.
     pub fn from_env(file: Option<&Path>) -> Result<Config, ConfigError> {
-        Config::load(file, |k| std::env::var(k).ok())
+        let mut vars = Vec::new();
+        for (name, value) in std::env::vars_os() {
+            let Some(name) = name.to_str() else { continue };
+            match value.into_string() {
+                Ok(value) => vars.push((name.to_owned(), value)),
+                Err(_) if ENV_NAMES.contains(&name) => {
+                    return Err(ConfigError::new(name, "the value is not valid UTF-8"));
+                }
+                Err(_) => vars.push((name.to_owned(), String::new())),
+            }
+        }
+        let lookup = |k: &str| {
+            vars.iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
+        };
+        Config::load_checked(file, lookup, &vars)
     }
 
     /// The address to listen on. `validate` has checked the host.

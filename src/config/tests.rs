@@ -69,10 +69,10 @@ fn bad_values_name_their_key() {
             &[("SERVICE_TOKENS", "a=abcdefgh,a=ijklmnop")],
             "SERVICE_TOKENS",
         ),
-        (&[("SERVICE_TOKENS", "a=short")], "service_tokens.a"),
+        (&[("SERVICE_TOKENS", "a=short")], "SERVICE_TOKENS"),
         (
             &[("SERVICE_TOKENS", "a=abcdefgh,b=abcdefgh")],
-            "service_tokens.",
+            "SERVICE_TOKENS",
         ),
         (&[("SERVICE_TOKENS", "")], "SERVICE_TOKENS"),
         (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
@@ -107,7 +107,7 @@ fn bad_values_name_their_key() {
             &[("JWT_SECRET", "s"), ("JWT_PUBLIC_KEY_FILE", "/x.pem")],
             "JWT_SECRET / JWT_PUBLIC_KEY_FILE",
         ),
-        (&[("SERVICE_TOKENS", "a=sha256:nothex")], "service_tokens.a"),
+        (&[("SERVICE_TOKENS", "a=sha256:nothex")], "SERVICE_TOKENS"),
         (&[("NATS_JETSTREAM", "true")], "NATS_JETSTREAM"),
         (
             &[("NATS_URL", "nats://n:4222"), ("NATS_JETSTREAM", "maybe")],
@@ -342,4 +342,126 @@ fn jetstream_is_read_from_nats_jetstream_and_checked() {
         assert_eq!(err.key, key, "{body}: {err}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn load_checked_with(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let all: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let map: HashMap<String, String> = all.iter().cloned().collect();
+    Config::load_checked(None, |k| map.get(k).cloned(), &all)
+}
+
+#[test]
+fn misspelt_names_warn_in_development_and_stop_production() {
+    // Development starts, with the strays kept for the start-up warning:
+    // the misspelt secret does not close subscriptions.
+    let dev = load_checked_with(&[
+        ("JWT_SECERT", "0123456789abcdef0123456789abcdef"),
+        ("LOGGATE_ENVIRONMENT", "production"),
+        ("PATH", "/usr/bin"),
+    ])
+    .unwrap();
+    assert!(dev.auth.is_open());
+    assert!(!dev.is_production());
+    let told: Vec<String> = dev.stray_env.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        told,
+        [
+            "JWT_SECERT is not a loggate setting and is ignored (did you mean JWT_SECRET?)",
+            "LOGGATE_ENVIRONMENT is not a loggate setting and is ignored (did you mean LOGGATE_ENV?)",
+        ]
+    );
+    // Production refuses, naming each stray with the rest of its problems.
+    let err = load_checked_with(&[
+        ("LOGGATE_ENV", "production"),
+        ("SERVICE_TOKENS", "etl=a-real-secret"),
+        ("JWT_SECERT", "0123456789abcdef0123456789abcdef"),
+        ("AUTH_TOKNE", "0123456789abcdef0123456789abcdef"),
+        ("ALLOWED_ORIGINS", "https://app.example.com"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("JWT_SECERT: is not a loggate setting (did you mean JWT_SECRET?)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("AUTH_TOKNE: is not a loggate setting (did you mean AUTH_TOKEN?)"),
+        "{err}"
+    );
+    assert!(err.contains("open subscriptions are refused"), "{err}");
+    assert!(err.contains("3 problem(s)"), "{err}");
+    assert!(
+        !err.contains("0123456789abcdef"),
+        "values are never shown: {err}"
+    );
+    // The same production start with the names spelt right is accepted.
+    load_checked_with(&[
+        ("LOGGATE_ENV", "production"),
+        ("SERVICE_TOKENS", "etl=a-real-secret"),
+        ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("ALLOWED_ORIGINS", "https://app.example.com"),
+        ("FLY_REGION", "ams"),
+        ("NATS_PORT", "tcp://10.0.0.5:4222"),
+    ])
+    .unwrap();
+}
+
+#[test]
+fn loggate_env_takes_exactly_the_documented_words_and_quotes_the_given_one() {
+    for word in ["prod", "dev", "Production", "staging", "production "] {
+        let result = load_with(&[("LOGGATE_ENV", word)], None);
+        if word.trim() == "production" {
+            // Surrounding blanks are a deploy file's, not a new word; the
+            // dev tokens are then refused as production refuses them.
+            let err = result.unwrap_err().to_string();
+            assert!(err.contains("dev token"), "{err}");
+            continue;
+        }
+        let err = result.expect_err(word).to_string();
+        assert_eq!(
+            err,
+            format!("LOGGATE_ENV: {word:?} is not one of: production, development")
+        );
+    }
+    assert!(
+        !load_with(&[("LOGGATE_ENV", "development")], None)
+            .unwrap()
+            .is_production()
+    );
+    assert!(
+        !load_with(&[("LOGGATE_ENV", "")], None)
+            .unwrap()
+            .is_production()
+    );
+}
+
+#[test]
+fn every_service_tokens_problem_is_reported_at_once_without_a_token() {
+    let err = load_with(
+        &[(
+            "SERVICE_TOKENS",
+            "etl=good-token-1,justatoken,b.ad=good-token-2,empty=,short=abc,etl=good-token-3,x=good-token-1",
+        )],
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(err.key, "SERVICE_TOKENS");
+    let text = err.to_string();
+    for want in [
+        "6 problems:",
+        "pair 2 has no '='",
+        "pair 3: service name \"b.ad\"",
+        "service \"empty\" has an empty token",
+        "service \"short\": token is shorter than 8 characters",
+        "service \"etl\" is listed twice",
+        "services \"etl\" and \"x\" have the same token",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+    for secret in ["good-token", "justatoken", "abc"] {
+        assert!(!text.contains(secret), "{secret} shown: {text}");
+    }
 }

@@ -407,6 +407,19 @@ impl Config {
                 format!("needs at least {MIN_PRODUCTION_ADMIN_TOKEN} characters"),
             ));
         }
+        // A misspelt name may be the setting that makes production safe
+        // (`JWT_SECERT`): guessing what was meant is not safe either.
+        for stray in &self.stray_env {
+            problems.push((
+                &stray.name,
+                match stray.closest {
+                    Some(known) => format!(
+                        "is not a loggate setting (did you mean {known}?); rename or unset it"
+                    ),
+                    None => "is not a loggate setting; unset it".into(),
+                },
+            ));
+        }
         if problems.is_empty() {
             return Ok(());
         }
