@@ -641,13 +641,14 @@ async fn hostile_cluster_messages_reach_no_subscriber() {
 }
 
 /// A cluster message as a node with id `origin` would send it: event
-/// `message` on `logs:etl:ws1:r1`, number `seq` of its sequence.
+/// `message` on `logs:etl:<ws>:r1`, number `seq` of its sequence.
 fn cluster_message(
     origin: &str,
     seq: u64,
+    ws: &str,
     message: &str,
 ) -> loggate::nats::cluster::ClusterMessage {
-    let body = etl_event("ws1", message).to_string();
+    let body = etl_event(ws, message).to_string();
     let limits = loggate::ingest::Limits {
         max_event_bytes: 64 * 1024,
         max_batch_events: 1,
@@ -685,7 +686,7 @@ async fn a_hole_in_a_nodes_sequence_is_told_to_every_subscriber_and_counted() {
     // "c" is first heard from at 100: a node this one just began to hear
     // (or one that restarted, with a new id), not a loss.
     for (origin, seq) in [("a", 1), ("a", 2), ("a", 5), ("c", 100), ("a", 6)] {
-        let m = cluster_message(origin, seq, &format!("{origin}{seq}"));
+        let m = cluster_message(origin, seq, "ws1", &format!("{origin}{seq}"));
         client
             .publish_with_headers(m.subject, m.headers, m.payload)
             .await
@@ -741,6 +742,158 @@ async fn a_hole_in_a_nodes_sequence_is_told_to_every_subscriber_and_counted() {
             .await,
         Some(2.0)
     );
+}
+
+/// Polls `node`'s `/metrics` until every series has its value, within
+/// [`DEADLINE`]; fails naming what it last saw.
+async fn wait_for_metrics(node: &Gateway, want: &[(&str, f64)]) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let text = node
+            .get("/metrics")
+            .await
+            .map(|(_, m)| m)
+            .unwrap_or_default();
+        let got: Vec<Option<f64>> = want.iter().map(|(s, _)| metric_value(&text, s)).collect();
+        if want.iter().zip(&got).all(|((_, w), g)| *g == Some(*w)) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}: wanted {want:?} within {DEADLINE:?}, last saw {got:?}; cluster_loss: {:?}",
+            node.name,
+            metric_value(
+                &text,
+                r#"loggate_events_dropped_total{reason="cluster_loss",service="other"}"#
+            )
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Someone who may publish on the cluster subjects sends marks and events
+/// under a real node's id with numbers no node could have reached since
+/// its last message (2^63, u64::MAX, 10^9 past it) and a mark below what
+/// the node was heard at. Each is refused and counted by reason; the loss
+/// count stays at 0, subscribers are told of no gap and get none of the
+/// forged events, and the node's real events go on arriving. A real loss
+/// after them (NATS down while the node publishes more than it can hold)
+/// is still told exactly: what was received and what was told lost add up
+/// to what the node accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_numbers_under_a_real_nodes_id_are_refused_and_hide_no_real_loss() {
+    let mut nats = NatsServer::start();
+    let (a, b) = nodes_with_a_small_backlog(&nats).await;
+    let ev = |m: &str| event("etl", Some("forge"), Some("r1"), m);
+    let client = async_nats::connect(nats.url()).await.expect("NATS client");
+    let mut wire = client
+        .subscribe("loggate.etl.forge.>")
+        .await
+        .expect("subscribe");
+    client.flush().await.expect("flush");
+    let mut sub = b.subscribe("logs:etl:forge").await;
+
+    // A real event of A's: its id and number, as every node sees them.
+    a.publish(&[ev("real1")]).await;
+    let m = tokio::time::timeout(DEADLINE, futures_util::StreamExt::next(&mut wire))
+        .await
+        .expect("A's event on NATS in time")
+        .expect("subscription open");
+    let header = |name: &str| {
+        m.headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_else(|| panic!("{name} on A's message"))
+    };
+    let origin = header("Loggate-Origin");
+    let seq: u64 = header("Loggate-Seq").parse().expect("a number");
+    assert!(seq >= 2, "A sent warm-up probes before: {seq}");
+    assert_eq!(sub.next_log().await["message"], "real1");
+
+    // Under A's id: three marks and three events no node could have sent
+    // yet, and a mark below what A was heard at.
+    let far = [1u64 << 63, u64::MAX, seq + 1_000_000_000];
+    for n in far {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Loggate-Origin", origin.as_str());
+        headers.insert("Loggate-Seq", n.to_string().as_str());
+        client
+            .publish_with_headers("loggate.$seq", headers, Default::default())
+            .await
+            .expect("publish a mark");
+        let forged = cluster_message(&origin, n, "forge", &format!("forged {n}"));
+        client
+            .publish_with_headers(forged.subject, forged.headers, forged.payload)
+            .await
+            .expect("publish an event");
+    }
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Loggate-Origin", origin.as_str());
+    headers.insert("Loggate-Seq", (seq - 1).to_string().as_str());
+    client
+        .publish_with_headers("loggate.$seq", headers, Default::default())
+        .await
+        .expect("publish a mark");
+    client.flush().await.expect("flush");
+    a.publish(&[ev("real2")]).await;
+
+    let refused =
+        |reason: &str| format!(r#"loggate_nats_refused_total{{link="cluster",reason="{reason}"}}"#);
+    let loss = r#"loggate_events_dropped_total{reason="cluster_loss",service="other"}"#;
+    wait_for_metrics(
+        &b,
+        &[
+            (refused("implausible_sequence").as_str(), 6.0),
+            (refused("sequence_rewound").as_str(), 1.0),
+            (
+                r#"loggate_nats_messages_total{direction="invalid",link="cluster"}"#,
+                3.0,
+            ),
+            (loss, 0.0),
+        ],
+    )
+    .await;
+    let f = sub.next_event().await.expect("a frame");
+    assert_eq!(
+        (f.event.as_str(), f.json()["message"].as_str()),
+        ("log", Some("real2")),
+        "{}",
+        f.data
+    );
+    sub.expect_silence(QUIET).await;
+
+    // A real loss after the forgeries is told in full.
+    nats.stop();
+    let total = 5_000u64;
+    for chunk in 0..total / 100 {
+        let batch: Vec<Value> = (0..100)
+            .map(|i| ev(&format!("t{}", chunk * 100 + i)))
+            .collect();
+        a.publish(&batch).await;
+    }
+    nats.restart();
+    let mut seen = Reading::default();
+    let deadline = tokio::time::Instant::now() + RECONNECT;
+    let all = |r: &Reading| r.logs.len() as u64 + r.reported_lost("B") >= total;
+    let told = seen.read(&mut sub, deadline, all).await;
+    let (received, lost) = (seen.logs.len() as u64, seen.reported_lost("B"));
+    assert!(
+        told,
+        "{received} received + {lost} told lost of {total} within {RECONNECT:?}"
+    );
+    eprintln!("after forgeries: {received} received, {lost} told lost");
+    assert_eq!(received + lost, total, "{received} received + {lost} lost");
+    assert!(lost > 0, "nothing was lost: the test did not test");
+    sub.expect_silence(QUIET).await;
+    wait_for_metrics(
+        &b,
+        &[
+            (loss, lost as f64),
+            (refused("implausible_sequence").as_str(), 6.0),
+        ],
+    )
+    .await;
 }
 
 /// Nodes A and B on `nats`, ready and warmed up; A's outbound queue holds
