@@ -1079,7 +1079,10 @@ async fn across_a_nats_restart_no_loss_goes_unreported() {
     let complete_in_time = seen.read(&mut sub, deadline, accounted).await;
     let lost = seen.reported_lost("B");
     let got: Vec<String> = seen.logs.into_iter().map(|(_, m)| m).collect();
-    eprintln!("canary: {} received, {lost} reported lost", got.len());
+    eprintln!(
+        "canary: {} received, {lost} reported lost, of {accepted} accepted on A",
+        got.len()
+    );
     assert!(
         complete_in_time,
         "{} received + {lost} reported lost of {accepted} accepted on A, within {RECONNECT:?} of the end marker",
