@@ -799,9 +799,10 @@ async fn hostile_stream_messages_reach_no_subscriber() {
 /// publish on a node's inbox (anyone, on a NATS without permissions: its
 /// pull requests show it) could try to send it a message with a reply
 /// subject of its own and a sequence the stream never reached (2^63,
-/// u64::MAX, 10^9 past its last), to have a loss told and the node's
-/// reading moved past every real event. nats-server (2.8 and later)
-/// refuses a client's publish with a reply subject under `$JS.ACK.`: the
+/// u64::MAX, 10^9 past its last), to have a huge loss told and the node's
+/// next consumer start past every real event. nats-server (since
+/// nats-io/nats-server#3026, 2022) refuses a client's publish with a reply
+/// subject under `$JS.ACK.`: the
 /// forger is told so, nothing reaches the nodes, no loss is told or
 /// counted, and the stream's next event arrives under the next id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
