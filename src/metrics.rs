@@ -151,6 +151,15 @@ pub mod label {
         pub const OUT: &str = "out";
         pub const INVALID: &str = "invalid";
         pub const PLAIN: &str = "plain";
+        /// `reason` of `nats_refused_total{link="cluster"}`: a sequence
+        /// number further past the expected one than a node can have gone
+        /// since its number last moved. Forged; not counted as loss.
+        pub const IMPLAUSIBLE_SEQUENCE: &str = "implausible_sequence";
+        /// `reason` of `nats_refused_total{link="cluster"}`: a sequence mark
+        /// below what its origin was already heard at.
+        pub const SEQUENCE_REWOUND: &str = "sequence_rewound";
+        /// The refusals of a cluster message for its number, not its content.
+        pub const SEQUENCE_REFUSALS: [&str; 2] = [IMPLAUSIBLE_SEQUENCE, SEQUENCE_REWOUND];
         /// The directions each link counts.
         pub fn directions(link: &str) -> &'static [&'static str] {
             match link {

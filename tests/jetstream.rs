@@ -794,6 +794,124 @@ async fn hostile_stream_messages_reach_no_subscriber() {
     assert_eq!(metric_value(&metrics, too_large), Some(1.0), "{too_large}");
 }
 
+/// A node reads each message's stream sequence from its reply subject
+/// (`$JS.ACK.<stream>.<consumer>.…`), which the server writes. Whoever may
+/// publish on a node's inbox (anyone, on a NATS without permissions: its
+/// pull requests show it) could try to send it a message with a reply
+/// subject of its own and a sequence the stream never reached (2^63,
+/// u64::MAX, 10^9 past its last), to have a huge loss told and the node's
+/// next consumer start past every real event. nats-server (since
+/// nats-io/nats-server#3026, 2022) refuses a client's publish with a reply
+/// subject under `$JS.ACK.`: the
+/// forger is told so, nothing reaches the nodes, no loss is told or
+/// counted, and the stream's next event arrives under the next id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_client_can_hand_a_node_a_stream_sequence() {
+    let nats = NatsServer::start_jetstream();
+    let (a, b) = two_nodes(&nats).await;
+    let mut on_a = a.subscribe("logs:etl").await;
+    let mut on_b = b.subscribe("logs:etl").await;
+    let (errors_tx, mut errors) = tokio::sync::mpsc::unbounded_channel();
+    let client = async_nats::ConnectOptions::new()
+        .event_callback(move |event| {
+            let errors = errors_tx.clone();
+            async move {
+                if let async_nats::Event::ServerError(e) = event {
+                    let _ = errors.send(e.to_string());
+                }
+            }
+        })
+        .connect(nats.url())
+        .await
+        .expect("NATS");
+    let mut pulls = client
+        .subscribe("$JS.API.CONSUMER.MSG.NEXT.LOGGATE.>")
+        .await
+        .expect("subscribe");
+    client.flush().await.expect("flush");
+    // Each node asks for more once it has read half a batch: A publishes
+    // until both nodes' consumers were seen asking, with their inboxes.
+    let mut inboxes = std::collections::HashMap::new();
+    let mut sent = 0;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while inboxes.len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pull requests of two consumers within {DEADLINE:?}: {inboxes:?}"
+        );
+        let batch: Vec<Value> = (0..300).map(|i| ev("warm", &format!("w{i}"))).collect();
+        a.publish(&batch).await;
+        sent += batch.len();
+        let wait = tokio::time::Instant::now() + Duration::from_millis(500);
+        while let Ok(Some(m)) =
+            tokio::time::timeout_at(wait, futures_util::StreamExt::next(&mut pulls)).await
+        {
+            let consumer = m.subject.rsplit('.').next().unwrap_or_default().to_owned();
+            if let Some(reply) = m.reply {
+                inboxes.insert(consumer, reply.to_string());
+            }
+        }
+    }
+    for sub in [&mut on_a, &mut on_b] {
+        let got = logs_without_gaps(sub, sent, "warm-up").await;
+        assert_eq!(got.len(), sent);
+    }
+    let js = async_nats::jetstream::new(client.clone());
+    let stream = js.get_stream("LOGGATE").await.expect("the stream");
+    let last = stream
+        .get_info()
+        .await
+        .expect("its info")
+        .state
+        .last_sequence;
+
+    let time = "2025-09-25T10:30:00.123Z";
+    let body = format!(
+        r#"{{"channel":"logs:etl:ws1","service":"etl","workspace_id":"ws1","level":"info","message":"forged","timestamp":"{time}","received_at":"{time}"}}"#
+    );
+    let mut forged = 0;
+    for (consumer, inbox) in &inboxes {
+        for seq in [1u64 << 63, u64::MAX, last + 1_000_000_000] {
+            let mut h = async_nats::HeaderMap::new();
+            h.insert("Loggate-Level", "info");
+            h.insert("Loggate-Timestamp-Ms", "1758796200123");
+            h.insert("Loggate-Received-Ms", "1758796200123");
+            let reply = format!("$JS.ACK.LOGGATE.{consumer}.1.{seq}.{seq}.1758796200123000000.0");
+            client
+                .publish_with_reply_and_headers(inbox.clone(), reply, h, body.clone().into())
+                .await
+                .expect("publish");
+            forged += 1;
+        }
+    }
+    client.flush().await.expect("flush");
+    for _ in 0..forged {
+        let e = tokio::time::timeout(DEADLINE, errors.recv())
+            .await
+            .expect("nats-server refuses the reply subject")
+            .expect("the client is there");
+        assert!(e.to_lowercase().contains("reply"), "{e}");
+    }
+    // The stream's events go on, under the stream's next sequence, with
+    // no gap before them, and no loss was counted.
+    let ids = a.publish(&[ev("ws1", "after")]).await;
+    assert_eq!(
+        ids[0].split_once('-').map(|(_, s)| s.parse::<u64>()),
+        Some(Ok(last + 1))
+    );
+    for (node, who, sub) in [(&a, "A", &mut on_a), (&b, "B", &mut on_b)] {
+        let got = logs_without_gaps(sub, 1, who).await;
+        assert_eq!(
+            (got[0].0.as_str(), got[0].1.as_str()),
+            (ids[0].as_str(), "after")
+        );
+        sub.expect_silence(Duration::from_millis(300)).await;
+        let (_, metrics) = node.get("/metrics").await.expect("metrics");
+        let loss = r#"loggate_events_dropped_total{reason="cluster_loss",service="other"}"#;
+        assert_eq!(metric_value(&metrics, loss), Some(0.0), "{who}");
+    }
+}
+
 /// A node that could not read for a while (stopped here with SIGSTOP)
 /// while the stream's byte limit let old events go finds the hole when it
 /// reads again: its subscriber is told (`gap` `cluster_loss` from

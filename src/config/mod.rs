@@ -261,6 +261,10 @@ pub struct NatsConfig {
     pub creds_file: Option<std::path::PathBuf>,
     pub subject_prefix: String,
     pub outbound_backlog: usize,
+    /// The most events a second one node can accept: a jump in a node's
+    /// cluster sequence larger than it allows for the time since the
+    /// node's number last moved is refused as forged, not counted as loss.
+    pub max_node_events_per_sec: u64,
     /// Keep the cluster's events in a JetStream stream: nothing lost
     /// across NATS or node restarts, and ids that resume on any node.
     pub jetstream: bool,

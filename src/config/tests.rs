@@ -315,6 +315,7 @@ fn jetstream_is_read_from_nats_jetstream_and_checked() {
     let c = load_with(&[url, ("NATS_JETSTREAM", "true")], None).unwrap();
     assert!(c.nats.jetstream);
     assert_eq!(c.nats.stream, "LOGGATE");
+    assert_eq!(c.nats.max_node_events_per_sec, 1_000_000);
     let c = load_with(&[url, ("NATS_JETSTREAM", "false")], None).unwrap();
     assert!(!c.nats.jetstream);
 
@@ -334,6 +335,10 @@ fn jetstream_is_read_from_nats_jetstream_and_checked() {
         (
             "[nats]\npublish_timeout_secs = 301\n",
             "nats.publish_timeout_secs",
+        ),
+        (
+            "[nats]\nmax_node_events_per_sec = 0\n",
+            "nats.max_node_events_per_sec",
         ),
     ] {
         let file = dir.join("js.toml");

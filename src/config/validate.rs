@@ -210,6 +210,8 @@ impl Config {
             ));
         }
         at_least("nats.outbound_backlog", n.outbound_backlog, 1)?;
+        let rate = usize::try_from(n.max_node_events_per_sec).unwrap_or(usize::MAX);
+        at_least("nats.max_node_events_per_sec", rate, 1)?;
         if n.jetstream {
             if n.url.is_none() {
                 return Err(ConfigError::new(

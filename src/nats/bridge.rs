@@ -1,14 +1,17 @@
 //! The actor that owns one NATS link: connects, subscribes, hands what it
 //! receives to the registry in batches, and (in cluster mode) publishes
 //! what the registry shares and tells the registry (`ClusterLoss`) when
-//! another node's sequence shows messages that never arrived.
+//! another node's sequence shows messages that never arrived. A message
+//! whose number no node could have sent (`cluster::Followed`) is refused
+//! whole and counted (`nats_refused_total{reason="implausible_sequence"}`
+//! or `"sequence_rewound"`), never told as a loss.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::cluster::{self, HEADER_ORIGIN, HEADER_SEQ, OriginSequences};
+use super::cluster::{self, Followed, HEADER_ORIGIN, HEADER_SEQ, OriginSequences};
 use super::link::{Connection, LinkStatus, connect};
 use super::stream::{self as js, StreamPublisher, StreamSettings};
 use super::{fly, rules};
@@ -60,6 +63,9 @@ pub enum Role {
         sharing: Sharing,
         /// Generic ingest rules, read on the same connection.
         rules: Vec<IngestRule>,
+        /// `nats.max_node_events_per_sec`: how fast another node's
+        /// sequence can plausibly move.
+        max_node_rate: u64,
     },
     Fly(fly::FlyIngest),
 }
@@ -99,15 +105,19 @@ impl NatsBridge {
         max_event_bytes: usize,
         stream: Option<StreamPublisher>,
     ) -> Self {
-        let (name, node_id, prefix) = match &role {
+        let (name, node_id, prefix, max_node_rate) = match &role {
             Role::Cluster {
-                node_id, prefix, ..
+                node_id,
+                prefix,
+                max_node_rate,
+                ..
             } => (
                 label::nats::CLUSTER,
                 Some(Arc::clone(node_id)),
                 Arc::clone(prefix),
+                *max_node_rate,
             ),
-            Role::Fly(_) => (label::nats::FLY, None, Arc::from("")),
+            Role::Fly(_) => (label::nats::FLY, None, Arc::from(""), u64::MAX),
         };
         NatsBridge {
             connection,
@@ -121,7 +131,7 @@ impl NatsBridge {
             stream,
             fly: None,
             rules: Vec::new(),
-            sequences: OriginSequences::default(),
+            sequences: OriginSequences::new(max_node_rate),
             losses: Vec::new(),
             last_loss_notice: None,
         }
@@ -313,6 +323,7 @@ impl Actor for NatsBridge {
                         rules,
                         node_id,
                         prefix,
+                        ..
                     }) => {
                         act.rules = rules;
                         // The publishing loop: one message at a time, so a
@@ -421,20 +432,33 @@ impl NatsBridge {
                 }
                 let seq = header(HEADER_SEQ).and_then(|s| s.parse::<u64>().ok());
                 let mark = cluster::is_mark(&self.prefix, subject);
-                // Counted before the checks: a message refused here was
-                // received, not lost.
+                // Followed before the content checks: a message refused
+                // there was received, not lost.
                 if let (Some(origin), Some(seq)) = (origin, seq) {
                     let forgotten = self.sequences.forgotten;
-                    let lost = if mark {
-                        self.sequences.mark(origin, seq)
+                    let now = Instant::now();
+                    let followed = if mark {
+                        self.sequences.mark(origin, seq, now)
                     } else {
-                        self.sequences.observe(origin, seq)
+                        self.sequences.observe(origin, seq, now)
                     };
                     if self.sequences.forgotten > forgotten {
                         self.metrics.cluster_origins_forgotten.inc();
                     }
-                    if lost > 0 {
-                        self.note_loss(origin, lost);
+                    let refused = match followed {
+                        Followed::Lost(0) => None,
+                        Followed::Lost(lost) => {
+                            self.note_loss(origin, lost);
+                            None
+                        }
+                        Followed::Implausible => Some(label::nats::IMPLAUSIBLE_SEQUENCE),
+                        Followed::Rewound => Some(label::nats::SEQUENCE_REWOUND),
+                    };
+                    // A number no node could have sent: the message is
+                    // refused whole, as one with a bad field is.
+                    if let Some(reason) = refused {
+                        super::count_refused_number(&self.metrics, reason, !mark, origin, seq);
+                        return None;
                     }
                 }
                 if mark {

@@ -20,6 +20,14 @@
 //! dropped over its backlog, or lost in its NATS client when the connection
 //! died) is seen without waiting for its next event.
 //!
+//! Origin ids and numbers are whoever publishes, too: [`OriginSequences`]
+//! believes a jump only as far as a node accepting
+//! `nats.max_node_events_per_sec` could have gone since its number last
+//! moved ([`Followed::Implausible`]), and a mark below what was heard
+//! ([`Followed::Rewound`]) not at all; either is refused and moves
+//! nothing, so a forged number can neither swell the loss count nor hide
+//! the real origin's next hole.
+//!
 //! Pure functions only, no actor or connection, so a fuzz target can call
 //! [`decode_cluster`] directly.
 
@@ -305,65 +313,150 @@ pub fn decode_cluster(
 /// it speaks again, followed afresh, as a node just joined is).
 pub const MAX_ORIGINS: usize = 256;
 
+/// Added to the time since an origin's number last moved before the
+/// plausible jump is worked out: the receiving node reads in batches, and
+/// a busy one may read two messages together that the origin sent this
+/// far apart. A real loss is never larger than the origin's rate allows
+/// for that long plus this.
+pub const PLAUSIBLE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What a message's number says, for its origin's sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Followed {
+    /// This many of the origin's messages before it never arrived (0: in
+    /// order, late, repeated, or the first heard of a new origin).
+    Lost(u64),
+    /// Further past the expected number than the origin can have sent
+    /// since its number last moved: refused, and nothing is moved.
+    Implausible,
+    /// A mark below what the origin was already heard at: no node sends
+    /// one (its marks follow its events). Refused, nothing moved.
+    Rewound,
+}
+
+/// Where one origin's sequence stands.
+#[derive(Debug)]
+struct Origin {
+    /// The next number expected.
+    next: u64,
+    /// When last heard from, in messages observed (for forgetting).
+    heard: u64,
+    /// When `next` last moved: the origin's numbers since then can only
+    /// have grown by what it can accept in that time.
+    moved: std::time::Instant,
+}
+
 /// The next sequence number expected from each origin node, and the
 /// holes: a message whose number is past the expected one means the
 /// numbers between were lost on the way. A new origin (a node that
 /// started, or that this node just began to hear) is followed from its
 /// first message, not reported: its id changes with every start, so a
 /// restart is a new origin, not a loss.
-#[derive(Debug, Default)]
+///
+/// The numbers are whoever publishes on the cluster subjects, so a jump is
+/// believed only as far as a real node could have gone: `max_rate` events
+/// a second (`nats.max_node_events_per_sec`) for the time since the
+/// origin's number last moved, plus [`PLAUSIBLE_GRACE`]. A larger one is
+/// [`Followed::Implausible`] and changes nothing, so it can neither add
+/// to the loss count nor move the origin's number past its real messages
+/// (which would hide their holes, or make them look late). Only a number
+/// that moves the sequence forward restarts the clock: a repeated mark
+/// does not, so no one can keep a node that is cut off looking recently
+/// heard and have its real loss refused when it comes back.
+#[derive(Debug)]
 pub struct OriginSequences {
-    /// origin → (next expected, when last heard, in messages observed).
-    next: std::collections::HashMap<Box<str>, (u64, u64)>,
+    origins: std::collections::HashMap<Box<str>, Origin>,
     observed: u64,
+    /// Events a second an origin can plausibly lose.
+    max_rate: u64,
     /// Origins forgotten because the table was full.
     pub forgotten: u64,
 }
 
 impl OriginSequences {
-    /// Notes message `seq` of `origin`; returns how many of its messages
-    /// before this one never arrived.
-    pub fn observe(&mut self, origin: &str, seq: u64) -> u64 {
-        // The numbers are whoever publishes on the subjects: u64::MAX
-        // must not overflow.
-        self.heard(origin, seq, seq.saturating_add(1))
+    /// Follows origins that accept at most `max_rate` events a second.
+    pub fn new(max_rate: u64) -> Self {
+        OriginSequences {
+            origins: std::collections::HashMap::new(),
+            observed: 0,
+            max_rate,
+            forgotten: 0,
+        }
     }
 
-    /// Notes `origin`'s mark: `last` was the last number it gave. Returns
-    /// how many of its messages up to that one never arrived.
-    pub fn mark(&mut self, origin: &str, last: u64) -> u64 {
+    /// Notes event `seq` of `origin`, read at `now`.
+    pub fn observe(&mut self, origin: &str, seq: u64, now: std::time::Instant) -> Followed {
+        // u64::MAX must not overflow.
+        self.heard(origin, seq, seq.saturating_add(1), false, now)
+    }
+
+    /// Notes `origin`'s mark, read at `now`: `last` was the last number it
+    /// gave.
+    pub fn mark(&mut self, origin: &str, last: u64, now: std::time::Instant) -> Followed {
         let after = last.saturating_add(1);
-        self.heard(origin, after, after)
+        self.heard(origin, after, after, true, now)
     }
 
     /// Every number of `origin` below `upto` should have arrived; `next`
     /// is the one expected after this.
-    fn heard(&mut self, origin: &str, upto: u64, next_after: u64) -> u64 {
+    fn heard(
+        &mut self,
+        origin: &str,
+        upto: u64,
+        next_after: u64,
+        mark: bool,
+        now: std::time::Instant,
+    ) -> Followed {
         self.observed += 1;
-        let now = self.observed;
-        if let Some((next, heard)) = self.next.get_mut(origin) {
-            *heard = now;
-            if upto < *next {
-                // Late or repeated: nothing lost, and nothing to move back.
-                return 0;
+        let order = self.observed;
+        let max_rate = self.max_rate;
+        if let Some(o) = self.origins.get_mut(origin) {
+            if upto < o.next {
+                if mark {
+                    return Followed::Rewound;
+                }
+                // A late or repeated event: nothing lost, nothing moved back.
+                o.heard = order;
+                return Followed::Lost(0);
             }
-            let lost = upto - *next;
-            *next = next_after;
-            return lost;
+            let lost = upto - o.next;
+            if lost > allowance(max_rate, now.saturating_duration_since(o.moved)) {
+                return Followed::Implausible;
+            }
+            o.heard = order;
+            if next_after > o.next {
+                o.next = next_after;
+                o.moved = now;
+            }
+            return Followed::Lost(lost);
         }
-        if self.next.len() >= MAX_ORIGINS
+        if self.origins.len() >= MAX_ORIGINS
             && let Some(oldest) = self
-                .next
+                .origins
                 .iter()
-                .min_by_key(|(_, (_, heard))| *heard)
-                .map(|(o, _)| o.clone())
+                .min_by_key(|(_, o)| o.heard)
+                .map(|(name, _)| name.clone())
         {
-            self.next.remove(&oldest);
+            self.origins.remove(&oldest);
             self.forgotten += 1;
         }
-        self.next.insert(origin.into(), (next_after, now));
-        0
+        self.origins.insert(
+            origin.into(),
+            Origin {
+                next: next_after,
+                heard: order,
+                moved: now,
+            },
+        );
+        Followed::Lost(0)
     }
+}
+
+/// The most an origin accepting `max_rate` events a second can have
+/// numbered in `elapsed` (plus [`PLAUSIBLE_GRACE`]).
+fn allowance(max_rate: u64, elapsed: std::time::Duration) -> u64 {
+    let ms = (elapsed + PLAUSIBLE_GRACE).as_millis();
+    u64::try_from(u128::from(max_rate).saturating_mul(ms) / 1000).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -670,37 +763,63 @@ mod tests {
         assert!(decode_cluster("loggate", SUBJECT, h, millis.as_bytes(), MAX).is_ok());
     }
 
+    /// A million events a second, as the default.
+    const RATE: u64 = 1_000_000;
+
+    fn follower() -> (OriginSequences, std::time::Instant) {
+        (OriginSequences::new(RATE), std::time::Instant::now())
+    }
+
     #[test]
     fn holes_in_an_origins_sequence_are_counted_once() {
-        let mut seqs = OriginSequences::default();
+        let (mut seqs, t) = follower();
+        let mut observe = |o: &str, seq: u64| seqs.observe(o, seq, t);
         assert_eq!(
-            seqs.observe("a", 7),
-            0,
+            observe("a", 7),
+            Followed::Lost(0),
             "a new origin is followed, not reported"
         );
-        assert_eq!(seqs.observe("a", 8), 0);
-        assert_eq!(seqs.observe("a", 11), 2);
-        assert_eq!(seqs.observe("a", 10), 0, "late: nothing more lost");
-        assert_eq!(seqs.observe("a", 12), 0);
-        assert_eq!(seqs.observe("b", 1), 0, "another origin, its own sequence");
-        assert_eq!(seqs.observe("b", 3), 1);
-        assert_eq!(seqs.observe("a", 13), 0);
+        assert_eq!(observe("a", 8), Followed::Lost(0));
+        assert_eq!(observe("a", 11), Followed::Lost(2));
+        assert_eq!(
+            observe("a", 10),
+            Followed::Lost(0),
+            "late: nothing more lost"
+        );
+        assert_eq!(observe("a", 12), Followed::Lost(0));
+        assert_eq!(
+            observe("b", 1),
+            Followed::Lost(0),
+            "another origin, its own sequence"
+        );
+        assert_eq!(observe("b", 3), Followed::Lost(1));
+        assert_eq!(observe("a", 13), Followed::Lost(0));
     }
 
     #[test]
     fn a_mark_reveals_a_hole_at_the_end_of_what_an_origin_sent() {
-        let mut seqs = OriginSequences::default();
-        assert_eq!(seqs.mark("a", 5), 0, "first heard: followed from here");
-        assert_eq!(seqs.observe("a", 6), 0);
-        assert_eq!(seqs.observe("a", 7), 0);
+        let (mut seqs, t) = follower();
+        assert_eq!(
+            seqs.mark("a", 5, t),
+            Followed::Lost(0),
+            "first heard: followed from here"
+        );
+        assert_eq!(seqs.observe("a", 6, t), Followed::Lost(0));
+        assert_eq!(seqs.observe("a", 7, t), Followed::Lost(0));
         // 8, 9 and 10 never came, and nothing after them: the mark says so.
-        assert_eq!(seqs.mark("a", 10), 3);
-        assert_eq!(seqs.mark("a", 10), 0, "told once");
-        assert_eq!(seqs.mark("a", 9), 0, "a late mark moves nothing back");
-        assert_eq!(seqs.observe("a", 11), 0);
-        assert_eq!(seqs.mark("a", 11), 0, "nothing lost, nothing told");
-        assert_eq!(seqs.mark("a", u64::MAX), u64::MAX - 12);
-        assert_eq!(seqs.mark("a", u64::MAX), 0);
+        assert_eq!(seqs.mark("a", 10, t), Followed::Lost(3));
+        assert_eq!(seqs.mark("a", 10, t), Followed::Lost(0), "told once");
+        assert_eq!(
+            seqs.mark("a", 9, t),
+            Followed::Rewound,
+            "a mark below what was heard moves nothing back"
+        );
+        assert_eq!(seqs.observe("a", 11, t), Followed::Lost(0));
+        assert_eq!(
+            seqs.mark("a", 11, t),
+            Followed::Lost(0),
+            "nothing lost, nothing told"
+        );
         // The subject no channel can have, under this prefix only.
         let m = encode_mark("loggate", "node-1", 42);
         assert!(is_mark("loggate", &m.subject), "{}", m.subject);
@@ -712,33 +831,104 @@ mod tests {
     }
 
     #[test]
-    fn forged_extreme_numbers_neither_panic_nor_wrap() {
-        let mut seqs = OriginSequences::default();
-        assert_eq!(seqs.observe("x", u64::MAX), 0);
+    fn a_jump_no_node_could_have_made_is_refused_and_moves_nothing() {
+        let (mut seqs, t) = follower();
+        assert_eq!(seqs.observe("a", 100, t), Followed::Lost(0));
+        let soon = t + std::time::Duration::from_millis(100);
+        // 2.1 s at a million a second: 2,100,000 more numbers at most.
+        for forged in [1 << 63, u64::MAX, 101 + 1_000_000_000, 101 + 2_100_001] {
+            assert_eq!(
+                seqs.mark("a", forged, soon),
+                Followed::Implausible,
+                "{forged}"
+            );
+            assert_eq!(
+                seqs.observe("a", forged, soon),
+                Followed::Implausible,
+                "{forged}"
+            );
+        }
+        // Nothing moved: the origin's next real message is judged as if
+        // the forgeries never came, and a real hole is told exactly.
+        assert_eq!(seqs.observe("a", 101, soon), Followed::Lost(0));
+        assert_eq!(seqs.observe("a", 105, soon), Followed::Lost(3));
         assert_eq!(
-            seqs.observe("x", u64::MAX),
-            0,
+            seqs.mark("a", 105 + 2_000_000, soon),
+            Followed::Lost(2_000_000),
+            "the most a node can lose at once: the grace of 2 s"
+        );
+        // A node cut off for an hour lost what an hour allows.
+        let later = soon + std::time::Duration::from_secs(3600);
+        let hour = 3_602 * RATE;
+        let next = 106 + 2_000_000;
+        assert_eq!(
+            seqs.observe("a", next + hour + 1, later),
+            Followed::Implausible
+        );
+        assert_eq!(seqs.observe("a", next + hour, later), Followed::Lost(hour));
+    }
+
+    #[test]
+    fn repeated_marks_do_not_make_a_node_look_recently_heard() {
+        let (mut seqs, t) = follower();
+        assert_eq!(seqs.observe("a", 1, t), Followed::Lost(0));
+        // The node is cut off for 60 s; meanwhile someone repeats its last
+        // mark every second. Its real loss is still plausible when it is
+        // back: only a number that moves restarts the clock.
+        let mut now = t;
+        for _ in 0..60 {
+            now += std::time::Duration::from_secs(1);
+            assert_eq!(seqs.mark("a", 1, now), Followed::Lost(0));
+        }
+        assert_eq!(
+            seqs.observe("a", 2 + 60 * RATE, now),
+            Followed::Lost(60 * RATE)
+        );
+    }
+
+    #[test]
+    fn forged_extreme_numbers_neither_panic_nor_wrap() {
+        let (mut seqs, t) = follower();
+        assert_eq!(seqs.observe("x", u64::MAX, t), Followed::Lost(0));
+        assert_eq!(
+            seqs.observe("x", u64::MAX, t),
+            Followed::Lost(0),
             "a repeat of the last is not a loss"
         );
-        assert_eq!(seqs.observe("y", 0), 0);
-        assert_eq!(seqs.observe("y", u64::MAX), u64::MAX - 1);
-        assert_eq!(seqs.observe("y", 5), 0, "late: nothing more lost");
+        assert_eq!(seqs.mark("x", u64::MAX, t), Followed::Lost(0));
+        assert_eq!(seqs.observe("y", 0, t), Followed::Lost(0));
+        assert_eq!(seqs.observe("y", u64::MAX, t), Followed::Implausible);
+        assert_eq!(seqs.mark("y", u64::MAX - 1, t), Followed::Implausible);
+        assert_eq!(seqs.observe("y", 5, t), Followed::Lost(4));
+        let forever = t + std::time::Duration::from_secs(u64::MAX / RATE);
+        assert_eq!(
+            seqs.observe("y", u64::MAX, forever),
+            Followed::Lost(u64::MAX - 6)
+        );
+        assert_eq!(
+            allowance(u64::MAX, std::time::Duration::MAX - PLAUSIBLE_GRACE),
+            u64::MAX
+        );
     }
 
     #[test]
     fn the_origin_table_is_bounded_and_forgets_the_quietest() {
-        let mut seqs = OriginSequences::default();
+        let (mut seqs, t) = follower();
         for i in 0..MAX_ORIGINS {
-            seqs.observe(&format!("n{i}"), 1);
+            seqs.observe(&format!("n{i}"), 1, t);
         }
-        seqs.observe("n0", 2);
-        seqs.observe("newcomer", 1);
-        assert_eq!((seqs.next.len(), seqs.forgotten), (MAX_ORIGINS, 1));
+        seqs.observe("n0", 2, t);
+        seqs.observe("newcomer", 1, t);
+        assert_eq!((seqs.origins.len(), seqs.forgotten), (MAX_ORIGINS, 1));
         assert!(
-            !seqs.next.contains_key("n1"),
+            !seqs.origins.contains_key("n1"),
             "n1 was heard from least recently"
         );
-        assert_eq!(seqs.observe("n0", 4), 1, "n0 is still followed");
+        assert_eq!(
+            seqs.observe("n0", 4, t),
+            Followed::Lost(1),
+            "n0 is still followed"
+        );
     }
 
     #[test]

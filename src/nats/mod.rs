@@ -25,6 +25,9 @@
 //! `publish.max_event_bytes`, fields, level, timestamp, `meta`), is encoded
 //! afresh rather than passed through, and a refusal is counted in
 //! `loggate_nats_refused_total{link,reason}` (and as `direction="invalid"`).
+//! A cluster message's origin and sequence number are believed only as far
+//! as a real node could have gone ([`cluster::OriginSequences`]); a number
+//! past that is refused too, and never counted as loss.
 //! Who may publish is NATS's to decide, through its credentials and
 //! per-user subject permissions.
 //!
@@ -94,9 +97,11 @@ pub fn start_links(
             prefix: Arc::from(n.subject_prefix.as_str()),
             sharing,
             rules: n.ingest.clone(),
+            max_node_rate: n.max_node_events_per_sec,
         };
         start(connection, role);
         metrics.create_nats_series(label::nats::CLUSTER, PublishError::EVENT_CODES);
+        metrics.create_nats_series(label::nats::CLUSTER, &label::nats::SEQUENCE_REFUSALS);
         if !n.ingest.is_empty() {
             metrics.create_nats_series(label::nats::RULES, PublishError::EVENT_CODES);
         }
@@ -141,4 +146,37 @@ pub(crate) fn count_refused(metrics: &Metrics, link: &str, subject: &str, e: &Pu
         .with_label_values(&[link, e.code()])
         .inc();
     tracing::debug!(link, subject, reason = e.code(), error = %e, "NATS message refused");
+}
+
+/// Counts a cluster message refused for its sequence number rather than
+/// its content (`reason` is one of [`label::nats::SEQUENCE_REFUSALS`]):
+/// in `nats_refused_total`, and for an event (not a mark, which is no
+/// event) as received and `direction="invalid"` too.
+pub(crate) fn count_refused_number(
+    metrics: &Metrics,
+    reason: &str,
+    event: bool,
+    origin: &str,
+    seq: u64,
+) {
+    let link = label::nats::CLUSTER;
+    if event {
+        for direction in [label::nats::IN, label::nats::INVALID] {
+            metrics
+                .nats_messages
+                .with_label_values(&[link, direction])
+                .inc();
+        }
+    }
+    metrics
+        .nats_refused
+        .with_label_values(&[link, reason])
+        .inc();
+    tracing::debug!(
+        link,
+        origin,
+        seq,
+        reason,
+        "NATS cluster message refused for its number"
+    );
 }

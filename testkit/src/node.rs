@@ -299,6 +299,19 @@ pub async fn resuming_reader(
     every: Duration,
     start: String,
 ) -> Reading {
+    resuming_reader_until(base, channels, every, start, Reading::ended).await
+}
+
+/// [`resuming_reader`], reading until `done` holds; `done` is asked again
+/// at least at every resume, so it may wait on something the test learns
+/// later.
+pub async fn resuming_reader_until(
+    base: String,
+    channels: &'static str,
+    every: Duration,
+    start: String,
+    done: impl Fn(&Reading) -> bool,
+) -> Reading {
     let mut seen = Reading::default();
     let client = reqwest::Client::new();
     loop {
@@ -311,7 +324,7 @@ pub async fn resuming_reader(
             .header("last-event-id", last);
         let mut sub = SseClient::open(req, DEADLINE).await;
         let until = tokio::time::Instant::now() + every;
-        if seen.read(&mut sub, until, Reading::ended).await {
+        if seen.read(&mut sub, until, &done).await {
             return seen;
         }
     }
