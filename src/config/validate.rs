@@ -398,7 +398,7 @@ impl Config {
         if a.cookie && a.any_origin() {
             problems.push((
                 "ALLOWED_ORIGINS",
-                "* is refused while cookie auth is on (any site could read streams with a visitor's cookie); list your origins, or set auth.cookie = false".into(),
+                "* is refused while cookie auth is on: list the origins of the pages that use the loggate_token cookie (with *, it counts only on the gateway's own pages, and CORS grants no origin credentials), or set auth.cookie = false".into(),
             ));
         }
         if short(&a.admin_token, MIN_PRODUCTION_ADMIN_TOKEN) {
