@@ -457,3 +457,140 @@ async fn the_retry_hint_comes_in_the_ready_block() {
     let log = c.next_frame().await.unwrap();
     assert_eq!(log.event, "log", "{log:?}");
 }
+
+/// Waits (bounded by `limit`) until `series` of `/metrics` reads `want`.
+async fn wait_for_metric(gw: &TestGateway, series: &str, want: f64, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let got = gw.metric(series).await;
+        if got == Some(want) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series} is {got:?}, not {want}, after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits (bounded) until `/health` counts `want` SSE connections.
+async fn wait_for_sse_connections(gw: &TestGateway, want: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, health) = gw.get_json("/health").await;
+        if health["connections"]["sse"] == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waiting for {want} SSE connections: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A reader that never reads holds its connection, its full queue and the
+/// socket's buffers. Once its queue has stayed full with no write progress
+/// for `sse.stall_timeout_secs`, the gateway resets the connection, counts
+/// it, and frees its slot. A slow reader that keeps making progress, with
+/// a queue as full, stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_never_reads_is_disconnected_and_a_slow_one_is_not() {
+    use tokio::io::AsyncReadExt;
+    let timeout = Duration::from_secs(2);
+    let gw = std::sync::Arc::new(start_with(|c| {
+        c.publish.max_batch_events = 100;
+        c.publish.max_body_bytes = 256 * 1024;
+        c.publish.max_event_bytes = 4096;
+        c.subscribe.queue_max_events = 100;
+        c.subscribe.queue_max_bytes = 256 * 1024;
+        c.sse.stall_timeout_secs = timeout.as_secs();
+    }));
+    let stalled_series = r#"loggate_disconnects_total{reason="stalled"}"#;
+    let path = "/api/logs/stream?channels=logs:etl:stall";
+    let mut stalled = raw_get(gw.running.addr, path, 4096).await;
+    let (status, first) = head_and_first_chunk(&mut stalled).await;
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(first.starts_with(b"retry:"), "{first:?}");
+    let mut slow = raw_get(gw.running.addr, path, 4096).await;
+    head_and_first_chunk(&mut slow).await;
+    wait_for_sse_connections(&gw, 2).await;
+
+    // The slow reader takes 4 KiB every 10 ms (400 KB/s, far less than is
+    // published) until told to stop; it reports what it read after `mark`.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mark = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let reader = {
+        let (stop, mark) = (stop.clone(), mark.clone());
+        tokio::spawn(async move {
+            use std::sync::atomic::Ordering::Relaxed;
+            let mut buf = vec![0u8; 4096];
+            let mut total = 0u64;
+            while !stop.load(Relaxed) {
+                match tokio::time::timeout(WAIT, slow.read(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => total += n as u64,
+                    other => return Err(format!("the slow reader's stream ended: {other:?}")),
+                }
+                mark.store(total, Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(total)
+        })
+    };
+    // The publisher keeps both queues full: 200 KB every 50 ms.
+    let publisher = {
+        let (gw, stop) = (gw.clone(), stop.clone());
+        tokio::spawn(async move {
+            let line = "x".repeat(2000);
+            let batch: Vec<Value> = (0..100)
+                .map(|_| event("etl", Some("stall"), None, &line))
+                .collect();
+            let batch = Value::Array(batch);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (s, answer) = gw.publish(&batch).await;
+                assert_eq!(s, StatusCode::ACCEPTED, "{answer}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+
+    wait_for_metric(&gw, stalled_series, 1.0, WAIT + timeout).await;
+    wait_for_sse_connections(&gw, 1).await;
+    // The stalled client finds its connection gone: what the kernel still
+    // held for it, then the end (a reset, or an end of file).
+    let mut sink = vec![0u8; 64 * 1024];
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match stalled.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stalled connection was not closed");
+
+    // The slow reader, its queue as full, outlives twice the timeout.
+    let before = mark.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(timeout * 2).await;
+    let (_, health) = gw.get_json("/health").await;
+    assert_eq!(health["connections"]["sse"], 1, "{health}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    publisher.await.unwrap();
+    let total = reader
+        .await
+        .unwrap()
+        .expect("the slow reader kept its stream");
+    assert!(total > before, "the slow reader kept reading");
+    assert_eq!(
+        gw.metric(stalled_series).await,
+        Some(1.0),
+        "only the stalled one"
+    );
+    let dropped = gw
+        .metric(r#"loggate_events_dropped_total{reason="slow_consumer",service="etl"}"#)
+        .await
+        .unwrap_or(0.0);
+    assert!(dropped > 0.0, "the queues were full");
+}

@@ -65,6 +65,14 @@ impl Config {
             p.max_body_bytes,
         )?;
 
+        let stall = usize::try_from(self.sse.stall_timeout_secs).unwrap_or(usize::MAX);
+        at_least("sse.stall_timeout_secs (SSE_STALL_TIMEOUT_SECS)", stall, 1)?;
+        at_most(
+            "sse.stall_timeout_secs (SSE_STALL_TIMEOUT_SECS)",
+            stall,
+            3600,
+        )?;
+
         let h = &self.history;
         at_least(
             "history.max_entries (LOG_BUFFER_MAX_ENTRIES)",
