@@ -323,14 +323,25 @@ async fn closes_the_gateway_means_are_counted_and_not_logged_as_errors() {
     }
     assert_eq!(code, Some(1009));
 
-    // 1008: a raw client floods messages that each earn a reply, and never
-    // reads.
+    // 1008: a raw client floods messages that each earn a reply without
+    // reading them; then it reads up to the close frame and, as RFC 6455
+    // has clients do, waits for the gateway to end the connection.
     let (_, raw) = raw_ws(&addr, "/api/logs/ws?channels=logs:etl", "").await;
     let mut raw = raw.expect("upgraded");
     let junk: Vec<u8> = (0..512)
         .flat_map(|_| client_frame(0x1, br#"{"type":"x","channels":[]}"#))
         .collect();
-    flood(&mut raw.write, &junk, 256 << 20).await;
+    let overflow = r#"loggate_disconnects_total{reason="control_overflow"}"#;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while metric(overflow).await < 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "no overflow");
+        flood(&mut raw.write, &junk, junk.len()).await;
+    }
+    assert_eq!(raw.close_code().await, Some(1008));
+    assert!(
+        raw.ends_within(WAIT).await,
+        "the gateway ends the connection"
+    );
 
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
