@@ -102,7 +102,16 @@ pub mod label {
         pub const CONTROL_OVERFLOW: &str = "control_overflow";
         /// No answer to pings for three keepalive intervals.
         pub const DEAD_PEER: &str = "dead_peer";
-        pub const ALL: [&str; 4] = [FRAME_TOO_LARGE, PROTOCOL_ERROR, CONTROL_OVERFLOW, DEAD_PEER];
+        /// An SSE reader whose queue stayed full with nothing written for
+        /// `sse.stall_timeout_secs`.
+        pub const STALLED: &str = "stalled";
+        pub const ALL: [&str; 5] = [
+            FRAME_TOO_LARGE,
+            PROTOCOL_ERROR,
+            CONTROL_OVERFLOW,
+            DEAD_PEER,
+            STALLED,
+        ];
     }
 
     /// Labels of the `ai_*` metrics.
@@ -599,6 +608,7 @@ mod tests {
             r#"loggate_publish_rejected_total{reason="invalid_json",source="otlp"} 0"#,
             r#"loggate_connections_rejected_total{reason="per_address_limit"} 0"#,
             r#"loggate_disconnects_total{reason="control_overflow"} 0"#,
+            r#"loggate_disconnects_total{reason="stalled"} 0"#,
             r#"loggate_rate_limited_total{limit="history"} 0"#,
             r#"loggate_nats_messages_total{direction="out",link="cluster"} 0"#,
             r#"loggate_nats_refused_total{link="cluster",reason="invalid_event"} 0"#,

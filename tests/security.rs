@@ -520,7 +520,9 @@ async fn a_small_publish_rate_refuses_batches_over_its_burst_with_413() {
     );
     let (status, body) = gw.publish(&batch(100)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let (status, body) = gw.publish(&batch(1)).await;
+    // The burst is spent; a full one again needs 2 s of refill (a single
+    // event needs 20 ms, which a busy machine can take between requests).
+    let (status, body) = gw.publish(&batch(100)).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
 }
 
@@ -599,4 +601,345 @@ async fn long_lived_and_critical_tokens_are_refused() {
         body["error"]["message"].as_str().unwrap().contains("crit"),
         "{body}"
     );
+}
+
+/// Headers a browser page on `origin` would send, with the visitor's
+/// `loggate_token` cookie.
+fn from_page(
+    req: reqwest::RequestBuilder,
+    origin: Option<&str>,
+    cookie_token: &str,
+) -> reqwest::RequestBuilder {
+    let req = req.header(
+        "cookie",
+        format!("theme=dark; loggate_token={cookie_token}"),
+    );
+    match origin {
+        Some(o) => req.header("origin", o),
+        None => req,
+    }
+}
+
+/// Status and error body of `req`; a 200 (possibly an endless stream) is
+/// not read.
+async fn answer(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let res = tokio::time::timeout(WAIT, req.send())
+        .await
+        .expect("answered in time")
+        .expect("request");
+    let status = res.status();
+    if status == StatusCode::OK {
+        return (status, Value::Null);
+    }
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// The status of a WebSocket handshake on `/api/logs/ws?{query}` with
+/// `headers`, as a real client sees it.
+async fn ws_handshake(gw: &TestGateway, query: &str, headers: &[(&str, String)]) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+    let url = format!("ws://{}/api/logs/ws?{query}", gw.running.addr);
+    let mut req = url.into_client_request().unwrap();
+    for (name, value) in headers {
+        req.headers_mut().insert(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
+        .await
+        .expect("handshake answered in time")
+    {
+        Ok((_, res)) => res.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => res.status().as_u16(),
+        Err(e) => panic!("handshake failed: {e}"),
+    }
+}
+
+/// With `ALLOWED_ORIGINS=*` (the default) and cookie auth on (the default),
+/// CORS answers `*` and never grants credentials, and the cookie counts
+/// only on requests from the gateway's own pages: another site's page
+/// cannot read a visitor's streams, history or chat with it, over HTTP or
+/// WebSocket. Header and query tokens work from anywhere (a page can only
+/// send those if it already holds the token).
+#[tokio::test]
+async fn any_origin_never_lends_the_cookie_to_another_site() {
+    let model = testkit::model::ModelServer::start_repeating(
+        vec![],
+        Some(testkit::model::Reply::text("nothing alarming")),
+    )
+    .await;
+    let gw = secured(|c| {
+        c.ai.api_key = Some(Secret::new("test-key"));
+        c.ai.base_url = model.base_url();
+    });
+    let defaults = loggate::Config::default().auth;
+    assert!(
+        defaults.any_origin() && defaults.cookie,
+        "the defaults under test"
+    );
+    let token = workspace_token(&["ws1"]);
+    let own = format!("http://{}", gw.running.addr);
+    let evil = "http://evil.example";
+    let client = reqwest::Client::new();
+    let stream = gw.url("/api/logs/stream?channels=logs:etl:ws1");
+    let history = gw.url("/api/logs/history?channels=logs:etl:ws1");
+    let chat = gw.url("/api/logs/chat");
+    let question = json!({"message": "anything wrong?", "channels": ["logs:etl:ws1"]}).to_string();
+
+    // CORS: `*`, never credentials, preflight and simple request alike.
+    let res = client
+        .request(reqwest::Method::OPTIONS, &stream)
+        .header("origin", evil)
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(res.headers()["access-control-allow-origin"], "*");
+    assert!(
+        !res.headers()
+            .contains_key("access-control-allow-credentials"),
+        "{:?}",
+        res.headers()
+    );
+    let res = from_page(client.get(gw.url("/healthz")), Some(evil), &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["access-control-allow-origin"], "*");
+    assert!(
+        !res.headers()
+            .contains_key("access-control-allow-credentials")
+    );
+
+    // The cookie from another site's page: as if no credential was sent.
+    for (what, origin_header) in [
+        ("foreign origin", Some(evil)),
+        ("opaque origin", Some("null")),
+        ("same host, other port", Some("http://127.0.0.1:1")),
+    ] {
+        for (path, req) in [
+            ("stream", client.get(&stream)),
+            ("history", client.get(&history)),
+            (
+                "chat",
+                client
+                    .post(&chat)
+                    .header("content-type", "application/json")
+                    .body(question.clone()),
+            ),
+        ] {
+            let (s, body) = answer(from_page(req, origin_header, &token)).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{what}, {path}: {body}");
+            assert_eq!(body["error"]["code"], "missing_token", "{what}, {path}");
+        }
+        let mut headers = vec![("cookie", format!("loggate_token={token}"))];
+        if let Some(o) = origin_header {
+            headers.push(("origin", o.to_owned()));
+        }
+        assert_eq!(
+            ws_handshake(&gw, "channels=logs:etl:ws1", &headers).await,
+            401,
+            "{what}, websocket"
+        );
+    }
+    // A cross-site navigation (no Origin header) does not carry it either.
+    let (s, _) = answer(
+        from_page(client.get(&history), None, &token).header("sec-fetch-site", "cross-site"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "cross-site navigation");
+
+    // The same cookie from the gateway's own pages (and from clients that
+    // are not browsers) works everywhere.
+    for origin_header in [Some(own.as_str()), None] {
+        let (s, body) = answer(from_page(client.get(&history), origin_header, &token)).await;
+        assert_eq!(s, StatusCode::OK, "{origin_header:?}: {body}");
+        let (s, body) = answer(from_page(client.get(&stream), origin_header, &token)).await;
+        assert_eq!(s, StatusCode::OK, "{origin_header:?}: {body}");
+        let req = client
+            .post(&chat)
+            .header("content-type", "application/json")
+            .body(question.clone());
+        let (s, body) = answer(from_page(req, origin_header, &token)).await;
+        assert_eq!(s, StatusCode::OK, "{origin_header:?}: {body}");
+        let mut headers = vec![("cookie", format!("loggate_token={token}"))];
+        if let Some(o) = origin_header {
+            headers.push(("origin", o.to_owned()));
+        }
+        assert_eq!(
+            ws_handshake(&gw, "channels=logs:etl:ws1", &headers).await,
+            101
+        );
+    }
+    let (s, _) = answer(
+        from_page(client.get(&history), None, &token).header("sec-fetch-site", "same-origin"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "same-origin navigation");
+
+    // Header and query tokens work from any origin.
+    let (s, _) = answer(
+        client
+            .get(&history)
+            .header("origin", evil)
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = answer(
+        client
+            .get(format!("{history}&token={token}"))
+            .header("origin", evil),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = answer(
+        client
+            .get(&stream)
+            .header("origin", evil)
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        ws_handshake(
+            &gw,
+            &format!("channels=logs:etl:ws1&token={token}"),
+            &[("origin", evil.to_owned())]
+        )
+        .await,
+        101,
+        "query token from a foreign origin"
+    );
+    assert_eq!(
+        ws_handshake(
+            &gw,
+            "channels=logs:etl:ws1",
+            &[
+                ("origin", evil.to_owned()),
+                ("authorization", format!("Bearer {token}"))
+            ]
+        )
+        .await,
+        101,
+        "header token from a foreign origin"
+    );
+}
+
+/// With a listed origin, CORS grants that origin credentials and the
+/// cookie works from its pages (and the gateway's own); any other origin
+/// gets neither.
+#[tokio::test]
+async fn a_listed_origin_may_use_the_cookie_and_others_may_not() {
+    let app = "https://app.example.com";
+    let gw = secured(|c| c.auth.allowed_origins = vec![app.into()]);
+    let token = workspace_token(&["ws1"]);
+    let own = format!("http://{}", gw.running.addr);
+    let client = reqwest::Client::new();
+    let history = gw.url("/api/logs/history?channels=logs:etl:ws1");
+    let stream = gw.url("/api/logs/stream?channels=logs:etl:ws1");
+
+    let res = from_page(client.get(&history), Some(app), &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["access-control-allow-origin"], app);
+    assert_eq!(res.headers()["access-control-allow-credentials"], "true");
+    for origin in [app, own.as_str()] {
+        let (s, body) = answer(from_page(client.get(&stream), Some(origin), &token)).await;
+        assert_eq!(s, StatusCode::OK, "{origin}: {body}");
+        let headers = [
+            ("cookie", format!("loggate_token={token}")),
+            ("origin", origin.to_owned()),
+        ];
+        assert_eq!(
+            ws_handshake(&gw, "channels=logs:etl:ws1", &headers).await,
+            101,
+            "{origin}"
+        );
+    }
+    let (s, _) = answer(from_page(
+        client.get(&stream),
+        Some("https://evil.example"),
+        &token,
+    ))
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // An origin that only starts like the listed one is another origin.
+    let (s, _) = answer(from_page(
+        client.get(&history),
+        Some("https://app.example.com.evil.example"),
+        &token,
+    ))
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+/// What a page reads with the visitor's cookie, in real Chromium: a
+/// stream (`EventSource` with credentials), history (`fetch` with
+/// credentials) and a WebSocket, each "read" or "refused".
+async fn what_a_page_reads(b: &testkit::browser::Browser, gw: &TestGateway) -> Value {
+    let base = format!("{}/api/logs", gw.url(""));
+    let ws = format!("ws://{}/api/logs/ws?channels=logs:etl:ws1", gw.running.addr);
+    b.eval_with(
+        r#"
+        const [base, wsUrl] = arguments;
+        const r = window.__reads = {};
+        const es = new EventSource(base + "/stream?channels=logs:etl:ws1", {withCredentials: true});
+        es.addEventListener("ready", () => { r.stream = "read"; es.close(); });
+        es.onerror = () => { r.stream = r.stream || "refused"; es.close(); };
+        fetch(base + "/history?channels=logs:etl:ws1", {credentials: "include"})
+            .then(res => res.ok ? res.json().then(() => "read") : "refused")
+            .catch(() => "refused")
+            .then(v => { r.history = v; });
+        const ws = new WebSocket(wsUrl);
+        ws.onmessage = () => { r.websocket = "read"; ws.close(); };
+        ws.onclose = () => { r.websocket = r.websocket || "refused"; };
+        return true;
+        "#,
+        vec![json!(base), json!(ws)],
+    )
+    .await;
+    b.wait_for(
+        "the page's three reads",
+        "const r = window.__reads; return r.stream && r.history && r.websocket ? r : null;",
+    )
+    .await
+}
+
+/// In headless Chromium, with `ALLOWED_ORIGINS=*` and the visitor's
+/// `loggate_token` cookie set: the gateway's own page reads the stream,
+/// history and a WebSocket with it; a page of another origin (same host,
+/// another port: the cookie goes along) reads none of them.
+#[tokio::test]
+async fn in_a_browser_another_origin_cannot_read_with_the_cookie() {
+    let gw = secured(|_| {});
+    let elsewhere = start();
+    let token = workspace_token(&["ws1"]);
+    let b = testkit::browser::Browser::launch().await;
+    b.open(&gw.url("/healthz")).await;
+    b.eval_with(
+        "document.cookie = 'loggate_token=' + arguments[0] + '; path=/'; return true;",
+        vec![json!(token)],
+    )
+    .await;
+    let own = what_a_page_reads(&b, &gw).await;
+    assert_eq!(
+        own,
+        json!({"stream": "read", "history": "read", "websocket": "read"}),
+        "the gateway's own page"
+    );
+    b.open(&elsewhere.url("/healthz")).await;
+    let foreign = what_a_page_reads(&b, &gw).await;
+    assert_eq!(
+        foreign,
+        json!({"stream": "refused", "history": "refused", "websocket": "refused"}),
+        "a page of another origin"
+    );
+    b.close().await;
 }

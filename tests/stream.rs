@@ -18,10 +18,8 @@ async fn stream_starts_with_retry_and_ready_and_has_sse_headers() {
     assert_eq!(c.headers["content-type"], "text/event-stream");
     assert_eq!(c.headers["cache-control"], "no-cache");
     assert_eq!(c.headers["x-accel-buffering"], "no");
-    let first = c.next_frame().await.unwrap();
-    assert_eq!(first.event, "retry", "{first:?}");
     let ready = c.next_frame().await.unwrap();
-    assert_eq!(ready.event, "ready");
+    assert_eq!(ready.event, "ready", "{ready:?}");
     let data = ready.json();
     assert_eq!(data["channels"], json!(["logs:etl:ws1", "logs:*:ws2"]));
     assert!(
@@ -334,4 +332,265 @@ async fn health_and_healthz() {
     let (s, body) = gw.get_json("/nope").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
+}
+
+/// A raw socket to the gateway whose receive buffer is `rcvbuf` bytes (set
+/// before connecting, so the window it advertises stays that small), with
+/// `GET {path}` sent on it.
+async fn raw_get(addr: std::net::SocketAddr, path: &str, rcvbuf: usize) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(rcvbuf).unwrap();
+    sock.connect(&addr.into()).unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let mut tcp = tokio::net::TcpStream::from_std(sock.into()).unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    tcp
+}
+
+/// Reads the response head and the first chunk of a chunked body; returns
+/// the status line and the chunk's bytes, exactly as sent.
+async fn head_and_first_chunk(tcp: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(end) = memchr::memmem::find(&buf, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let body = &buf[end + 4..];
+            if let Some(line_end) = memchr::memmem::find(body, b"\r\n") {
+                let size = usize::from_str_radix(
+                    std::str::from_utf8(&body[..line_end]).unwrap().trim(),
+                    16,
+                )
+                .unwrap();
+                let chunk = &body[line_end + 2..];
+                if chunk.len() >= size {
+                    let status = head.lines().next().unwrap_or_default().to_owned();
+                    return (status, chunk[..size].to_vec());
+                }
+            }
+        }
+        let mut more = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, tcp.read(&mut more))
+            .await
+            .expect("the first chunk in time")
+            .unwrap();
+        assert!(n > 0, "closed before the first chunk: {buf:?}");
+        buf.extend_from_slice(&more[..n]);
+    }
+}
+
+/// The events an SSE client library dispatches from `text`, by the rule
+/// httpx-sse (and others) follow: a blank line dispatches an event if any
+/// field was seen since the last one, its type `message` unless named.
+fn dispatched(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let (mut event, mut data, mut seen) = (String::new(), Vec::new(), false);
+    for line in text.split('\n') {
+        if line.is_empty() {
+            if seen {
+                let kind = if event.is_empty() {
+                    "message".into()
+                } else {
+                    std::mem::take(&mut event)
+                };
+                out.push((kind, data.join("\n")));
+            }
+            (event, data, seen) = (String::new(), Vec::new(), false);
+            continue;
+        }
+        if line.starts_with(':') {
+            continue;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        seen = true;
+        match field {
+            "event" => event = value.to_owned(),
+            "data" => data.push(value.to_owned()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The stream's first bytes are one block: the `retry:` hint, then
+/// `event: ready` and its data. A `retry:` line in a block of its own is
+/// dispatched by httpx-sse (and other clients) as an empty `message` event
+/// on every connect.
+#[tokio::test]
+async fn the_retry_hint_comes_in_the_ready_block() {
+    let gw = start_with(|c| c.subscribe.retry_ms = 2500);
+    let mut tcp = raw_get(
+        gw.running.addr,
+        "/api/logs/stream?channels=logs:etl:ws1",
+        64 * 1024,
+    )
+    .await;
+    let (status, first) = head_and_first_chunk(&mut tcp).await;
+    assert!(status.contains(" 200 "), "{status}");
+    let text = String::from_utf8(first).unwrap();
+    assert!(
+        text.starts_with("retry: 2500\nevent: ready\ndata: {"),
+        "first bytes: {text:?}"
+    );
+    assert!(text.ends_with("}\n\n"), "{text:?}");
+    assert_eq!(
+        text.matches("\n\n").count(),
+        1,
+        "one block, ended once: {text:?}"
+    );
+    let events = dispatched(&text);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "ready");
+    let ready: Value = serde_json::from_str(&events[0].1).unwrap();
+    assert_eq!(ready["channels"], json!(["logs:etl:ws1"]));
+
+    // The same rule over what a library client reads: ready, then the
+    // event, and no empty message anywhere.
+    let mut c = SseClient::connect(&gw.url("/api/logs/stream?channels=logs:etl:ws1")).await;
+    let ready = c.next_frame().await.unwrap();
+    assert_eq!(ready.event, "ready", "{ready:?}");
+    gw.publish(&event("etl", Some("ws1"), None, "hello")).await;
+    let log = c.next_frame().await.unwrap();
+    assert_eq!(log.event, "log", "{log:?}");
+}
+
+/// Waits (bounded by `limit`) until `series` of `/metrics` reads `want`.
+async fn wait_for_metric(gw: &TestGateway, series: &str, want: f64, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let got = gw.metric(series).await;
+        if got == Some(want) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series} is {got:?}, not {want}, after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits (bounded) until `/health` counts `want` SSE connections.
+async fn wait_for_sse_connections(gw: &TestGateway, want: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, health) = gw.get_json("/health").await;
+        if health["connections"]["sse"] == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waiting for {want} SSE connections: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A reader that never reads holds its connection, its full queue and the
+/// socket's buffers. Once its queue has stayed full with no write progress
+/// for `sse.stall_timeout_secs`, the gateway resets the connection, counts
+/// it, and frees its slot. A slow reader that keeps making progress, with
+/// a queue as full, stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_never_reads_is_disconnected_and_a_slow_one_is_not() {
+    use tokio::io::AsyncReadExt;
+    let timeout = Duration::from_secs(2);
+    let gw = std::sync::Arc::new(start_with(|c| {
+        c.publish.max_batch_events = 100;
+        c.publish.max_body_bytes = 256 * 1024;
+        c.publish.max_event_bytes = 4096;
+        c.subscribe.queue_max_events = 100;
+        c.subscribe.queue_max_bytes = 256 * 1024;
+        c.sse.stall_timeout_secs = timeout.as_secs();
+    }));
+    let stalled_series = r#"loggate_disconnects_total{reason="stalled"}"#;
+    let path = "/api/logs/stream?channels=logs:etl:stall";
+    let mut stalled = raw_get(gw.running.addr, path, 4096).await;
+    let (status, first) = head_and_first_chunk(&mut stalled).await;
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(first.starts_with(b"retry:"), "{first:?}");
+    let mut slow = raw_get(gw.running.addr, path, 4096).await;
+    head_and_first_chunk(&mut slow).await;
+    wait_for_sse_connections(&gw, 2).await;
+
+    // The slow reader takes 4 KiB every 10 ms (400 KB/s, far less than is
+    // published) until told to stop; it reports what it read after `mark`.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mark = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let reader = {
+        let (stop, mark) = (stop.clone(), mark.clone());
+        tokio::spawn(async move {
+            use std::sync::atomic::Ordering::Relaxed;
+            let mut buf = vec![0u8; 4096];
+            let mut total = 0u64;
+            while !stop.load(Relaxed) {
+                match tokio::time::timeout(WAIT, slow.read(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => total += n as u64,
+                    other => return Err(format!("the slow reader's stream ended: {other:?}")),
+                }
+                mark.store(total, Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(total)
+        })
+    };
+    // The publisher keeps both queues full: 200 KB every 50 ms.
+    let publisher = {
+        let (gw, stop) = (gw.clone(), stop.clone());
+        tokio::spawn(async move {
+            let line = "x".repeat(2000);
+            let batch: Vec<Value> = (0..100)
+                .map(|_| event("etl", Some("stall"), None, &line))
+                .collect();
+            let batch = Value::Array(batch);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (s, answer) = gw.publish(&batch).await;
+                assert_eq!(s, StatusCode::ACCEPTED, "{answer}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+
+    wait_for_metric(&gw, stalled_series, 1.0, WAIT + timeout).await;
+    wait_for_sse_connections(&gw, 1).await;
+    // The stalled client finds its connection gone: what the kernel still
+    // held for it, then the end (a reset, or an end of file).
+    let mut sink = vec![0u8; 64 * 1024];
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match stalled.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stalled connection was not closed");
+
+    // The slow reader, its queue as full, outlives twice the timeout.
+    let before = mark.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(timeout * 2).await;
+    let (_, health) = gw.get_json("/health").await;
+    assert_eq!(health["connections"]["sse"], 1, "{health}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    publisher.await.unwrap();
+    let total = reader
+        .await
+        .unwrap()
+        .expect("the slow reader kept its stream");
+    assert!(total > before, "the slow reader kept reading");
+    assert_eq!(
+        gw.metric(stalled_series).await,
+        Some(1.0),
+        "only the stalled one"
+    );
+    let dropped = gw
+        .metric(r#"loggate_events_dropped_total{reason="slow_consumer",service="etl"}"#)
+        .await
+        .unwrap_or(0.0);
+    assert!(dropped > 0.0, "the queues were full");
 }

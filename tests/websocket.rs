@@ -276,3 +276,99 @@ async fn sse_and_websocket_share_the_connection_cap() {
     assert_eq!(health["connections"]["total"], 1);
     let _ = Duration::ZERO;
 }
+
+/// Closes the gateway means (1009 for an oversized frame, 1008 for a
+/// client that makes it queue replies it never reads) are routine: counted
+/// in `loggate_disconnects_total`, logged below ERROR. Over the real
+/// binary, whose log is read as an operator would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closes_the_gateway_means_are_counted_and_not_logged_as_errors() {
+    use testkit::process::{base_command, spawn};
+    use testkit::ws::{client_frame, flood};
+    let proc = spawn(base_command(env!("CARGO_BIN_EXE_loggate")));
+    let addr = proc.addr.clone();
+    let metric = |series: &'static str| {
+        let addr = addr.clone();
+        async move {
+            let text = reqwest::get(format!("http://{addr}/metrics"))
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("metrics text");
+            metric_value(&text, series).unwrap_or(0.0)
+        }
+    };
+
+    // 1009: a library client sends a 100 KB message, reads the close, answers
+    // it, and waits for the gateway to end the connection.
+    let url = format!("ws://{addr}/api/logs/ws?channels=logs:etl");
+    let (mut ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("handshake in time")
+        .expect("handshake");
+    ws.send(Message::Text("x".repeat(100_000).into()))
+        .await
+        .unwrap();
+    let mut code = None;
+    loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("in time")
+        {
+            Some(Ok(Message::Close(frame))) => code = frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break,
+        }
+    }
+    assert_eq!(code, Some(1009));
+
+    // 1008: a raw client floods messages that each earn a reply without
+    // reading them; then it reads up to the close frame and, as RFC 6455
+    // has clients do, waits for the gateway to end the connection.
+    let (_, raw) = raw_ws(&addr, "/api/logs/ws?channels=logs:etl", "").await;
+    let mut raw = raw.expect("upgraded");
+    let junk: Vec<u8> = (0..512)
+        .flat_map(|_| client_frame(0x1, br#"{"type":"x","channels":[]}"#))
+        .collect();
+    let overflow = r#"loggate_disconnects_total{reason="control_overflow"}"#;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while metric(overflow).await < 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "no overflow");
+        flood(&mut raw.write, &junk, junk.len()).await;
+    }
+    assert_eq!(raw.close_code().await, Some(1008));
+    assert!(
+        raw.ends_within(WAIT).await,
+        "the gateway ends the connection"
+    );
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (big, overflow) = (
+            metric(r#"loggate_disconnects_total{reason="frame_too_large"}"#).await,
+            metric(r#"loggate_disconnects_total{reason="control_overflow"}"#).await,
+        );
+        let closed = proc
+            .log_lines()
+            .iter()
+            .filter(|l| l.contains("connection closed") && l.contains("websocket"))
+            .count();
+        if (big, overflow, closed) == (1.0, 1.0, 2) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "counted {big} frame_too_large, {overflow} control_overflow; {closed} closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Both sessions' last lines are written, so anything logged while they
+    // ended is in the log by now.
+    let errors: Vec<String> = proc
+        .log_lines()
+        .into_iter()
+        .filter(|l| l.contains("ERROR"))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}

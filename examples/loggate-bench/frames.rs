@@ -105,8 +105,12 @@ fn parse_frames(
 }
 
 fn handle_frame(frame: &[u8], now_ns: u64, hist: &mut Histogram<u64>, counts: &mut FrameCounts) {
-    // Nchan puts `id:` before `event:`; loggate puts it after.
-    let frame = match frame.strip_prefix(b"id:") {
+    // Nchan puts `id:` before `event:`; loggate puts it after, and its
+    // `retry:` hint before `event: ready`.
+    let frame = match frame
+        .strip_prefix(b"id:")
+        .or_else(|| frame.strip_prefix(b"retry:"))
+    {
         Some(rest) => memchr(b'\n', rest).map_or(&[][..], |nl| &rest[nl + 1..]),
         None => frame,
     };

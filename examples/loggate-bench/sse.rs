@@ -214,8 +214,7 @@ mod tests {
 
     fn stream_bytes() -> (Vec<u8>, u64) {
         let frames = [
-            "retry: 3000\n\n".to_string(),
-            "event: ready\ndata: {\"connection_id\":\"x\",\"channels\":[\"logs:etl:bench:c0\"]}\n\n"
+            "retry: 3000\nevent: ready\ndata: {\"connection_id\":\"x\",\"channels\":[\"logs:etl:bench:c0\"]}\n\n"
                 .to_string(),
             ": keepalive\n\n".to_string(),
             "event: log\nid: 1\ndata: {\"id\":\"1\",\"level\":\"info\",\"message\":\"t=1000000\"}\n\n"

@@ -17,7 +17,10 @@ mod subscriber;
 
 pub use admin::AdminToken;
 pub use service::ServiceTokens;
-pub use subscriber::{Claims, Credential, Grants, SubscriberAuth, mint_hs256, presented_token};
+pub use subscriber::{
+    Claims, Credential, Grants, PageOrigin, SubscriberAuth, is_own_origin, mint_hs256,
+    presented_token,
+};
 
 /// Longest token looked at; anything longer is refused before parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -31,6 +34,11 @@ pub enum AuthError {
     UnknownServiceToken,
     #[error("missing token: send Authorization: Bearer, ?token= or cookie loggate_token")]
     MissingToken,
+    /// Only the cookie was sent, from a page that may not use it.
+    #[error(
+        "missing token: cookie loggate_token is not accepted from this page's origin (only from the gateway's own pages and origins listed in ALLOWED_ORIGINS); send Authorization: Bearer or ?token="
+    )]
+    CookieNotAccepted,
     #[error("invalid token: {0}")]
     InvalidToken(String),
     #[error("channel {0:?} is not granted by this token")]
@@ -41,7 +49,9 @@ impl AuthError {
     /// The stable code of the JSON error body.
     pub fn code(&self) -> &'static str {
         match self {
-            AuthError::MissingServiceToken | AuthError::MissingToken => "missing_token",
+            AuthError::MissingServiceToken
+            | AuthError::MissingToken
+            | AuthError::CookieNotAccepted => "missing_token",
             AuthError::UnknownServiceToken | AuthError::InvalidToken(_) => "invalid_token",
             AuthError::NotGranted(_) => "forbidden_channel",
         }

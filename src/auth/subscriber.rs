@@ -1,4 +1,13 @@
-//! Subscriber authentication (JWT or static token) and channel grants.
+//! Subscriber authentication (JWT or static token), channel grants, and
+//! where a request's token may come from.
+//!
+//! The `loggate_token` cookie is special: a browser attaches it to requests
+//! whatever page makes them, so on its own it proves nothing about who
+//! asked. It counts only on requests from the gateway's own pages, from an
+//! origin listed in `ALLOWED_ORIGINS`, or from clients that are not
+//! browser pages of another site (see [`PageOrigin`]). `*` in
+//! `ALLOWED_ORIGINS` lends it to no one. A header or `?token=` counts from
+//! anywhere: a page can only send one it already holds.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -112,6 +121,9 @@ enum Mode {
 pub struct SubscriberAuth {
     mode: Mode,
     cookie: bool,
+    /// The origins listed in `ALLOWED_ORIGINS` (never `*`): pages there may
+    /// use the cookie, as the gateway's own may.
+    cookie_origins: Vec<String>,
     /// Longest a token may live (`exp` after `iat`, or after now); 0: any.
     max_lifetime_secs: u64,
     /// Clock skew tolerated on `nbf` and on the lifetime check.
@@ -136,6 +148,7 @@ impl SubscriberAuth {
             return Ok(SubscriberAuth {
                 mode: Mode::Open,
                 cookie: cfg.cookie,
+                cookie_origins: listed_origins(cfg),
                 max_lifetime_secs: cfg.jwt_max_lifetime_secs,
                 leeway_secs: cfg.jwt_leeway_secs,
             });
@@ -202,6 +215,7 @@ impl SubscriberAuth {
                     .map(|t| sha256(t.expose().as_bytes())),
             },
             cookie: cfg.cookie,
+            cookie_origins: listed_origins(cfg),
             max_lifetime_secs: cfg.jwt_max_lifetime_secs,
             leeway_secs: cfg.jwt_leeway_secs,
         })
@@ -211,9 +225,16 @@ impl SubscriberAuth {
         matches!(self.mode, Mode::Open)
     }
 
-    /// Whether the `loggate_token` cookie is a token source.
+    /// Whether the `loggate_token` cookie is a token source at all.
     pub fn accepts_cookie(&self) -> bool {
         self.cookie
+    }
+
+    /// Whether the `loggate_token` cookie may authenticate a request sent
+    /// from `page`: cookie auth is on, and the page is the gateway's own,
+    /// listed, or not another site's.
+    pub fn accepts_cookie_from(&self, page: &PageOrigin<'_>) -> bool {
+        self.cookie && page.may_use_cookie(&self.cookie_origins)
     }
 
     /// Turns a presented token into a credential.
@@ -310,6 +331,64 @@ fn describe(e: &jsonwebtoken::errors::Error) -> String {
         }
         _ => "malformed token".into(),
     }
+}
+
+/// The origins of `ALLOWED_ORIGINS` other than `*`.
+fn listed_origins(cfg: &AuthConfig) -> Vec<String> {
+    cfg.allowed_origins
+        .iter()
+        .filter(|o| *o != "*")
+        .cloned()
+        .collect()
+}
+
+/// What a request's headers say about the page that sent it; browsers set
+/// these and no page can change them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageOrigin<'a> {
+    /// `Origin`: `scheme://host[:port]` of the page, or `null` for an
+    /// opaque one (a sandboxed frame, a `file:` page, after a cross-site
+    /// redirect). Browsers send it on every cross-origin request, every
+    /// WebSocket handshake and every request that is not GET or HEAD; a
+    /// same-origin GET (`EventSource`, `fetch`) goes without it.
+    pub origin: Option<&'a str>,
+    /// `Sec-Fetch-Site`: `cross-site` on a navigation from another site,
+    /// which sends no `Origin`.
+    pub fetch_site: Option<&'a str>,
+    /// `Host`: the gateway as the browser addressed it.
+    pub host: Option<&'a str>,
+}
+
+impl PageOrigin<'_> {
+    /// A page may use the cookie if it is the gateway's own or listed in
+    /// `listed`. Without `Origin` the request is a same-origin GET, a
+    /// navigation, or no browser's at all; only a cross-site navigation is
+    /// refused then.
+    fn may_use_cookie(&self, listed: &[String]) -> bool {
+        match self.origin {
+            Some(origin) => {
+                listed.iter().any(|o| o.eq_ignore_ascii_case(origin))
+                    || is_own_origin(origin, self.host)
+            }
+            None => !self
+                .fetch_site
+                .is_some_and(|s| s.trim().eq_ignore_ascii_case("cross-site")),
+        }
+    }
+}
+
+/// Whether `origin` (an `Origin` header) names the host the request was
+/// sent to (its `Host` header): a page the gateway serves itself. Only
+/// `Host` is compared: behind a proxy that rewrites it, list the public
+/// origin in `ALLOWED_ORIGINS` (`X-Forwarded-Host` is not read; nothing
+/// here says which proxy set it). `null`, a scheme other than http(s) and
+/// an absent `Host` are never the gateway's own.
+pub fn is_own_origin(origin: &str, host: Option<&str>) -> bool {
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    let web = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    web && !authority.is_empty() && host.is_some_and(|h| h.eq_ignore_ascii_case(authority))
 }
 
 /// Stands in for a malformed `Authorization` header; no token equals it.
@@ -520,6 +599,53 @@ mod tests {
             Some(NOT_A_TOKEN)
         );
         assert_eq!(p(None, None, None), None);
+    }
+
+    #[test]
+    fn the_cookie_counts_only_from_own_or_listed_pages() {
+        let listed = |origins: &[&str]| {
+            auth(|c| c.allowed_origins = origins.iter().map(|o| o.to_string()).collect())
+        };
+        let page = |origin, fetch_site, host| PageOrigin {
+            origin,
+            fetch_site,
+            host,
+        };
+        let host = Some("logs.example.com");
+        let any = listed(&["*"]);
+        let own = Some("https://logs.example.com");
+        for (from, want) in [
+            (page(None, None, host), true),
+            (page(None, Some("same-origin"), host), true),
+            (page(None, Some("none"), host), true),
+            (page(None, Some("cross-site"), host), false),
+            (page(None, Some(" Cross-Site "), host), false),
+            (page(own, None, host), true),
+            (page(Some("HTTP://LOGS.example.com"), None, host), true),
+            (page(own, Some("cross-site"), host), true),
+            (page(own, None, None), false),
+            (page(Some("https://evil.example"), None, host), false),
+            (page(Some("null"), None, host), false),
+            (page(Some(""), None, host), false),
+            (
+                page(Some("https://logs.example.com:8443"), None, host),
+                false,
+            ),
+            (page(Some("ftp://logs.example.com"), None, host), false),
+            (
+                page(Some("https://logs.example.com.evil.example"), None, host),
+                false,
+            ),
+        ] {
+            assert_eq!(any.accepts_cookie_from(&from), want, "{from:?}");
+        }
+        let app = listed(&["https://app.example.com"]);
+        assert!(app.accepts_cookie_from(&page(Some("https://app.example.com"), None, host)));
+        assert!(app.accepts_cookie_from(&page(own, None, host)));
+        assert!(!app.accepts_cookie_from(&page(Some("http://app.example.com"), None, host)));
+        assert!(!app.accepts_cookie_from(&page(Some("https://evil.example"), None, host)));
+        let off = auth(|c| c.cookie = false);
+        assert!(!off.accepts_cookie_from(&page(None, None, host)));
     }
 
     fn segment() -> impl Strategy<Value = String> {

@@ -37,6 +37,10 @@ impl Config {
             self.server.max_connections_per_ip =
                 parse_env("MAX_CONNECTIONS_PER_IP", &v, "a whole number (0 = no cap)")?;
         }
+        if let Some(v) = env("SSE_STALL_TIMEOUT_SECS") {
+            self.sse.stall_timeout_secs =
+                parse_env("SSE_STALL_TIMEOUT_SECS", &v, "a whole number of seconds")?;
+        }
         if let Some(v) = env("TRUST_PROXY") {
             self.server.trust_proxy = parse_choice("TRUST_PROXY", &v, TrustProxy::WORDS)?;
         }

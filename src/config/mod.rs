@@ -59,6 +59,7 @@ pub const ENV_NAMES: &[&str] = &[
     "TRUST_PROXY",
     "MAX_CONNECTIONS",
     "MAX_CONNECTIONS_PER_IP",
+    "SSE_STALL_TIMEOUT_SECS",
     "NATS_URL",
     "FLY_ORG",
     "ORG_SLUG",
@@ -182,6 +183,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub publish: PublishConfig,
     pub subscribe: SubscribeConfig,
+    pub sse: SseConfig,
     pub history: HistoryConfig,
     pub nats: NatsConfig,
     pub fly: FlyConfig,
@@ -384,6 +386,21 @@ pub struct SubscribeConfig {
     pub retry_ms: u64,
     pub queue_max_events: usize,
     pub queue_max_bytes: usize,
+}
+
+/// The SSE transport's own settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SseConfig {
+    /// A subscriber whose queue has stayed full this long with nothing
+    /// written to its socket is disconnected: it is not reading.
+    pub stall_timeout_secs: u64,
+}
+
+impl SseConfig {
+    pub fn stall_timeout(&self) -> Duration {
+        Duration::from_secs(self.stall_timeout_secs)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -65,6 +65,14 @@ impl Config {
             p.max_body_bytes,
         )?;
 
+        let stall = usize::try_from(self.sse.stall_timeout_secs).unwrap_or(usize::MAX);
+        at_least("sse.stall_timeout_secs (SSE_STALL_TIMEOUT_SECS)", stall, 1)?;
+        at_most(
+            "sse.stall_timeout_secs (SSE_STALL_TIMEOUT_SECS)",
+            stall,
+            3600,
+        )?;
+
         let h = &self.history;
         at_least(
             "history.max_entries (LOG_BUFFER_MAX_ENTRIES)",
@@ -400,7 +408,7 @@ impl Config {
         if a.cookie && a.any_origin() {
             problems.push((
                 "ALLOWED_ORIGINS",
-                "* is refused while cookie auth is on (any site could read streams with a visitor's cookie); list your origins, or set auth.cookie = false".into(),
+                "* is refused while cookie auth is on: list the origins of the pages that use the loggate_token cookie (with *, it counts only on the gateway's own pages, and CORS grants no origin credentials), or set auth.cookie = false".into(),
             ));
         }
         if short(&a.admin_token, MIN_PRODUCTION_ADMIN_TOKEN) {

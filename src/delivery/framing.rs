@@ -68,7 +68,10 @@ impl Framing {
         }
     }
 
-    /// The first frame: the channels and the connection id.
+    /// The first frame: the channels and the connection id. SSE's `retry:`
+    /// hint rides in the same block: a block of its own would be
+    /// dispatched as an empty `message` event by clients that dispatch any
+    /// block with a field (httpx-sse, among others).
     pub fn ready(self, id: SessionId, channels: &[ChannelPattern]) -> Bytes {
         let channels: Vec<&str> = channels.iter().map(|p| p.as_str()).collect();
         match self {
@@ -77,9 +80,7 @@ impl Framing {
                     "connection_id": id.to_string(),
                     "channels": channels,
                 });
-                Bytes::from(format!(
-                    "retry: {retry_ms}\n\nevent: ready\ndata: {data}\n\n"
-                ))
+                Bytes::from(format!("retry: {retry_ms}\nevent: ready\ndata: {data}\n\n"))
             }
             Framing::WebSocket => json_frame(serde_json::json!({
                 "type": "ready",
@@ -195,9 +196,9 @@ mod tests {
             b"event: expired\ndata: {\"reason\":\"token expired\"}\n\n"
         );
         assert_eq!(&sse.lag(3)[..], b"event: lag\ndata: {\"dropped\":3}\n\n");
-        assert!(
-            sse.ready(SessionId(7), &[])
-                .starts_with(b"retry: 3000\n\nevent: ready\n")
+        assert_eq!(
+            &sse.ready(SessionId(7), &[])[..],
+            b"retry: 3000\nevent: ready\ndata: {\"channels\":[],\"connection_id\":\"7\"}\n\n"
         );
         assert_eq!(Framing::WebSocket.keepalive(), None);
     }

@@ -19,10 +19,15 @@
 //! bound of their own; a client over it is to be closed ([`Outbox::abort`]),
 //! and a client that will not even take its close frame is dropped
 //! ([`Outbox::kill`]).
+//!
+//! A queue that is full and never drained belongs to a client that is not
+//! reading: [`Outbox::full_for`] says how long that has been so, for the
+//! session to drop such a client.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -75,6 +80,10 @@ struct State {
     pong: Option<Bytes>,
     /// Dropped since the client last read; reported as `lag`.
     lagged: u64,
+    /// When an offer first found the queue full since the transport last
+    /// took a batch: from then on the queue has stayed full, and nothing
+    /// was written.
+    full_since: Option<Instant>,
     closed: bool,
     /// Closed by [`Outbox::abort`]: once the last frame is out the stream
     /// waits for the client to hang up, or for [`Outbox::kill`].
@@ -198,6 +207,9 @@ impl Outbox {
         st.events += 1;
         st.bytes += size;
         st.lagged += dropped;
+        if dropped > 0 && st.full_since.is_none() {
+            st.full_since = Some(Instant::now());
+        }
         wake(st);
         if dropped > 0 {
             Offer::QueuedDropping(dropped)
@@ -272,6 +284,7 @@ impl Outbox {
         st.events = 0;
         st.bytes = 0;
         st.lagged = 0;
+        st.full_since = None;
         st.pong = None;
         st.controls = 1;
         st.control_bytes = last.len();
@@ -349,6 +362,13 @@ impl Outbox {
         self.lock().events
     }
 
+    /// How long the queue has been full with nothing taken from it (the
+    /// client's socket accepted nothing more); `None` while it is not full
+    /// or is being drained.
+    pub fn full_for(&self) -> Option<Duration> {
+        self.lock().full_since.map(|t| t.elapsed())
+    }
+
     /// Takes what is queued, up to about `max_bytes` (at least one item).
     pub fn poll_batch(&self, cx: &mut Context<'_>, max_bytes: usize) -> Poll<Drained> {
         let mut st = self.lock();
@@ -365,6 +385,7 @@ impl Outbox {
             }
             return Poll::Pending;
         }
+        st.full_since = None;
         let mut batch = Batch {
             lagged: std::mem::take(&mut st.lagged),
             replayed_through: st.replayed_through,
@@ -462,6 +483,28 @@ mod tests {
         assert_eq!(seqs(&b), vec![3, 4, 5]);
         assert!(matches!(b.items[0], Item::Control(_)), "control kept");
         assert_eq!(drain(&ob).unwrap().lagged, 0);
+    }
+
+    #[test]
+    fn full_for_counts_from_the_first_drop_until_a_drain() {
+        let limits = QueueLimits {
+            max_events: 2,
+            max_bytes: usize::MAX,
+        };
+        let ob = Outbox::new(limits, Filter::default(), Framing::WebSocket);
+        offer(&ob, 1, Level::Info, "x");
+        offer(&ob, 2, Level::Info, "x");
+        assert_eq!(ob.full_for(), None, "full, but nothing refused yet");
+        offer(&ob, 3, Level::Info, "x");
+        let first = ob.full_for().expect("full since the drop");
+        std::thread::sleep(Duration::from_millis(20));
+        offer(&ob, 4, Level::Info, "x");
+        assert!(
+            ob.full_for().unwrap() >= first + Duration::from_millis(20),
+            "kept from the first drop"
+        );
+        drain(&ob);
+        assert_eq!(ob.full_for(), None, "a drain is progress");
     }
 
     #[test]

@@ -109,8 +109,12 @@ fn only(path: &str, allow: &'static str) -> actix_web::Resource {
     }))
 }
 
-/// CORS from `ALLOWED_ORIGINS`. Credentials are allowed so that browsers
-/// can send the `loggate_token` cookie; production refuses `*` with cookies.
+/// CORS from `ALLOWED_ORIGINS`. `*` answers `*` and never allows
+/// credentials: a page of any site may read what it can authenticate for
+/// with a header or `?token=`, never with a visitor's cookie (which the
+/// gate ignores from foreign origins anyway). Listed origins get their own
+/// origin back, with credentials, so their pages can send the
+/// `loggate_token` cookie.
 pub fn cors(auth: &crate::config::AuthConfig) -> actix_cors::Cors {
     use actix_web::http::header;
     let mut cors = actix_cors::Cors::default()
@@ -126,14 +130,14 @@ pub fn cors(auth: &crate::config::AuthConfig) -> actix_cors::Cors {
             header::HeaderName::from_static("x-next-cursor"),
             header::HeaderName::from_static("x-prev-cursor"),
         ])
-        .supports_credentials()
         .max_age(3600);
     if auth.any_origin() {
-        cors = cors.allow_any_origin();
+        cors = cors.allow_any_origin().send_wildcard();
     } else {
         for origin in &auth.allowed_origins {
             cors = cors.allowed_origin(origin);
         }
+        cors = cors.supports_credentials();
     }
     cors
 }

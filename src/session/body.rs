@@ -7,6 +7,13 @@
 //! transport; only the lag notice, which counts what was dropped until the
 //! moment of writing, is worded here (by the outbox's framing). When the
 //! client goes away actix drops the body, and `Drop` tells the session.
+//!
+//! A stream the session kills (a client it closed that did not hang up, a
+//! reader that stopped reading) ends without an error when the session
+//! also resets the socket: actix logs every body error at ERROR, and these
+//! closes are routine (they are counted in `loggate_disconnects_total` and
+//! logged at debug here). Without a socket handle an error is still the
+//! way to make actix drop the connection.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -35,6 +42,9 @@ pub struct OutboxBody {
     latency: prometheus::Histogram,
     /// Held for the life of the stream: dropping it frees the slot.
     _slot: ConnectionGuard,
+    /// The session resets the socket whenever it kills the stream, so a
+    /// killed stream just ends.
+    reset_on_kill: bool,
 }
 
 impl OutboxBody {
@@ -51,7 +61,15 @@ impl OutboxBody {
             delivered,
             latency: metrics.delivery_latency.clone(),
             _slot: slot,
+            reset_on_kill: false,
         }
+    }
+
+    /// Says whether the session resets the socket when it kills the stream
+    /// (it holds a `SocketHandle`); if so a killed stream ends quietly.
+    pub fn reset_on_kill(mut self, resets: bool) -> Self {
+        self.reset_on_kill = resets;
+        self
     }
 
     fn frame<'a>(&self, item: &'a Item) -> &'a Bytes {
@@ -63,8 +81,9 @@ impl OutboxBody {
 }
 
 impl Stream for OutboxBody {
-    /// An error makes actix drop the connection at once, without flushing:
-    /// the way to be rid of a client that will not take its close frame.
+    /// An error makes actix drop the connection at once, without flushing,
+    /// and log the error at ERROR: only for a killed stream whose socket
+    /// nobody resets.
     type Item = Result<Bytes, std::io::Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -72,6 +91,13 @@ impl Stream for OutboxBody {
         let batch = match this.outbox.poll_batch(cx, MAX_CHUNK_BYTES) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Drained::End) => return Poll::Ready(None),
+            Poll::Ready(Drained::Killed) if this.reset_on_kill => {
+                tracing::debug!(
+                    transport = this.outbox.transport().as_str(),
+                    "stream ended by the gateway; its socket is reset"
+                );
+                return Poll::Ready(None);
+            }
             Poll::Ready(Drained::Killed) => {
                 return Poll::Ready(Some(Err(std::io::Error::new(
                     std::io::ErrorKind::ConnectionAborted,

@@ -100,7 +100,10 @@ impl ResponseError for SubscribeError {
         );
         match self {
             SubscribeError::Auth(e) if self.status_code() == StatusCode::UNAUTHORIZED => {
-                with_bearer_challenge(res, !matches!(e, AuthError::MissingToken))
+                with_bearer_challenge(
+                    res,
+                    !matches!(e, AuthError::MissingToken | AuthError::CookieNotAccepted),
+                )
             }
             _ => res,
         }

@@ -108,20 +108,40 @@ pub fn header<'a>(req: &'a actix_web::HttpRequest, name: &str) -> Option<&'a str
 }
 
 /// Authenticates the subscriber behind `req` and checks that its grants
-/// cover every requested channel: the one gate of streams and history.
+/// cover every requested channel: the one gate of streams (SSE and the
+/// WebSocket handshake), history and chat. The cookie counts only from the
+/// pages `auth::PageOrigin` allows; from any other it is as if not sent.
 pub fn authorize(
     req: &actix_web::HttpRequest,
     query_token: Option<&str>,
     patterns: &[ChannelPattern],
     state: &AppState,
 ) -> Result<crate::auth::Credential, SubscribeError> {
-    let token = crate::auth::presented_token(
+    use crate::auth::{AuthError, PageOrigin, presented_token};
+    let auth = &state.subscriber_auth;
+    let page = PageOrigin {
+        origin: header(req, "origin"),
+        fetch_site: header(req, "sec-fetch-site"),
+        host: header(req, "host"),
+    };
+    let cookies = header(req, "cookie");
+    let cookie_ok = auth.accepts_cookie_from(&page);
+    let token = presented_token(
         header(req, "authorization"),
         query_token,
-        header(req, "cookie"),
-        state.subscriber_auth.accepts_cookie(),
+        cookies,
+        cookie_ok,
     );
-    let credential = state.subscriber_auth.authenticate(token)?;
+    let credential = auth.authenticate(token).map_err(|e| {
+        // Say why a cookie that was sent did not count.
+        let ignored = !cookie_ok
+            && auth.accepts_cookie()
+            && presented_token(None, None, cookies, true).is_some();
+        match e {
+            AuthError::MissingToken if ignored => AuthError::CookieNotAccepted,
+            e => e,
+        }
+    })?;
     credential.grants.check(patterns)?;
     Ok(credential)
 }

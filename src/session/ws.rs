@@ -86,6 +86,7 @@ impl WsSession {
             self.disconnects.with_label_values(&[reason]).inc();
             tracing::info!(session = %self.core.id, code, reason, "closing websocket");
             ctx.run_later(ABORT_GRACE, |act, _| {
+                tracing::debug!(session = %act.core.id, "client did not hang up after its close frame; resetting");
                 act.core.outbox.kill();
                 if let Some(socket) = &act.socket {
                     socket.reset();
@@ -273,6 +274,8 @@ pub async fn websocket(
     let opened = super::gate::open(&req, &query, request, &state, Framing::WebSocket).await?;
     let outbox = opened.core.outbox.clone();
     let frames = ClientFrames::new(payload);
+    let socket = super::socket::SocketHandle::of(&req);
+    let resets = socket.is_some();
     let session = WsSession::create(|ctx| {
         ctx.add_stream(frames);
         WsSession {
@@ -284,9 +287,10 @@ pub async fn websocket(
             last_heard: Instant::now(),
             ping_outstanding: false,
             disconnects: state.metrics.disconnects.clone(),
-            socket: super::socket::SocketHandle::of(&req),
+            socket,
         }
     });
-    let body = OutboxBody::new(outbox, session.recipient(), &state.metrics, opened.slot);
+    let body = OutboxBody::new(outbox, session.recipient(), &state.metrics, opened.slot)
+        .reset_on_kill(resets);
     Ok(response.streaming(body))
 }

@@ -136,11 +136,14 @@ pub fn handshake(req: &HttpRequest) -> Result<actix_web::HttpResponseBuilder, Su
         .map_err(|e| SubscribeError::InvalidParameter(format!("not a WebSocket handshake: {e}")))
 }
 
-/// Refuses a browser page from an origin outside `ALLOWED_ORIGINS`: with
-/// cookie auth, any site could otherwise open a WebSocket with a visitor's
-/// cookie (cross-site WebSocket hijacking; browsers apply no CORS to
-/// WebSockets). No `Origin` header means no browser, and a page served by
-/// the gateway itself (same host) is always allowed.
+/// Refuses a browser page from an origin outside a listed
+/// `ALLOWED_ORIGINS` (browsers apply no CORS to WebSockets, so this is
+/// where the list applies). No `Origin` header means no browser, and a
+/// page served by the gateway itself (same host) is always allowed. With
+/// `*` every origin passes here, and the cookie is what is refused: the
+/// gate's `authorize` takes it only from the gateway's own or a listed
+/// origin, so another site cannot open a WebSocket with a visitor's cookie
+/// (cross-site WebSocket hijacking).
 pub fn check_origin(
     req: &HttpRequest,
     auth: &crate::config::AuthConfig,
@@ -157,11 +160,7 @@ pub fn check_origin(
     {
         return Ok(());
     }
-    let host = origin.split_once("://").map(|(_, h)| h);
-    let own = req.headers().get(actix_web::http::header::HOST);
-    if let (Some(host), Some(own)) = (host, own)
-        && own.as_bytes().eq_ignore_ascii_case(host.as_bytes())
-    {
+    if crate::auth::is_own_origin(origin, super::gate::header(req, "host")) {
         return Ok(());
     }
     Err(SubscribeError::ForbiddenOrigin(excerpt(origin)))
