@@ -8,7 +8,7 @@ use std::time::Duration;
 use loggate::config::Secret;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use testkit::model::{COMPLETION_TOKENS, ModelServer, PROMPT_TOKENS, Reply};
+use testkit::model::{COMPLETION_TOKENS, Dialect, ModelServer, PROMPT_TOKENS, Reply};
 use testkit::*;
 
 const SECRET: &str = "a-test-jwt-secret-that-is-long-enough-for-hs256";
@@ -1164,4 +1164,138 @@ async fn patterns_never_carry_a_secret_in_pieces() {
         assert!(!sent.contains(piece), "{piece} reached the model: {sent}");
     }
     assert!(v["redacted"].as_u64().unwrap() >= 3, "{v}");
+}
+
+/// The answer of a chat, JSON or streamed: the `done` frame's summary.
+async fn answer(gw: &TestGateway, streaming: bool, body: Value) -> Value {
+    if streaming {
+        let (s, frames) = chat_stream(gw, body, None).await;
+        assert_eq!(s, StatusCode::OK, "{frames:?}");
+        let (event, done) = frames.last().cloned().expect("frames");
+        assert_eq!(event, "done", "{frames:?}");
+        done
+    } else {
+        let (s, v) = chat(gw, "/api/logs/chat", body, None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+}
+
+#[tokio::test]
+async fn answers_shaped_as_openrouter_ollama_vllm_and_llama_cpp_send_them_are_read() {
+    const DIALECTS: [Dialect; 5] = [
+        Dialect::OpenAi,
+        Dialect::OpenRouter,
+        Dialect::Ollama,
+        Dialect::Vllm,
+        Dialect::LlamaCpp,
+    ];
+    // Each chat: two tool calls in one round (Ollama streams them whole
+    // and without index), then the answer.
+    let mut script = Vec::new();
+    for dialect in DIALECTS {
+        for _streaming in [false, true] {
+            script.push(
+                Reply::Tools(vec![
+                    ("count_by".into(), json!({"field": "level"})),
+                    ("list_channels".into(), json!({})),
+                ])
+                .shaped(dialect),
+            );
+            script.push(Reply::text("All quiet on ws1.").shaped(dialect));
+        }
+    }
+    let model = ModelServer::start(script).await;
+    let gw = ai_gateway(&model, |c| c.ai.rate_per_minute = 0);
+    publish_as(
+        &gw,
+        ETL_TOKEN,
+        vec![leveled("etl", "ws1", "job7", "info", "rows loaded: 12")],
+    )
+    .await;
+    let mut seen = 0;
+    for dialect in DIALECTS {
+        for streaming in [false, true] {
+            let v = answer(
+                &gw,
+                streaming,
+                json!({"message": "anything wrong?", "channels": ["logs:etl:ws1"]}),
+            )
+            .await;
+            let what = format!("{dialect:?}, streamed: {streaming}: {v}");
+            assert_eq!(v["response"], "All quiet on ws1.", "{what}");
+            assert_eq!(
+                v["tools_called"],
+                json!(["count_by", "list_channels"]),
+                "{what}"
+            );
+            assert_eq!(v["finish_reason"], "stop", "{what}");
+            assert_eq!(v["stopped"], Value::Null, "{what}");
+            if dialect == Dialect::LlamaCpp {
+                // No usage from the server: loggate estimates.
+                assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0, "{what}");
+                assert_ne!(v["usage"]["prompt_tokens"], 2 * PROMPT_TOKENS, "{what}");
+            } else {
+                assert_eq!(v["usage"]["prompt_tokens"], 2 * PROMPT_TOKENS, "{what}");
+            }
+            // Both calls were put together and answered, in order.
+            let requests = model.requests();
+            let results = tool_results(&requests[seen + 1]);
+            assert_eq!(results.len(), 2, "{what}");
+            assert_eq!(
+                results[0]["counts"],
+                json!([{"value": "info", "count": 1}]),
+                "{what}"
+            );
+            assert_eq!(
+                results[1]["channels"][0]["channel"], "logs:etl:ws1:job7",
+                "{what}"
+            );
+            seen += 2;
+        }
+    }
+    assert_eq!(model.requests().len(), seen);
+}
+
+#[tokio::test]
+async fn a_finish_reason_outside_the_spec_ends_the_answer_and_is_passed_on() {
+    let model = ModelServer::start(vec![
+        // OpenRouter: the provider failed midway; what came is kept.
+        Reply::Ending("Partial: 3 timeouts on job7".into(), "error".into())
+            .shaped(Dialect::OpenRouter),
+        Reply::Ending("Partial: 3 timeouts on job7".into(), "error".into())
+            .shaped(Dialect::OpenRouter),
+        // Any other reason a server makes up.
+        Reply::Ending("Done.".into(), "end_turn".into()),
+        Reply::Ending(String::new(), "error".into()).shaped(Dialect::OpenRouter),
+    ])
+    .await;
+    let gw = ai_gateway(&model, |c| c.ai.rate_per_minute = 0);
+    for (streaming, response, reason) in [
+        (false, "Partial: 3 timeouts on job7", "error"),
+        (true, "Partial: 3 timeouts on job7", "error"),
+        (false, "Done.", "end_turn"),
+    ] {
+        let v = answer(&gw, streaming, json!({"message": "q"})).await;
+        assert_eq!(
+            (v["response"].as_str(), v["finish_reason"].as_str()),
+            (Some(response), Some(reason)),
+            "{v}"
+        );
+        assert_eq!(v["stopped"], Value::Null, "{v}");
+    }
+    // No text at all: the answer says why.
+    let v = answer(&gw, false, json!({"message": "q"})).await;
+    assert_eq!(v["finish_reason"], "error", "{v}");
+    assert!(
+        v["response"]
+            .as_str()
+            .unwrap()
+            .contains("finish_reason \"error\""),
+        "{v}"
+    );
+    assert_eq!(
+        metric(&gw, "loggate_ai_chats_total{outcome=\"answered\"}").await,
+        4.0
+    );
 }

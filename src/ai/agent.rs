@@ -10,6 +10,13 @@
 //! ([`upstream::MAX_TOOL_CALLS`]); a tool the model makes up gets an error
 //! result it can correct, counted as `unknown`.
 //!
+//! The model server's `finish_reason` is passed on as it came
+//! (`finish_reason` in the answer, beside `stopped`, which names loggate's
+//! own bounds). Any value ends a round like `stop`, the spec's five and
+//! the ones it does not list (OpenRouter's `error` when a provider fails
+//! midway): whether the chat goes on depends only on whether the round
+//! called tools, and what the model said before is the answer.
+//!
 //! Tools run on tokio's blocking pool: an aggregation over tens of
 //! thousands of events must not hold an HTTP worker. Progress goes to an
 //! optional bounded channel (the streaming answer): a client that stops
@@ -57,6 +64,9 @@ pub struct Summary {
     pub rounds: usize,
     /// Which bound ended the chat, when one did.
     pub stopped: Option<&'static str>,
+    /// Why the model server says the last round ended, as it said it
+    /// (`stop`, `length`, `tool_calls`, OpenRouter's `error`, …).
+    pub finish_reason: Option<String>,
     /// Event ids the answer names that tools returned.
     pub cited_ids: Vec<String>,
 }
@@ -75,6 +85,7 @@ impl Summary {
             "processing_time_ms": self.processing_time_ms,
             "redacted": self.redacted,
             "stopped": self.stopped,
+            "finish_reason": self.finish_reason,
             "cited_ids": self.cited_ids,
         })
     }
@@ -147,6 +158,7 @@ pub async fn run(chat: Chat) -> Result<Summary, Failed> {
         redacted: 0,
         rounds: 0,
         stopped: None,
+        finish_reason: None,
         cited_ids: Vec::new(),
     };
     let mut seen_ids: BTreeSet<String> = BTreeSet::new();
@@ -224,6 +236,12 @@ pub async fn run(chat: Chat) -> Result<Summary, Failed> {
         if let Some(m) = round.model.as_ref().filter(|m| !m.is_empty()) {
             s.model = m.chars().take(200).collect();
         }
+        // Any reason is read as a stop (the tool calls, if any, decide
+        // whether the chat goes on) and passed on for the caller to see.
+        s.finish_reason = round
+            .finish_reason
+            .as_deref()
+            .map(|r| r.chars().filter(|c| !c.is_control()).take(64).collect());
         let usage = round.usage.unwrap_or(upstream::Usage {
             prompt: (request_bytes / 4) as u64,
             completion: (round.content.len() / 4) as u64,
@@ -238,6 +256,13 @@ pub async fn run(chat: Chat) -> Result<Summary, Failed> {
         }
         if round.tool_calls.is_empty() {
             s.response = round.content;
+            if s.response.trim().is_empty()
+                && let Some(reason) = &s.finish_reason
+            {
+                s.response = format!(
+                    "(No answer: the model server ended with finish_reason {reason:?} and no text.)"
+                );
+            }
             break;
         }
         if gone {
