@@ -1299,3 +1299,107 @@ async fn a_finish_reason_outside_the_spec_ends_the_answer_and_is_passed_on() {
         4.0
     );
 }
+
+/// Every number anywhere in `v`.
+fn numbers(v: &Value, out: &mut Vec<f64>) {
+    match v {
+        Value::Number(n) => out.extend(n.as_f64()),
+        Value::Array(items) => items.iter().for_each(|i| numbers(i, out)),
+        Value::Object(map) => map.values().for_each(|i| numbers(i, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn get_stats_tells_a_tenant_its_own_figures_and_nothing_gateway_wide() {
+    let model = ModelServer::start(vec![
+        Reply::tool("get_stats", json!({})),
+        Reply::text("Three events, all info."),
+    ])
+    .await;
+    let gw = ai_gateway(&model, |c| c.auth.jwt_secret = Some(Secret::new(SECRET)));
+    let token = |ws: &str| {
+        jwt::hs256(
+            SECRET,
+            &json!({"exp": jwt::now() + 600, "workspaces": [ws]}),
+        )
+    };
+    let (a, b) = (token("ws1"), token("ws2"));
+    // A publishes 3 events; B publishes 40 and watches with two streams.
+    publish_as(
+        &gw,
+        ETL_TOKEN,
+        (0..3)
+            .map(|i| leveled("etl", "ws1", "job7", "info", &format!("mine {i}")))
+            .collect(),
+    )
+    .await;
+    publish_as(
+        &gw,
+        "faas-token",
+        (0..40)
+            .map(|i| leveled("faas", "ws2", "fn1", "error", &format!("theirs {i}")))
+            .collect(),
+    )
+    .await;
+    let _watch1 = gw
+        .subscribe(&format!("channels=logs:faas:ws2&token={b}"))
+        .await;
+    let _watch2 = gw
+        .subscribe(&format!("channels=logs:*:ws2&token={b}"))
+        .await;
+    // The gateway-wide figures a leak would show really differ from A's.
+    assert_eq!(
+        metric(&gw, "loggate_connections{transport=\"sse\"}").await,
+        2.0
+    );
+
+    let (s, v) = chat(
+        &gw,
+        "/api/logs/chat",
+        json!({"message": "how busy am I?"}),
+        Some(&a),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let stats = &tool_results(&model.requests()[1])[0];
+    assert_eq!(stats["channels"], json!(["logs:*:ws1"]), "{stats}");
+    assert_eq!(stats["history_events"], 3, "{stats}");
+    assert_eq!(stats["events_last_15m"], 3, "{stats}");
+    assert_eq!(stats["by_level_last_15m"], json!({"info": 3}), "{stats}");
+    assert_eq!(stats["complete"], true, "{stats}");
+    let mut keys: Vec<&str> = stats
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "by_level_last_15m",
+            "channels",
+            "complete",
+            "events_last_15m",
+            "events_last_1m",
+            "events_last_5m",
+            "history_events",
+            "history_newest",
+            "history_oldest",
+            "limit",
+            "per_second_last_1m",
+            "returned",
+            "truncated",
+            "uptime_seconds",
+        ],
+        "{stats}"
+    );
+    // No figure of B's traffic or of the whole gateway: B's 40 events,
+    // the 43 accepted or held in all, B's 2 connections.
+    let mut found = Vec::new();
+    numbers(stats, &mut found);
+    for theirs in [40.0, 43.0, 2.0] {
+        assert!(!found.contains(&theirs), "{theirs} in {stats}");
+    }
+}
