@@ -1403,3 +1403,105 @@ async fn get_stats_tells_a_tenant_its_own_figures_and_nothing_gateway_wide() {
         assert!(!found.contains(&theirs), "{theirs} in {stats}");
     }
 }
+
+#[tokio::test]
+async fn the_secrets_issue_27_found_passed_verbatim_reach_the_model_redacted() {
+    let model = ModelServer::start(vec![
+        Reply::Tools(vec![
+            ("search_logs".into(), json!({"limit": 100})),
+            ("top_patterns".into(), json!({})),
+        ]),
+        Reply::text("Credentials in the logs (redacted)."),
+    ])
+    .await;
+    let gw = ai_gateway(&model, |_| {});
+    // (the log line or meta, the part that must not reach the model)
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"meta": {"db_pass": "Tr0ub4dor3x-meta", "host": "db1"}}),
+            "Tr0ub4dor3x",
+        ),
+        (
+            json!(r#"payload {"user":"bob","pass":"hunter2-json"}"#),
+            "hunter2-json",
+        ),
+        (
+            json!("unlock with passphrase: correct horse battery staple"),
+            "horse battery staple",
+        ),
+        (
+            json!("uploading with wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY now"),
+            "wJalrXUtnFEMI",
+        ),
+        (
+            json!("charge with sk_live_deAOzLb8oYfZ3VoxLDOXLUPa failed"),
+            "deAOzLb8oYfZ3V",
+        ),
+        (
+            json!(
+                "openai 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 rejected"
+            ),
+            "9JKzjiGQGVZxFE",
+        ),
+        (
+            json!("maps AIzatZfMbv4tXc_gGKJ76PvlyP3PxVs3mOhhtUD quota"),
+            "tZfMbv4tXc",
+        ),
+        (json!("charged card 4111 1111 1111 1111 ok"), "1111 1111"),
+        (json!("key id AKIA IOSF ODNN 7EXA MPLE"), "IOSF ODNN"),
+        (
+            json!("key_prefix=AKIA key_rest=IOSFODNN7EXAMPLE"),
+            "IOSFODNN7EXAMPLE",
+        ),
+        (
+            json!({"meta": {"key_start": "AKIA", "key_rest": "IOSFODNN7EXAMPLE"}}),
+            "IOSFODNN7EXAMPLE",
+        ),
+    ];
+    let events: Vec<Value> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (what, _))| {
+            let mut e = leveled("etl", "ws1", "job7", "error", &format!("case {i}"));
+            match what {
+                Value::String(line) => e["logData"]["message"] = json!(line),
+                other => e["logData"]["meta"] = other["meta"].clone(),
+            }
+            e
+        })
+        .collect();
+    publish_as(&gw, ETL_TOKEN, events).await;
+    let (s, v) = chat(
+        &gw,
+        "/api/logs/chat",
+        json!({"message": "any leaked keys?"}),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let requests = model.requests();
+    let sent = requests[1].to_string();
+    for (_, secret) in &cases {
+        assert!(!sent.contains(secret), "{secret} reached the model: {sent}");
+    }
+    for placeholder in [
+        "[REDACTED:password]",
+        "[REDACTED:aws_secret]",
+        "[REDACTED:stripe_key]",
+        "[REDACTED:openai_key]",
+        "[REDACTED:google_key]",
+        "[REDACTED:card]",
+        "[REDACTED:aws_key]",
+    ] {
+        assert!(sent.contains(placeholder), "{placeholder} missing: {sent}");
+    }
+    // Every line was returned by search_logs, so each secret was counted.
+    let search = &tool_results(&requests[1])[0];
+    assert_eq!(search["returned"], cases.len(), "{search}");
+    let redacted = v["redacted"].as_u64().unwrap();
+    assert!(redacted >= cases.len() as u64, "{v}");
+    assert_eq!(
+        metric(&gw, "loggate_ai_redactions_total").await,
+        redacted as f64
+    );
+}
