@@ -1505,3 +1505,35 @@ async fn the_secrets_issue_27_found_passed_verbatim_reach_the_model_redacted() {
         redacted as f64
     );
 }
+#[tokio::test]
+async fn the_question_itself_reaches_the_model_redacted() {
+    let model = ModelServer::start(vec![
+        Reply::text("I see a failed login."),
+        Reply::text("I see a failed login."),
+    ])
+    .await;
+    let gw = ai_gateway(&model, |_| {});
+    let question = "why does login with password=hunter2 fail for bob@example.com \
+        (key AKIAIOSFODNN7EXAMPLE, card 4111 1111 1111 1111)?";
+    let (s, v) = chat(&gw, "/api/logs/chat", json!({"message": question}), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let done = answer(&gw, true, json!({"message": question})).await;
+    for (request, summary) in model.requests().iter().zip([&v, &done]) {
+        let sent = request["messages"][1]["content"].as_str().unwrap();
+        for secret in [
+            "hunter2",
+            "bob@example.com",
+            "AKIAIOSFODNN7EXAMPLE",
+            "4111 1111",
+        ] {
+            assert!(!sent.contains(secret), "{secret} reached the model: {sent}");
+        }
+        assert_eq!(
+            sent,
+            "why does login with password=[REDACTED:password] fail for [REDACTED:email] \
+             (key [REDACTED:aws_key], card [REDACTED:card])?"
+        );
+        assert_eq!(summary["redacted"], 4, "{summary}");
+    }
+    assert_eq!(metric(&gw, "loggate_ai_redactions_total").await, 8.0);
+}

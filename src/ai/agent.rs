@@ -1,6 +1,10 @@
 //! The agent loop: ask the model, run the tools it calls, give it their
 //! results, until it answers or a bound stops it.
 //!
+//! The question is redacted like the log lines before it goes anywhere
+//! (people paste what they are looking at, secrets and all), and counts
+//! in the answer's `redacted`.
+//!
 //! Bounds, each ending the chat cleanly with what the model has said so
 //! far (`stopped` names which): `max_tool_rounds` rounds that may call
 //! tools (then one last round with tools switched off, asking for the
@@ -142,9 +146,13 @@ pub async fn run(chat: Chat) -> Result<Summary, Failed> {
     let cfg = &chat.config;
     let deadline = started + std::time::Duration::from_secs(cfg.timeout_secs);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // The question leaves the building too, under the same rules as the
+    // log lines: people paste what they are looking at.
+    let (question, redacted) = chat.toolbox.redactor.text(&chat.question);
+    chat.metrics.ai_redactions.inc_by(redacted as u64);
     let mut messages: Vec<ChatCompletionRequestMessage> = vec![
         ChatCompletionRequestSystemMessage::from(system_prompt(&chat.toolbox, &now)).into(),
-        ChatCompletionRequestUserMessage::from(chat.question.as_str()).into(),
+        ChatCompletionRequestUserMessage::from(&*question).into(),
     ];
     let definitions = tools::definitions(chat.toolbox.lines);
     let streaming = chat.progress.is_some();
@@ -155,7 +163,7 @@ pub async fn run(chat: Chat) -> Result<Summary, Failed> {
         prompt_tokens: 0,
         completion_tokens: 0,
         processing_time_ms: 0,
-        redacted: 0,
+        redacted,
         rounds: 0,
         stopped: None,
         finish_reason: None,
