@@ -133,7 +133,9 @@ fn is_card(b: &[u8], groups: &[Range<usize>]) -> bool {
 /// Card digits (a number's decimal digits) that are a card number.
 pub fn is_card_number(digits: &str) -> bool {
     let b = digits.as_bytes();
-    !b.is_empty() && b.iter().all(u8::is_ascii_digit) && is_card(b, std::slice::from_ref(&(0..b.len())))
+    !b.is_empty()
+        && b.iter().all(u8::is_ascii_digit)
+        && is_card(b, std::slice::from_ref(&(0..b.len())))
 }
 
 /// Visa, Mastercard, American Express, Diners, Discover, JCB, UnionPay,
@@ -187,14 +189,26 @@ fn tokens(b: &[u8], spans: &mut Vec<(Range<usize>, &'static str)>) {
             i += 1;
             continue;
         }
-        let start = i;
+        let mut start = i;
         while i < b.len() && is_token_byte(b[i]) {
             i += 1;
         }
-        // Base64 padding belongs to the token.
+        // Dots around a token are a sentence's ("… with <key>."); base64
+        // padding after one belongs to it.
+        while start < i && b[start] == b'.' {
+            start += 1;
+        }
         let mut end = i;
-        while end < b.len() && end < i + 2 && b[end] == b'=' {
-            end += 1;
+        while end > start && b[end - 1] == b'.' {
+            end -= 1;
+        }
+        if end == i {
+            while end < b.len() && end < i + 2 && b[end] == b'=' {
+                end += 1;
+            }
+        }
+        if start == end {
+            continue;
         }
         let token = &b[start..end];
         if let Some((first, missing)) = pending.take()
@@ -207,7 +221,7 @@ fn tokens(b: &[u8], spans: &mut Vec<(Range<usize>, &'static str)>) {
             {
                 spans.push((first, AWS_KEY));
                 spans.push((start..end, AWS_KEY));
-                i = end;
+                i = i.max(end);
                 continue;
             }
             pending = Some((first, missing));
@@ -219,7 +233,7 @@ fn tokens(b: &[u8], spans: &mut Vec<(Range<usize>, &'static str)>) {
         } else if let Some(missing) = aws_id_start(token) {
             pending = Some((start..end, missing));
         }
-        i = end;
+        i = i.max(end);
     }
 }
 
@@ -370,6 +384,10 @@ mod tests {
     fn bare_aws_secrets() {
         let key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
         assert_eq!(apply(key), AWS_SECRET);
+        assert_eq!(
+            apply(&format!("with {key}.")),
+            format!("with {AWS_SECRET}.")
+        );
         assert_eq!(apply(&format!("\"{key}\",")), format!("\"{AWS_SECRET}\","));
         for text in [
             "4bf92f3577b34da6a3ce929d0e0e47364bf92f35",

@@ -282,7 +282,7 @@ const BOUNDED: &[(&str, &str, &str)] = &[
     (
         "telegram",
         "telegram_token",
-        r"[0-9]{8,10}:AA[A-Za-z0-9_-]{33}",
+        r"(?:bot)?[0-9]{8,10}:AA[A-Za-z0-9_-]{33}",
     ),
     ("mailchimp", "mailchimp_key", r"[0-9a-f]{32}-us[0-9]{1,2}"),
 ];
@@ -1239,6 +1239,11 @@ mod tests {
         ),
         (
             "aws_secret",
+            "rotated, the new one is wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY.",
+            "wJalrXUtnFEMI",
+        ),
+        (
+            "aws_secret",
             "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
             "wJalrXUtnFEMI",
         ),
@@ -1387,7 +1392,7 @@ mod tests {
         ),
         (
             "telegram_token",
-            "bot 123456789:AA6X6yu4s5Ciw2-rIl6s6Lm5VRxj7g50uuR",
+            "POST https://api.telegram.org/bot123456789:AA6X6yu4s5Ciw2-rIl6s6Lm5VRxj7g50uuR/sendMessage",
             "AA6X6yu4s5Ci",
         ),
         (
