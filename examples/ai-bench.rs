@@ -170,7 +170,11 @@ fn redact_bench(mb: usize) {
     for (name, unit) in [
         ("nested keys `a_key=`", "a_key="),
         ("`password=`", "password="),
-        ("prefixes in words `xsk_live_`", "xsk_live_"),
+        ("word starts in one token `-sk_live_`", "-sk_live_"),
+        (
+            "prefixes inside words `xsk_live_abcdefghijk `",
+            "xsk_live_abcdefghijk ",
+        ),
         ("digit groups `4111 `", "4111 "),
         ("`AKIA `", "AKIA "),
         ("`secret ` + random", "secret 9f8Kq2LmZ7xR4vT1wE "),

@@ -15,6 +15,13 @@
 //!   `key=`, `auth`), separated by spaces, `:`, `=`, quotes or `is`.
 //! - **An AWS key id in two parts**: `AKIA` (or its start) as a token, and
 //!   within 48 bytes a token of capitals and digits that completes it.
+//! - **Key formats whose prefix can end a longer word** ([`BOUNDED`]:
+//!   `sk_live_` is not in `task_live_…`, nor `hf_` in `pdf_…`): matched
+//!   only where a word starts inside a token, so no rule of the first
+//!   pass has to look behind its match. Also Mailchimp keys, Azure AD
+//!   client secrets and Telegram bot tokens, whose shapes start with
+//!   digits or any letter and would cost the first pass's automaton
+//!   dearly.
 //!
 //! It runs on the first pass's output, whose placeholders are never a
 //! token (`[`, `:` and `]` are no token characters), and it looks at most
@@ -22,10 +29,117 @@
 
 use std::ops::Range;
 
+use regex::Regex;
+
+/// Key formats (placeholder, literal prefixes, pattern from the prefix
+/// on), from gitleaks' default rules, matched only at a word's start.
+const BOUNDED: &[(&str, &[&str], &str)] = &[
+    (
+        "stripe_key",
+        &["sk_", "rk_", "whsec_"],
+        r"(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{10,99}|whsec_[A-Za-z0-9]{24,}",
+    ),
+    (
+        "anthropic_key",
+        &["sk-ant-"],
+        r"sk-ant-(?:api|admin|oat|sid)[0-9]{2}-[A-Za-z0-9_-]{20,}",
+    ),
+    ("openrouter_key", &["sk-or-v1-"], r"sk-or-v1-[a-f0-9]{64}"),
+    (
+        "openai_key",
+        &["sk-"],
+        r"sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}|sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}",
+    ),
+    ("npm_token", &["npm_"], r"npm_[A-Za-z0-9]{36}"),
+    ("huggingface_token", &["hf_"], r"hf_[A-Za-z]{34}"),
+    ("twilio_key", &["SK"], r"SK[0-9a-fA-F]{32}"),
+    (
+        "databricks_token",
+        &["dapi"],
+        r"dapi[a-f0-9]{32}(?:-[0-9])?",
+    ),
+    ("pulumi_token", &["pul-"], r"pul-[a-f0-9]{40}"),
+    ("groq_key", &["gsk_"], r"gsk_[A-Za-z0-9]{48,}"),
+    ("perplexity_key", &["pplx-"], r"pplx-[A-Za-z0-9]{48}"),
+    ("xai_key", &["xai-"], r"xai-[A-Za-z0-9]{80}"),
+    ("replicate_token", &["r8_"], r"r8_[A-Za-z0-9]{37}"),
+];
+
+/// The second pass, with [`BOUNDED`]'s patterns compiled once.
+pub struct Heuristics {
+    /// (placeholder, prefixes, the pattern anchored at its start).
+    bounded: Vec<(String, &'static [&'static str], Regex)>,
+    /// Whole tokens: Mailchimp, Azure AD client secret.
+    mailchimp: Regex,
+    azure: Regex,
+}
+
+impl Heuristics {
+    pub fn new() -> Heuristics {
+        // Literal patterns, compiled by every test.
+        let compile = |p: &str| Regex::new(p).expect("a built-in redaction pattern compiles");
+        Heuristics {
+            bounded: BOUNDED
+                .iter()
+                .map(|(kind, prefixes, pattern)| {
+                    (
+                        format!("[REDACTED:{kind}]"),
+                        *prefixes,
+                        compile(&format!("^(?:{pattern})")),
+                    )
+                })
+                .collect(),
+            mailchimp: compile(r"^[0-9a-f]{32}-us[0-9]{1,2}$"),
+            azure: compile(r"^[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}$"),
+        }
+    }
+
+    /// The placeholder of `value` when it is one key of a known format,
+    /// all of it.
+    pub fn whole(&self, value: &str) -> Option<&str> {
+        match self.find(value).as_slice() {
+            [(r, placeholder)] if r.start == 0 && r.end == value.len() => Some(placeholder),
+            _ => None,
+        }
+    }
+
+    /// The spans to replace and their placeholders, in order, not
+    /// overlapping.
+    pub fn find(&self, text: &str) -> Vec<(Range<usize>, &str)> {
+        let mut spans = Vec::new();
+        cards(text.as_bytes(), &mut spans);
+        self.tokens(text, &mut spans);
+        spans.sort_by_key(|(r, _)| r.start);
+        let mut end = 0;
+        spans.retain(|(r, _)| {
+            let keep = r.start >= end;
+            if keep {
+                end = r.end;
+            }
+            keep
+        });
+        spans
+    }
+}
+
 /// Bytes of a token: base64 and base64url, and what API keys use.
 fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'.' | b'~' | b'-')
+    TOKEN_BYTES[usize::from(b)]
 }
+
+const TOKEN_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'.' | b'~' | b'-');
+        i += 1;
+    }
+    t
+};
+
+/// The shortest key [`BOUNDED`] matches (`sk_live_` and ten more).
+const SHORTEST_BOUNDED: usize = 18;
 
 const CARD: &str = "[REDACTED:card]";
 const AWS_SECRET: &str = "[REDACTED:aws_secret]";
@@ -33,26 +147,9 @@ const AWS_KEY: &str = "[REDACTED:aws_key]";
 const SECRET: &str = "[REDACTED:secret]";
 const AWS_PREFIXES: [&[u8]; 4] = [b"AKIA", b"ASIA", b"ABIA", b"ACCA"];
 
-/// The spans to replace and their placeholders, in order, not overlapping.
-pub fn find(text: &str) -> Vec<(Range<usize>, &'static str)> {
-    let b = text.as_bytes();
-    let mut spans = Vec::new();
-    cards(b, &mut spans);
-    tokens(b, &mut spans);
-    spans.sort_by_key(|(r, _)| r.start);
-    let mut end = 0;
-    spans.retain(|(r, _)| {
-        let keep = r.start >= end;
-        if keep {
-            end = r.end;
-        }
-        keep
-    });
-    spans
-}
-
 /// Card numbers; see the module doc.
-fn cards(b: &[u8], spans: &mut Vec<(Range<usize>, &'static str)>) {
+fn cards(b: &[u8], spans: &mut Vec<(Range<usize>, &str)>) {
+    let mut groups: Vec<Range<usize>> = Vec::new();
     let mut i = 0;
     while i < b.len() {
         if !b[i].is_ascii_digit() {
@@ -61,7 +158,7 @@ fn cards(b: &[u8], spans: &mut Vec<(Range<usize>, &'static str)>) {
         }
         // A run of digit groups with single separators between them.
         let start = i;
-        let mut groups: Vec<Range<usize>> = Vec::new();
+        groups.clear();
         loop {
             let g = i;
             while i < b.len() && b[i].is_ascii_digit() {
@@ -177,64 +274,138 @@ fn luhn(d: &[u8]) -> bool {
     sum.is_multiple_of(10)
 }
 
-/// Bare AWS secrets, random tokens after secret-ish words, and AWS key
-/// ids in two parts; see the module doc.
-fn tokens(b: &[u8], spans: &mut Vec<(Range<usize>, &'static str)>) {
-    // An AWS key id's start, waiting for the token that completes it:
-    // (its span, how many characters are missing).
-    let mut pending: Option<(Range<usize>, usize)> = None;
-    let mut i = 0;
-    while i < b.len() {
-        if !is_token_byte(b[i]) {
-            i += 1;
-            continue;
-        }
-        let mut start = i;
-        while i < b.len() && is_token_byte(b[i]) {
-            i += 1;
-        }
-        // Dots around a token are a sentence's ("… with <key>."); base64
-        // padding after one belongs to it.
-        while start < i && b[start] == b'.' {
-            start += 1;
-        }
-        let mut end = i;
-        while end > start && b[end - 1] == b'.' {
-            end -= 1;
-        }
-        if end == i {
-            while end < b.len() && end < i + 2 && b[end] == b'=' {
-                end += 1;
-            }
-        }
-        if start == end {
-            continue;
-        }
-        let token = &b[start..end];
-        if let Some((first, missing)) = pending.take()
-            && start - first.end <= 48
-        {
-            if token.len() == missing
-                && token
-                    .iter()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-            {
-                spans.push((first, AWS_KEY));
-                spans.push((start..end, AWS_KEY));
-                i = i.max(end);
+impl Heuristics {
+    /// Bare AWS secrets, random tokens after secret-ish words, AWS key ids
+    /// in two parts, and the key formats matched at a word's start; see
+    /// the module doc.
+    fn tokens<'s>(&'s self, text: &str, spans: &mut Vec<(Range<usize>, &'s str)>) {
+        let b = text.as_bytes();
+        // An AWS key id's start, waiting for the token that completes it:
+        // (its span, how many characters are missing).
+        let mut pending: Option<(Range<usize>, usize)> = None;
+        let mut i = 0;
+        while i < b.len() {
+            if !is_token_byte(b[i]) {
+                i += 1;
                 continue;
             }
-            pending = Some((first, missing));
+            let mut start = i;
+            while i < b.len() && is_token_byte(b[i]) {
+                i += 1;
+            }
+            if let Some((found, placeholder)) = self.bounded(text, start, i) {
+                let end = found.end;
+                spans.push((found, placeholder));
+                // The rest of the token is looked at on its own.
+                i = end;
+                continue;
+            }
+            if let Some(found) = telegram(b, start, i) {
+                let end = found.end;
+                spans.push((found, "[REDACTED:telegram_token]"));
+                i = end;
+                continue;
+            }
+            // Dots around a token are a sentence's ("… with <key>.");
+            // base64 padding after one belongs to it.
+            while start < i && b[start] == b'.' {
+                start += 1;
+            }
+            let mut end = i;
+            while end > start && b[end - 1] == b'.' {
+                end -= 1;
+            }
+            if end == i {
+                while end < b.len() && end < i + 2 && b[end] == b'=' {
+                    end += 1;
+                }
+            }
+            if start == end {
+                continue;
+            }
+            let token = &b[start..end];
+            if let Some((first, missing)) = pending.take()
+                && start - first.end <= 48
+            {
+                if token.len() == missing
+                    && token
+                        .iter()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+                {
+                    spans.push((first, AWS_KEY));
+                    spans.push((start..end, AWS_KEY));
+                    i = i.max(end);
+                    continue;
+                }
+                pending = Some((first, missing));
+            }
+            let as_text = &text[start..end];
+            if is_bare_aws_secret(token) {
+                spans.push((start..end, AWS_SECRET));
+            } else if token.len() >= 36 && token[32] == b'-' && self.mailchimp.is_match(as_text) {
+                spans.push((start..end, "[REDACTED:mailchimp_key]"));
+            } else if token.len() >= 38 && &token[4..6] == b"Q~" && self.azure.is_match(as_text) {
+                spans.push((start..end, "[REDACTED:azure_secret]"));
+            } else if token.len() >= 16 && after_secret_word(b, start) && is_random(token) {
+                spans.push((start..end, SECRET));
+            } else if let Some(missing) = aws_id_start(token) {
+                pending = Some((start..end, missing));
+            }
+            i = i.max(end);
         }
-        if is_bare_aws_secret(token) {
-            spans.push((start..end, AWS_SECRET));
-        } else if token.len() >= 16 && is_random(token) && after_secret_word(b, start) {
-            spans.push((start..end, SECRET));
-        } else if let Some(missing) = aws_id_start(token) {
-            pending = Some((start..end, missing));
-        }
-        i = i.max(end);
     }
+
+    /// A [`BOUNDED`] key starting where a word starts in the token
+    /// `start..end` (the token's start, or after a byte that is no letter
+    /// or digit).
+    fn bounded(&self, text: &str, start: usize, end: usize) -> Option<(Range<usize>, &str)> {
+        if end - start < SHORTEST_BOUNDED {
+            return None;
+        }
+        let b = text.as_bytes();
+        for at in start..end - SHORTEST_BOUNDED + 1 {
+            if at > start && b[at - 1].is_ascii_alphanumeric() {
+                continue;
+            }
+            if !matches!(
+                b[at],
+                b's' | b'r' | b'w' | b'n' | b'h' | b'S' | b'd' | b'p' | b'g' | b'x'
+            ) {
+                continue;
+            }
+            let rest = &b[at..end];
+            for (placeholder, prefixes, re) in &self.bounded {
+                if prefixes.iter().any(|p| rest.starts_with(p.as_bytes()))
+                    && let Some(m) = re.find(&text[at..end])
+                {
+                    return Some((at..at + m.end(), placeholder.as_str()));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A Telegram bot token, `123456789:AA…` (in an API URL `bot123456789:…`):
+/// its digits end the token `start..end`, and `:AA` and 33 more follow.
+fn telegram(b: &[u8], start: usize, end: usize) -> Option<Range<usize>> {
+    if b.get(end) != Some(&b':') || b.get(end + 1..end + 3) != Some(b"AA".as_slice()) {
+        return None;
+    }
+    let digits = b[start..end]
+        .iter()
+        .rev()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    let first = end - digits;
+    let word_start = first == start
+        || !b[first - 1].is_ascii_alphanumeric()
+        || b[start..first].ends_with(b"bot");
+    let tail = b[end + 1..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'))
+        .count();
+    ((8..=10).contains(&digits) && word_start && tail >= 35).then(|| first..end + 1 + tail)
 }
 
 /// Whether `s` is one token, long and random enough to be a secret on
@@ -281,9 +452,9 @@ fn is_random(token: &[u8]) -> bool {
 
 /// Shannon entropy in bits per byte.
 fn entropy(token: &[u8]) -> f64 {
-    let mut counts = [0u32; 256];
+    let mut counts = [0u32; 128];
     for &c in token {
-        counts[usize::from(c)] += 1;
+        counts[usize::from(c & 0x7f)] += 1;
     }
     let n = token.len() as f64;
     counts
@@ -321,6 +492,21 @@ fn after_secret_word(b: &[u8], start: usize) -> bool {
     if j == end {
         return false;
     }
+    // Most words before a long token name nothing secret: a cheap look
+    // at the word's end before the key judgement.
+    let mut tail = [0u8; 16];
+    let n = (end - j).min(16);
+    for (t, c) in tail.iter_mut().zip(&b[end - n..end]) {
+        *t = c.to_ascii_lowercase();
+    }
+    let tail = &tail[..n];
+    const HINTS: [&[u8]; 11] = [
+        b"pass", b"pwd", b"secret", b"token", b"key", b"auth", b"cred", b"session", b"cookie",
+        b"sig", b"phrase",
+    ];
+    if !HINTS.iter().any(|h| tail.windows(h.len()).any(|w| w == *h)) {
+        return false;
+    }
     // The key, as far as 64 bytes back shows it; ASCII by construction.
     let key = std::str::from_utf8(&b[j..end]).unwrap_or_default();
     super::keys::kind(key) != super::keys::KeyKind::Plain
@@ -329,6 +515,12 @@ fn after_secret_word(b: &[u8], start: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    static H: std::sync::LazyLock<Heuristics> = std::sync::LazyLock::new(Heuristics::new);
+
+    fn find(text: &str) -> Vec<(Range<usize>, &'static str)> {
+        H.find(text)
+    }
 
     fn apply(text: &str) -> String {
         let mut out = String::new();
@@ -467,6 +659,10 @@ mod tests {
             "key ".repeat(MB / 4),
             "AKIA ".repeat(MB / 5),
             "secret=".repeat(MB / 7),
+            "-sk_live_".repeat(MB / 9),
+            "-whsec_abc".repeat(MB / 10),
+            "x-sk-ant-api03-".repeat(MB / 15),
+            "1234567890:".repeat(MB / 11),
         ] {
             let _ = find(&text);
         }

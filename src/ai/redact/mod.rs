@@ -7,36 +7,42 @@
 //! Publishers write the log lines, so the input is hostile. Two passes,
 //! each linear in the input:
 //!
-//! 1. **Rules with a shape**, all one `regex::Regex` (no look-around, no
-//!    backtracking engine) run left to right: private key blocks, JWTs,
-//!    `Bearer`/`Basic` credentials, keyed values (`key=value`,
+//! 1. **Rules with a shape**, run left to right as one `regex::Regex`
+//!    (no look-around, no backtracking engine): private key blocks,
+//!    JWTs, `Bearer`/`Basic` credentials, keyed values (`key=value`,
 //!    `key: value`, `"key":"value"`, and JSON inside a string), URL and
 //!    DSN credentials, webhook URLs, the prefixed key formats of
-//!    gitleaks' default rule set (AWS, GitHub, GitLab, Slack, Stripe,
-//!    OpenAI, Anthropic, OpenRouter, Google, SendGrid, Twilio, npm, PyPI,
-//!    Azure AD, Hugging Face, Vault, Grafana, Sentry, DigitalOcean,
-//!    Shopify, Fly.io and more), and e-mail addresses.
-//! 2. **Rules without one** ([`heuristics`]): card numbers that pass the
-//!    Luhn check, a bare 40-character AWS secret key, a random token next
-//!    to a secret-ish word, an AWS key id in two parts.
+//!    gitleaks' default rule set that start with a prefix of their own
+//!    (AWS, GitHub, GitLab, Slack, Google, SendGrid, PyPI, Vault,
+//!    Grafana, Sentry, DigitalOcean, Shopify, Fly.io and more), and
+//!    e-mail addresses. That regex only finds where a match is (its lazy
+//!    DFA is fast); a `RegexSet` of the same rules, each anchored to the
+//!    whole match, says which rule it is, and the few bytes the rule's
+//!    shape fixes say where its parts are. No capture groups: their
+//!    engines cost a hundred times more than the search on this many
+//!    rules.
+//! 2. **Rules without one** ([`heuristics`]), token by token: card
+//!    numbers that pass the Luhn check, a bare 40-character AWS secret
+//!    key, a random token next to a secret-ish word, an AWS key id in two
+//!    parts, and the key formats whose prefix could end another word
+//!    (Stripe, OpenAI, Anthropic, OpenRouter, Twilio, npm, Hugging Face,
+//!    …), matched only where a word starts.
 //!
 //! Which key names a secret is [`keys`]' judgement, the same for text and
 //! for `meta` objects: `db_pass`, `passphrase`, `client_secret`,
 //! `X-Api-Key`, `session`, `signing_key` are; `bypass`, `cache_key`,
 //! `max_tokens` are not.
 //!
-//! No rule looks behind its match (no `\b`). A prefix that needs a word
-//! boundary (`sk_live_` is not in `task_live_…`) is matched with the word
-//! characters before it (`lead`), and a match with a lead is kept. A
-//! match that is kept, or a keyed value whose key names no secret, is
-//! looked at again for the secrets it may hold, inside that span only and
-//! at most [`MAX_DEPTH`] levels deep (deeper, it is redacted whole): each
-//! byte is scanned at most three times, and no match makes the scan start
-//! over. After a replacement the text before the next match is a
-//! placeholder's `]`, which is no word character, just as at the end of
-//! the match that a first pass replaced: redacting twice changes nothing
-//! and counts nothing. The output is at most five times the input (the
-//! shortest match, `pwd=x`, becomes 23 bytes).
+//! No rule of the first pass looks behind its match (no `\b`): after a
+//! replacement the text before the next match is a placeholder's `]`,
+//! not what it was, and a rule that cared could match on a second pass
+//! where it did not on the first. A keyed value whose key names no secret
+//! is looked at again for the secrets it may hold, inside that span only
+//! and at most [`MAX_DEPTH`] levels deep (deeper, it is redacted whole):
+//! each byte is scanned at most three times, and no match makes the scan
+//! start over. Redacting twice changes nothing and counts nothing. The
+//! output is at most five times the input (the shortest match, `pwd=x`,
+//! becomes 23 bytes).
 //!
 //! Choices that trade a little ordinary text for safety, all deliberate:
 //! `token: 512` and `pwd=/home/x` are redacted (the key says secret; a
@@ -57,7 +63,7 @@ mod keys;
 
 use std::borrow::Cow;
 
-use regex::{Captures, Regex};
+use regex::{Regex, RegexSet};
 use serde_json::Value;
 
 use keys::KeyKind;
@@ -65,10 +71,19 @@ use keys::KeyKind;
 /// How many levels deep a kept span is looked at again.
 pub const MAX_DEPTH: u8 = 2;
 
-/// The rules, compiled once into one regex; cheap to share between
-/// threads (`Send + Sync`), so hold one and pass references around.
+/// The rules, compiled once; cheap to share between threads
+/// (`Send + Sync`), so hold one and pass references around.
 pub struct Redactor {
-    re: Regex,
+    /// Every rule in one, without groups: where the next match is. A lazy
+    /// DFA finds it, forward and back, in one pass.
+    find: Regex,
+    /// The same rules one by one, each anchored to a whole match: which
+    /// rule a match is (the first that matches it all, as in `find`).
+    which: RegexSet,
+    /// What each rule's match becomes.
+    rules: Vec<Rule>,
+    /// The second pass.
+    heuristics: heuristics::Heuristics,
 }
 
 /// The same as [`Redactor::new`].
@@ -78,24 +93,49 @@ impl Default for Redactor {
     }
 }
 
-/// The first pass's rules, each one alternative with named groups that
-/// say which one matched. At the same starting point the first listed
+/// What a rule's match becomes.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    PrivateKey,
+    Jwt,
+    /// `Bearer x`, `Basic x`: the scheme stays, the rest becomes
+    /// `[REDACTED:kind]`.
+    Scheme(&'static str),
+    /// A key, its separator, and a value (see `split_keyed`).
+    Keyed,
+    /// `scheme://` stays, `user:password` goes.
+    Url,
+    /// `user:password` goes, `@tcp(` stays.
+    Dsn,
+    /// All of it becomes `[REDACTED:kind]`.
+    Whole(&'static str),
+    /// Where [`PREFIXED`] goes in the table.
+    Prefixed,
+}
+
+/// The first pass's rules. At the same starting point the first listed
 /// wins, so the rules that swallow the most come first: a key block,
 /// then `Bearer`, then a keyed value (`password://u:p@h` is a value, all
 /// of it).
-const RULES: &[&str] = &[
-    "(?P<pk>PEM)",
-    r"(?P<jwt>eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*)",
+const RULES: &[(Rule, &str)] = &[
+    (Rule::PrivateKey, "PEM"),
+    (
+        Rule::Jwt,
+        r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*",
+    ),
     // `Bearer` and `Basic` credentials: see `credential()`.
-    r"(?P<bearer>(?i:bearer)\s+)CREDENTIAL",
-    r"(?P<basic>(?i:basic)\s+)CREDENTIAL",
+    (Rule::Scheme("bearer"), r"(?:(?i:bearer)\s+)CREDENTIAL"),
+    (Rule::Scheme("credentials"), r"(?:(?i:basic)\s+)CREDENTIAL"),
     // A passphrase is words: unquoted, it runs to the end of the line.
-    concat!(
-        r#"(?P<pp>(?P<pp_key>(?i:[a-z0-9_.-]*?pass[ _-]?phrase))\\?["']?[ \t]*[:=][ \t]*)"#,
-        r#"(?:\\"(?P<pp_v1>(?:[^"\\\n]|\\[^"\n])*)"#,
-        r#"|"(?P<pp_v2>(?:[^"\\\n]|\\[^\n])*)"#,
-        r#"|'(?P<pp_v3>[^'\n]*)"#,
-        r#"|(?P<pp_v4>[^\s"'\\][^\r\n"'\\]*))"#,
+    (
+        Rule::Keyed,
+        concat!(
+            r#"(?:(?i:[a-z0-9_.-]*?pass[ _-]?phrase))\\?["']?[ \t]*[:=][ \t]*"#,
+            r#"(?:\\"(?:(?:[^"\\\n]|\\[^"\n])*)"#,
+            r#"|"(?:(?:[^"\\\n]|\\[^\n])*)"#,
+            r#"|'(?:[^'\n]*)"#,
+            r#"|(?:[^\s"'\\][^\r\n"'\\]*))"#,
+        ),
     ),
     // key = value, key: "value", "key":"value", \"key\":\"value\" (JSON
     // inside a string), ?key=value&. The key must end at one of these
@@ -104,187 +144,107 @@ const RULES: &[&str] = &[
     // string to its closing quote, or else runs to whitespace, `&`, `,`
     // or `;`; a key block or a `Bearer x` as a value is taken whole, lest
     // the rest of it be left behind.
-    concat!(
-        r#"(?P<kv>(?P<kv_key>(?i:[a-z0-9_.-]*?(?:pass(?:word|wd)?|pwd|secret|token|credentials?|creds|key|session(?:[_-]?id)?|cookie|authorization|auth|sig|signature)))\\?["']?[ \t]*[:=][ \t]*)"#,
-        r#"(?:\\"(?P<kv_v1>(?:[^"\\\n]|\\[^"\n])*)"#,
-        r#"|"(?P<kv_v2>(?:[^"\\\n]|\\[^\n])*)"#,
-        r#"|'(?P<kv_v3>[^'\n]*)"#,
-        r#"|(?P<kv_v4>(?:PEM|(?i:bearer|basic)[ \t]+VALUE_CHAR|VALUE_CHAR)VALUE_CHAR*))"#,
+    (
+        Rule::Keyed,
+        concat!(
+            r#"(?:(?i:[a-z0-9_.-]*?(?:pass(?:word|wd)?|pwd|secret|token|credentials?|creds|key|session(?:[_-]?id)?|cookie|authorization|auth|sig|signature)))\\?["']?[ \t]*[:=][ \t]*"#,
+            r#"(?:\\"(?:(?:[^"\\\n]|\\[^"\n])*)"#,
+            r#"|"(?:(?:[^"\\\n]|\\[^\n])*)"#,
+            r#"|'(?:[^'\n]*)"#,
+            r#"|(?:(?:PEM|(?i:bearer|basic)[ \t]+VALUE_CHAR|VALUE_CHAR)VALUE_CHAR*))"#,
+        ),
     ),
     // scheme://user:password@host; the user may hold an `@` (an e-mail),
     // and the password runs to the authority's last `@`. Neither may hold
     // `[` or `]` (RFC 3986 has them percent-encoded there), so a
     // placeholder is never taken for a user.
-    r#"(?P<url>[A-Za-z][A-Za-z0-9+.-]*://)[^\s:/?#\[\]"'<>\\]*:[^\s/?#\[\]"'<>\\]*@"#,
+    (
+        Rule::Url,
+        r#"(?:[A-Za-z][A-Za-z0-9+.-]*://)[^\s:/?#\[\]"'<>\\]*:[^\s/?#\[\]"'<>\\]*@"#,
+    ),
     // Go's MySQL DSN: user:password@tcp(host:port)/db.
-    r#"(?P<dsn>[A-Za-z0-9_.-]+:[^\s@/:\[\]"'<>\\]+)(?P<dsn_at>@(?:tcp|udp|unix)\()"#,
+    (
+        Rule::Dsn,
+        r#"[A-Za-z0-9_.-]+:[^\s@/:\[\]"'<>\\]+(?:@(?:tcp|udp|unix)\()"#,
+    ),
     // Webhook URLs whose path is the credential.
-    r"(?P<webhook>hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{20,}|discord(?:app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_-]{20,}|webhook\.office\.com/webhookb2/[A-Za-z0-9@/_-]{20,})",
+    (
+        Rule::Whole("webhook"),
+        r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{20,}|discord(?:app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_-]{20,}|webhook\.office\.com/webhookb2/[A-Za-z0-9@/_-]{20,}",
+    ),
     // Wherever it is, even inside a longer run of capitals: a few false
     // positives in base64 blobs, and no context to depend on.
-    r"(?P<aws_key>(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})",
+    (
+        Rule::Whole("aws_key"),
+        r"(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}",
+    ),
     // The same, cut in two: `AKIA IOSF ODNN 7EXA MPLE`, `"AKIA" + "…"`.
-    r#"(?P<aws_split>(?:AKIA|ASIA|ABIA|ACCA)(?:[ _-][A-Z0-9]{4}){4}|(?:AKIA|ASIA|ABIA|ACCA)["']?[ \t]{0,3}[+,:./_-]?[ \t]{0,3}["']?[A-Z0-9]{16})"#,
-    "PREFIXED",
-    // Prefixes short or common enough to occur inside a word: the word
-    // characters before are matched too (`lead`), and a match with a
-    // lead is kept.
-    "(?P<lead>[A-Za-z0-9]*?)(?:BOUNDED)",
+    (
+        Rule::Whole("aws_key"),
+        r#"(?:AKIA|ASIA|ABIA|ACCA)(?:[ _-][A-Z0-9]{4}){4}|(?:AKIA|ASIA|ABIA|ACCA)["']?[ \t]{0,3}[+,:./_-]?[ \t]{0,3}["']?[A-Z0-9]{16}"#,
+    ),
+    (Rule::Prefixed, ""),
     // Letters and digits of any script: `josé@exämple.com` is an address.
-    r"(?P<email>[\p{L}\p{N}._%+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.\p{L}{2,})",
+    (
+        Rule::Whole("email"),
+        r"[\p{L}\p{N}._%+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.\p{L}{2,}",
+    ),
 ];
 
 /// Key formats with a prefix of their own, from gitleaks' default rules
-/// (`config/gitleaks.toml`): (group, placeholder, pattern). Matched
+/// (`config/gitleaks.toml`): (placeholder, pattern). Matched
 /// wherever they are.
-const PREFIXED: &[(&str, &str, &str)] = &[
+const PREFIXED: &[(&str, &str)] = &[
     (
-        "github",
         "github_token",
         r"gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}",
     ),
     (
-        "gitlab",
         "gitlab_token",
         r"gl(?:pat|dt|rt|ptt|ft|imt|soat|cbt|oas|agent|ffct)-[A-Za-z0-9_-]{20,}",
     ),
+    ("slack_token", r"(?:xox[abeprs]|xapp)-[A-Za-z0-9-]{10,}"),
+    ("google_key", r"AIza[A-Za-z0-9_-]{35}"),
     (
-        "slack",
-        "slack_token",
-        r"(?:xox[abeprs]|xapp)-[A-Za-z0-9-]{10,}",
-    ),
-    ("google", "google_key", r"AIza[A-Za-z0-9_-]{35}"),
-    (
-        "google_oauth",
         "google_token",
         r"ya29\.[A-Za-z0-9_-]{20,}|GOCSPX-[A-Za-z0-9_-]{28}",
     ),
+    ("sendgrid_key", r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}"),
+    ("pypi_token", r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}"),
+    ("age_key", r"AGE-SECRET-KEY-1[0-9A-Z]{58}"),
+    ("vault_token", r"hv[sb]\.[A-Za-z0-9_-]{24,}"),
     (
-        "sendgrid",
-        "sendgrid_key",
-        r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}",
-    ),
-    (
-        "pypi",
-        "pypi_token",
-        r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}",
-    ),
-    (
-        "azure_ad",
-        "azure_secret",
-        r"[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}",
-    ),
-    ("age", "age_key", r"AGE-SECRET-KEY-1[0-9A-Z]{58}"),
-    ("vault", "vault_token", r"hv[sb]\.[A-Za-z0-9_-]{24,}"),
-    (
-        "doppler",
         "doppler_token",
         r"dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,44}",
     ),
     (
-        "grafana",
         "grafana_token",
         r"glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}|glc_[A-Za-z0-9+/]{32,}={0,2}",
     ),
-    ("sentry", "sentry_token", r"sntry[us]_[A-Za-z0-9+/=_]{40,}"),
+    ("sentry_token", r"sntry[us]_[A-Za-z0-9+/=_]{40,}"),
+    ("postman_key", r"PMAK-[A-Fa-f0-9]{24}-[A-Fa-f0-9]{34}"),
+    ("digitalocean_token", r"do[opr]_v1_[a-f0-9]{64}"),
+    ("shopify_token", r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}"),
+    ("newrelic_key", r"NR(?:AK|II|JS)-[A-Za-z0-9]{19,32}"),
     (
-        "postman",
-        "postman_key",
-        r"PMAK-[A-Fa-f0-9]{24}-[A-Fa-f0-9]{34}",
-    ),
-    (
-        "digitalocean",
-        "digitalocean_token",
-        r"do[opr]_v1_[a-f0-9]{64}",
-    ),
-    (
-        "shopify",
-        "shopify_token",
-        r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}",
-    ),
-    (
-        "newrelic",
-        "newrelic_key",
-        r"NR(?:AK|II|JS)-[A-Za-z0-9]{19,32}",
-    ),
-    (
-        "dynatrace",
         "dynatrace_token",
         r"dt0c01\.[A-Za-z0-9]{24}\.[A-Za-z0-9]{64}",
     ),
+    ("sendinblue_key", r"xkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16}"),
+    ("square_token", r"sq0(?:atp|csp)-[A-Za-z0-9_-]{22,}"),
+    ("atlassian_token", r"ATATT3[A-Za-z0-9_=-]{100,}"),
+    ("linear_key", r"lin_api_[A-Za-z0-9]{40}"),
+    ("heroku_key", r"HRKU-AA[A-Za-z0-9_-]{58}"),
     (
-        "sendinblue",
-        "sendinblue_key",
-        r"xkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16}",
-    ),
-    (
-        "square",
-        "square_token",
-        r"sq0(?:atp|csp)-[A-Za-z0-9_-]{22,}",
-    ),
-    (
-        "atlassian",
-        "atlassian_token",
-        r"ATATT3[A-Za-z0-9_=-]{100,}",
-    ),
-    ("linear", "linear_key", r"lin_api_[A-Za-z0-9]{40}"),
-    ("heroku", "heroku_key", r"HRKU-AA[A-Za-z0-9_-]{58}"),
-    (
-        "planetscale",
         "planetscale_token",
         r"pscale_(?:tkn|oauth|pw)_[A-Za-z0-9_.=-]{32,64}",
     ),
     (
-        "flyio",
         "flyio_token",
         r"fo1_[A-Za-z0-9_-]{43}|fm[12][ar]?_[A-Za-z0-9+/]{100,}={0,3}",
     ),
-    (
-        "onepassword",
-        "onepassword_token",
-        r"ops_eyJ[A-Za-z0-9+/]{100,}={0,3}",
-    ),
-    ("artifactory", "artifactory_key", r"AKCp[A-Za-z0-9]{69}"),
-];
-
-/// Key formats whose prefix can end a longer word (`task_test_…`,
-/// `disk-proj-…`, `pdf_…`): only matched at a word's start.
-const BOUNDED: &[(&str, &str, &str)] = &[
-    (
-        "stripe",
-        "stripe_key",
-        r"(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{10,99}|whsec_[A-Za-z0-9]{24,}",
-    ),
-    (
-        "anthropic",
-        "anthropic_key",
-        r"sk-ant-(?:api|admin|oat|sid)[0-9]{2}-[A-Za-z0-9_-]{20,}",
-    ),
-    ("openrouter", "openrouter_key", r"sk-or-v1-[a-f0-9]{64}"),
-    (
-        "openai",
-        "openai_key",
-        r"sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}|sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}",
-    ),
-    ("npm", "npm_token", r"npm_[A-Za-z0-9]{36}"),
-    ("huggingface", "huggingface_token", r"hf_[A-Za-z]{34}"),
-    ("twilio", "twilio_key", r"SK[0-9a-fA-F]{32}"),
-    (
-        "databricks",
-        "databricks_token",
-        r"dapi[a-f0-9]{32}(?:-[0-9])?",
-    ),
-    ("pulumi", "pulumi_token", r"pul-[a-f0-9]{40}"),
-    ("groq", "groq_key", r"gsk_[A-Za-z0-9]{48,}"),
-    ("perplexity", "perplexity_key", r"pplx-[A-Za-z0-9]{48}"),
-    ("xai", "xai_key", r"xai-[A-Za-z0-9]{80}"),
-    ("replicate", "replicate_token", r"r8_[A-Za-z0-9]{37}"),
-    (
-        "telegram",
-        "telegram_token",
-        r"(?:bot)?[0-9]{8,10}:AA[A-Za-z0-9_-]{33}",
-    ),
-    ("mailchimp", "mailchimp_key", r"[0-9a-f]{32}-us[0-9]{1,2}"),
+    ("onepassword_token", r"ops_eyJ[A-Za-z0-9+/]{100,}={0,3}"),
+    ("artifactory_key", r"AKCp[A-Za-z0-9]{69}"),
 ];
 
 /// A PEM private key, to its END line, or to the end of the text when it
@@ -318,42 +278,53 @@ fn credential() -> String {
     format!("(?:{})", alternatives.join("|"))
 }
 
-/// `(?P<name>pattern)|…` of a table of key formats.
-fn groups(table: &[(&str, &str, &str)]) -> String {
-    table
-        .iter()
-        .map(|(name, _, pattern)| format!("(?P<{name}>{pattern})"))
-        .collect::<Vec<_>>()
-        .join("|")
-}
-
-/// Placeholders of the first pass's own rules.
-const FIXED: &[(&str, &str)] = &[
-    ("aws_key", "[REDACTED:aws_key]"),
-    ("aws_split", "[REDACTED:aws_key]"),
-    ("webhook", "[REDACTED:webhook]"),
-    ("email", "[REDACTED:email]"),
-];
-
 impl Redactor {
-    /// Compiles the rules (a few milliseconds): do it once, at start.
+    /// Compiles the rules (some milliseconds): do it once, at start.
     pub fn new() -> Redactor {
-        // The pattern is a literal, compiled by every test: it cannot
-        // fail at run time.
-        let pattern = RULES
-            .join("|")
-            .replace("PREFIXED", &groups(PREFIXED))
-            .replace("BOUNDED", &groups(BOUNDED))
-            .replace("PEM", PEM)
-            .replace("VALUE_CHAR", r#"(?:[^\s&,;"'\\]|\\[^\s"'])"#)
-            .replace("CREDENTIAL", &credential());
-        let re = regex::RegexBuilder::new(&pattern)
-            // The default (10 MB) is too small for a pattern this size
-            // with the Unicode classes of the e-mail rule.
+        let mut rules: Vec<(Rule, String)> = Vec::new();
+        for (rule, pattern) in RULES {
+            match rule {
+                Rule::Prefixed => rules.extend(
+                    PREFIXED
+                        .iter()
+                        .map(|(kind, pattern)| (Rule::Whole(kind), format!("(?:{pattern})"))),
+                ),
+                _ => rules.push((
+                    *rule,
+                    pattern
+                        .replace("PEM", PEM)
+                        .replace("VALUE_CHAR", r#"(?:[^\s&,;"'\\]|\\[^\s"'])"#)
+                        .replace("CREDENTIAL", &credential()),
+                )),
+            }
+        }
+        // The patterns are literals, compiled by every test: they cannot
+        // fail at run time. The size limits are raised for patterns this
+        // size with the Unicode classes of the e-mail rule; the lazy DFA's
+        // cache too, lest it give up and leave the search to the (much
+        // slower) PikeVM.
+        let all = rules
+            .iter()
+            .map(|(_, p)| format!("(?:{p})"))
+            .collect::<Vec<_>>()
+            .join("|");
+        let find = regex::RegexBuilder::new(&all)
             .size_limit(64 << 20)
+            .dfa_size_limit(8 << 20)
             .build()
             .expect("the built-in redaction pattern compiles");
-        Redactor { re }
+        let which = regex::RegexSetBuilder::new(rules.iter().map(|(_, p)| format!("^(?:{p})$")))
+            .size_limit(64 << 20)
+            .dfa_size_limit(8 << 20)
+            .build()
+            .expect("the built-in redaction patterns compile");
+        let rules = rules.into_iter().map(|(rule, _)| rule).collect();
+        Redactor {
+            find,
+            which,
+            rules,
+            heuristics: heuristics::Heuristics::new(),
+        }
     }
 
     /// Replaces every secret or personal datum in `text` by a typed
@@ -361,7 +332,7 @@ impl Redactor {
     /// replaced) and how many were replaced.
     pub fn text<'a>(&self, text: &'a str) -> (Cow<'a, str>, usize) {
         let (first, n) = self.rules(text, 0);
-        let spans = heuristics::find(&first);
+        let spans = self.heuristics.find(&first);
         if spans.is_empty() {
             return (first, n);
         }
@@ -379,24 +350,21 @@ impl Redactor {
     /// The first pass over `text`, `depth` levels inside a kept span.
     fn rules<'a>(&self, text: &'a str, depth: u8) -> (Cow<'a, str>, usize) {
         let mut count = 0;
-        let out = self.re.replace_all(text, |caps: &Captures<'_>| {
-            match self.replacement(text, caps, depth) {
-                Some((r, n)) => {
-                    count += n;
-                    Cow::Owned(r)
-                }
-                // Kept as it was: `text` outlives the captures, so this
-                // costs no copy of the match.
-                None => Cow::Borrowed(caps.get(0).map_or("", |m| &text[m.range()])),
+        let mut out = String::new();
+        let mut at = 0;
+        for m in self.find.find_iter(text) {
+            if let Some((replaced, n)) = self.replacement(m.as_str(), depth) {
+                out.push_str(&text[at..m.start()]);
+                out.push_str(&replaced);
+                at = m.end();
+                count += n;
             }
-        });
-        if count == 0 {
-            // replace_all copies when it matched, even if every match was
-            // kept; the caller gets the original back instead.
-            (Cow::Borrowed(text), 0)
-        } else {
-            (out, count)
         }
+        if count == 0 {
+            return (Cow::Borrowed(text), 0);
+        }
+        out.push_str(&text[at..]);
+        (Cow::Owned(out), count)
     }
 
     /// A kept span, looked at again one level deeper; at the deepest
@@ -474,64 +442,38 @@ impl Redactor {
     }
 
     /// What a match becomes and how many secrets that hides, or `None` to
-    /// keep it as it is.
-    fn replacement(&self, text: &str, caps: &Captures<'_>, depth: u8) -> Option<(String, usize)> {
-        let whole = caps.get(0)?;
-        let group = |name: &str| caps.name(name);
-        let one = |placeholder: &str| Some((placeholder.to_owned(), 1));
-        if group("pk").is_some() {
-            return one("[REDACTED:private_key]");
-        }
-        if let Some(scheme) = group("url") {
-            return Some((format!("{}[REDACTED:credentials]@", scheme.as_str()), 1));
-        }
-        if let Some(at) = group("dsn_at") {
-            return Some((format!("[REDACTED:credentials]{}", at.as_str()), 1));
-        }
-        if group("jwt").is_some() {
-            return one("[REDACTED:jwt]");
-        }
-        if let Some(word) = group("bearer") {
-            return Some((format!("{}[REDACTED:bearer]", word.as_str()), 1));
-        }
-        if let Some(word) = group("basic") {
-            return Some((format!("{}[REDACTED:credentials]", word.as_str()), 1));
-        }
-        for (key, prefix) in [("pp_key", "pp_v"), ("kv_key", "kv_v")] {
-            if let Some(name) = group(key) {
-                let value = (1..=4).find_map(|i| group(&format!("{prefix}{i}")))?;
-                return self.keyed(text, whole.start(), name.as_str(), value, depth);
+    /// keep it as it is. Which rule matched comes from the set; where its
+    /// parts are, from the few bytes each rule's shape fixes, without
+    /// capture groups (whose engines cost far more than finding the match).
+    fn replacement(&self, span: &str, depth: u8) -> Option<(String, usize)> {
+        let i = self.which.matches(span).into_iter().next()?;
+        let one = |placeholder: String| Some((placeholder, 1));
+        match self.rules[i] {
+            Rule::PrivateKey => one("[REDACTED:private_key]".into()),
+            Rule::Jwt => one("[REDACTED:jwt]".into()),
+            Rule::Scheme(kind) => {
+                // The word, then its blanks.
+                let word = span.find(char::is_whitespace)?;
+                let end = span[word..]
+                    .find(|c: char| !c.is_whitespace())
+                    .map_or(span.len(), |at| word + at);
+                one(format!("{}[REDACTED:{kind}]", &span[..end]))
             }
-        }
-        if let Some(lead) = group("lead") {
-            let (name, placeholder, _) =
-                BOUNDED.iter().find(|(name, _, _)| group(name).is_some())?;
-            let placeholder = format!("[REDACTED:{placeholder}]");
-            let lead = lead.as_str();
-            if lead.is_empty() {
-                return Some((placeholder, 1));
+            Rule::Url => {
+                let end = span.find("://")? + 3;
+                one(format!("{}[REDACTED:credentials]@", &span[..end]))
             }
-            // Inside a word: not this key. Its lead, and the rest from the
-            // key's second character on, may still hold other secrets.
-            let token = group(name)?.as_str();
-            let mut cut = 1;
-            while !token.is_char_boundary(cut) {
-                cut += 1;
+            Rule::Dsn => one(format!(
+                "[REDACTED:credentials]{}",
+                &span[span.rfind('@')?..]
+            )),
+            Rule::Whole(kind) => one(format!("[REDACTED:{kind}]")),
+            Rule::Keyed => {
+                let (key, value) = split_keyed(span)?;
+                self.keyed(span, key, value, depth)
             }
-            let (l, n1) = self.inner(lead, depth, &placeholder);
-            let (rest, n2) = self.inner(&token[cut..], depth, &placeholder);
-            if n1 + n2 == 0 {
-                return None;
-            }
-            return Some((format!("{l}{}{rest}", &token[..cut]), n1 + n2));
+            Rule::Prefixed => None,
         }
-        if let Some((_, placeholder)) = FIXED.iter().find(|(name, _)| group(name).is_some()) {
-            return one(placeholder);
-        }
-        PREFIXED
-            .iter()
-            .find(|(name, _, _)| group(name).is_some())
-            .map(|(_, kind, _)| (format!("[REDACTED:{kind}]"), 1))
     }
 
     /// A keyed value: its key (`name`), separator and opening quote stay
@@ -540,15 +482,8 @@ impl Redactor {
     /// prefix can be anything of `[A-Za-z0-9_.-]`, a token too
     /// (`ghp_…_token=x`): it is redacted as well. It holds one `:` or `=`,
     /// at its end, so it cannot match a keyed value again.
-    fn keyed(
-        &self,
-        text: &str,
-        start: usize,
-        name: &str,
-        value: regex::Match<'_>,
-        depth: u8,
-    ) -> Option<(String, usize)> {
-        let v = value.as_str();
+    fn keyed(&self, span: &str, name: &str, value: usize, depth: u8) -> Option<(String, usize)> {
+        let v = &span[value..];
         // Trailing blanks of an unquoted passphrase stay, so that a
         // second pass sees the same value.
         let trimmed = v.trim_end_matches([' ', '\t']);
@@ -559,7 +494,7 @@ impl Redactor {
         if secret.is_empty() || is_placeholder(secret) {
             return None;
         }
-        let key_part = &text[start..value.start()];
+        let key_part = &span[..value];
         let (key, n) = self.rules(key_part, depth.saturating_add(1).min(MAX_DEPTH));
         match keys::kind(name) {
             KeyKind::Secret(placeholder) => {
@@ -574,7 +509,7 @@ impl Redactor {
                 } else if m == 1 && is_placeholder(&inner) {
                     &inner
                 } else {
-                    placeholder
+                    self.heuristics.whole(secret).unwrap_or(placeholder)
                 };
                 Some((
                     format!("{key}{scheme}{placeholder}{}", &v[trimmed.len()..]),
@@ -606,6 +541,25 @@ fn scheme(value: &str) -> usize {
         .iter()
         .take_while(|c| matches!(c, b' ' | b'\t'))
         .count()
+}
+
+/// A keyed value's key name and where its value starts. The rule has
+/// fixed the shape: a key without `:` or `=`, then `\\?["']?[ \t]*`, the
+/// separator, blanks, and an opening `\\"`, `"` or `'` or none.
+fn split_keyed(span: &str) -> Option<(&str, usize)> {
+    let sep = span.find([':', '='])?;
+    let key = span[..sep].trim_end_matches([' ', '\t', '"', '\'', '\\']);
+    let rest = &span[sep + 1..];
+    let blanks = rest.len() - rest.trim_start_matches([' ', '\t']).len();
+    let value = &rest[blanks..];
+    let quote = if value.starts_with("\\\"") {
+        2
+    } else if value.starts_with(['"', '\'']) {
+        1
+    } else {
+        0
+    };
+    Some((key, sep + 1 + blanks + quote))
 }
 
 /// `[REDACTED:kind]`, as this module writes them.
