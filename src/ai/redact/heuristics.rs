@@ -3,7 +3,9 @@
 //!
 //! - **Card numbers**: 13 to 19 digits, whole or in the groups cards are
 //!   printed in (4-4-4-4, 4-4-4-4-3, 4-6-5, 4-6-4, one separator), with a
-//!   card network's prefix and a valid Luhn check digit.
+//!   card network's prefix and a valid Luhn check digit; not when joined
+//!   by a `-` to more digits (a dashed id) or right after a key that
+//!   names an id (`span_id=`, `"requestId":`).
 //! - **A bare AWS secret access key**: a token of exactly 40 characters of
 //!   base64 (`A-Z a-z 0-9 + /`), with capitals, small letters and digits,
 //!   at most four `/` and four `+`, and the entropy of random data (at
@@ -183,9 +185,14 @@ fn cards(b: &[u8], spans: &mut Vec<(Range<usize>, &str)>) {
         let mut g = first;
         while g < last {
             // The longest window of at most five groups starting here.
-            let found = (g..last.min(g + 5))
-                .rev()
-                .find(|&h| is_card(b, &groups[g..=h]));
+            // One joined to more digits by a `-` is part of a dashed id
+            // (a traceparent's all-digit span id), not a card.
+            let dashed_before =
+                (g > 0 && b[groups[g].start - 1] == b'-') || (g == 0 && after_id_key(b, start));
+            let found = (g..last.min(g + 5)).rev().find(|&h| {
+                let dashed_after = h + 1 < groups.len() && b[groups[h].end] == b'-';
+                !dashed_before && !dashed_after && is_card(b, &groups[g..=h])
+            });
             match found {
                 Some(h) => {
                     spans.push((groups[g].start..groups[h].end, CARD));
@@ -198,6 +205,33 @@ fn cards(b: &[u8], spans: &mut Vec<(Range<usize>, &str)>) {
         while i < b.len() && b[i].is_ascii_digit() {
             i += 1;
         }
+    }
+}
+
+/// Whether the text before `start` is a key that names an id
+/// (`span_id=`, `"requestId": `): a number there is an id, whatever its
+/// digits.
+fn after_id_key(b: &[u8], start: usize) -> bool {
+    let floor = start.saturating_sub(40);
+    let mut j = start;
+    while j > floor && matches!(b[j - 1], b' ' | b'\t' | b':' | b'=' | b'"' | b'\'') {
+        j -= 1;
+    }
+    j < start && names_an_id(&b[floor..j])
+}
+
+/// Whether a key (or the text up to a key's end) names an id: `id`,
+/// `_id`, `span-id`, `spanId`, `userID`; not `paid`.
+pub fn names_an_id(key: &[u8]) -> bool {
+    let n = key.len();
+    if n < 2 {
+        return false;
+    }
+    let before = if n > 2 { key[n - 3] } else { b' ' };
+    match &key[n - 2..] {
+        b"id" => !before.is_ascii_alphabetic(),
+        b"Id" | b"ID" => !before.is_ascii_uppercase(),
+        _ => false,
     }
 }
 
@@ -564,6 +598,19 @@ mod tests {
             ("3.4111111111111111", "3.4111111111111111"),
             ("+4111111111111", "+4111111111111"),
             ("2024-01-15 10:00:00", "2024-01-15 10:00:00"),
+            (
+                "00-9a6483d1c467266d065db3fc3c29d361-5161988305477887-01",
+                "00-9a6483d1c467266d065db3fc3c29d361-5161988305477887-01",
+            ),
+            ("span_id=5161988305477887", "span_id=5161988305477887"),
+            (
+                "\"spanId\": \"5161988305477887\"",
+                "\"spanId\": \"5161988305477887\"",
+            ),
+            ("card=5161988305477887", "card=[REDACTED:card]"),
+            ("paid 4111 1111 1111 1111", "paid [REDACTED:card]"),
+            ("PAID=4111111111111111", "PAID=[REDACTED:card]"),
+            ("userID: 4111111111111111", "userID: 4111111111111111"),
         ] {
             assert_eq!(apply(text), expected, "{text}");
         }

@@ -421,6 +421,11 @@ impl Redactor {
                 Value::Object(map) => {
                     count += split_aws_ids(map.values_mut());
                     for (key, item) in map.iter_mut() {
+                        // A number under an id's key is an id, whatever
+                        // its digits (`"span_id": 5161988305477887`).
+                        if item.is_number() && heuristics::names_an_id(key.as_bytes()) {
+                            continue;
+                        }
                         match keys::kind(key) {
                             KeyKind::Secret(placeholder) if hides_something(key, item) => {
                                 *item = Value::String(placeholder.to_owned());
@@ -1094,18 +1099,22 @@ mod tests {
             "card": 4111111111111111u64,
             "amount": 4111111111111112u64,
             "ts": 1714566896789u64,
+            "span_id": 5161988305477887u64,
+            "paid": 4111111111111111u64,
             "id_start": "AKIA",
             "id_rest": "IOSFODNN7EXAMPLE",
             "parts": ["AKIAIOSF", "ODNN7EXAMPLE", "OK"],
             "geo": {"region": "ASIA", "code": "ABCD"},
         });
-        assert_eq!(R.value(&mut v), 5);
+        assert_eq!(R.value(&mut v), 6);
         assert_eq!(
             v,
             json!({
                 "card": "[REDACTED:card]",
                 "amount": 4111111111111112u64,
                 "ts": 1714566896789u64,
+                "span_id": 5161988305477887u64,
+                "paid": "[REDACTED:card]",
                 "id_start": "[REDACTED:aws_key]",
                 "id_rest": "[REDACTED:aws_key]",
                 "parts": ["[REDACTED:aws_key]", "[REDACTED:aws_key]", "OK"],
@@ -1437,6 +1446,8 @@ mod tests {
         "request 550e8400-e29b-41d4-a716-446655440000 done",
         "user_id=550e8400-e29b-41d4-a716-446655440000 tenant=acme",
         "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "traceparent: 00-9a6483d1c467266d065db3fc3c29d361-5161988305477887-01",
+        "span_id=5161988305477887 parent_id=00f067aa0ba902b7",
         "trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7",
         "commit 5f3a9c2e1b7d4a6f8e0c2b4d6f8a0c2e4b6d8f0a by ci",
         "deployed 5f3a9c2 to production",
