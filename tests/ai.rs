@@ -8,7 +8,7 @@ use std::time::Duration;
 use loggate::config::Secret;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use testkit::model::{COMPLETION_TOKENS, ModelServer, PROMPT_TOKENS, Reply};
+use testkit::model::{COMPLETION_TOKENS, Dialect, ModelServer, PROMPT_TOKENS, Reply};
 use testkit::*;
 
 const SECRET: &str = "a-test-jwt-secret-that-is-long-enough-for-hs256";
@@ -1164,4 +1164,376 @@ async fn patterns_never_carry_a_secret_in_pieces() {
         assert!(!sent.contains(piece), "{piece} reached the model: {sent}");
     }
     assert!(v["redacted"].as_u64().unwrap() >= 3, "{v}");
+}
+
+/// The answer of a chat, JSON or streamed: the `done` frame's summary.
+async fn answer(gw: &TestGateway, streaming: bool, body: Value) -> Value {
+    if streaming {
+        let (s, frames) = chat_stream(gw, body, None).await;
+        assert_eq!(s, StatusCode::OK, "{frames:?}");
+        let (event, done) = frames.last().cloned().expect("frames");
+        assert_eq!(event, "done", "{frames:?}");
+        done
+    } else {
+        let (s, v) = chat(gw, "/api/logs/chat", body, None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+}
+
+#[tokio::test]
+async fn answers_shaped_as_openrouter_ollama_vllm_and_llama_cpp_send_them_are_read() {
+    const DIALECTS: [Dialect; 5] = [
+        Dialect::OpenAi,
+        Dialect::OpenRouter,
+        Dialect::Ollama,
+        Dialect::Vllm,
+        Dialect::LlamaCpp,
+    ];
+    // Each chat: two tool calls in one round (Ollama streams them whole
+    // and without index), then the answer.
+    let mut script = Vec::new();
+    for dialect in DIALECTS {
+        for _streaming in [false, true] {
+            script.push(
+                Reply::Tools(vec![
+                    ("count_by".into(), json!({"field": "level"})),
+                    ("list_channels".into(), json!({})),
+                ])
+                .shaped(dialect),
+            );
+            script.push(Reply::text("All quiet on ws1.").shaped(dialect));
+        }
+    }
+    let model = ModelServer::start(script).await;
+    let gw = ai_gateway(&model, |c| c.ai.rate_per_minute = 0);
+    publish_as(
+        &gw,
+        ETL_TOKEN,
+        vec![leveled("etl", "ws1", "job7", "info", "rows loaded: 12")],
+    )
+    .await;
+    let mut seen = 0;
+    for dialect in DIALECTS {
+        for streaming in [false, true] {
+            let v = answer(
+                &gw,
+                streaming,
+                json!({"message": "anything wrong?", "channels": ["logs:etl:ws1"]}),
+            )
+            .await;
+            let what = format!("{dialect:?}, streamed: {streaming}: {v}");
+            assert_eq!(v["response"], "All quiet on ws1.", "{what}");
+            assert_eq!(
+                v["tools_called"],
+                json!(["count_by", "list_channels"]),
+                "{what}"
+            );
+            assert_eq!(v["finish_reason"], "stop", "{what}");
+            assert_eq!(v["stopped"], Value::Null, "{what}");
+            if dialect == Dialect::LlamaCpp {
+                // No usage from the server: loggate estimates.
+                assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0, "{what}");
+                assert_ne!(v["usage"]["prompt_tokens"], 2 * PROMPT_TOKENS, "{what}");
+            } else {
+                assert_eq!(v["usage"]["prompt_tokens"], 2 * PROMPT_TOKENS, "{what}");
+            }
+            // Both calls were put together and answered, in order.
+            let requests = model.requests();
+            let results = tool_results(&requests[seen + 1]);
+            assert_eq!(results.len(), 2, "{what}");
+            assert_eq!(
+                results[0]["counts"],
+                json!([{"value": "info", "count": 1}]),
+                "{what}"
+            );
+            assert_eq!(
+                results[1]["channels"][0]["channel"], "logs:etl:ws1:job7",
+                "{what}"
+            );
+            seen += 2;
+        }
+    }
+    assert_eq!(model.requests().len(), seen);
+}
+
+#[tokio::test]
+async fn a_finish_reason_outside_the_spec_ends_the_answer_and_is_passed_on() {
+    let model = ModelServer::start(vec![
+        // OpenRouter: the provider failed midway; what came is kept.
+        Reply::Ending("Partial: 3 timeouts on job7".into(), "error".into())
+            .shaped(Dialect::OpenRouter),
+        Reply::Ending("Partial: 3 timeouts on job7".into(), "error".into())
+            .shaped(Dialect::OpenRouter),
+        // Any other reason a server makes up.
+        Reply::Ending("Done.".into(), "end_turn".into()),
+        Reply::Ending(String::new(), "error".into()).shaped(Dialect::OpenRouter),
+    ])
+    .await;
+    let gw = ai_gateway(&model, |c| c.ai.rate_per_minute = 0);
+    for (streaming, response, reason) in [
+        (false, "Partial: 3 timeouts on job7", "error"),
+        (true, "Partial: 3 timeouts on job7", "error"),
+        (false, "Done.", "end_turn"),
+    ] {
+        let v = answer(&gw, streaming, json!({"message": "q"})).await;
+        assert_eq!(
+            (v["response"].as_str(), v["finish_reason"].as_str()),
+            (Some(response), Some(reason)),
+            "{v}"
+        );
+        assert_eq!(v["stopped"], Value::Null, "{v}");
+    }
+    // No text at all: the answer says why.
+    let v = answer(&gw, false, json!({"message": "q"})).await;
+    assert_eq!(v["finish_reason"], "error", "{v}");
+    assert!(
+        v["response"]
+            .as_str()
+            .unwrap()
+            .contains("finish_reason \"error\""),
+        "{v}"
+    );
+    assert_eq!(
+        metric(&gw, "loggate_ai_chats_total{outcome=\"answered\"}").await,
+        4.0
+    );
+}
+
+/// Every number anywhere in `v`.
+fn numbers(v: &Value, out: &mut Vec<f64>) {
+    match v {
+        Value::Number(n) => out.extend(n.as_f64()),
+        Value::Array(items) => items.iter().for_each(|i| numbers(i, out)),
+        Value::Object(map) => map.values().for_each(|i| numbers(i, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn get_stats_tells_a_tenant_its_own_figures_and_nothing_gateway_wide() {
+    let model = ModelServer::start(vec![
+        Reply::tool("get_stats", json!({})),
+        Reply::text("Three events, all info."),
+    ])
+    .await;
+    let gw = ai_gateway(&model, |c| c.auth.jwt_secret = Some(Secret::new(SECRET)));
+    let token = |ws: &str| {
+        jwt::hs256(
+            SECRET,
+            &json!({"exp": jwt::now() + 600, "workspaces": [ws]}),
+        )
+    };
+    let (a, b) = (token("ws1"), token("ws2"));
+    // A publishes 3 events; B publishes 40 and watches with two streams.
+    publish_as(
+        &gw,
+        ETL_TOKEN,
+        (0..3)
+            .map(|i| leveled("etl", "ws1", "job7", "info", &format!("mine {i}")))
+            .collect(),
+    )
+    .await;
+    publish_as(
+        &gw,
+        "faas-token",
+        (0..40)
+            .map(|i| leveled("faas", "ws2", "fn1", "error", &format!("theirs {i}")))
+            .collect(),
+    )
+    .await;
+    let _watch1 = gw
+        .subscribe(&format!("channels=logs:faas:ws2&token={b}"))
+        .await;
+    let _watch2 = gw
+        .subscribe(&format!("channels=logs:*:ws2&token={b}"))
+        .await;
+    // The gateway-wide figures a leak would show really differ from A's.
+    assert_eq!(
+        metric(&gw, "loggate_connections{transport=\"sse\"}").await,
+        2.0
+    );
+
+    let (s, v) = chat(
+        &gw,
+        "/api/logs/chat",
+        json!({"message": "how busy am I?"}),
+        Some(&a),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let stats = &tool_results(&model.requests()[1])[0];
+    assert_eq!(stats["channels"], json!(["logs:*:ws1"]), "{stats}");
+    assert_eq!(stats["history_events"], 3, "{stats}");
+    assert_eq!(stats["events_last_15m"], 3, "{stats}");
+    assert_eq!(stats["by_level_last_15m"], json!({"info": 3}), "{stats}");
+    assert_eq!(stats["complete"], true, "{stats}");
+    let mut keys: Vec<&str> = stats
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "by_level_last_15m",
+            "channels",
+            "complete",
+            "events_last_15m",
+            "events_last_1m",
+            "events_last_5m",
+            "history_events",
+            "history_newest",
+            "history_oldest",
+            "limit",
+            "per_second_last_1m",
+            "returned",
+            "truncated",
+            "uptime_seconds",
+        ],
+        "{stats}"
+    );
+    // No figure of B's traffic or of the whole gateway: B's 40 events,
+    // the 43 accepted or held in all, B's 2 connections.
+    let mut found = Vec::new();
+    numbers(stats, &mut found);
+    for theirs in [40.0, 43.0, 2.0] {
+        assert!(!found.contains(&theirs), "{theirs} in {stats}");
+    }
+}
+
+#[tokio::test]
+async fn the_secrets_issue_27_found_passed_verbatim_reach_the_model_redacted() {
+    let model = ModelServer::start(vec![
+        Reply::Tools(vec![
+            ("search_logs".into(), json!({"limit": 100})),
+            ("top_patterns".into(), json!({})),
+        ]),
+        Reply::text("Credentials in the logs (redacted)."),
+    ])
+    .await;
+    let gw = ai_gateway(&model, |_| {});
+    // (the log line or meta, the part that must not reach the model)
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"meta": {"db_pass": "Tr0ub4dor3x-meta", "host": "db1"}}),
+            "Tr0ub4dor3x",
+        ),
+        (
+            json!(r#"payload {"user":"bob","pass":"hunter2-json"}"#),
+            "hunter2-json",
+        ),
+        (
+            json!("unlock with passphrase: correct horse battery staple"),
+            "horse battery staple",
+        ),
+        (
+            json!("uploading with wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY now"),
+            "wJalrXUtnFEMI",
+        ),
+        (
+            json!("charge with sk_live_deAOzLb8oYfZ3VoxLDOXLUPa failed"),
+            "deAOzLb8oYfZ3V",
+        ),
+        (
+            json!(
+                "openai 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 rejected"
+            ),
+            "9JKzjiGQGVZxFE",
+        ),
+        (
+            json!("maps AIzatZfMbv4tXc_gGKJ76PvlyP3PxVs3mOhhtUD quota"),
+            "tZfMbv4tXc",
+        ),
+        (json!("charged card 4111 1111 1111 1111 ok"), "1111 1111"),
+        (json!("key id AKIA IOSF ODNN 7EXA MPLE"), "IOSF ODNN"),
+        (
+            json!("key_prefix=AKIA key_rest=IOSFODNN7EXAMPLE"),
+            "IOSFODNN7EXAMPLE",
+        ),
+        (
+            json!({"meta": {"key_start": "AKIA", "key_rest": "IOSFODNN7EXAMPLE"}}),
+            "IOSFODNN7EXAMPLE",
+        ),
+    ];
+    let events: Vec<Value> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (what, _))| {
+            let mut e = leveled("etl", "ws1", "job7", "error", &format!("case {i}"));
+            match what {
+                Value::String(line) => e["logData"]["message"] = json!(line),
+                other => e["logData"]["meta"] = other["meta"].clone(),
+            }
+            e
+        })
+        .collect();
+    publish_as(&gw, ETL_TOKEN, events).await;
+    let (s, v) = chat(
+        &gw,
+        "/api/logs/chat",
+        json!({"message": "any leaked keys?"}),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let requests = model.requests();
+    let sent = requests[1].to_string();
+    for (_, secret) in &cases {
+        assert!(!sent.contains(secret), "{secret} reached the model: {sent}");
+    }
+    for placeholder in [
+        "[REDACTED:password]",
+        "[REDACTED:aws_secret]",
+        "[REDACTED:stripe_key]",
+        "[REDACTED:openai_key]",
+        "[REDACTED:google_key]",
+        "[REDACTED:card]",
+        "[REDACTED:aws_key]",
+    ] {
+        assert!(sent.contains(placeholder), "{placeholder} missing: {sent}");
+    }
+    // Every line was returned by search_logs, so each secret was counted.
+    let search = &tool_results(&requests[1])[0];
+    assert_eq!(search["returned"], cases.len(), "{search}");
+    let redacted = v["redacted"].as_u64().unwrap();
+    assert!(redacted >= cases.len() as u64, "{v}");
+    assert_eq!(
+        metric(&gw, "loggate_ai_redactions_total").await,
+        redacted as f64
+    );
+}
+#[tokio::test]
+async fn the_question_itself_reaches_the_model_redacted() {
+    let model = ModelServer::start(vec![
+        Reply::text("I see a failed login."),
+        Reply::text("I see a failed login."),
+    ])
+    .await;
+    let gw = ai_gateway(&model, |_| {});
+    let question = "why does login with password=hunter2 fail for bob@example.com \
+        (key AKIAIOSFODNN7EXAMPLE, card 4111 1111 1111 1111)?";
+    let (s, v) = chat(&gw, "/api/logs/chat", json!({"message": question}), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let done = answer(&gw, true, json!({"message": question})).await;
+    for (request, summary) in model.requests().iter().zip([&v, &done]) {
+        let sent = request["messages"][1]["content"].as_str().unwrap();
+        for secret in [
+            "hunter2",
+            "bob@example.com",
+            "AKIAIOSFODNN7EXAMPLE",
+            "4111 1111",
+        ] {
+            assert!(!sent.contains(secret), "{secret} reached the model: {sent}");
+        }
+        assert_eq!(
+            sent,
+            "why does login with password=[REDACTED:password] fail for [REDACTED:email] \
+             (key [REDACTED:aws_key], card [REDACTED:card])?"
+        );
+        assert_eq!(summary["redacted"], 4, "{summary}");
+    }
+    assert_eq!(metric(&gw, "loggate_ai_redactions_total").await, 8.0);
 }

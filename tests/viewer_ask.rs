@@ -319,3 +319,26 @@ async fn a_new_question_aborts_the_running_one() {
     assert_no_script_errors(&mut b).await;
     b.close().await;
 }
+
+#[tokio::test]
+async fn a_question_with_secrets_in_it_reaches_the_model_redacted() {
+    let model = ModelServer::start(vec![Reply::text("Only failed logins.")]).await;
+    let gw = ai_gateway(&model);
+    publish(&gw, db_events()).await;
+    let mut b = Browser::launch().await;
+    open_and_ask(
+        &b,
+        &gw,
+        3,
+        "why does password=hunter2 fail for bob@example.com?",
+    )
+    .await;
+    let meta = wait_meta(&b).await;
+    assert!(meta.contains("2 secrets redacted"), "{meta}");
+    assert_eq!(
+        model.requests()[0]["messages"][1]["content"],
+        "why does password=[REDACTED:password] fail for [REDACTED:email]?"
+    );
+    assert_clean_console(&mut b).await;
+    b.close().await;
+}

@@ -1,6 +1,10 @@
 //! The agent loop: ask the model, run the tools it calls, give it their
 //! results, until it answers or a bound stops it.
 //!
+//! The question is redacted like the log lines before it goes anywhere
+//! (people paste what they are looking at, secrets and all), and counts
+//! in the answer's `redacted`.
+//!
 //! Bounds, each ending the chat cleanly with what the model has said so
 //! far (`stopped` names which): `max_tool_rounds` rounds that may call
 //! tools (then one last round with tools switched off, asking for the
@@ -9,6 +13,13 @@
 //! chat's deadline. A round's tool calls are capped
 //! ([`upstream::MAX_TOOL_CALLS`]); a tool the model makes up gets an error
 //! result it can correct, counted as `unknown`.
+//!
+//! The model server's `finish_reason` is passed on as it came
+//! (`finish_reason` in the answer, beside `stopped`, which names loggate's
+//! own bounds). Any value ends a round like `stop`, the spec's five and
+//! the ones it does not list (OpenRouter's `error` when a provider fails
+//! midway): whether the chat goes on depends only on whether the round
+//! called tools, and what the model said before is the answer.
 //!
 //! Tools run on tokio's blocking pool: an aggregation over tens of
 //! thousands of events must not hold an HTTP worker. Progress goes to an
@@ -57,6 +68,9 @@ pub struct Summary {
     pub rounds: usize,
     /// Which bound ended the chat, when one did.
     pub stopped: Option<&'static str>,
+    /// Why the model server says the last round ended, as it said it
+    /// (`stop`, `length`, `tool_calls`, OpenRouter's `error`, …).
+    pub finish_reason: Option<String>,
     /// Event ids the answer names that tools returned.
     pub cited_ids: Vec<String>,
 }
@@ -75,6 +89,7 @@ impl Summary {
             "processing_time_ms": self.processing_time_ms,
             "redacted": self.redacted,
             "stopped": self.stopped,
+            "finish_reason": self.finish_reason,
             "cited_ids": self.cited_ids,
         })
     }
@@ -131,9 +146,13 @@ pub async fn run(chat: Chat) -> Result<Summary, Failed> {
     let cfg = &chat.config;
     let deadline = started + std::time::Duration::from_secs(cfg.timeout_secs);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // The question leaves the building too, under the same rules as the
+    // log lines: people paste what they are looking at.
+    let (question, redacted) = chat.toolbox.redactor.text(&chat.question);
+    chat.metrics.ai_redactions.inc_by(redacted as u64);
     let mut messages: Vec<ChatCompletionRequestMessage> = vec![
         ChatCompletionRequestSystemMessage::from(system_prompt(&chat.toolbox, &now)).into(),
-        ChatCompletionRequestUserMessage::from(chat.question.as_str()).into(),
+        ChatCompletionRequestUserMessage::from(&*question).into(),
     ];
     let definitions = tools::definitions(chat.toolbox.lines);
     let streaming = chat.progress.is_some();
@@ -144,9 +163,10 @@ pub async fn run(chat: Chat) -> Result<Summary, Failed> {
         prompt_tokens: 0,
         completion_tokens: 0,
         processing_time_ms: 0,
-        redacted: 0,
+        redacted,
         rounds: 0,
         stopped: None,
+        finish_reason: None,
         cited_ids: Vec::new(),
     };
     let mut seen_ids: BTreeSet<String> = BTreeSet::new();
@@ -224,6 +244,12 @@ pub async fn run(chat: Chat) -> Result<Summary, Failed> {
         if let Some(m) = round.model.as_ref().filter(|m| !m.is_empty()) {
             s.model = m.chars().take(200).collect();
         }
+        // Any reason is read as a stop (the tool calls, if any, decide
+        // whether the chat goes on) and passed on for the caller to see.
+        s.finish_reason = round
+            .finish_reason
+            .as_deref()
+            .map(|r| r.chars().filter(|c| !c.is_control()).take(64).collect());
         let usage = round.usage.unwrap_or(upstream::Usage {
             prompt: (request_bytes / 4) as u64,
             completion: (round.content.len() / 4) as u64,
@@ -238,6 +264,13 @@ pub async fn run(chat: Chat) -> Result<Summary, Failed> {
         }
         if round.tool_calls.is_empty() {
             s.response = round.content;
+            if s.response.trim().is_empty()
+                && let Some(reason) = &s.finish_reason
+            {
+                s.response = format!(
+                    "(No answer: the model server ended with finish_reason {reason:?} and no text.)"
+                );
+            }
             break;
         }
         if gone {

@@ -131,8 +131,6 @@ pub async fn chat(
 
     let toolbox = ToolBox {
         history: state.history.clone(),
-        metrics: state.metrics.clone(),
-        gauges: state.gauges.clone(),
         redactor: ai.redactor.clone(),
         epoch: state.epoch(),
         scope: Scope::new(patterns),

@@ -6,6 +6,9 @@
 //! against its grants. A `channels` argument the model invents is refused
 //! unless the scope covers it, and every event a tool returns is checked
 //! against the scope once more, so no argument can reach another tenant.
+//! Figures are the scope's too: `get_stats` counts this chat's channels
+//! in history, and the tool box holds no gateway-wide counter (connections,
+//! events accepted, history held) that could tell of other tenants.
 //!
 //! Answers are compact JSON with `returned`, `limit` and `truncated`; each
 //! line is trimmed to `line_max_bytes` and the whole result to
@@ -17,7 +20,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use async_openai::types::chat::{ChatCompletionTool, ChatCompletionTools, FunctionObject};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -30,8 +32,6 @@ use crate::auth::Grants;
 use crate::channel::{ChannelName, ChannelPattern};
 use crate::delivery::filter::{Filter, MAX_QUERY_BYTES};
 use crate::event::{Event, EventId, Level, now_ms};
-use crate::metrics::Metrics;
-use crate::registry::RegistryGauges;
 use crate::registry::history::{Direction, HistoryQuery, SharedHistory};
 
 /// Most events an aggregating tool looks at (the newest that match).
@@ -73,11 +73,11 @@ impl Scope {
 }
 
 /// What the tools read and how much they may send.
+///
+/// No metrics and no registry gauges: those count every tenant's traffic.
 #[derive(Clone)]
 pub struct ToolBox {
     pub history: SharedHistory,
-    pub metrics: Arc<Metrics>,
-    pub gauges: Arc<RegistryGauges>,
     pub redactor: Arc<Redactor>,
     pub epoch: u64,
     pub scope: Scope,
@@ -142,7 +142,7 @@ pub fn definitions(lines: bool) -> Vec<ChatCompletionTools> {
         ),
         (
             "get_stats",
-            "The gateway's state: uptime, connections, events accepted, history held, and for this chat's channels the event rate over the last 1, 5 and 15 minutes and counts by level.",
+            "For this chat's channels only: events history holds (with the oldest and newest time), the event rate over the last 1, 5 and 15 minutes, counts by level, and the gateway's uptime.",
             json!({"type": "object", "properties": {}}),
         ),
     ];
@@ -615,11 +615,15 @@ impl ToolBox {
         Ok(self.fit(value, "events"))
     }
 
+    /// This chat's channels only. Gateway-wide figures (connections,
+    /// events accepted, history held, drops) are the operator's, on the
+    /// admin stats endpoint: they would tell one tenant about the others'
+    /// traffic, so the tool box holds no handle on them at all.
     fn get_stats(&self) -> Result<Built, ToolError> {
         let q = HistoryQuery {
             patterns: self.scope.patterns.clone(),
             filter: Filter::default(),
-            since_ms: Some(now_ms() - 15 * 60_000),
+            since_ms: None,
             until_ms: None,
             direction: Direction::Before(None),
             limit: SCAN_PAGE,
@@ -628,8 +632,14 @@ impl ToolBox {
         let now = now_ms();
         let mut windows = [0usize; 3];
         let mut levels = [0usize; 6];
+        let (mut oldest, mut newest) = (i64::MAX, i64::MIN);
         for e in &events {
+            oldest = oldest.min(e.times.timestamp_ms);
+            newest = newest.max(e.times.timestamp_ms);
             let age = now - e.times.received_ms;
+            if age > 15 * 60_000 {
+                continue;
+            }
             for (w, minutes) in windows.iter_mut().zip([1, 5, 15]) {
                 if age <= minutes * 60_000 {
                     *w += 1;
@@ -637,32 +647,18 @@ impl ToolBox {
             }
             levels[e.level as usize] += 1;
         }
-        let m = &self.metrics;
-        let conn = |t: &str| m.connections.with_label_values(&[t]).get();
-        // Gateway-wide: drops are counted by service, not by tenant, so
-        // only the total says nothing of anyone else's channels.
-        let dropped: u64 = prometheus::core::Collector::collect(&m.events_dropped)
-            .iter()
-            .flat_map(|family| family.get_metric())
-            .map(|metric| metric.get_counter().get_value() as u64)
-            .sum();
-        let held = self.history.read().stats();
         let value = json!({
-            "gateway": {
-                "uptime_seconds": self.started.elapsed().as_secs(),
-                "connections": {"sse": conn("sse"), "websocket": conn("websocket")},
-                "events_accepted": self.gauges.events_accepted.load(Ordering::Relaxed),
-                "history_events_held": held.events,
-                "events_dropped_total": dropped,
-            },
-            "these_channels": {
-                "events_last_1m": windows[0],
-                "events_last_5m": windows[1],
-                "events_last_15m": windows[2],
-                "per_second_last_1m": (windows[0] as f64 / 60.0 * 100.0).round() / 100.0,
-                "by_level_last_15m": level_map(&levels),
-                "complete": !more,
-            },
+            "channels": self.scope.patterns.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            "uptime_seconds": self.started.elapsed().as_secs(),
+            "history_events": events.len(),
+            "history_oldest": if events.is_empty() { Value::Null } else { time_text(oldest) },
+            "history_newest": if events.is_empty() { Value::Null } else { time_text(newest) },
+            "events_last_1m": windows[0],
+            "events_last_5m": windows[1],
+            "events_last_15m": windows[2],
+            "per_second_last_1m": (windows[0] as f64 / 60.0 * 100.0).round() / 100.0,
+            "by_level_last_15m": level_map(&levels),
+            "complete": !more,
             "returned": 1,
             "limit": 1,
             "truncated": more,

@@ -1,8 +1,12 @@
 //! One round with the model server: a chat-completions request out, the
 //! answer (text, tool calls, usage) back, streamed or whole.
 //!
-//! The wire types are async-openai's (`chat-completion-types` only); the
-//! transport is loggate's own reqwest client, because the round has to be
+//! The request is async-openai's type (`chat-completion-types` only). The
+//! answer is read leniently into loggate's own types (`wire`): only the
+//! fields loggate uses, none of them required, any `finish_reason`
+//! accepted, since OpenRouter, Ollama, vLLM and llama.cpp's server each
+//! differ from the spec somewhere. The transport is loggate's own reqwest
+//! client, because the round has to be
 //! bounded in ways async-openai's client is not: one deadline for the whole
 //! chat, a cap on the bytes read (a whole answer, each streamed frame, the
 //! stream in total), no retries of its own (a retry costs the caller money
@@ -12,10 +16,7 @@
 
 use std::time::Duration;
 
-use async_openai::types::chat::{
-    ChatCompletionMessageToolCalls, CreateChatCompletionRequest, CreateChatCompletionResponse,
-    CreateChatCompletionStreamResponse,
-};
+use async_openai::types::chat::CreateChatCompletionRequest;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
@@ -58,6 +59,9 @@ pub struct Round {
     pub usage: Option<Usage>,
     /// The model the server says answered.
     pub model: Option<String>,
+    /// Why the server says the model stopped, as it said it (the last one
+    /// a stream gave): `stop`, `length`, `tool_calls`, or anything else.
+    pub finish_reason: Option<String>,
 }
 
 /// Why a round failed.
@@ -185,35 +189,44 @@ async fn read_whole(answer: reqwest::Response, deadline: Instant) -> Result<Roun
             }
         }
     }
-    let parsed: CreateChatCompletionResponse =
+    let parsed: wire::Answer =
         serde_json::from_slice(&body).map_err(|_| UpstreamError::Garbage("unreadable answer"))?;
     let choice = parsed
         .choices
+        .unwrap_or_default()
         .into_iter()
         .next()
         .ok_or(UpstreamError::Garbage("no choices"))?;
+    let message = choice.message.unwrap_or_default();
     let mut round = Round {
-        content: choice.message.content.unwrap_or_default(),
-        usage: parsed.usage.map(|u| Usage {
-            prompt: u.prompt_tokens.into(),
-            completion: u.completion_tokens.into(),
-        }),
-        model: Some(parsed.model),
+        content: message.text(),
+        usage: parsed.usage.as_ref().and_then(wire::usage),
+        model: parsed.model,
+        finish_reason: choice.finish_reason,
         ..Round::default()
     };
-    for call in choice.message.tool_calls.unwrap_or_default() {
-        if let ChatCompletionMessageToolCalls::Function(f) = call
-            && round.tool_calls.len() < MAX_TOOL_CALLS
-        {
-            if f.function.arguments.len() > MAX_ARGUMENT_BYTES {
-                return Err(UpstreamError::TooLarge);
-            }
-            round.tool_calls.push(ToolCall {
-                id: f.id,
-                name: f.function.name,
-                arguments: f.function.arguments,
-            });
+    for (i, call) in message
+        .tool_calls
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        if round.tool_calls.len() >= MAX_TOOL_CALLS {
+            break;
         }
+        let function = call.function.unwrap_or_default();
+        let arguments = wire::arguments(function.arguments);
+        if arguments.len() > MAX_ARGUMENT_BYTES {
+            return Err(UpstreamError::TooLarge);
+        }
+        round.tool_calls.push(ToolCall {
+            id: call
+                .id
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(|| format!("call_{i}")),
+            name: function.name.unwrap_or_default(),
+            arguments,
+        });
     }
     Ok(round)
 }
@@ -224,8 +237,7 @@ async fn read_stream(
     on_text: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Round, UpstreamError> {
     let mut round = Round::default();
-    // Tool calls arrive in pieces, keyed by their index in the answer.
-    let mut calls: Vec<(u32, ToolCall)> = Vec::new();
+    let mut calls = Calls::default();
     let mut frames = FrameReader::new(MAX_FRAME_BYTES);
     let mut read = 0usize;
     let mut chunks = answer.bytes_stream();
@@ -255,61 +267,202 @@ async fn read_stream(
             if data.is_empty() {
                 continue;
             }
-            let piece: CreateChatCompletionStreamResponse = serde_json::from_str(data)
+            let piece: wire::Answer = serde_json::from_str(data)
                 .map_err(|_| UpstreamError::Garbage("unreadable stream chunk"))?;
             if round.model.is_none() {
-                round.model = Some(piece.model);
+                round.model = piece.model;
             }
-            if let Some(u) = piece.usage {
-                round.usage = Some(Usage {
-                    prompt: u.prompt_tokens.into(),
-                    completion: u.completion_tokens.into(),
-                });
+            if let Some(u) = piece.usage.as_ref().and_then(wire::usage) {
+                round.usage = Some(u);
             }
-            let Some(choice) = piece.choices.into_iter().next() else {
+            let Some(choice) = piece.choices.unwrap_or_default().into_iter().next() else {
                 continue;
             };
-            if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
+            if let Some(reason) = choice.finish_reason {
+                round.finish_reason = Some(reason);
+            }
+            let delta = choice.delta.or(choice.message).unwrap_or_default();
+            let text = delta.text();
+            if !text.is_empty() {
                 if round.content.len() + text.len() > MAX_STREAM_BYTES {
                     return Err(UpstreamError::TooLarge);
                 }
                 on_text(&text);
                 round.content.push_str(&text);
             }
-            for part in choice.delta.tool_calls.unwrap_or_default() {
-                let at = match calls.iter().position(|(i, _)| *i == part.index) {
-                    Some(at) => at,
-                    None if calls.len() < MAX_TOOL_CALLS => {
-                        calls.push((part.index, ToolCall::default()));
-                        calls.len() - 1
-                    }
-                    None => continue,
-                };
-                let call = &mut calls[at].1;
-                if let Some(id) = part.id {
-                    call.id = id;
-                }
-                if let Some(f) = part.function {
-                    if let Some(name) = f.name {
-                        call.name.push_str(&name);
-                    }
-                    if let Some(args) = f.arguments {
-                        call.arguments.push_str(&args);
-                    }
-                }
-                if call.arguments.len() > MAX_ARGUMENT_BYTES || call.name.len() > 256 {
-                    return Err(UpstreamError::TooLarge);
-                }
+            for (position, part) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
+                calls.add(position, part)?;
             }
         }
     }
-    round.tool_calls = calls.into_iter().map(|(_, c)| c).collect();
-    for (i, call) in round.tool_calls.iter_mut().enumerate() {
-        if call.id.is_empty() {
-            call.id = format!("call_{i}");
+    round.tool_calls = calls.finish();
+    Ok(round)
+}
+
+/// A streamed answer's tool calls, put together from their pieces.
+///
+/// The spec keys each piece by `index`. Servers that leave it out
+/// (older Ollama, which sends each call whole) are read by `id`: a piece
+/// with an id not seen yet starts a call, one without continues the last.
+#[derive(Default)]
+struct Calls {
+    /// (index, or the id when there was none; the call).
+    calls: Vec<(CallKey, ToolCall)>,
+}
+
+#[derive(PartialEq, Eq)]
+enum CallKey {
+    Index(u64),
+    Id(String),
+}
+
+impl Calls {
+    fn add(&mut self, position: usize, part: wire::ToolCall) -> Result<(), UpstreamError> {
+        let id = part.id.filter(|id| !id.is_empty());
+        let key = match (part.index, &id) {
+            (Some(i), _) => Some(CallKey::Index(i)),
+            (None, Some(id)) => Some(CallKey::Id(id.clone())),
+            // Neither: the continuation of the last call, or the first.
+            (None, None) if self.calls.is_empty() => Some(CallKey::Index(position as u64)),
+            (None, None) => None,
+        };
+        let at = match key {
+            None => self.calls.len() - 1,
+            Some(key) => match self.calls.iter().position(|(k, _)| *k == key) {
+                Some(at) => at,
+                None if self.calls.len() < MAX_TOOL_CALLS => {
+                    self.calls.push((key, ToolCall::default()));
+                    self.calls.len() - 1
+                }
+                // Calls past the cap are dropped, as in a whole answer.
+                None => return Ok(()),
+            },
+        };
+        let call = &mut self.calls[at].1;
+        if let Some(id) = id {
+            call.id = id;
+        }
+        if let Some(f) = part.function {
+            if let Some(name) = f.name {
+                call.name.push_str(&name);
+            }
+            call.arguments.push_str(&wire::arguments(f.arguments));
+        }
+        if call.arguments.len() > MAX_ARGUMENT_BYTES || call.name.len() > 256 {
+            return Err(UpstreamError::TooLarge);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Vec<ToolCall> {
+        let mut calls: Vec<ToolCall> = self.calls.into_iter().map(|(_, c)| c).collect();
+        for (i, call) in calls.iter_mut().enumerate() {
+            if call.id.is_empty() {
+                call.id = format!("call_{i}");
+            }
+        }
+        calls
+    }
+}
+
+/// The parts of a chat-completions answer (whole, or one streamed chunk)
+/// that loggate reads, and nothing else: servers differ in the rest.
+/// OpenRouter adds `provider`, `native_finish_reason` and a
+/// `finish_reason` of `error`; llama.cpp's server adds `timings` and may
+/// leave out `id`, `created` and `usage`; vLLM adds `stop_reason` and
+/// sends `"tool_calls": []`; Ollama may send a call without `index`.
+/// Every field is optional here, and unknown ones are ignored: a missing
+/// `choices` is "no choices", not "unreadable".
+mod wire {
+    use serde::Deserialize;
+    use serde_json::Value;
+
+    use super::Usage;
+
+    #[derive(Debug, Default, Deserialize)]
+    pub struct Answer {
+        #[serde(default)]
+        pub model: Option<String>,
+        #[serde(default)]
+        pub choices: Option<Vec<Choice>>,
+        #[serde(default)]
+        pub usage: Option<Value>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    pub struct Choice {
+        #[serde(default)]
+        pub message: Option<Message>,
+        #[serde(default)]
+        pub delta: Option<Message>,
+        /// Any string: the spec's five, OpenRouter's `error`, or whatever
+        /// a server says; passed on, never refused.
+        #[serde(default)]
+        pub finish_reason: Option<String>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    pub struct Message {
+        /// A string, or a list of parts (`{"type":"text","text":…}`).
+        #[serde(default)]
+        pub content: Option<Value>,
+        #[serde(default)]
+        pub tool_calls: Option<Vec<ToolCall>>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    pub struct ToolCall {
+        #[serde(default)]
+        pub index: Option<u64>,
+        #[serde(default)]
+        pub id: Option<String>,
+        #[serde(default)]
+        pub function: Option<Function>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    pub struct Function {
+        #[serde(default)]
+        pub name: Option<String>,
+        /// JSON text as the spec says, or (some servers) the object itself.
+        #[serde(default)]
+        pub arguments: Option<Value>,
+    }
+
+    impl Message {
+        /// The answer text, however it was sent.
+        pub fn text(&self) -> String {
+            match &self.content {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Array(parts)) => parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .collect(),
+                _ => String::new(),
+            }
         }
     }
-    Ok(round)
+
+    pub fn arguments(arguments: Option<Value>) -> String {
+        match arguments {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s,
+            Some(other) => other.to_string(),
+        }
+    }
+
+    /// Token counts, when the server gave at least one.
+    pub fn usage(usage: &Value) -> Option<Usage> {
+        let count = |name: &str| usage.get(name).and_then(Value::as_u64);
+        let (prompt, completion) = (count("prompt_tokens"), count("completion_tokens"));
+        if prompt.is_none() && completion.is_none() {
+            return None;
+        }
+        Some(Usage {
+            prompt: prompt.unwrap_or(0),
+            completion: completion.unwrap_or(0),
+        })
+    }
 }
 
 /// The connect timeout of the model server's client; the chat's deadline

@@ -5,6 +5,14 @@
 //! every request body, so a test can check what loggate sent (tool
 //! definitions, tool results, redacted text).
 //!
+//! A reply can take the answer shape a particular server documents
+//! ([`Dialect`]): OpenRouter (`provider`, `native_finish_reason`, SSE
+//! comments, a `finish_reason` of `error` with an `error` object), Ollama's
+//! OpenAI-compatible endpoint (`fp_ollama`; streamed tool calls whole and
+//! without `index`, as its older versions send them), vLLM (`stop_reason`,
+//! `reasoning_content`, `"tool_calls": []`) and llama.cpp's server (no
+//! `id`, `created`, `system_fingerprint` or `usage`; `timings`).
+//!
 //! One request per connection (`Connection: close`), which is all reqwest
 //! needs; not a general HTTP server.
 
@@ -40,6 +48,22 @@ pub enum Reply {
     Delayed(Duration, Box<Reply>),
     /// Computed from the request (e.g. to reuse an id a tool returned).
     With(Box<dyn Fn(&Value) -> Reply + Send + Sync>),
+    /// Answer text that ends with this `finish_reason` (e.g. OpenRouter's
+    /// `error`, which comes with an `error` object).
+    Ending(String, String),
+    /// This reply in the answer shape of another server.
+    As(Dialect, Box<Reply>),
+}
+
+/// Whose documented answer shape a reply takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// The OpenAI spec, every field present.
+    OpenAi,
+    OpenRouter,
+    Ollama,
+    Vllm,
+    LlamaCpp,
 }
 
 impl Reply {
@@ -49,6 +73,11 @@ impl Reply {
 
     pub fn text(text: &str) -> Reply {
         Reply::Text(text.to_owned())
+    }
+
+    /// `self` in the shape `dialect` answers with.
+    pub fn shaped(self, dialect: Dialect) -> Reply {
+        Reply::As(dialect, Box::new(self))
     }
 }
 
@@ -133,15 +162,26 @@ async fn serve(mut conn: TcpStream, shared: Arc<Mutex<Shared>>) {
         Some(Reply::With(f)) => f(&request),
         Some(r) => r,
     };
-    while let Reply::Delayed(pause, inner) = reply {
-        tokio::time::sleep(pause).await;
-        reply = *inner;
-    }
+    let mut dialect = Dialect::OpenAi;
+    let reply = loop {
+        match reply {
+            Reply::Delayed(pause, inner) => {
+                tokio::time::sleep(pause).await;
+                reply = *inner;
+            }
+            Reply::As(d, inner) => {
+                dialect = d;
+                reply = *inner;
+            }
+            other => break other,
+        }
+    };
     let streaming = request["stream"] == json!(true);
     let model = request["model"].as_str().unwrap_or("scripted").to_owned();
-    match reply {
+    let turn = match reply {
         Reply::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
+            return;
         }
         Reply::Endless => {
             let _ = conn
@@ -149,88 +189,242 @@ async fn serve(mut conn: TcpStream, shared: Arc<Mutex<Shared>>) {
                 .await;
             let chunk = vec![b' '; 64 * 1024];
             while conn.write_all(&chunk).await.is_ok() {}
+            return;
         }
         Reply::Status(code, body) => {
             respond(&mut conn, code, "application/json", body.as_bytes()).await;
+            return;
         }
-        Reply::Raw(body) => respond(&mut conn, 200, "application/json", body.as_bytes()).await,
-        Reply::Text(text) if streaming => {
-            let mut frames = Vec::new();
-            let cut = text
-                .char_indices()
-                .nth(text.chars().count() / 2)
-                .map_or(0, |(i, _)| i);
-            for piece in [&text[..cut], &text[cut..]] {
-                frames.push(chunk(&model, json!({"content": piece}), None));
+        Reply::Raw(body) => {
+            respond(&mut conn, 200, "application/json", body.as_bytes()).await;
+            return;
+        }
+        Reply::Text(text) => Turn::Text(text, "stop".into()),
+        Reply::Ending(text, reason) => Turn::Text(text, reason),
+        Reply::Tools(calls) => Turn::Tools(calls),
+        Reply::With(_) | Reply::Delayed(..) | Reply::As(..) => {
+            respond(&mut conn, 500, "text/plain", b"nested With").await;
+            return;
+        }
+    };
+    let shape = Shape { dialect, model };
+    if streaming {
+        let body = shape.stream(&turn);
+        respond(&mut conn, 200, "text/event-stream", body.as_bytes()).await;
+    } else {
+        let body = shape.whole(&turn).to_string();
+        respond(&mut conn, 200, "application/json", body.as_bytes()).await;
+    }
+}
+
+/// What one answer says, before it takes a server's shape.
+enum Turn {
+    /// Text, and the finish reason it ends with.
+    Text(String, String),
+    Tools(Vec<(String, Value)>),
+}
+
+impl Turn {
+    fn finish(&self) -> &str {
+        match self {
+            Turn::Text(_, reason) => reason,
+            Turn::Tools(_) => "tool_calls",
+        }
+    }
+}
+
+/// One server's way of writing an answer.
+struct Shape {
+    dialect: Dialect,
+    model: String,
+}
+
+impl Shape {
+    /// The fields around `choices`, as this server writes them.
+    fn envelope(&self, object: &str, choices: Vec<Value>) -> Value {
+        let mut v = json!({"object": object, "model": self.model, "choices": choices});
+        match self.dialect {
+            Dialect::OpenAi => {
+                v["id"] = json!("chatcmpl-test");
+                v["created"] = json!(1_700_000_000);
+                v["system_fingerprint"] = json!("fp_test");
             }
-            frames.push(chunk(&model, json!({}), Some("stop")));
-            stream(&mut conn, frames, &model).await;
-        }
-        Reply::Text(text) => {
-            let body = completion(
-                &model,
-                json!({"role": "assistant", "content": text}),
-                "stop",
-            );
-            respond(
-                &mut conn,
-                200,
-                "application/json",
-                body.to_string().as_bytes(),
-            )
-            .await;
-        }
-        Reply::Tools(calls) if streaming => {
-            let mut frames = vec![chunk(
-                &model,
-                json!({"role": "assistant", "content": ""}),
-                None,
-            )];
-            for (i, (name, args)) in calls.iter().enumerate() {
-                let args = args.to_string();
-                let cut = args.len() / 2;
-                // The name and the first half of the arguments, then the
-                // rest: loggate must put a call together from its pieces.
-                frames.push(chunk(
-                    &model,
-                    json!({"tool_calls": [{"index": i, "id": format!("call_{i}"), "type": "function",
-                        "function": {"name": name, "arguments": &args[..cut]}}]}),
-                    None,
-                ));
-                frames.push(chunk(
-                    &model,
-                    json!({"tool_calls": [{"index": i, "function": {"arguments": &args[cut..]}}]}),
-                    None,
-                ));
+            Dialect::OpenRouter => {
+                v["id"] = json!("gen-1700000000-abcdefghijklmnop");
+                v["created"] = json!(1_700_000_000);
+                v["provider"] = json!("Moonshot AI");
+                v["system_fingerprint"] = Value::Null;
             }
-            frames.push(chunk(&model, json!({}), Some("tool_calls")));
-            stream(&mut conn, frames, &model).await;
+            Dialect::Ollama => {
+                v["id"] = json!("chatcmpl-123");
+                v["created"] = json!(1_700_000_000);
+                v["system_fingerprint"] = json!("fp_ollama");
+            }
+            Dialect::Vllm => {
+                v["id"] = json!("chatcmpl-8f2b0c7e9a1d4e5f");
+                v["created"] = json!(1_700_000_000);
+                v["prompt_logprobs"] = Value::Null;
+                v["kv_transfer_params"] = Value::Null;
+            }
+            // No id, created or system_fingerprint.
+            Dialect::LlamaCpp => {
+                v["timings"] = json!({"prompt_n": 12, "prompt_ms": 20.5, "predicted_n": 8, "predicted_ms": 90.1});
+            }
         }
-        Reply::Tools(calls) => {
-            let tool_calls: Vec<Value> = calls
-                .iter()
-                .enumerate()
-                .map(|(i, (name, args))| {
-                    json!({"id": format!("call_{i}"), "type": "function",
-                        "function": {"name": name, "arguments": args.to_string()}})
-                })
-                .collect();
-            let body = completion(
-                &model,
-                json!({"role": "assistant", "content": null, "tool_calls": tool_calls}),
-                "tool_calls",
-            );
-            respond(
-                &mut conn,
-                200,
-                "application/json",
-                body.to_string().as_bytes(),
-            )
-            .await;
+        v
+    }
+
+    fn choice(&self, key: &str, message: Value, finish: Option<&str>) -> Value {
+        let mut c = json!({"index": 0, key: message, "finish_reason": finish});
+        match self.dialect {
+            Dialect::OpenRouter => {
+                c["logprobs"] = Value::Null;
+                c["native_finish_reason"] = json!(finish);
+                if finish == Some("error") {
+                    c["error"] =
+                        json!({"code": 502, "message": "Provider disconnected unexpectedly"});
+                }
+            }
+            Dialect::Vllm => {
+                c["logprobs"] = Value::Null;
+                c["stop_reason"] = Value::Null;
+            }
+            Dialect::OpenAi | Dialect::Ollama | Dialect::LlamaCpp => {}
         }
-        Reply::With(_) | Reply::Delayed(..) => {
-            respond(&mut conn, 500, "text/plain", b"nested With").await
+        c
+    }
+
+    fn usage(&self) -> Option<Value> {
+        let mut u = json!({"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
+            "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS});
+        match self.dialect {
+            Dialect::LlamaCpp => return None,
+            Dialect::OpenRouter => u["cost"] = json!(0.00042),
+            Dialect::Vllm => u["prompt_tokens_details"] = Value::Null,
+            Dialect::OpenAi | Dialect::Ollama => {}
         }
+        Some(u)
+    }
+
+    /// The whole (not streamed) answer.
+    fn whole(&self, turn: &Turn) -> Value {
+        let mut message = match turn {
+            Turn::Text(text, _) => json!({"role": "assistant", "content": text}),
+            Turn::Tools(calls) => {
+                let calls: Vec<Value> = calls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, args))| {
+                        let mut c = json!({"id": format!("call_{i}"), "type": "function",
+                            "function": {"name": name, "arguments": args.to_string()}});
+                        if self.dialect == Dialect::Ollama {
+                            c["index"] = json!(i);
+                        }
+                        c
+                    })
+                    .collect();
+                json!({"role": "assistant", "content": null, "tool_calls": calls})
+            }
+        };
+        match self.dialect {
+            Dialect::OpenRouter => {
+                message["refusal"] = Value::Null;
+                message["reasoning"] = Value::Null;
+            }
+            Dialect::Vllm => {
+                message["reasoning_content"] = Value::Null;
+                if message.get("tool_calls").is_none() {
+                    message["tool_calls"] = json!([]);
+                }
+            }
+            Dialect::OpenAi | Dialect::Ollama | Dialect::LlamaCpp => {}
+        }
+        let mut v = self.envelope(
+            "chat.completion",
+            vec![self.choice("message", message, Some(turn.finish()))],
+        );
+        if let Some(u) = self.usage() {
+            v["usage"] = u;
+        }
+        v
+    }
+
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
+        self.envelope(
+            "chat.completion.chunk",
+            vec![self.choice("delta", delta, finish)],
+        )
+    }
+
+    /// The streamed answer: SSE frames, then `[DONE]`.
+    fn stream(&self, turn: &Turn) -> String {
+        let first_content = match self.dialect {
+            // llama.cpp opens with a null content.
+            Dialect::LlamaCpp => Value::Null,
+            _ => json!(""),
+        };
+        let mut frames =
+            vec![self.chunk(json!({"role": "assistant", "content": first_content}), None)];
+        match turn {
+            Turn::Text(text, _) => {
+                let cut = text
+                    .char_indices()
+                    .nth(text.chars().count() / 2)
+                    .map_or(0, |(i, _)| i);
+                for piece in [&text[..cut], &text[cut..]] {
+                    frames.push(self.chunk(json!({"content": piece}), None));
+                }
+            }
+            // Ollama sends each call whole, in one piece, without index.
+            Turn::Tools(calls) if self.dialect == Dialect::Ollama => {
+                for (i, (name, args)) in calls.iter().enumerate() {
+                    frames.push(self.chunk(
+                        json!({"tool_calls": [{"id": format!("call_{i}"), "type": "function",
+                            "function": {"name": name, "arguments": args.to_string()}}]}),
+                        None,
+                    ));
+                }
+            }
+            Turn::Tools(calls) => {
+                for (i, (name, args)) in calls.iter().enumerate() {
+                    let args = args.to_string();
+                    let cut = args.len() / 2;
+                    // The name and the first half of the arguments, then
+                    // the rest: loggate must put a call together from its
+                    // pieces.
+                    frames.push(self.chunk(
+                        json!({"tool_calls": [{"index": i, "id": format!("call_{i}"), "type": "function",
+                            "function": {"name": name, "arguments": &args[..cut]}}]}),
+                        None,
+                    ));
+                    frames.push(self.chunk(
+                        json!({"tool_calls": [{"index": i, "function": {"arguments": &args[cut..]}}]}),
+                        None,
+                    ));
+                }
+            }
+        }
+        let mut last = self.chunk(json!({}), Some(turn.finish()));
+        if self.dialect == Dialect::OpenRouter && turn.finish() == "error" {
+            last["error"] =
+                json!({"code": "server_error", "message": "Provider disconnected unexpectedly"});
+        }
+        frames.push(last);
+        let mut body = String::new();
+        if matches!(self.dialect, Dialect::OpenAi | Dialect::OpenRouter) {
+            // A comment, as OpenRouter sends while the model thinks.
+            body.push_str(": OPENROUTER PROCESSING\n\n");
+        }
+        for f in frames {
+            body.push_str(&format!("data: {f}\n\n"));
+        }
+        if let Some(usage) = self.usage() {
+            let mut tail = self.envelope("chat.completion.chunk", Vec::new());
+            tail["usage"] = usage;
+            body.push_str(&format!("data: {tail}\n\n"));
+        }
+        body.push_str("data: [DONE]\n\n");
+        body
     }
 }
 
@@ -244,36 +438,10 @@ fn copy(r: &Reply) -> Reply {
         Reply::Hang => Reply::Hang,
         Reply::Endless => Reply::Endless,
         Reply::Delayed(pause, inner) => Reply::Delayed(*pause, Box::new(copy(inner))),
+        Reply::Ending(t, r) => Reply::Ending(t.clone(), r.clone()),
+        Reply::As(d, inner) => Reply::As(*d, Box::new(copy(inner))),
         Reply::With(_) => Reply::Status(500, "a With reply cannot repeat".into()),
     }
-}
-
-fn usage() -> Value {
-    json!({"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
-        "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS})
-}
-
-fn completion(model: &str, message: Value, finish: &str) -> Value {
-    json!({"id": "chatcmpl-test", "object": "chat.completion", "created": 1_700_000_000, "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage()})
-}
-
-fn chunk(model: &str, delta: Value, finish: Option<&str>) -> Value {
-    json!({"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-}
-
-async fn stream(conn: &mut TcpStream, frames: Vec<Value>, model: &str) {
-    let mut body = String::new();
-    // A comment, as OpenRouter sends while the model thinks.
-    body.push_str(": OPENROUTER PROCESSING\n\n");
-    for f in frames {
-        body.push_str(&format!("data: {f}\n\n"));
-    }
-    let last = json!({"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1_700_000_000,
-        "model": model, "choices": [], "usage": usage()});
-    body.push_str(&format!("data: {last}\n\ndata: [DONE]\n\n"));
-    respond(conn, 200, "text/event-stream", body.as_bytes()).await;
 }
 
 async fn respond(conn: &mut TcpStream, status: u16, content_type: &str, body: &[u8]) {
