@@ -6,8 +6,18 @@
 //! orders events, gives it an [`EventId`] and turns it into an [`Event`]: the
 //! delivered JSON and its SSE frame, built once as `Bytes` and shared by
 //! every subscriber (a clone is a reference count, never a re-serialisation).
+//!
+//! Every JSON a client reads from loggate is written by [`write_json`]:
+//! compact, and with the characters JSON allows raw but a terminal or a
+//! line reader acts on (DEL, the C1 controls U+0080–U+009F, U+2028,
+//! U+2029) written as `\uXXXX`, in strings and in the publisher's `meta`
+//! alike; JSON itself escapes the C0 controls. So no control character
+//! leaves loggate raw: `curl -N` of a stream in a terminal shows what a
+//! publisher sent as text, and the JSON still reads back as what was sent.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::io;
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 
@@ -220,8 +230,123 @@ impl Gap {
         if let (Some(origin), Some(obj)) = (&self.origin, json.as_object_mut()) {
             obj.insert("origin".into(), origin.as_str().into());
         }
-        json.to_string()
+        // The origin is a NATS header: whoever publishes there names it.
+        json_string(&json)
     }
+}
+
+/// The next character at or after byte `from` of `text` that loggate's
+/// JSON writes escaped: its offset, its length in UTF-8 and its code point.
+/// Those are the C1 controls U+0080–U+009F, which a terminal obeys as it
+/// does ESC sequences (U+009B alone is CSI, U+009D OSC: a stream printed by
+/// `curl -N` could clear the screen or write the clipboard of whoever
+/// reads it); DEL, the one control JSON leaves raw besides them; and U+2028
+/// and U+2029, line ends to JavaScript before ES2019 and to Python's
+/// `splitlines`. Their UTF-8 starts with 0x7F, 0xC2 or 0xE2, so text with
+/// none of those bytes (nearly all) costs one `memchr3` pass.
+fn next_unsafe(text: &str, from: usize) -> Option<(usize, usize, u16)> {
+    let bytes = text.as_bytes();
+    let mut from = from;
+    while let Some(i) = memchr::memchr3(0x7f, 0xc2, 0xe2, bytes.get(from..)?) {
+        let at = from + i;
+        match (bytes[at], bytes.get(at + 1), bytes.get(at + 2)) {
+            (0x7f, _, _) => return Some((at, 1, 0x7f)),
+            (0xc2, Some(&b @ 0x80..=0x9f), _) => return Some((at, 2, u16::from(b))),
+            (0xe2, Some(0x80), Some(&b @ (0xa8 | 0xa9))) => {
+                return Some((at, 3, 0x2000 | u16::from(b - 0x80)));
+            }
+            _ => from = at + 1,
+        }
+    }
+    None
+}
+
+/// `\uXXXX` for `code`, lower-case as serde_json writes C0 controls.
+fn unicode_escape(code: u16) -> [u8; 6] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digit = |shift: u16| HEX[usize::from((code >> shift) & 0xf)];
+    [b'\\', b'u', digit(12), digit(8), digit(4), digit(0)]
+}
+
+/// Writes `text` with what [`next_unsafe`] finds as `\uXXXX`.
+fn write_escaped<W: ?Sized + io::Write>(w: &mut W, text: &str) -> io::Result<()> {
+    let mut done = 0;
+    while let Some((at, len, code)) = next_unsafe(text, done) {
+        w.write_all(&text.as_bytes()[done..at])?;
+        w.write_all(&unicode_escape(code))?;
+        done = at + len;
+    }
+    w.write_all(&text.as_bytes()[done..])
+}
+
+/// serde_json's compact form, with strings written by [`write_escaped`].
+/// A raw fragment (`meta`, valid JSON from a publisher) is escaped the same
+/// way: outside its strings a JSON text is ASCII, and inside them these
+/// characters are never part of an escape, so `\uXXXX` in their place
+/// reads back as the same text.
+struct SafeFormatter;
+
+impl serde_json::ser::Formatter for SafeFormatter {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        write_escaped(writer, fragment)
+    }
+
+    fn write_raw_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        write_escaped(writer, fragment)
+    }
+}
+
+/// Writes `value` as loggate writes every JSON its clients read: compact,
+/// with DEL, U+0080–U+009F, U+2028 and U+2029 as `\uXXXX` (see
+/// [`next_unsafe`]).
+pub fn write_json<W: io::Write, T: Serialize + ?Sized>(
+    writer: W,
+    value: &T,
+) -> serde_json::Result<()> {
+    value.serialize(&mut serde_json::Serializer::with_formatter(
+        writer,
+        SafeFormatter,
+    ))
+}
+
+/// [`write_json`] as a `String`, for values whose serialisation cannot
+/// fail (strings, numbers, `serde_json::Value`, structs of those).
+pub fn json_string<T: Serialize + ?Sized>(value: &T) -> String {
+    let mut out = Vec::with_capacity(128);
+    write_json(&mut out, value).expect("a value of strings and numbers serialises");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// A JSON text written elsewhere, with the characters [`write_json`]
+/// escapes written as `\uXXXX`: the same JSON value, safe for a terminal.
+/// Borrows when there is none.
+pub fn escape_json_text(json: &str) -> Cow<'_, str> {
+    let Some((mut at, mut len, mut code)) = next_unsafe(json, 0) else {
+        return Cow::Borrowed(json);
+    };
+    let mut out = String::with_capacity(json.len() + 16);
+    let mut done = 0;
+    loop {
+        out.push_str(&json[done..at]);
+        for b in unicode_escape(code) {
+            out.push(char::from(b));
+        }
+        done = at + len;
+        match next_unsafe(json, done) {
+            Some(next) => (at, len, code) = next,
+            None => break,
+        }
+    }
+    out.push_str(&json[done..]);
+    Cow::Owned(out)
 }
 
 /// The delivered fields other than `id`, in the contract's order.
@@ -325,7 +450,7 @@ impl NewEvent {
         // Sized up front: grown from empty, the buffer was reallocated
         // seven times per event.
         let mut json = Vec::with_capacity(body.encoded_size_hint());
-        serde_json::to_writer(&mut json, body)
+        write_json(&mut json, body)
             .expect("serialising strings and already-valid raw JSON cannot fail");
         // serde_json writes an object, so byte 0 is `{`; drop it.
         let body_tail = Bytes::from(json).slice(1..);
@@ -526,6 +651,106 @@ mod tests {
         let ev = Event::encode(EventId { epoch: 1, seq: 1 }, new);
         let json: serde_json::Value = serde_json::from_slice(&ev.json()).unwrap();
         assert_eq!(json["message"], message.as_str());
+    }
+
+    /// Every character [`next_unsafe`] names, raw, between text.
+    fn unsafe_text() -> String {
+        ('\u{7f}'..='\u{9f}')
+            .chain(['\u{2028}', '\u{2029}'])
+            .collect()
+    }
+
+    #[test]
+    fn c1_controls_and_separators_leave_escaped_everywhere() {
+        let all = unsafe_text();
+        let channel = ChannelName::parse("logs:etl:ws1").unwrap();
+        let meta_text = format!(r#"{{"k{all}":["{all}",{{"{all}":1}}]}}"#);
+        let meta = RawValue::from_string(meta_text.clone()).unwrap();
+        let body = EventBody {
+            channel: channel.as_str(),
+            service: "etl",
+            workspace_id: Some("ws1"),
+            resource_id: None,
+            level: Level::Info,
+            message: &format!("csi \u{9b}2J {all}"),
+            timestamp: "2025-09-25T10:30:00Z",
+            received_at: "2025-09-25T10:30:01Z",
+            stream: Some(&all),
+            source: Some(&all),
+            meta: Some(&meta),
+        };
+        let new = NewEvent::new(channel.clone(), Level::Info, EventTimes::default(), &body);
+        let ev = Event::encode(EventId { epoch: 1, seq: 1 }, new.clone());
+        let text = std::str::from_utf8(&ev.json()).unwrap().to_owned();
+        for c in all.chars() {
+            assert!(!text.contains(c), "a raw {c:?} in {text}");
+        }
+        assert_eq!(text.matches(r"\u009b").count(), 1 + 6, "{text}");
+        assert_eq!(text.matches(r"\u2028").count(), 6, "{text}");
+        assert!(text.contains(r"\u007f") && text.contains(r"\u0080") && text.contains(r"\u009f"));
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["message"], body.message);
+        assert_eq!(json["stream"], all.as_str());
+        assert_eq!(json["source"], all.as_str());
+        let meta_value: serde_json::Value = serde_json::from_str(&meta_text).unwrap();
+        assert_eq!(json["meta"], meta_value);
+        // The other transports are slices and wraps of the same bytes.
+        assert!(
+            !std::str::from_utf8(ev.sse_frame())
+                .unwrap()
+                .contains('\u{9b}')
+        );
+        assert!(!String::from_utf8_lossy(ev.ws_frame()).contains('\u{9b}'));
+        // Encoding what was decoded gives the same bytes (a cluster peer
+        // re-encodes what it receives).
+        let message = json["message"].as_str().unwrap();
+        let again = EventBody {
+            message,
+            stream: json["stream"].as_str(),
+            source: json["source"].as_str(),
+            ..body
+        };
+        let again = NewEvent::new(channel.clone(), Level::Info, EventTimes::default(), &again);
+        assert_eq!(again.body_tail, new.body_tail);
+    }
+
+    #[test]
+    fn other_text_is_written_as_serde_json_writes_it() {
+        // The lead bytes 0xC2 and 0xE2 begin many other characters.
+        let text = "\u{a0}©°± — … € ‰ ™ \u{2027}\u{202a} é ✓ 日本 \u{1f600} \x1b\n\"\\";
+        assert_eq!(json_string(text), serde_json::to_string(text).unwrap());
+        let value = serde_json::json!({"a": [1, 2.5, null, true, text]});
+        assert_eq!(json_string(&value), value.to_string());
+    }
+
+    #[test]
+    fn escaping_other_json_keeps_its_value() {
+        let all = unsafe_text();
+        let raw = serde_json::json!({"message": all, "n": 1, "k\u{85}": "é"}).to_string();
+        assert!(raw.contains('\u{85}'));
+        let escaped = escape_json_text(&raw);
+        assert!(matches!(escaped, Cow::Owned(_)));
+        assert!(!escaped.chars().any(|c| all.contains(c)), "{escaped}");
+        let a: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        let b: serde_json::Value = serde_json::from_str(&escaped).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(escaped, json_string(&a));
+        let plain = r#"{"message":"é — € \u009b"}"#;
+        assert!(matches!(escape_json_text(plain), Cow::Borrowed(t) if t == plain));
+        // At the very end of the text.
+        assert_eq!(escape_json_text("\"x\u{2029}\""), r#""x\u2029""#);
+    }
+
+    #[test]
+    fn a_gap_names_its_origin_escaped() {
+        let gap = Gap {
+            reason: GapReason::ClusterLoss,
+            lost: Some(3),
+            resumed_from: None,
+            origin: Some("node\u{9b}2J\u{2028}".into()),
+        };
+        let json = gap.to_json();
+        assert!(json.contains(r#""origin":"node\u009b2J\u2028""#), "{json}");
     }
 
     #[test]
