@@ -4,7 +4,9 @@
 //!
 //! Each boundary has its own error enum (`PublishError`, `SubscribeError`,
 //! …) that names its status and stable code; they all render through
-//! [`error_response`], so the body's shape is defined here only.
+//! [`error_response`], so the body's shape is defined here only. Messages
+//! may quote what a client sent; the body is written by
+//! `event::write_json`, so a C1 control in it reaches a terminal as text.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -42,13 +44,14 @@ pub fn error_response(
     if let Some(secs) = retry_after {
         res.insert_header((header::RETRY_AFTER, secs.max(1).to_string()));
     }
-    res.json(Body {
+    let body = crate::event::json_string(&Body {
         error: Detail {
             code,
             message,
             index,
         },
-    })
+    });
+    res.content_type("application/json").body(body)
 }
 
 /// Adds the RFC 6750 challenge a 401 carries, so clients know a bearer

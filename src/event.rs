@@ -6,7 +6,16 @@
 //! orders events, gives it an [`EventId`] and turns it into an [`Event`]: the
 //! delivered JSON and its SSE frame, built once as `Bytes` and shared by
 //! every subscriber (a clone is a reference count, never a re-serialisation).
+//!
+//! Every JSON a client reads from loggate is written by [`write_json`]:
+//! compact, and with the characters JSON allows raw but a terminal or a
+//! line reader acts on (DEL, the C1 controls U+0080–U+009F, U+2028,
+//! U+2029) written as `\uXXXX`, in strings and in the publisher's `meta`
+//! alike; JSON itself escapes the C0 controls. So no control character
+//! leaves loggate raw: `curl -N` of a stream in a terminal shows what a
+//! publisher sent as text, and the JSON still reads back as what was sent.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
@@ -220,8 +229,104 @@ impl Gap {
         if let (Some(origin), Some(obj)) = (&self.origin, json.as_object_mut()) {
             obj.insert("origin".into(), origin.as_str().into());
         }
-        json.to_string()
+        // The origin is a NATS header: whoever publishes there names it.
+        json_string(&json)
     }
+}
+
+/// The next character at or after byte `from` of `text` (UTF-8) that
+/// loggate's JSON writes escaped: its offset, its length in UTF-8 and its
+/// code point. Those are the C1 controls U+0080–U+009F, which a terminal
+/// obeys as it does ESC sequences (U+009B alone is CSI, U+009D OSC: a
+/// stream printed by `curl -N` could clear the screen or write the
+/// clipboard of whoever reads it); DEL, the one control JSON leaves raw
+/// besides them; and U+2028 and U+2029, line ends to JavaScript before
+/// ES2019 and to Python's `splitlines`. Their UTF-8 starts with 0x7F, 0xC2
+/// or 0xE2, never a continuation byte, so each is found whole.
+fn next_unsafe(text: &[u8], from: usize) -> Option<(usize, usize, u16)> {
+    let mut from = from;
+    while let Some(i) = memchr::memchr3(0x7f, 0xc2, 0xe2, text.get(from..)?) {
+        let at = from + i;
+        match (text[at], text.get(at + 1), text.get(at + 2)) {
+            (0x7f, _, _) => return Some((at, 1, 0x7f)),
+            (0xc2, Some(&b @ 0x80..=0x9f), _) => return Some((at, 2, u16::from(b))),
+            (0xe2, Some(0x80), Some(&b @ (0xa8 | 0xa9))) => {
+                return Some((at, 3, 0x2000 | u16::from(b - 0x80)));
+            }
+            _ => from = at + 1,
+        }
+    }
+    None
+}
+
+/// Whether `text` may hold something [`next_unsafe`] finds: a byte of
+/// 0x7F or more. Written as a fold, not `any`, so that it vectorises: for
+/// the JSON of nearly every event (ASCII) this one pass is all the cost.
+fn maybe_unsafe(text: &[u8]) -> bool {
+    text.iter().fold(false, |found, &b| found | (b >= 0x7f))
+}
+
+/// `\uXXXX` for `code`, lower-case as serde_json writes C0 controls.
+fn unicode_escape(code: u16) -> [u8; 6] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digit = |shift: u16| HEX[usize::from((code >> shift) & 0xf)];
+    [b'\\', b'u', digit(12), digit(8), digit(4), digit(0)]
+}
+
+/// Appends `value` to `out` as loggate writes every JSON its clients read:
+/// compact (serde_json), then DEL, U+0080–U+009F, U+2028 and U+2029 as
+/// `\uXXXX` (see [`next_unsafe`]), in strings and in raw `meta` alike.
+/// Outside its strings a JSON text is ASCII, and inside them these
+/// characters are never part of an escape, so the escaped text reads back
+/// as the same value. Escaping after writing, rather than in a serde_json
+/// `Formatter`, costs one pass over the whole text instead of a scan of
+/// each string: an event's two dozen short strings made that scan cost as
+/// much as the encoding itself, and the one pass a few per cent.
+pub fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serde_json::Result<()> {
+    let start = out.len();
+    serde_json::to_writer(&mut *out, value)?;
+    if !maybe_unsafe(&out[start..]) {
+        return Ok(());
+    }
+    if let Some((at, _, _)) = next_unsafe(&out[start..], 0) {
+        let rest = out.split_off(start + at);
+        let mut done = 0;
+        while let Some((at, len, code)) = next_unsafe(&rest, done) {
+            out.extend_from_slice(&rest[done..at]);
+            out.extend_from_slice(&unicode_escape(code));
+            done = at + len;
+        }
+        out.extend_from_slice(&rest[done..]);
+    }
+    Ok(())
+}
+
+/// [`write_json`] as a `String`, for values whose serialisation cannot
+/// fail (strings, numbers, `serde_json::Value`, structs of those).
+pub fn json_string<T: Serialize + ?Sized>(value: &T) -> String {
+    let mut out = Vec::with_capacity(128);
+    write_json(&mut out, value).expect("a value of strings and numbers serialises");
+    String::from_utf8(out).expect("serde_json writes UTF-8, escapes are ASCII")
+}
+
+/// A JSON text written elsewhere, with the characters [`write_json`]
+/// escapes written as `\uXXXX`: the same JSON value, safe for a terminal.
+/// Borrows when there is none.
+pub fn escape_json_text(json: &str) -> Cow<'_, str> {
+    let bytes = json.as_bytes();
+    if !maybe_unsafe(bytes) || next_unsafe(bytes, 0).is_none() {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    let mut done = 0;
+    // Each character found starts and ends on a character boundary.
+    while let Some((at, len, code)) = next_unsafe(bytes, done) {
+        out.push_str(&json[done..at]);
+        out.extend(unicode_escape(code).map(char::from));
+        done = at + len;
+    }
+    out.push_str(&json[done..]);
+    Cow::Owned(out)
 }
 
 /// The delivered fields other than `id`, in the contract's order.
@@ -325,7 +430,7 @@ impl NewEvent {
         // Sized up front: grown from empty, the buffer was reallocated
         // seven times per event.
         let mut json = Vec::with_capacity(body.encoded_size_hint());
-        serde_json::to_writer(&mut json, body)
+        write_json(&mut json, body)
             .expect("serialising strings and already-valid raw JSON cannot fail");
         // serde_json writes an object, so byte 0 is `{`; drop it.
         let body_tail = Bytes::from(json).slice(1..);
@@ -526,6 +631,106 @@ mod tests {
         let ev = Event::encode(EventId { epoch: 1, seq: 1 }, new);
         let json: serde_json::Value = serde_json::from_slice(&ev.json()).unwrap();
         assert_eq!(json["message"], message.as_str());
+    }
+
+    /// Every character [`next_unsafe`] names, raw, between text.
+    fn unsafe_text() -> String {
+        ('\u{7f}'..='\u{9f}')
+            .chain(['\u{2028}', '\u{2029}'])
+            .collect()
+    }
+
+    #[test]
+    fn c1_controls_and_separators_leave_escaped_everywhere() {
+        let all = unsafe_text();
+        let channel = ChannelName::parse("logs:etl:ws1").unwrap();
+        let meta_text = format!(r#"{{"k{all}":["{all}",{{"{all}":1}}]}}"#);
+        let meta = RawValue::from_string(meta_text.clone()).unwrap();
+        let body = EventBody {
+            channel: channel.as_str(),
+            service: "etl",
+            workspace_id: Some("ws1"),
+            resource_id: None,
+            level: Level::Info,
+            message: &format!("csi \u{9b}2J {all}"),
+            timestamp: "2025-09-25T10:30:00Z",
+            received_at: "2025-09-25T10:30:01Z",
+            stream: Some(&all),
+            source: Some(&all),
+            meta: Some(&meta),
+        };
+        let new = NewEvent::new(channel.clone(), Level::Info, EventTimes::default(), &body);
+        let ev = Event::encode(EventId { epoch: 1, seq: 1 }, new.clone());
+        let text = std::str::from_utf8(&ev.json()).unwrap().to_owned();
+        for c in all.chars() {
+            assert!(!text.contains(c), "a raw {c:?} in {text}");
+        }
+        assert_eq!(text.matches(r"\u009b").count(), 1 + 6, "{text}");
+        assert_eq!(text.matches(r"\u2028").count(), 6, "{text}");
+        assert!(text.contains(r"\u007f") && text.contains(r"\u0080") && text.contains(r"\u009f"));
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["message"], body.message);
+        assert_eq!(json["stream"], all.as_str());
+        assert_eq!(json["source"], all.as_str());
+        let meta_value: serde_json::Value = serde_json::from_str(&meta_text).unwrap();
+        assert_eq!(json["meta"], meta_value);
+        // The other transports are slices and wraps of the same bytes.
+        assert!(
+            !std::str::from_utf8(ev.sse_frame())
+                .unwrap()
+                .contains('\u{9b}')
+        );
+        assert!(!String::from_utf8_lossy(ev.ws_frame()).contains('\u{9b}'));
+        // Encoding what was decoded gives the same bytes (a cluster peer
+        // re-encodes what it receives).
+        let message = json["message"].as_str().unwrap();
+        let again = EventBody {
+            message,
+            stream: json["stream"].as_str(),
+            source: json["source"].as_str(),
+            ..body
+        };
+        let again = NewEvent::new(channel.clone(), Level::Info, EventTimes::default(), &again);
+        assert_eq!(again.body_tail, new.body_tail);
+    }
+
+    #[test]
+    fn other_text_is_written_as_serde_json_writes_it() {
+        // The lead bytes 0xC2 and 0xE2 begin many other characters.
+        let text = "\u{a0}©°± — … € ‰ ™ \u{2027}\u{202a} é ✓ 日本 \u{1f600} \x1b\n\"\\";
+        assert_eq!(json_string(text), serde_json::to_string(text).unwrap());
+        let value = serde_json::json!({"a": [1, 2.5, null, true, text]});
+        assert_eq!(json_string(&value), value.to_string());
+    }
+
+    #[test]
+    fn escaping_other_json_keeps_its_value() {
+        let all = unsafe_text();
+        let raw = serde_json::json!({"message": all, "n": 1, "k\u{85}": "é"}).to_string();
+        assert!(raw.contains('\u{85}'));
+        let escaped = escape_json_text(&raw);
+        assert!(matches!(escaped, Cow::Owned(_)));
+        assert!(!escaped.chars().any(|c| all.contains(c)), "{escaped}");
+        let a: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        let b: serde_json::Value = serde_json::from_str(&escaped).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(escaped, json_string(&a));
+        let plain = r#"{"message":"é — € \u009b"}"#;
+        assert!(matches!(escape_json_text(plain), Cow::Borrowed(t) if t == plain));
+        // At the very end of the text.
+        assert_eq!(escape_json_text("\"x\u{2029}\""), r#""x\u2029""#);
+    }
+
+    #[test]
+    fn a_gap_names_its_origin_escaped() {
+        let gap = Gap {
+            reason: GapReason::ClusterLoss,
+            lost: Some(3),
+            resumed_from: None,
+            origin: Some("node\u{9b}2J\u{2028}".into()),
+        };
+        let json = gap.to_json();
+        assert!(json.contains(r#""origin":"node\u009b2J\u2028""#), "{json}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `loggate tail`, run as the real binary against real gateways: history
 //! then live with nothing twice at the seam, output formats and filters,
-//! notices on stderr only, reconnect across a restart, and exit codes
-//! 0/2/3/4/130 (and a quiet end when the reader of stdout goes away).
+//! notices on stderr only, reconnect across a restart, exit codes
+//! 0/2/3/4/130 (and a quiet end when the reader of stdout goes away), and
+//! what publishers' control characters become on a terminal (a pty): text,
+//! unless `--raw-control`.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -394,4 +396,248 @@ async fn endless_answers_are_cut_off_not_buffered() {
     assert_eq!(code, Some(4), "{err}");
     assert!(err.contains("a frame over 65 MiB"), "{err}");
     assert_eq!(out, "");
+}
+
+/// What a publisher can make a terminal do, one of each, and how `tail`
+/// shows it instead (written out by hand: `\x1b` is four characters).
+const HOSTILE: &[(&str, &str)] = &[
+    ("title \x1b]0;owned\x07", r"title \x1b]0;owned\x07"),
+    ("clear \x1b[2J\x1b[H", r"clear \x1b[2J\x1b[H"),
+    (
+        "clipboard \x1b]52;c;cm0gLXJmIH4=\x07",
+        r"clipboard \x1b]52;c;cm0gLXJmIH4=\x07",
+    ),
+    (
+        "link \x1b]8;;https://evil.example/\x1b\\click\x1b]8;;\x1b\\",
+        r"link \x1b]8;;https://evil.example/\x1b\click\x1b]8;;\x1b\",
+    ),
+    ("dcs \x1bP$q\"p\x1b\\", r#"dcs \x1bP$q"p\x1b\"#),
+    (
+        "hidden \x1b[8msecret\x1b[0m",
+        r"hidden \x1b[8msecret\x1b[0m",
+    ),
+    (
+        "backspace abc\x08\x08\x08xyz",
+        r"backspace abc\x08\x08\x08xyz",
+    ),
+    ("return\rINFO  all good", r"return\rINFO  all good"),
+    (
+        "c1 csi \u{9b}2J osc \u{9d}0;t\u{9c} nel \u{85}",
+        r"c1 csi \u009b2J osc \u009d0;t\u009c nel \u0085",
+    ),
+    (
+        "forged\n10:30:00.000 ERROR logs:etl:ws1 forged line",
+        r"forged\n10:30:00.000 ERROR logs:etl:ws1 forged line",
+    ),
+    (
+        "bell \x07 del \x7f nul \x00 us \x1f",
+        r"bell \x07 del \x7f nul \x00 us \x1f",
+    ),
+    ("separators \u{2028} \u{2029}", r"separators \u2028 \u2029"),
+    // Kept: tab, and every other character (a no-break space is U+00A0,
+    // just past the C1 controls).
+    ("tab\tcafé ✓ 日本 — \u{a0}ok", "tab\tcafé ✓ 日本 — \u{a0}ok"),
+];
+
+/// `meta` of the first hostile event: control characters in keys and
+/// values, and how `-o text` shows them (keys in sorted order).
+fn hostile_meta() -> (Value, &'static str) {
+    (
+        serde_json::json!({
+            "\x1b]0;key\x07": "\x1b[2J",
+            "c1": "\u{9b}31mred",
+            "spaced": "a \x1b[8m b\n",
+        }),
+        r#" \x1b]0;key\x07=\x1b[2J c1=\u009b31mred spaced="a \u001b[8m b\n""#,
+    )
+}
+
+/// Publishes the hostile events on logs:etl:ws1, in order, with hostile
+/// `stream` and `source` too (which `-o text` does not print).
+async fn publish_hostile(gw: &TestGateway) {
+    let events = HOSTILE
+        .iter()
+        .enumerate()
+        .map(|(i, (message, _))| {
+            let mut e = event("etl", Some("ws1"), None, message);
+            if i == 0 {
+                e["logData"]["meta"] = hostile_meta().0;
+                e["logData"]["stream"] = "\x1b]0;stream\x07".into();
+                e["logData"]["source"] = "\u{9b}2J".into();
+            }
+            e
+        })
+        .collect();
+    publish(gw, events).await;
+}
+
+/// `-o text --timestamps none --color never`, as it should read.
+fn hostile_text_lines() -> String {
+    HOSTILE
+        .iter()
+        .enumerate()
+        .map(|(i, (_, shown))| {
+            let meta = if i == 0 { hostile_meta().1 } else { "" };
+            format!("INFO  logs:etl:ws1 {shown}{meta}\n")
+        })
+        .collect()
+}
+
+/// Runs tail with its stdout on a terminal until it exits: its exit code,
+/// the bytes it wrote to the terminal, and its stderr.
+async fn run_on_terminal(url: &str, args: &[&str]) -> (Option<i32>, Vec<u8>, String) {
+    let terminal = pty::Pty::open();
+    let child = tail_cmd(url, args)
+        .stdout(terminal.stdio())
+        .spawn()
+        .expect("tail runs");
+    let mut reader = terminal.reader();
+    let out = tokio::time::timeout(LIMIT, child.wait_with_output())
+        .await
+        .expect("tail ends in time")
+        .expect("tail runs");
+    let written = tokio::task::spawn_blocking(move || {
+        reader.read_to_end(LIMIT);
+        reader.bytes
+    })
+    .await
+    .expect("reader");
+    (
+        out.status.code(),
+        written,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// No byte a terminal would act on: no C0 control but tab and the line
+/// ends, no DEL, no C1 control (U+0080-U+009F), and valid UTF-8.
+fn assert_inert(bytes: &[u8], what: &str) {
+    let text = std::str::from_utf8(bytes).unwrap_or_else(|e| panic!("{what}: not UTF-8: {e}"));
+    for c in text.chars() {
+        let inert = !c.is_control() || c == '\t' || c == '\n';
+        assert!(
+            inert,
+            "{what}: a raw {:?} reached the terminal in {text:?}",
+            c
+        );
+    }
+}
+
+#[tokio::test]
+async fn control_characters_reach_a_terminal_as_text() {
+    let gw = gateway();
+    publish_hostile(&gw).await;
+    let url = gw.url("");
+    let text = ["logs:etl:ws1", "--no-follow", "-n", "100"];
+    let plain = ["--timestamps", "none", "--color", "never"];
+
+    // -o text: every event is one line, every control shown, exactly.
+    let (code, written, err) = run_on_terminal(&url, &[&text[..], &plain[..]].concat()).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_inert(&written, "-o text");
+    assert_eq!(String::from_utf8_lossy(&written), hostile_text_lines());
+    // With colour, the only escapes are tail's own, around the level.
+    let (_, written, _) = run_on_terminal(
+        &url,
+        &[&text[..], &["--timestamps", "none", "--color", "always"]].concat(),
+    )
+    .await;
+    let coloured = String::from_utf8(written).expect("UTF-8");
+    let uncoloured = coloured.replace("\x1b[32m", "").replace("\x1b[0m", "");
+    assert_eq!(uncoloured, hostile_text_lines());
+    assert_eq!(coloured.matches('\x1b').count(), 2 * HOSTILE.len());
+
+    // -o raw to a terminal: the message, shown the same way.
+    let (code, written, err) = run_on_terminal(&url, &[&text[..], &["-o", "raw"]].concat()).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_inert(&written, "-o raw");
+    let shown: String = HOSTILE.iter().map(|(_, s)| format!("{s}\n")).collect();
+    assert_eq!(String::from_utf8_lossy(&written), shown);
+
+    // -o json to a terminal: the gateway's JSON, which escapes C1 and the
+    // separators as JSON does C0, and parses back to what was published.
+    let (code, written, err) = run_on_terminal(&url, &[&text[..], &["-o", "json"]].concat()).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_inert(&written, "-o json");
+    let text_out = String::from_utf8(written).expect("UTF-8");
+    assert!(!text_out.contains('\u{2028}') && !text_out.contains('\u{2029}'));
+    let events: Vec<Value> = text_out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON per line"))
+        .collect();
+    let published: Vec<&str> = HOSTILE.iter().map(|(m, _)| *m).collect();
+    assert_eq!(messages(&events), published);
+    assert_eq!(events[0]["meta"], hostile_meta().0);
+    assert_eq!(events[0]["stream"], "\x1b]0;stream\x07");
+    assert_eq!(events[0]["source"], "\u{9b}2J");
+
+    // --raw-control: the bytes, for whoever wants them.
+    let (code, written, err) =
+        run_on_terminal(&url, &[&text[..], &plain[..], &["--raw-control"]].concat()).await;
+    assert_eq!(code, Some(0), "{err}");
+    let raw = String::from_utf8(written).expect("UTF-8");
+    for (message, _) in HOSTILE {
+        assert!(
+            raw.contains(&format!("INFO  logs:etl:ws1 {message}")),
+            "{raw:?}"
+        );
+    }
+    assert!(
+        raw.contains(" \x1b]0;key\x07=\x1b[2J c1=\u{9b}31mred"),
+        "{raw:?}"
+    );
+    let (_, written, _) =
+        run_on_terminal(&url, &[&text[..], &["-o", "raw", "--raw-control"]].concat()).await;
+    let verbatim: String = HOSTILE.iter().map(|(m, _)| format!("{m}\n")).collect();
+    assert_eq!(String::from_utf8_lossy(&written), verbatim);
+
+    // -o raw to a pipe: the message as published, byte for byte.
+    let (code, out, err) = run(&url, &[&text[..], &["-o", "raw"]].concat()).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, verbatim);
+    // -o text to a pipe is shown as on a terminal: one line per event.
+    let (_, out, _) = run(&url, &[&text[..], &plain[..]].concat()).await;
+    assert_eq!(out, hostile_text_lines());
+}
+
+#[tokio::test]
+async fn live_control_characters_reach_a_terminal_as_text() {
+    let gw = gateway();
+    let terminal = pty::Pty::open();
+    let mut child = tail_cmd(
+        &gw.url(""),
+        &[
+            "logs:etl:ws1",
+            "-n",
+            "0",
+            "--timestamps",
+            "none",
+            "--color",
+            "never",
+        ],
+    )
+    .stdout(terminal.stdio())
+    .spawn()
+    .expect("tail runs");
+    let mut reader = terminal.reader();
+    gw.wait_for_registry("tail subscribed", |s| s.sessions >= 1)
+        .await;
+    publish_hostile(&gw).await;
+    let lines = HOSTILE.len();
+    let written = tokio::task::spawn_blocking(move || {
+        reader.read_until(LIMIT, |b| {
+            b.iter().filter(|&&c| c == b'\n').count() >= lines
+        });
+        reader.bytes
+    })
+    .await
+    .expect("reader");
+    assert_inert(&written, "live -o text");
+    assert_eq!(String::from_utf8_lossy(&written), hostile_text_lines());
+    interrupt(&child);
+    let status = tokio::time::timeout(LIMIT, child.wait())
+        .await
+        .expect("exits")
+        .expect("status");
+    assert_eq!(status.code(), Some(130));
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use loggate::config::Secret;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use testkit::jwt::{self, now};
 use testkit::*;
 
@@ -253,4 +253,137 @@ async fn whitespace_in_meta_cannot_split_frames_or_forge_records() {
         assert_eq!(j["channel"], "logs:etl:ws1", "{line}");
         assert_eq!(j["message"], expected, "{line}");
     }
+}
+
+/// Characters JSON allows raw that a terminal or a line reader acts on:
+/// the C1 controls (U+009B is CSI on its own, U+009D OSC, U+0085 a line
+/// end), DEL, and U+2028/U+2029 (line ends to JavaScript before ES2019 and
+/// to Python's `splitlines`).
+const JSON_UNSAFE: &[(char, &str)] = &[
+    ('\u{7f}', r"\u007f"),
+    ('\u{9b}', r"\u009b"),
+    ('\u{9d}', r"\u009d"),
+    ('\u{9c}', r"\u009c"),
+    ('\u{85}', r"\u0085"),
+    ('\u{80}', r"\u0080"),
+    ('\u{9f}', r"\u009f"),
+    ('\u{2028}', r"\u2028"),
+    ('\u{2029}', r"\u2029"),
+];
+
+/// `json` holds none of [`JSON_UNSAFE`] raw, and each of them escaped.
+fn assert_json_escapes_all(json: &str, what: &str) {
+    for (c, escaped) in JSON_UNSAFE {
+        assert!(!json.contains(*c), "{what}: a raw {c:?} in {json:?}");
+        assert!(json.contains(escaped), "{what}: no {escaped} in {json:?}");
+    }
+}
+
+/// The next text frame of a WebSocket, as the gateway wrote it.
+async fn next_ws_text(ws: &mut testkit::ws::Ws) -> String {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("valid frame");
+        match msg {
+            Message::Text(t) => return t.to_string(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// A publisher's C1 controls, DEL and line separators, in the message, `meta`
+/// (keys and values), `stream` and `source`, leave the gateway as JSON
+/// escapes on every way out (SSE `data:`, WebSocket frames, history JSON
+/// and NDJSON), so `curl -N` in a terminal shows them as text; the JSON
+/// still reads back as what was published. An error that quotes the
+/// publisher's text escapes them too.
+#[tokio::test]
+async fn c1_controls_and_line_separators_leave_only_as_json_escapes() {
+    let gw = start();
+    let all: String = JSON_UNSAFE.iter().map(|(c, _)| *c).collect();
+    let message = format!("csi \u{9b}2J osc \u{9d}52;c;eA==\u{9c} all {all} kept é ✓ \u{a0}");
+    let meta = json!({format!("k{all}"): ["v\u{2028}", {"\u{2029}": "\u{85}"}], "n": 1});
+    let mut sse = gw.subscribe("channels=logs:etl:ws1").await;
+    let mut ws = testkit::ws::connect(&gw, "channels=logs:etl:ws1").await;
+    let ready = next_ws_text(&mut ws).await;
+    assert!(ready.contains("\"ready\""), "{ready}");
+    let mut e = event("etl", Some("ws1"), None, &message);
+    e["logData"]["meta"] = meta.clone();
+    e["logData"]["stream"] = all.clone().into();
+    e["logData"]["source"] = all.clone().into();
+    // Sent raw: serde_json escapes only what JSON requires.
+    let body = e.to_string();
+    assert!(body.contains('\u{9b}') && body.contains('\u{2028}'));
+    let (status, answer) = gw
+        .publish_raw(ETL_TOKEN, "application/json", body.clone())
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    // The same in `meta` with whitespace to remove (the minified path).
+    let spaced = body.replacen(r#""meta":{"#, "\"meta\" : {\n ", 1);
+    assert_ne!(spaced, body);
+    let (status, answer) = gw.publish_raw(ETL_TOKEN, "application/json", spaced).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+
+    let as_published = |e: &Value, what: &str| {
+        assert_eq!(e["message"], message.as_str(), "{what}");
+        assert_eq!(e["meta"], meta, "{what}");
+        assert_eq!(e["stream"], all.as_str(), "{what}");
+        assert_eq!(e["source"], all.as_str(), "{what}");
+    };
+    let check = |json: &str, what: &str| {
+        assert_json_escapes_all(json, what);
+        let v: Value = serde_json::from_str(json).expect("valid JSON");
+        as_published(if v["type"] == "log" { &v["event"] } else { &v }, what);
+    };
+    for _ in 0..2 {
+        let frame = sse.next_event().await.expect("a log frame");
+        assert_eq!(frame.event, "log");
+        check(&frame.data, "SSE data");
+        check(&next_ws_text(&mut ws).await, "WebSocket frame");
+    }
+    let history = gw.url("/api/logs/history?channels=logs:etl:ws1");
+    let page = gw.client.get(&history).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert_json_escapes_all(&page, "history page");
+    let page: Value = serde_json::from_str(&page).unwrap();
+    let logs = page["logs"].as_array().expect("logs");
+    assert_eq!(logs.len(), 2, "{page}");
+    for e in logs {
+        as_published(e, "history event");
+    }
+    let ndjson = gw.client.get(format!("{history}&format=ndjson")).send();
+    let ndjson = ndjson.await.unwrap().text().await.unwrap();
+    assert_eq!(ndjson.lines().count(), 2, "{ndjson:?}");
+    for line in ndjson.lines() {
+        check(line, "NDJSON line");
+    }
+
+    // An error that quotes the publisher's text.
+    let mut bad = event("etl", Some("ws1"), None, "m");
+    bad["logData"]["timestamp"] = all.clone().into();
+    let res = gw
+        .post(
+            "/api/logs/publish",
+            &[
+                ("x-service-token", ETL_TOKEN),
+                ("content-type", "application/json"),
+            ],
+            bad.to_string(),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let text = res.text().await.unwrap();
+    assert_json_escapes_all(&text, "error body");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["error"]["code"], "invalid_timestamp");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains(&all),
+        "{v}"
+    );
 }

@@ -1146,3 +1146,67 @@ async fn lines_the_gateway_dropped_for_a_slow_view_are_reported_where_they_were(
     assert_clean_console(&mut b).await;
     b.close().await;
 }
+
+/// What a publisher could try on a viewer: markup, and the control
+/// characters a terminal would obey (ESC sequences, C1 CSI, a CR or
+/// backspace that overwrites, line separators). The page sets text as
+/// text: each shows as the characters it is, in the list and in the
+/// line's JSON, no element is made of it, and no script of it runs.
+#[tokio::test]
+async fn markup_and_control_characters_show_as_text_and_nothing_runs() {
+    let gw = gateway(|_| {});
+    let hostile = [
+        r#"<img src=x onerror="window.__owned = 1">"#,
+        "<script>window.__owned = 2</script>",
+        r#"</span><b id="forged">bold</b><a href="javascript:window.__owned=3">x</a>"#,
+        "title \x1b]0;owned\x07 clear \x1b[2J clipboard \x1b]52;c;eA==\x07",
+        "c1 csi \u{9b}2J osc \u{9d}0;t\u{9c} nel \u{85}",
+        "return\roverwrite back\x08\x08 del \x7f",
+        "separators \u{2028} \u{2029} & &amp; &lt;",
+    ];
+    let events: Vec<Value> = hostile
+        .iter()
+        .map(|m| event("etl", Some("ws1"), None, m))
+        .collect();
+    publish(&gw, events[..4].to_vec()).await;
+    let mut with_meta = events[4].clone();
+    with_meta["logData"]["meta"] =
+        json!({"<b>k</b>\u{9b}": "<img src=x onerror=\"window.__owned=4\">"});
+    let mut b = Browser::launch().await;
+    b.open(&gw.url("/ui/?channels=logs:etl:ws1")).await;
+    viewer::wait_status(&b, "live").await;
+    // History, then live.
+    let live = publish(&gw, vec![with_meta, events[5].clone(), events[6].clone()]).await;
+    assert_eq!(viewer::wait_lines(&b, hostile.len()).await, hostile);
+
+    let made = b
+        .eval(
+            "const list = document.querySelector('[data-testid=log-list]');
+             return { owned: window.__owned === undefined ? null : window.__owned,
+                      elements: list.querySelectorAll('img, script, b, a, #forged').length };",
+        )
+        .await;
+    assert_eq!(made, json!({"owned": null, "elements": 0}));
+
+    viewer::click_line(&b, &live[0]).await;
+    b.wait_for(
+        "the detail panel",
+        "return !document.getElementById('detail').hidden;",
+    )
+    .await;
+    let shown: Value = serde_json::from_str(&viewer::text_of(&b, "detail-json").await).unwrap();
+    assert_eq!(shown["message"], hostile[4]);
+    assert_eq!(
+        shown["meta"],
+        json!({"<b>k</b>\u{9b}": "<img src=x onerror=\"window.__owned=4\">"})
+    );
+    let owned = b
+        .eval(
+            "return [window.__owned === undefined,
+                     document.querySelectorAll('#detail img, #detail script, #detail b, #forged').length];",
+        )
+        .await;
+    assert_eq!(owned, json!([true, 0]));
+    assert_no_script_errors(&mut b).await;
+    b.close().await;
+}

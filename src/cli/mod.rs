@@ -9,6 +9,7 @@
 pub mod profile;
 pub mod publish;
 pub mod tail;
+mod terminal;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -267,8 +268,13 @@ where
     match runtime.block_on(f) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
+            // The message may quote the gateway (or what it quoted of a
+            // publisher's text): shown, not obeyed, by the terminal.
             if !f.message.is_empty() {
-                eprintln!("loggate {name}: {}", f.message);
+                eprintln!(
+                    "loggate {name}: {}",
+                    terminal::visible(f.message.as_bytes())
+                );
             }
             ExitCode::from(f.code)
         }

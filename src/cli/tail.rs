@@ -4,16 +4,27 @@
 //! Talks to `GET /api/logs/history` and `GET /api/logs/stream` (SSE), like
 //! any client. Events go to stdout; notices (reconnecting, gap, lag) to
 //! stderr, so `| jq` only ever sees events.
+//!
+//! What publishers wrote never drives the terminal: `-o text` shows every
+//! control character in every field as an escape (`\x1b`, `\n`,
+//! `\u009b`; see `cli::terminal`), so one event is one line; `-o raw`
+//! does so when stdout is a terminal, and `-o json` there escapes a raw
+//! DEL or C1 control as JSON (the gateway already does). To a pipe, `-o raw` and
+//! `-o json` are the bytes the gateway sent. `--raw-control` prints the
+//! characters themselves everywhere. Notices are always escaped.
 
-use std::io::Write;
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::Value;
 
+use super::terminal::visible;
 use super::{Connection, Failure, Gateway, exit};
 use crate::channel::ChannelPattern;
-use crate::event::Level;
+use crate::event::{Level, escape_json_text};
 
 #[derive(clap::Args, Debug)]
 pub struct TailArgs {
@@ -57,6 +68,10 @@ pub struct TailArgs {
     /// Times in UTC rather than local time.
     #[arg(long)]
     pub utc: bool,
+    /// Print control characters as they are, not shown as `\x1b`, `\n`,
+    /// `\u009b`: whoever can publish then controls your terminal.
+    #[arg(long)]
+    pub raw_control: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
@@ -361,6 +376,10 @@ struct Printer {
     color: bool,
     timestamps: Timestamps,
     utc: bool,
+    /// Control characters in events are shown as escapes: always for
+    /// `-o text`, on a terminal for `-o raw` and `-o json`; never with
+    /// `--raw-control`.
+    escape: bool,
 }
 
 impl Printer {
@@ -374,11 +393,14 @@ impl Printer {
                 anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
             }
         };
+        let escape =
+            !args.raw_control && (args.output == Output::Text || std::io::stdout().is_terminal());
         Printer {
             output: args.output,
             color,
             timestamps: args.timestamps,
             utc: args.utc,
+            escape,
         }
     }
 
@@ -387,46 +409,75 @@ impl Printer {
     /// ends the command quietly.
     fn event(&self, raw: &str, e: &Value) -> bool {
         let line = match self.output {
-            Output::Json => raw.to_owned(),
-            Output::Raw => e["message"].as_str().unwrap_or_default().to_owned(),
-            Output::Text => self.text(e),
+            Output::Json if self.escape => escape_json_text(raw),
+            Output::Json => Cow::Borrowed(raw),
+            Output::Raw => self.show(e["message"].as_str().unwrap_or_default()),
+            Output::Text => Cow::Owned(self.text(e)),
         };
         let mut out = std::io::stdout().lock();
         writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
     }
 
+    /// `text` as this printer shows publishers' text.
+    fn show<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if self.escape {
+            visible(text.as_bytes())
+        } else {
+            Cow::Borrowed(text)
+        }
+    }
+
+    /// Appends a field, after a space unless it is the first.
+    fn put(&self, line: &mut String, text: &str) {
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&self.show(text));
+    }
+
+    /// Every field goes through [`Printer::show`]: the gateway checks
+    /// channels, levels and times, but a server posing as one need not.
     fn text(&self, e: &Value) -> String {
-        let mut parts = Vec::new();
+        let mut line = String::with_capacity(160);
         let time = e["timestamp"].as_str().unwrap_or_default();
         match self.timestamps {
             Timestamps::None => {}
-            Timestamps::Rfc3339 => parts.push(time.to_owned()),
-            Timestamps::Short => parts.push(short_time(time, self.utc)),
+            Timestamps::Rfc3339 => self.put(&mut line, time),
+            Timestamps::Short => self.put(&mut line, &short_time(time, self.utc)),
         }
         let level = e["level"].as_str().unwrap_or("info");
         let label = format!("{:<5}", level.to_uppercase());
-        parts.push(if self.color {
+        if self.color {
             let style = level_style(level);
-            format!("{style}{label}{style:#}")
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            let _ = write!(line, "{style}{}{style:#}", self.show(&label));
         } else {
-            label
-        });
-        parts.push(e["channel"].as_str().unwrap_or_default().to_owned());
-        parts.push(e["message"].as_str().unwrap_or_default().to_owned());
+            self.put(&mut line, &label);
+        }
+        self.put(&mut line, e["channel"].as_str().unwrap_or_default());
+        self.put(&mut line, e["message"].as_str().unwrap_or_default());
         if let Some(meta) = e["meta"].as_object() {
             for (k, v) in meta {
                 let v = match v {
-                    Value::String(s) if !s.contains(' ') && !s.is_empty() => s.clone(),
-                    other => other.to_string(),
+                    Value::String(s) if !s.contains(' ') && !s.is_empty() => {
+                        Cow::Borrowed(s.as_str())
+                    }
+                    other => Cow::Owned(other.to_string()),
                 };
-                parts.push(format!("{k}={v}"));
+                self.put(&mut line, k);
+                line.push('=');
+                line.push_str(&self.show(&v));
             }
         }
-        parts.join(" ")
+        line
     }
 
+    /// Notices quote what the gateway said (a gap's origin, a refusal), so
+    /// they are escaped whatever the flags.
     fn notice(&self, text: &str) {
-        eprintln!("loggate tail: {text}");
+        eprintln!("loggate tail: {}", visible(text.as_bytes()));
     }
 }
 

@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::{SessionId, Transport};
 use crate::channel::ChannelPattern;
-use crate::event::{Event, Gap, ws_frame_with_opcode, ws_text_frame};
+use crate::event::{Event, Gap, json_string, ws_frame_with_opcode, ws_text_frame};
 
 /// WebSocket close codes (RFC 6455 §7.4.1) loggate sends, and why.
 pub mod close {
@@ -38,9 +38,10 @@ pub fn close_frame(code: u16, reason: &str) -> Bytes {
     ws_frame_with_opcode(OP_CLOSE, &payload)
 }
 
-/// A WebSocket text frame holding `value` as JSON.
+/// A WebSocket text frame holding `value` as JSON, written as events are
+/// (`event::json_string`): an error frame may quote what a client sent.
 pub fn json_frame(value: serde_json::Value) -> Bytes {
-    ws_text_frame(value.to_string().as_bytes())
+    ws_text_frame(json_string(&value).as_bytes())
 }
 
 /// A transport's wording.

@@ -292,6 +292,34 @@ fn size_limits() {
     assert_eq!(parse(&ok).unwrap().len(), 1000);
 }
 
+/// A raw C1 control (two bytes) is delivered as `\u009b` (six): an event
+/// within `max_event_bytes` as sent may grow past what other nodes take
+/// (`ENCODING_HEADROOM` more), and is refused at the publish, in either
+/// body format, rather than by them.
+#[test]
+fn events_grown_by_escapes_past_the_headroom_are_refused() {
+    let event = |n: usize| {
+        format!(
+            r#"{{"service":"etl","logData":{{"message":"{}"}}}}"#,
+            "\u{9b}".repeat(n)
+        )
+    };
+    // 1,000 of them grow by 4,000 bytes; 200 by 800, within the headroom.
+    let grown = event(1000);
+    assert!(grown.len() < 4096);
+    let limits = Limits {
+        max_event_bytes: 4096,
+        ..LIMITS
+    };
+    for format in [BodyFormat::Json, BodyFormat::Ndjson] {
+        let refused = parse_body(grown.as_bytes(), format, "etl", &now(), limits).unwrap_err();
+        assert_eq!(refused.code(), "event_too_large", "{format:?}");
+        let kept = parse_body(event(200).as_bytes(), format, "etl", &now(), limits).unwrap();
+        let j = json_of(kept.into_iter().next().unwrap());
+        assert_eq!(j["message"], "\u{9b}".repeat(200));
+    }
+}
+
 #[test]
 fn ndjson_and_bad_utf8() {
     let body = "{\"service\":\"etl\",\"logData\":{\"message\":\"a\"}}\r\n\n{\"service\":\"etl\",\"logData\":{\"message\":\"b\"}}\n";

@@ -145,9 +145,12 @@ pub fn validate(
 /// How much larger than what its publisher sent an event may become once
 /// validated: the channel and its ids spelled out, `received_at`, a
 /// `timestamp` when none was given, `level`; together under 400 bytes
-/// (`meta` only shrinks, strings are escaped no longer than JSON required).
-/// Nodes accept events from one another up to `max_event_bytes` plus this,
-/// so an event one node accepted at the limit is never refused by another.
+/// (`meta` only shrinks). Strings grow where loggate escapes what JSON
+/// allows raw (C1 controls, U+2028, U+2029: `event::write_json`) and
+/// where a line of text was not JSON; every path refuses an event grown
+/// past this ([`check_encoded`]). Nodes accept events from one another up
+/// to `max_event_bytes` plus this, so an event one node accepted is never
+/// refused by another.
 pub const ENCODING_HEADROOM: usize = 1024;
 
 /// Refuses an event whose encoding grew past what other nodes accept, as a

@@ -8,6 +8,8 @@
 //!   guard drops, its stderr kept and printed if the test fails.
 //! - [`node`]: a child gateway that speaks HTTP, for multi-node tests.
 //! - [`nats`]: a `nats-server` child process, stoppable and restartable.
+//! - [`pty`]: a pseudo-terminal, to read exactly what a program writes to
+//!   a terminal.
 //! - [`sse`]: the one SSE client and frame parser.
 //! - [`ws`]: the WebSocket clients: the library one and a raw-frame one.
 //! - [`jwt`]: the one minter of subscriber tokens.
@@ -37,6 +39,7 @@ pub mod nats;
 pub mod node;
 pub mod process;
 pub mod proxy;
+pub mod pty;
 pub mod sse;
 pub mod viewer;
 pub mod ws;
