@@ -1537,3 +1537,44 @@ async fn the_question_itself_reaches_the_model_redacted() {
     }
     assert_eq!(metric(&gw, "loggate_ai_redactions_total").await, 8.0);
 }
+
+/// The model may quote a log line's control characters back: the answer,
+/// whole or streamed, carries them as JSON escapes, never raw, so reading
+/// it with `curl` in a terminal is as safe as reading a stream.
+#[tokio::test]
+async fn control_characters_in_an_answer_leave_as_json_escapes() {
+    let quoted = "the line said \u{9b}2J\u{9d}52;c;aGk=\u{7}\u{2028}done";
+    let model = ModelServer::start_repeating(vec![], Some(Reply::text(quoted))).await;
+    let gw = ai_gateway(&model, |_| {});
+    for stream in [false, true] {
+        let mut req = gw
+            .client
+            .post(gw.url("/api/logs/chat"))
+            .json(&json!({"message": "what did it say?"}));
+        if stream {
+            req = req.header("Accept", "text/event-stream");
+        }
+        let res = tokio::time::timeout(WAIT, req.send())
+            .await
+            .expect("answered in time")
+            .expect("request");
+        assert_eq!(res.status(), StatusCode::OK);
+        let body = tokio::time::timeout(WAIT, res.bytes())
+            .await
+            .expect("the body ends in time")
+            .expect("body");
+        let text = std::str::from_utf8(&body).expect("UTF-8");
+        for raw in ['\u{9b}', '\u{9d}', '\u{2028}'] {
+            assert!(
+                !text.contains(raw),
+                "stream={stream}: raw {raw:?} in {text:?}"
+            );
+        }
+        assert!(text.contains(r"\u009b2J"), "stream={stream}: {text}");
+        assert!(text.contains(r"\u2028"), "stream={stream}: {text}");
+    }
+    // And the JSON still reads back as what the model said.
+    let (s, answer) = chat(&gw, "/api/logs/chat", json!({"message": "again?"}), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(answer["response"], quoted);
+}

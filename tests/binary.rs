@@ -80,12 +80,17 @@ fn misspelt_environment_names_warn_and_stop_production() {
     let proc = spawn(cmd);
     let log = proc.log_lines().join("\n");
     assert!(
-        log.contains("JWT_SECERT is not a loggate setting and is ignored (did you mean JWT_SECRET?)"),
+        log.contains(
+            "JWT_SECERT is not a loggate setting and is ignored (did you mean JWT_SECRET?)"
+        ),
         "{log}"
     );
     assert!(log.contains("(did you mean LOGGATE_ENV?)"), "{log}");
     assert!(log.contains("subscriptions are OPEN"), "{log}");
-    assert!(!log.contains("0123456789abcdef"), "a value was logged: {log}");
+    assert!(
+        !log.contains("0123456789abcdef"),
+        "a value was logged: {log}"
+    );
     drop(proc);
 
     let mut cmd = base_command();

@@ -166,7 +166,8 @@ pub async fn chat(
         return match finish(&audit, &metrics, result) {
             Ok(summary) => Ok(HttpResponse::Ok()
                 .insert_header((header::CACHE_CONTROL, "no-store"))
-                .json(summary.to_json())),
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .body(crate::event::json_string(&summary.to_json()))),
             Err(e) => Err(ChatError::Upstream(e.error)),
         };
     };
@@ -245,8 +246,11 @@ fn end_frame(end: Option<Result<Summary, Failed>>) -> Bytes {
     }
 }
 
-/// One SSE frame; `data` is one line of JSON.
+/// One SSE frame; `data` is one line of JSON. The model's words can
+/// quote log lines, so the C1 controls and U+2028/9 leave escaped, as in
+/// every other JSON loggate writes (`event::write_json`).
 fn frame(event: &str, data: &str) -> Bytes {
+    let data = crate::event::escape_json_text(data);
     let mut b = BytesMut::with_capacity(event.len() + data.len() + 16);
     b.extend_from_slice(b"event: ");
     b.extend_from_slice(event.as_bytes());
