@@ -180,6 +180,7 @@ fn serve(config_file: Option<PathBuf>) -> ExitCode {
         }
     };
     let logging = loggate::logging::init(&config);
+    raise_open_file_limit(config.server.max_connections);
     let code = serve_logged(config);
     logging.finish();
     code
@@ -218,4 +219,47 @@ fn serve_logged(config: Config) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Each subscriber holds two descriptors (its socket, and the session's
+/// duplicate that can reset it), so `MAX_CONNECTIONS` needs more than the
+/// 1024 a shell's soft limit often is. The soft limit is raised to the hard
+/// one, as Go's runtime and nginx's `worker_rlimit_nofile` do, and a limit
+/// still too low for the configured connections is said at start rather
+/// than found as `accept` errors under load.
+fn raise_open_file_limit(max_connections: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit only read and write `limit`.
+        let soft = unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return;
+            }
+            if limit.rlim_cur < limit.rlim_max {
+                let raised = libc::rlimit {
+                    rlim_cur: limit.rlim_max,
+                    rlim_max: limit.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    limit.rlim_cur = limit.rlim_max;
+                }
+            }
+            limit.rlim_cur
+        };
+        // Two per subscriber, and room for publishers, NATS and logs.
+        let needed = (max_connections as u64).saturating_mul(2) + 1024;
+        if soft < needed {
+            tracing::warn!(
+                open_files = soft,
+                needed,
+                "the open-file limit is below what MAX_CONNECTIONS ({max_connections}) needs; raise it (ulimit -n, LimitNOFILE=) or lower MAX_CONNECTIONS"
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = max_connections;
 }

@@ -117,6 +117,25 @@ fn misspelt_environment_names_warn_and_stop_production() {
     );
 }
 
+/// A shell's soft open-file limit (often 1024) is below what
+/// `MAX_CONNECTIONS` needs, two descriptors a subscriber: the gateway raises
+/// it to the hard limit at start.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_one() {
+    let mut cmd = process::base_command("sh");
+    cmd.args(["-c", &format!("ulimit -Sn 256 && exec {BIN}")]);
+    let proc = spawn(cmd);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", proc.pid())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers[0], numbers[1], "soft raised to hard: {line}");
+    assert_ne!(numbers[0], "256", "{line}");
+}
+
 #[test]
 fn config_file_and_environment_layers() {
     let dir = std::env::temp_dir().join(format!("loggate-bin-{}", std::process::id()));
