@@ -1,9 +1,12 @@
 //! Which channels exist: `GET /api/logs/channels` over real sockets (events,
 //! newest times and subscribers; paging with a cursor, each channel once;
 //! patterns and hierarchy; tenants' grants, open mode and `AUTH_TOKEN`;
-//! refusals).
+//! refusals), and `loggate channels`, run as the real binary (table, JSON,
+//! every page, exit codes, and no control character from a hostile server
+//! on the terminal).
 
 use std::collections::BTreeSet;
+use std::process::Stdio;
 use std::time::Duration;
 
 use loggate::config::Secret;
@@ -11,9 +14,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::jwt::{self, now};
 use testkit::*;
+use tokio::process::Command;
 
 const SECRET: &str = "channels-test-secret-0123456789abcdef";
 const ALL: &str = "channels-test-auth-token-0123456789";
+const LIMIT: Duration = Duration::from_secs(60);
 
 /// A gateway without rate limits (the tests page fast).
 fn open_gateway() -> TestGateway {
@@ -468,4 +473,184 @@ async fn listing_shares_the_history_rate_limit_per_address() {
     }
     assert_eq!(&codes[..2], [200, 200], "a burst of two");
     assert!(codes.contains(&429), "{codes:?}");
+}
+
+// ---- loggate channels, the real binary ----
+
+fn channels_cmd(url: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loggate"));
+    cmd.arg("channels")
+        .args(["--url", url])
+        .args(args)
+        .env_remove("LOGGATE_URL")
+        .env_remove("LOGGATE_TOKEN")
+        .env_remove("LOGGATE_PROFILE")
+        .env("LOGGATE_CLI_CONFIG", "/nonexistent/cli.toml")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn run(url: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = tokio::time::timeout(LIMIT, channels_cmd(url, args).output())
+        .await
+        .expect("ends in time")
+        .expect("runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_prints_a_table_or_json_and_reads_every_page() {
+    let gw = open_gateway();
+    publish(
+        &gw,
+        vec![
+            event("etl", Some("ws1"), None, "a"),
+            event("etl", Some("ws1"), None, "b"),
+        ],
+    )
+    .await;
+    let _s = subscribe(&gw, "logs:faas:ws1", None).await;
+    let (_, history) = gw.get_json("/api/logs/history?channels=logs:etl:ws1").await;
+    let newest = history["logs"][1]["received_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = gw.url("");
+
+    let (code, out, err) = run(&url, &[]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let table: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        table,
+        [
+            vec!["CHANNEL", "EVENTS", "NEWEST", "SUBSCRIBERS"],
+            vec!["logs:etl:ws1", "2", &newest, "0"],
+            vec!["logs:faas:ws1", "0", "-", "1"],
+        ]
+    );
+    let (code, out, _) = run(&url, &["logs:faas", "-o", "json"]).await;
+    assert_eq!(code, Some(0));
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        rows,
+        [json!({"channel": "logs:faas:ws1", "events": 0, "newest": null, "subscribers": 1})]
+    );
+    let (code, out, err) = run(&url, &["logs:nope"]).await;
+    assert_eq!((code, out.as_str()), (Some(0), ""));
+    assert!(err.contains("no channels"), "{err}");
+
+    // More than one page of the gateway's (1,000 a page).
+    let events: Vec<Value> = (0..1500)
+        .map(|i| event("etl", Some("ws2"), Some(&format!("r{i:04}")), "m"))
+        .collect();
+    publish(&gw, events[..1000].to_vec()).await;
+    publish(&gw, events[1000..].to_vec()).await;
+    let (code, out, err) = run(&url, &["logs:etl:ws2", "-o", "json"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let got: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["channel"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let want: Vec<String> = (0..1500).map(|i| format!("logs:etl:ws2:r{i:04}")).collect();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn the_cli_exit_codes_are_those_of_tail() {
+    let gw = secured();
+    publish(&gw, vec![event("etl", Some("ws1"), None, "a")]).await;
+    let url = gw.url("");
+    let a = token(json!({"workspaces": ["ws1"]}));
+    let (code, out, err) = run(&url, &["--token", &a]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("logs:etl:ws1"), "{out}");
+    for (args, want, said) in [
+        (&["bad.x"][..], 2, "logs:"),
+        (&["-o", "yaml"][..], 2, "yaml"),
+        (&[][..], 3, "401"),
+        (&["--token", "forged.jwt.value"][..], 3, "401"),
+        (&["logs:*:ws2", "--token", &a][..], 3, "forbidden_channel"),
+    ] {
+        let (code, _, err) = run(&url, args).await;
+        assert_eq!(code, Some(want), "{args:?}: {err}");
+        assert!(err.contains(said), "{args:?}: {err}");
+    }
+    let closed = format!("http://127.0.0.1:{}", process::free_port());
+    let (code, _, err) = run(&closed, &["--retry-for", "1s"]).await;
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("cannot reach"), "{err}");
+}
+
+/// A server that answers `/api/logs/channels` with `body` (status 200)
+/// or, for `status` other than 200, as a refusal.
+async fn fake_gateway(status: u16, body: &'static str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let answer = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(answer.as_bytes()).await;
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_hostile_server_gets_no_control_character_onto_the_terminal() {
+    let url = fake_gateway(
+        200,
+        r#"{"channels":[{"channel":"logs:etl","events":1,"newest":"\u001b]0;owned\u0007","subscribers":0}],"next_cursor":null}"#,
+    )
+    .await;
+    let (code, out, err) = run(&url, &[]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
+    assert!(out.contains("\\u{1b}]0;owned\\u{7}"), "{out:?}");
+
+    let url = fake_gateway(
+        200,
+        r#"{"channels":[{"channel":"logs:\u001b[2Jx","events":1,"newest":null,"subscribers":0}],"next_cursor":null}"#,
+    )
+    .await;
+    let (code, out, err) = run(&url, &[]).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(out, "");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+
+    let url = fake_gateway(
+        403,
+        r#"{"error":{"code":"forbidden_channel","message":"\u001b[31mred\u001b[0m"}}"#,
+    )
+    .await;
+    let (code, _, err) = run(&url, &[]).await;
+    assert_eq!(code, Some(3), "{err}");
+    assert!(!err.contains('\u{1b}') && err.contains("red"), "{err:?}");
+
+    // A cursor that never moves on ends the command instead of looping.
+    let url = fake_gateway(200, r#"{"channels":[],"next_cursor":"logs:etl"}"#).await;
+    let (code, _, err) = run(&url, &[]).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("repeated its cursor"), "{err}");
 }
