@@ -220,6 +220,51 @@ async fn channels_are_listed_with_events_newest_time_and_subscribers() {
     .await;
 }
 
+/// The listing's (channel, subscribers) pairs.
+fn watched(rows: &[Value]) -> Vec<(String, u64)> {
+    rows.iter()
+        .map(|r| {
+            (
+                r["channel"].as_str().unwrap_or_default().to_owned(),
+                r["subscribers"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn websocket_subscriptions_are_counted_as_they_change() {
+    let gw = open_gateway();
+    let w = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {
+        pairs.iter().map(|(c, n)| (c.to_string(), *n)).collect()
+    };
+    let mut ws = testkit::ws::connect(&gw, "channels=logs:etl:ws1").await;
+    testkit::ws::next_json(&mut ws).await;
+    let want = w(&[("logs:etl:ws1", 1)]);
+    wait_listing(&gw, "ws1 watched", |rows| watched(rows) == want).await;
+
+    testkit::ws::send(
+        &mut ws,
+        json!({"type":"subscribe","channels":["logs:faas"]}),
+    )
+    .await;
+    testkit::ws::next_json(&mut ws).await;
+    let want = w(&[("logs:etl:ws1", 1), ("logs:faas", 1)]);
+    wait_listing(&gw, "faas watched too", |rows| watched(rows) == want).await;
+
+    testkit::ws::send(
+        &mut ws,
+        json!({"type":"unsubscribe","channels":["logs:etl:ws1"]}),
+    )
+    .await;
+    testkit::ws::next_json(&mut ws).await;
+    let want = w(&[("logs:faas", 1)]);
+    wait_listing(&gw, "ws1 left", |rows| watched(rows) == want).await;
+
+    drop(ws);
+    wait_listing(&gw, "nobody left", |rows| rows.is_empty()).await;
+}
+
 #[tokio::test]
 async fn pages_follow_the_cursor_through_every_channel_once() {
     let gw = open_gateway();

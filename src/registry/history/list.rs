@@ -4,10 +4,13 @@
 //! segment) from its cursor, only along the patterns it is given (the
 //! caller's grants, or a pattern within them), so it never looks at what
 //! lies elsewhere: another tenant's channels cost it nothing and cannot
-//! show in its answer, its cursor or its time. It stops at its limit, or
-//! after [`LIST_BUDGET`] nodes looked at, with a cursor to continue from,
-//! so the history lock (and so the registry, its writer) is held for a
-//! bounded time whatever the pattern and however many channels there are.
+//! show in its answer, its cursor or its time. (Only the level of a `*`
+//! before a literal segment is shared: `logs:*:ws1` looks at every service
+//! for a `ws1`, and a cursor cut by the budget there names a service.)
+//! It stops at its limit, or after [`LIST_BUDGET`] nodes looked at, with a
+//! cursor to continue from, so the history lock (and so the registry, its
+//! writer) is held for a bounded time whatever the pattern and however many
+//! channels there are.
 
 use super::History;
 use super::tree::{Take, Walk, Walked};
