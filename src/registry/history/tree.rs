@@ -238,11 +238,22 @@ impl ChannelTree {
     }
 }
 
-/// The patterns a node's path agrees with so far, or all of what is
-/// below (the path reached the end of one of them).
-enum Scope {
+/// The patterns a node's path agrees with so far (by index), or all of
+/// what is below (the path reached the end of one of them).
+enum Scope<'s> {
     All,
     Some(Vec<usize>),
+    Borrowed(&'s [usize]),
+}
+
+impl Scope<'_> {
+    fn active(&self) -> Option<&[usize]> {
+        match self {
+            Scope::All => None,
+            Scope::Some(v) => Some(v),
+            Scope::Borrowed(v) => Some(v),
+        }
+    }
 }
 
 enum Flow {
@@ -269,9 +280,9 @@ impl<'t, F: FnMut(&'t Entry) -> Take> Walker<'_, 't, F> {
     fn node(&mut self, node: &'t Node, scope: &Scope, on_path: bool) -> Flow {
         let patterns = self.q.patterns;
         let depth = self.path.len();
-        let (covered, wide) = match scope {
-            Scope::All => (true, true),
-            Scope::Some(active) => {
+        let (covered, wide) = match scope.active() {
+            None => (true, true),
+            Some(active) => {
                 let covered = active.iter().any(|&i| patterns[i].len() <= depth);
                 let wide = covered || active.iter().any(|&i| patterns[i][depth] == WILDCARD);
                 (covered, wide)
@@ -300,34 +311,30 @@ impl<'t, F: FnMut(&'t Entry) -> Take> Walker<'_, 't, F> {
         } else {
             None
         };
-        let narrowed = |key: &str| match scope {
-            Scope::Some(active) if !covered => Scope::Some(
-                active
-                    .iter()
-                    .copied()
-                    .filter(|&i| patterns[i][depth] == WILDCARD || patterns[i][depth] == key)
-                    .collect(),
-            ),
-            _ => Scope::All,
-        };
+        // The patterns the children are held to; none once covered.
+        let active = if covered { None } else { scope.active() };
         if wide {
             let lower = from.map_or(Bound::Unbounded, Bound::Included);
             for (key, child) in node.children.range::<str, _>((lower, Bound::Unbounded)) {
-                let flow = self.child(key, child, &narrowed(key), from == Some(&**key));
+                let flow = self.child(key, child, active, from == Some(&**key));
                 if !matches!(flow, Flow::Go) {
                     return flow;
                 }
             }
-        } else if let Scope::Some(active) = scope {
+        } else {
             // Only literal segments here: follow those edges, in order.
-            let mut keys: Vec<&str> = active.iter().map(|&i| patterns[i][depth]).collect();
+            let mut keys: Vec<&str> = active
+                .unwrap_or_default()
+                .iter()
+                .map(|&i| patterns[i][depth])
+                .collect();
             keys.sort_unstable();
             keys.dedup();
             for key in keys.into_iter().filter(|k| from.is_none_or(|f| *k >= f)) {
                 let Some((key, child)) = node.children.get_key_value(key) else {
                     continue;
                 };
-                let flow = self.child(key, child, &narrowed(key), from == Some(&**key));
+                let flow = self.child(key, child, active, from == Some(&**key));
                 if !matches!(flow, Flow::Go) {
                     return flow;
                 }
@@ -336,9 +343,27 @@ impl<'t, F: FnMut(&'t Entry) -> Take> Walker<'_, 't, F> {
         Flow::Go
     }
 
-    fn child(&mut self, key: &'t str, child: &'t Node, scope: &Scope, on_path: bool) -> Flow {
+    /// Looks at `child`, under `key`, with the patterns of `active` that
+    /// agree with `key` (`None`: the parent was covered, so all of it is).
+    fn child(
+        &mut self,
+        key: &'t str,
+        child: &'t Node,
+        active: Option<&[usize]>,
+        on_path: bool,
+    ) -> Flow {
+        let depth = self.path.len();
+        let patterns = self.q.patterns;
+        let agrees = |&i: &usize| patterns[i][depth] == WILDCARD || patterns[i][depth] == key;
+        // Most often every pattern still agrees (a `*` level, or one
+        // pattern): the parent's set serves again, with nothing allocated.
+        let scope = match active {
+            None => Scope::All,
+            Some(active) if active.iter().all(agrees) => Scope::Borrowed(active),
+            Some(active) => Scope::Some(active.iter().copied().filter(agrees).collect()),
+        };
         self.path.push(key);
-        let flow = self.node(child, scope, on_path);
+        let flow = self.node(child, &scope, on_path);
         self.path.pop();
         flow
     }
