@@ -45,6 +45,9 @@ enum Command {
     Publish(loggate::cli::publish::PublishArgs),
     /// Follow channels: history first, then live (`loggate tail logs:etl:ws1`).
     Tail(loggate::cli::tail::TailArgs),
+    /// List the channels that hold history or have subscribers, within
+    /// what the token may read (`loggate channels logs:*:ws1`).
+    Channels(loggate::cli::channels::ChannelsArgs),
 }
 
 #[derive(clap::Args)]
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Token(args) => token(cli.config, args),
         Command::Tail(args) => loggate::cli::run("tail", loggate::cli::tail::run(args)),
         Command::Publish(args) => loggate::cli::run("publish", loggate::cli::publish::run(args)),
+        Command::Channels(args) => loggate::cli::run("channels", loggate::cli::channels::run(args)),
     }
 }
 

@@ -12,10 +12,12 @@
 //   detail.js  a line's JSON, copy buttons, filters from values
 //   admin.js   the gateway panel (admin token)
 //   ask.js     the Ask panel: questions to the gateway's model
+//   channels.js the channel box: the channels that exist, offered as you type
 //   main.js    this file: the controls, and starting the view
 
 import { setupAdmin } from "./admin.js";
 import { setupAsk } from "./ask.js";
+import { setupChannels } from "./channels.js";
 import { forgetDetail, restoreSelection, setupDetail } from "./detail.js";
 import { clear, onPause, refreshTimes, renderNow, scrollToBottom, setPaused, watchScrolling } from "./list.js";
 import { setConnection, setPausedState, startRate } from "./status.js";
@@ -107,6 +109,7 @@ function setup() {
   setupDetail(applyView);
   setupAdmin();
   setupAsk();
+  setupChannels(() => $("filters").requestSubmit());
   startRate();
 }
 

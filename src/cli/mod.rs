@@ -1,4 +1,5 @@
-//! The terminal side of loggate: `loggate publish` and `loggate tail`. These are HTTP clients of a gateway, in the same binary: they
+//! The terminal side of loggate: `loggate publish`, `loggate tail` and
+//! `loggate channels`. These are HTTP clients of a gateway, in the same binary: they
 //! talk to it only through its public endpoints, never through the
 //! library's internals, so what they do is what any client can do.
 //!
@@ -6,6 +7,7 @@
 //! `--token-file`, `--ca-file`, `--profile`), the HTTP client and the exit
 //! codes of the contract; `profile` reads the named profiles.
 
+pub mod channels;
 pub mod profile;
 pub mod publish;
 pub mod tail;

@@ -5,11 +5,13 @@
 //! nothing imports it. Handlers live with their concern (publishing in
 //! `ingest::http`, streams in `session::{sse, ws}`) or here: probes and
 //! metrics in [`health`], the admin scope in [`admin`], history pages in
-//! [`history`], the metrics dashboard in [`dashboard`]. What handlers
+//! [`history`], the channel listing in [`channels`], the metrics dashboard
+//! in [`dashboard`]. What handlers
 //! share is `crate::state::AppState`. Every error leaves as the JSON body
 //! of `crate::error`.
 
 pub mod admin;
+pub mod channels;
 pub mod dashboard;
 pub mod health;
 pub mod history;
@@ -73,6 +75,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, production: bool) {
     .service(only("/api/logs/ws", "GET").route(web::get().to(ws::websocket)))
     .service(only("/api/logs/stream/status", "GET").route(web::get().to(admin::stream_status)))
     .service(only("/api/logs/history", "GET").route(web::get().to(history::history)))
+    .service(only("/api/logs/channels", "GET").route(web::get().to(channels::channels)))
     .service(only("/api/logs/chat", "POST").route(web::post().to(crate::ai::http::chat)))
     .service(only("/chat", "POST").route(web::post().to(crate::ai::http::chat)));
     if !production {

@@ -50,6 +50,7 @@ const ASSETS: &[Asset] = &[
     file("detail.js", JS, include_bytes!("../../ui/detail.js")),
     file("admin.js", JS, include_bytes!("../../ui/admin.js")),
     file("ask.js", JS, include_bytes!("../../ui/ask.js")),
+    file("channels.js", JS, include_bytes!("../../ui/channels.js")),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";

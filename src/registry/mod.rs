@@ -9,6 +9,10 @@
 //! - [`Publish`] from ingestion (HTTP and NATS), answered with ids,
 //! - [`Shutdown`] and [`GetStats`] from the server.
 //!
+//! It also keeps, in history's channel directory, how many sessions are
+//! subscribed to each channel by name, so that the channel listing reads
+//! them there under history's lock and never through this mailbox.
+//!
 //! Fan-out never waits on a client: for each matching session it offers the
 //! shared, already-encoded event to the session's bounded [`Outbox`], which
 //! drops that session's oldest events when full. It never uses
@@ -298,6 +302,16 @@ impl Registry {
             for p in &entry.patterns {
                 self.index.remove(p, id);
             }
+            self.count_subscribers(&entry.patterns, false);
+        }
+    }
+
+    /// Keeps the channel directory's subscriber counts (what the channel
+    /// listing shows) current. Only a subscription to a channel by name
+    /// counts, so most pattern subscriptions take no lock here.
+    fn count_subscribers(&self, patterns: &[ChannelPattern], joined: bool) {
+        if patterns.iter().any(ChannelPattern::is_literal) {
+            self.history.write().subscribed(patterns, joined);
         }
     }
 
@@ -378,6 +392,7 @@ impl Handler<Subscribe> for Registry {
         for p in &msg.patterns {
             self.index.insert(p, msg.session);
         }
+        self.count_subscribers(&msg.patterns, true);
         let floor = match msg.resume {
             Some(after) if self.knows(after) => after.seq,
             _ => 0,
@@ -476,8 +491,7 @@ impl Handler<Stored> for Registry {
                 // The stream was deleted and made again: its sequence
                 // started over, and what history holds is of the old one.
                 tracing::warn!("the cluster stream was made again; history starts over");
-                let limits = self.history.read().limits();
-                *self.history.write() = history::History::new(limits);
+                self.history.write().start_over();
                 for entry in self.sessions.values_mut() {
                     entry.last_seq = 0;
                     entry.floor = 0;

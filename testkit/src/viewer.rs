@@ -1,8 +1,10 @@
 //! The web viewer (`/ui/`) as a test reads it: its lines, notices, status
 //! and address, through the stable hooks of the contract
 //! (`data-testid="log-list"`, `"log-line"` with `data-id`, `data-level`,
-//! `data-channel`, `"status"`) and a few of the page's own ids. Every wait
-//! is bounded by [`crate::DEADLINE`] (through [`Browser::wait_for`]).
+//! `data-channel`, `"status"`, and the channel box's `"channel-options"`
+//! with each `"channel-option"` and its `data-channel`) and a few of the
+//! page's own ids. Every wait is bounded by [`crate::DEADLINE`] (through
+//! [`Browser::wait_for`]).
 
 use serde_json::Value;
 
@@ -175,4 +177,61 @@ pub async fn param(b: &Browser, name: &str) -> Option<String> {
 pub async fn click_line(b: &Browser, id: &str) {
     b.click(&format!("[data-testid=log-line][data-id=\"{id}\"]"))
         .await;
+}
+
+/// The channels the channel box offers now, top to bottom (none while its
+/// list is closed).
+pub async fn channel_options(b: &Browser) -> Vec<String> {
+    let v = b
+        .eval(
+            "const box = document.querySelector('[data-testid=channel-options]');
+             if (!box || box.hidden) return [];
+             return [...box.querySelectorAll('[data-testid=channel-option]')].map(o => o.dataset.channel);",
+        )
+        .await;
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| c.as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Waits until the channel box offers exactly `want`, in that order.
+pub async fn wait_channel_options(b: &Browser, want: &[&str]) {
+    let script = format!(
+        "const box = document.querySelector('[data-testid=channel-options]');
+         const got = box && !box.hidden
+           ? [...box.querySelectorAll('[data-testid=channel-option]')].map(o => o.dataset.channel)
+           : [];
+         return JSON.stringify(got) === JSON.stringify({});",
+        Value::from(want.to_vec())
+    );
+    b.wait_for(&format!("the channel box to offer {want:?}"), &script)
+        .await;
+}
+
+/// The text of the offered channel `channel` (its name and what it holds).
+pub async fn channel_option_text(b: &Browser, channel: &str) -> String {
+    b.eval_with(
+        "const o = [...document.querySelectorAll('[data-testid=channel-option]')]
+           .find(o => o.dataset.channel === arguments[0]);
+         return o ? o.textContent : '';",
+        vec![Value::from(channel)],
+    )
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .to_owned()
+}
+
+/// Types `keys` into the element `css` where its text is now (WebDriver
+/// key codes such as `"\u{E015}"`, arrow down, included).
+pub async fn press(b: &Browser, css: &str, keys: &str) {
+    b.client
+        .find(fantoccini::Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .send_keys(keys)
+        .await
+        .unwrap_or_else(|e| panic!("cannot type into {css}: {e}"));
 }

@@ -18,7 +18,15 @@
 //! order, and a trie of channel names (`tree`) finds the channels a pattern
 //! reaches, so reads merge the channels they touch instead of scanning and
 //! sorting everything.
+//!
+//! The same trie is the channel directory that `GET /api/logs/channels`
+//! pages through ([`list`]): it also holds the channels that have
+//! subscribers but no history, with the number of sessions subscribed to
+//! each by name, which the registry keeps current on every subscribe and
+//! leave. Those entries are bounded by the sessions' own limits
+//! (connections times channels per connection).
 
+pub mod list;
 pub mod read;
 mod tree;
 
@@ -28,6 +36,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::channel::ChannelName;
 pub use crate::event::Gap;
 use crate::event::{Event, GapReason};
+pub use list::{ChannelInfo, ChannelPage, LIST_BUDGET};
 pub use read::{Direction, HistoryPage, HistoryQuery, Replay};
 use tree::ChannelTree;
 
@@ -141,6 +150,16 @@ impl History {
         self.limits
     }
 
+    /// Forgets every event, loss and watermark (the cluster stream
+    /// started over), keeping who is subscribed to which channel.
+    pub fn start_over(&mut self) {
+        let subscribed = self.tree.subscribed();
+        *self = History::new(self.limits);
+        for (name, sessions) in subscribed {
+            self.tree.set_subscribers(&name, sessions);
+        }
+    }
+
     /// History does not reach back to `seq` or before (a node that began
     /// reading a stream part way): a resume from there is told so.
     pub fn forget_through(&mut self, seq: u64) {
@@ -211,7 +230,7 @@ impl History {
         let ch = match self.channels.get_mut(channel) {
             Some(ch) => ch,
             None => {
-                self.tree.insert(channel);
+                self.tree.set_history(channel, true);
                 self.channels.entry(channel.clone()).or_default()
             }
         };
@@ -282,7 +301,7 @@ impl History {
             self.evicted_channels_through = self.evicted_channels_through.max(ch.evicted_through);
             self.lru.remove(&last);
             self.channels.remove(name);
-            self.tree.remove(name);
+            self.tree.set_history(name, false);
         }
     }
 
@@ -291,7 +310,7 @@ impl History {
             return false;
         };
         if let Some(ch) = self.channels.remove(&name) {
-            self.tree.remove(&name);
+            self.tree.set_history(&name, false);
             self.events -= ch.events.len();
             self.bytes -= ch.events.iter().map(|e| e.size()).sum::<usize>();
             self.evicted_channels_through = self.evicted_channels_through.max(ch.last_seq);
