@@ -120,7 +120,7 @@ async fn listed(gw: &TestGateway, query: &str, token: Option<&str>) -> Vec<Strin
 /// Subscribes to `channels` (SSE, open mode or with `token`).
 async fn subscribe(gw: &TestGateway, channels: &str, token: Option<&str>) -> SseClient {
     let mut req =
-        reqwest::Client::new().get(gw.url(&format!("/api/logs/stream?channels={channels}")));
+        testkit::sse::stream_client().get(gw.url(&format!("/api/logs/stream?channels={channels}")));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }

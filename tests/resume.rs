@@ -18,7 +18,7 @@ async fn resume(gw: &TestGateway, channels: &str, last: Option<&str>) -> SseClie
         // Exercise the query form here; the header form is tested below.
         url.push_str(&format!("&lastEventId={id}"));
     }
-    SseClient::open(reqwest::Client::new().get(url), WAIT).await
+    SseClient::open(testkit::sse::stream_client().get(url), WAIT).await
 }
 
 async fn publish_n(gw: &TestGateway, ws: &str, from: usize, to: usize) -> Vec<String> {

@@ -69,7 +69,7 @@ impl TestGateway {
     /// `ready` event.
     pub async fn subscribe(&self, query: &str) -> SseClient {
         let url = self.url(&format!("/api/logs/stream?{query}"));
-        SseClient::open(reqwest::Client::new().get(url), WAIT).await
+        SseClient::open(crate::sse::stream_client().get(url), WAIT).await
     }
 
     /// POSTs `body` to `path` with `headers`; the response, answered in time.

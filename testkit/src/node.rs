@@ -155,7 +155,7 @@ impl Gateway {
     /// Opens an SSE stream on `channels` and waits for `ready`.
     pub async fn subscribe(&self, channels: &str) -> SseClient {
         let url = self.url(&format!("/api/logs/stream?channels={channels}"));
-        SseClient::open(reqwest::Client::new().get(url), DEADLINE).await
+        SseClient::open(crate::sse::stream_client().get(url), DEADLINE).await
     }
 
     /// Opens an SSE stream resuming after `last` (`Last-Event-ID` header).
