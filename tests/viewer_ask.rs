@@ -292,6 +292,35 @@ async fn model_text_is_shown_as_text_never_as_html() {
     b.close().await;
 }
 
+/// A model server that ends for a reason of its own (OpenRouter sends
+/// `error`) has its answer shown, with the reason beside it.
+#[tokio::test]
+async fn a_finish_reason_of_the_model_servers_own_is_shown() {
+    let model = ModelServer::start(vec![Reply::Ending(
+        "Partial: the database timed out".into(),
+        "error".into(),
+    )])
+    .await;
+    let gw = ai_gateway(&model);
+    publish(&gw, db_events()).await;
+    let mut b = Browser::launch().await;
+    open_and_ask(&b, &gw, 3, "What happened?").await;
+    wait_meta(&b).await;
+    assert_eq!(answer_text(&b).await, "Partial: the database timed out");
+    let note = b
+        .wait_for(
+            "the finish reason note",
+            "const n = document.querySelector('[data-testid=ask-meta] .note'); return n ? n.textContent : '';",
+        )
+        .await;
+    assert_eq!(
+        note,
+        "The model server ended its answer with finish_reason \u{201c}error\u{201d}."
+    );
+    assert_clean_console(&mut b).await;
+    b.close().await;
+}
+
 #[tokio::test]
 async fn a_new_question_aborts_the_running_one() {
     // The first question's model never answers; the second's does.

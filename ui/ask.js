@@ -131,6 +131,12 @@ function showDone(d) {
   const m = $("ask-meta");
   m.replaceChildren(el("span", null, meta.join(" · ")));
   if (d.stopped) m.append(el("p", "note", STOPPED[d.stopped] || "Stopped: " + d.stopped));
+  // A model server that ended for a reason of its own (OpenRouter's
+  // "error", a length cut) may have left the answer short: say so.
+  const fin = d.finish_reason;
+  if (typeof fin === "string" && fin !== "stop" && fin !== "tool_calls") {
+    m.append(el("p", "note", "The model server ended its answer with finish_reason \u201c" + fin + "\u201d."));
+  }
   m.hidden = false;
 }
 
