@@ -276,3 +276,87 @@ async fn hostile_pushes_are_refused_in_lokis_shape_and_publish_nothing() {
         Some(2.0)
     );
 }
+
+/// python-logging-loki 0.3.1's push (`LokiEmitterV1.build_payload`): one
+/// record per request, its level as the label `severity`, its logger as
+/// `logger`, the handler's tags beside them; `requests` posts it as JSON.
+fn python_logging_loki(severity: &str, message: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({"streams": [{
+        "stream": {"application": "billing", "severity": severity, "logger": "billing.jobs"},
+        "values": [["1758796200123456789", message]],
+    }]}))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_level_is_read_from_severity_and_the_other_level_labels() {
+    let gw = start();
+    let mut warn = gw.subscribe("channels=logs:etl&level=warn").await;
+    for (severity, message) in [
+        ("info", "started"),
+        ("error", "charge failed"),
+        ("warning", "retrying"),
+        ("critical", "ledger unreachable"),
+        ("debug", "detail"),
+    ] {
+        let a = push(&gw, &[JSON, TOKEN], python_logging_loki(severity, message)).await;
+        assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    }
+    let got = warn.logs(3).await;
+    let seen: Vec<(&str, &str)> = got
+        .iter()
+        .map(|e| (e["level"].as_str().unwrap(), e["message"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("error", "charge failed"),
+            ("warn", "retrying"),
+            ("fatal", "ledger unreachable")
+        ]
+    );
+    assert_eq!(
+        got[0]["meta"],
+        json!({"application": "billing", "logger": "billing.jobs"}),
+        "the label read as the level is not kept in meta"
+    );
+
+    // Precedence: level, severity, detected_level, lvl, loglevel; the
+    // first that reads as a level counts, the others stay in meta.
+    let mut all = gw.subscribe("channels=logs:etl:precedence").await;
+    let cases = [
+        (
+            json!({"level": "debug", "severity": "error"}),
+            "debug",
+            json!({"severity": "error"}),
+        ),
+        (
+            json!({"level": "strange", "severity": "error"}),
+            "error",
+            json!({"level": "strange"}),
+        ),
+        (
+            json!({"detected_level": "warn", "lvl": "error"}),
+            "warn",
+            json!({"lvl": "error"}),
+        ),
+        (json!({"lvl": "fatal"}), "fatal", Value::Null),
+        (json!({"loglevel": "ERROR"}), "error", Value::Null),
+        (
+            json!({"severity": "loud"}),
+            "info",
+            json!({"severity": "loud"}),
+        ),
+    ];
+    for (labels, _, _) in &cases {
+        let mut labels = labels.clone();
+        labels["workspace"] = json!("precedence");
+        let body = json!({"streams": [{"stream": labels, "values": [["0", "x"]]}]});
+        let a = push(&gw, &[JSON, TOKEN], body.to_string().into_bytes()).await;
+        assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    }
+    for (e, (labels, level, meta)) in all.logs(cases.len()).await.iter().zip(&cases) {
+        assert_eq!(e["level"], *level, "{labels}: {e}");
+        assert_eq!(e.get("meta").unwrap_or(&Value::Null), meta, "{labels}: {e}");
+    }
+}
