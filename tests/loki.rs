@@ -2,6 +2,8 @@
 //! (`tracing-loki`, snappy protobuf) and hand-built JSON pushes, read back
 //! by a real SSE subscriber; hostile pushes refused in Loki's shape.
 
+use std::time::Duration;
+
 use prost::Message;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -359,4 +361,66 @@ async fn the_level_is_read_from_severity_and_the_other_level_labels() {
         assert_eq!(e["level"], *level, "{labels}: {e}");
         assert_eq!(e.get("meta").unwrap_or(&Value::Null), meta, "{labels}: {e}");
     }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn basic(user: &str, password: &[u8]) -> String {
+    let mut credentials = format!("{user}:").into_bytes();
+    credentials.extend_from_slice(password);
+    format!("Basic {}", base64(&credentials))
+}
+
+#[tokio::test]
+async fn basic_auth_carries_the_token_as_its_password() {
+    let gw = start();
+    let mut sub = gw.subscribe("channels=logs:etl").await;
+    // python-logging-loki with `auth=("etl", token)`, and Grafana Cloud's
+    // form (user = a tenant id): the user name is not looked at.
+    for user in ["etl", "123456"] {
+        let auth = basic(user, ETL_TOKEN.as_bytes());
+        let a = push(
+            &gw,
+            &[JSON, ("authorization", &auth)],
+            python_logging_loki("error", &format!("as {user}")),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+        assert_eq!(sub.next_log().await["message"], format!("as {user}"));
+    }
+    let body = || python_logging_loki("info", "refused");
+    for auth in [
+        "Basic !!!not-base64".to_owned(),
+        format!("Basic {}", base64(b"no colon")),
+        basic("etl", b"\xff\xfe"),
+    ] {
+        let a = push(&gw, &[JSON, ("authorization", &auth)], body()).await;
+        refused(&a, StatusCode::UNAUTHORIZED, "invalid_token");
+        assert!(
+            a.body["error"].as_str().unwrap().contains("Basic"),
+            "{}",
+            a.body
+        );
+    }
+    let wrong = basic("etl", b"faas-token-guess");
+    let a = push(&gw, &[JSON, ("authorization", &wrong)], body()).await;
+    refused(&a, StatusCode::UNAUTHORIZED, "invalid_token");
+    let a = push(&gw, &[JSON, ("authorization", &basic("etl", b""))], body()).await;
+    refused(&a, StatusCode::UNAUTHORIZED, "missing_token");
+    // Not on loggate's own publish API.
+    let auth = basic("etl", ETL_TOKEN.as_bytes());
+    let res = gw
+        .post(
+            "/api/logs/publish",
+            &[JSON, ("authorization", &auth)],
+            event("etl", None, None, "basic").to_string(),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "missing_token");
+    sub.expect_silence(Duration::from_millis(200)).await;
 }

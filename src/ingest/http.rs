@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::request::{Endpoint, ParseInput, ingest, media_type, publish_events, unsupported};
 use super::{BodyFormat, PublishError, RawEvent, RawLogData, parse_body};
+use crate::auth::Schemes;
 use crate::event::{EventId, IdText};
 use crate::metrics::label::source;
 use crate::state::AppState;
@@ -53,6 +54,8 @@ pub async fn publish(
 ) -> Result<HttpResponse, PublishError> {
     let endpoint = Endpoint {
         source: source::HTTP,
+        // Bearer only: see `auth::service`.
+        schemes: Schemes::Bearer,
         format: body_format,
         own_encodings: &[],
         parse: |format, body: &[u8], input: &ParseInput<'_>| {

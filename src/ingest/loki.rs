@@ -30,6 +30,7 @@ use serde_json::value::RawValue;
 use super::protobuf::count_at;
 use super::request::{Endpoint, ParseInput, check_count, ingest, media_type, unsupported};
 use super::{PublishError, RawEvent, RawLogData, check_encoded, format_time, validate};
+use crate::auth::Schemes;
 use crate::event::{Level, NewEvent};
 use crate::metrics::label::source;
 use crate::state::AppState;
@@ -146,6 +147,7 @@ pub async fn push(
 ) -> Result<HttpResponse, LokiError> {
     let endpoint = Endpoint {
         source: source::LOKI,
+        schemes: Schemes::BearerOrBasic,
         format,
         // Loki's shippers say `snappy` of the protobuf body they send
         // compressed anyway; Loki takes it as a remark, so does loggate.

@@ -36,6 +36,7 @@ use serde_json::value::RawValue;
 use super::protobuf::count_at;
 use super::request::{Endpoint, ParseInput, check_count, ingest, media_type, unsupported};
 use super::{PublishError, RawEvent, RawLogData, check_encoded, format_time, validate};
+use crate::auth::Schemes;
 use crate::event::NewEvent;
 use crate::metrics::label::source;
 use crate::state::AppState;
@@ -140,6 +141,7 @@ pub async fn export(
     let encoding = Encoding::answer(&req);
     let endpoint = Endpoint {
         source: source::OTLP,
+        schemes: Schemes::BearerOrBasic,
         format: Encoding::of,
         own_encodings: &[],
         parse,

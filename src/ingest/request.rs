@@ -13,23 +13,11 @@ use actix_web::web;
 use bytes::Bytes;
 
 use super::{Limits, PublishError, Received};
+use crate::auth::{Schemes, presented_service_token};
 use crate::body::{BodyError, read_limited};
 use crate::event::{EventId, NewEvent};
 use crate::registry::{Origin, Publish};
 use crate::state::AppState;
-
-/// The service token a request shows: `X-Service-Token`, else
-/// `Authorization: Bearer`.
-pub fn presented_token(req: &HttpRequest) -> Option<&str> {
-    if let Some(v) = req.headers().get("x-service-token") {
-        return v.to_str().ok();
-    }
-    let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = auth.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-}
 
 /// The media type of a request, lower case, without parameters; `None`
 /// when it sent none.
@@ -134,6 +122,8 @@ pub fn gunzip(body: &[u8], max: usize) -> Result<Bytes, PublishError> {
 pub struct Endpoint<F, P> {
     /// The metrics `source`.
     pub source: &'static str,
+    /// Where the token may be shown.
+    pub schemes: Schemes,
     /// Picks the body format from the request; asked after the token is
     /// checked, so an unknown caller learns nothing about formats.
     pub format: F,
@@ -162,7 +152,8 @@ where
         if state.is_shutting_down() {
             return Err(PublishError::ShuttingDown);
         }
-        let service = state.tokens.authenticate(presented_token(req))?;
+        let token = presented_service_token(req.headers(), endpoint.schemes)?;
+        let service = state.tokens.authenticate(token.as_deref())?;
         let format = (endpoint.format)(req)?;
         let encoding = content_encoding(req, endpoint.own_encodings)?;
         let publish = &state.config.publish;
