@@ -1,7 +1,7 @@
 //! OTLP/HTTP logs at `POST /v1/logs`, sent by the real OpenTelemetry logs
 //! SDK and its OTLP exporter (protobuf and JSON, gzip, Basic auth), read
-//! back by a real SSE subscriber; and what a hostile client sends, refused
-//! as OTLP does.
+//! back by a real SSE subscriber; a collector's 10,000-record batch; and
+//! what a hostile client sends, refused as OTLP does.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -309,7 +309,7 @@ async fn hostile_requests_are_refused_with_an_otlp_status_and_publish_nothing() 
     .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
 
-    let many = request(vec![record("x"); 1001]).encode_to_vec();
+    let many = request(vec![record("x"); 10_001]).encode_to_vec();
     let a = post(&gw, &[PROTO, TOKEN], many).await;
     assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
 
@@ -434,4 +434,34 @@ async fn basic_auth_carries_the_token_as_its_password() {
         assert_eq!(s.code, 16, "{auth}");
         assert!(s.message.contains("Basic"), "{}", s.message);
     }
+}
+
+#[tokio::test]
+async fn a_collectors_batch_of_10000_records_is_taken_whole() {
+    let gw = start();
+    let line = "x".repeat(200);
+    let records: Vec<ProtoRecord> = (0..10_000).map(|_| record(&line)).collect();
+    let body = gzip(&request(records).encode_to_vec());
+    let a = post(&gw, &[PROTO, TOKEN, ("content-encoding", "gzip")], body).await;
+    assert_eq!(
+        a.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&a.body)
+    );
+    gw.wait_for_registry("the whole batch", |s| s.last_seq == 10_000)
+        .await;
+    // Sized by what it decodes to: over 8 MiB is refused, whole.
+    let records: Vec<ProtoRecord> = (0..9_000).map(|_| record(&"y".repeat(1_000))).collect();
+    let big = request(records).encode_to_vec();
+    assert!(big.len() > 8 << 20);
+    let a = post(
+        &gw,
+        &[PROTO, TOKEN, ("content-encoding", "gzip")],
+        gzip(&big),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(proto_status(&a).message.contains("body_too_large"));
+    assert_eq!(gw.running.registry_stats().await.unwrap().last_seq, 10_000);
 }

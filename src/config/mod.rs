@@ -179,6 +179,7 @@ pub struct Config {
     pub env: RunEnv,
     pub server: ServerConfig,
     pub publish: PublishConfig,
+    pub ingest: IngestConfig,
     pub subscribe: SubscribeConfig,
     pub history: HistoryConfig,
     pub nats: NatsConfig,
@@ -363,6 +364,17 @@ pub struct ServerConfig {
 pub struct PublishConfig {
     pub max_body_bytes: usize,
     pub max_event_bytes: usize,
+    pub max_batch_events: usize,
+}
+
+/// The shipper endpoints (OTLP's `/v1/logs`, Loki's push): their clients
+/// batch by bytes or by time, not to loggate's 1000 events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// A request body, once decompressed.
+    pub max_body_bytes: usize,
+    /// Records in one request.
     pub max_batch_events: usize,
 }
 

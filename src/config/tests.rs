@@ -343,3 +343,46 @@ fn jetstream_is_read_from_nats_jetstream_and_checked() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `[section]\nkey = value` files and the key each must be refused under.
+fn refused_in_files(cases: &[(&str, &str)]) {
+    let dir = std::env::temp_dir().join(format!(
+        "loggate-refused-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (body, key) in cases {
+        let file = dir.join("refused.toml");
+        std::fs::write(&file, body).unwrap();
+        let err = load_with(&[], Some(&file)).unwrap_err();
+        assert_eq!(err.key, *key, "{body}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_shipper_limits_are_read_and_checked() {
+    let c = load_with(&[], None).unwrap();
+    assert_eq!(c.ingest.max_body_bytes, 8 << 20);
+    assert_eq!(c.ingest.max_batch_events, 10_000);
+    assert!(
+        c.ingest.max_batch_events as u64 <= 2 * u64::from(c.limits.publish_rate_per_sec),
+        "the largest shipper request fits the event burst"
+    );
+    refused_in_files(&[
+        ("[ingest]\nmax_body_bytes = 100\n", "ingest.max_body_bytes"),
+        (
+            "[ingest]\nmax_body_bytes = 100000000\n",
+            "ingest.max_body_bytes",
+        ),
+        (
+            "[ingest]\nmax_batch_events = 0\n",
+            "ingest.max_batch_events",
+        ),
+        (
+            "[ingest]\nmax_body_bytes = 33554432\n[history]\nmax_bytes = 16777216\n",
+            "history.max_bytes",
+        ),
+    ]);
+}

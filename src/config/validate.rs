@@ -45,6 +45,7 @@ impl Config {
         at_most("publish.max_body_bytes", p.max_body_bytes, 64 << 20)?;
         at_least("publish.max_batch_events", p.max_batch_events, 1)?;
         at_most("publish.max_batch_events", p.max_batch_events, 100_000)?;
+        self.validate_ingest()?;
 
         let sub = &self.subscribe;
         at_least("subscribe.max_channels", sub.max_channels, 1)?;
@@ -87,6 +88,7 @@ impl Config {
             7 * 24 * 60,
         )?;
         at_least("history.max_bytes", h.max_bytes, p.max_body_bytes)?;
+        at_least("history.max_bytes", h.max_bytes, self.ingest.max_body_bytes)?;
         at_least("history.max_channels", h.max_channels, 1)?;
 
         self.validate_nats()?;
@@ -122,6 +124,20 @@ impl Config {
         if self.env == RunEnv::Production {
             self.validate_production()?;
         }
+        Ok(())
+    }
+
+    /// The shipper endpoints' limits.
+    fn validate_ingest(&self) -> Result<(), ConfigError> {
+        let i = &self.ingest;
+        at_least(
+            "ingest.max_body_bytes",
+            i.max_body_bytes,
+            self.publish.max_event_bytes,
+        )?;
+        at_most("ingest.max_body_bytes", i.max_body_bytes, 64 << 20)?;
+        at_least("ingest.max_batch_events", i.max_batch_events, 1)?;
+        at_most("ingest.max_batch_events", i.max_batch_events, 100_000)?;
         Ok(())
     }
 

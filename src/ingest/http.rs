@@ -8,7 +8,9 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::request::{Endpoint, ParseInput, ingest, media_type, publish_events, unsupported};
+use super::request::{
+    Endpoint, ParseInput, RequestLimits, ingest, media_type, publish_events, unsupported,
+};
 use super::{BodyFormat, PublishError, RawEvent, RawLogData, parse_body};
 use crate::auth::Schemes;
 use crate::event::{EventId, IdText};
@@ -56,6 +58,7 @@ pub async fn publish(
         source: source::HTTP,
         // Bearer only: see `auth::service`.
         schemes: Schemes::Bearer,
+        limits: RequestLimits::publish(&state),
         format: body_format,
         own_encodings: &[],
         parse: |format, body: &[u8], input: &ParseInput<'_>| {

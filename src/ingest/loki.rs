@@ -28,7 +28,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::protobuf::count_at;
-use super::request::{Endpoint, ParseInput, check_count, ingest, media_type, unsupported};
+use super::request::{
+    Endpoint, ParseInput, RequestLimits, check_count, ingest, media_type, unsupported,
+};
 use super::{PublishError, RawEvent, RawLogData, check_encoded, format_time, validate};
 use crate::auth::Schemes;
 use crate::event::{Level, NewEvent};
@@ -148,6 +150,7 @@ pub async fn push(
     let endpoint = Endpoint {
         source: source::LOKI,
         schemes: Schemes::BearerOrBasic,
+        limits: RequestLimits::shipper(&state),
         format,
         // Loki's shippers say `snappy` of the protobuf body they send
         // compressed anyway; Loki takes it as a remark, so does loggate.

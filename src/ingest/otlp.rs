@@ -34,7 +34,9 @@ use prost::Message;
 use serde_json::value::RawValue;
 
 use super::protobuf::count_at;
-use super::request::{Endpoint, ParseInput, check_count, ingest, media_type, unsupported};
+use super::request::{
+    Endpoint, ParseInput, RequestLimits, check_count, ingest, media_type, unsupported,
+};
 use super::{PublishError, RawEvent, RawLogData, check_encoded, format_time, validate};
 use crate::auth::Schemes;
 use crate::event::NewEvent;
@@ -142,6 +144,7 @@ pub async fn export(
     let endpoint = Endpoint {
         source: source::OTLP,
         schemes: Schemes::BearerOrBasic,
+        limits: RequestLimits::shipper(&state),
         format: Encoding::of,
         own_encodings: &[],
         parse,

@@ -61,6 +61,40 @@ pub fn check_count(count: usize, input: &ParseInput<'_>) -> Result<(), PublishEr
     Ok(())
 }
 
+/// The limits of one endpoint's requests.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// The body, once decompressed.
+    pub max_body_bytes: usize,
+    pub events: Limits,
+}
+
+impl RequestLimits {
+    /// `/api/logs/publish`'s: `publish.*`.
+    pub fn publish(state: &AppState) -> Self {
+        let p = &state.config.publish;
+        RequestLimits {
+            max_body_bytes: p.max_body_bytes,
+            events: Limits {
+                max_event_bytes: p.max_event_bytes,
+                max_batch_events: p.max_batch_events,
+            },
+        }
+    }
+
+    /// The shipper endpoints': `ingest.*`, events as any publish's.
+    pub fn shipper(state: &AppState) -> Self {
+        let i = &state.config.ingest;
+        RequestLimits {
+            max_body_bytes: i.max_body_bytes,
+            events: Limits {
+                max_event_bytes: state.config.publish.max_event_bytes,
+                max_batch_events: i.max_batch_events,
+            },
+        }
+    }
+}
+
 /// How the body is compressed (`Content-Encoding`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encoding {
@@ -124,6 +158,7 @@ pub struct Endpoint<F, P> {
     pub source: &'static str,
     /// Where the token may be shown.
     pub schemes: Schemes,
+    pub limits: RequestLimits,
     /// Picks the body format from the request; asked after the token is
     /// checked, so an unknown caller learns nothing about formats.
     pub format: F,
@@ -156,8 +191,7 @@ where
         let service = state.tokens.authenticate(token.as_deref())?;
         let format = (endpoint.format)(req)?;
         let encoding = content_encoding(req, endpoint.own_encodings)?;
-        let publish = &state.config.publish;
-        let max = publish.max_body_bytes;
+        let max = endpoint.limits.max_body_bytes;
         let mut body = read_limited(req, payload, max).await.map_err(|e| match e {
             BodyError::TooLarge { max } => PublishError::BodyTooLarge { max },
             e => PublishError::InvalidBody {
@@ -178,10 +212,7 @@ where
         let input = ParseInput {
             service,
             received: &received,
-            limits: Limits {
-                max_event_bytes: publish.max_event_bytes,
-                max_batch_events: publish.max_batch_events,
-            },
+            limits: endpoint.limits.events,
             body_limit: max,
         };
         let events = (endpoint.parse)(format, &body, &input)?;
