@@ -386,3 +386,35 @@ fn the_shipper_limits_are_read_and_checked() {
         ),
     ]);
 }
+
+#[test]
+fn publish_bytes_are_read_and_checked() {
+    let c = load_with(&[], None).unwrap();
+    assert_eq!(c.publish.bytes_per_sec, 4 << 20);
+    assert!(
+        c.ingest.max_body_bytes as u64 <= 2 * c.publish.bytes_per_sec,
+        "the largest shipper request fits the byte burst"
+    );
+    let c = load_with(&[("PUBLISH_BYTES_PER_SEC", "0")], None).unwrap();
+    assert_eq!(c.publish.bytes_per_sec, 0);
+    let c = load_with(&[("PUBLISH_BYTES_PER_SEC", "10485760")], None).unwrap();
+    assert_eq!(c.publish.bytes_per_sec, 10 << 20);
+    for (value, key) in [
+        ("fast", "PUBLISH_BYTES_PER_SEC"),
+        ("-1", "PUBLISH_BYTES_PER_SEC"),
+        ("100", "publish.bytes_per_sec (PUBLISH_BYTES_PER_SEC)"),
+    ] {
+        let err = load_with(&[("PUBLISH_BYTES_PER_SEC", value)], None).unwrap_err();
+        assert_eq!(err.key, key, "{value}: {err}");
+    }
+    refused_in_files(&[
+        (
+            "[publish]\nlarge_body_slots = 0\n",
+            "publish.large_body_slots",
+        ),
+        (
+            "[publish]\nlarge_body_bytes = 10\n",
+            "publish.large_body_bytes",
+        ),
+    ]);
+}

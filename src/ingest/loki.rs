@@ -27,6 +27,7 @@ use prost::Message;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::compression::Packing;
 use super::protobuf::count_at;
 use super::request::{
     Endpoint, ParseInput, RequestLimits, check_count, ingest, media_type, unsupported,
@@ -97,10 +98,10 @@ pub enum Format {
     Json,
 }
 
-fn format(req: &HttpRequest) -> Result<Format, PublishError> {
+fn format(req: &HttpRequest) -> Result<(Format, Packing), PublishError> {
     match media_type(req).as_deref() {
-        None | Some("application/x-protobuf") => Ok(Format::SnappyProtobuf),
-        Some("application/json") => Ok(Format::Json),
+        None | Some("application/x-protobuf") => Ok((Format::SnappyProtobuf, Packing::Snappy)),
+        Some("application/json") => Ok((Format::Json, Packing::Plain)),
         Some(found) => Err(unsupported(
             found,
             "application/x-protobuf (snappy) or application/json (Loki push)",

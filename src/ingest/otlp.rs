@@ -33,6 +33,7 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prost::Message;
 use serde_json::value::RawValue;
 
+use super::compression::Packing;
 use super::protobuf::count_at;
 use super::request::{
     Endpoint, ParseInput, RequestLimits, check_count, ingest, media_type, unsupported,
@@ -145,7 +146,7 @@ pub async fn export(
         source: source::OTLP,
         schemes: Schemes::BearerOrBasic,
         limits: RequestLimits::shipper(&state),
-        format: Encoding::of,
+        format: |req| Ok((Encoding::of(req)?, Packing::Plain)),
         own_encodings: &[],
         parse,
     };
