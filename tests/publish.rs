@@ -591,6 +591,23 @@ async fn the_byte_rate_holds_on_every_publish_path_in_its_shape() {
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["code"], "body_exceeds_burst", "{v}");
+    // Compressed, by the size its gzip trailer states.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, big_loki.to_string().as_bytes()).unwrap();
+    let res = gw
+        .post(
+            "/loki/api/v1/push",
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+                ("x-service-token", "analytics-token"),
+            ],
+            gz.finish().unwrap(),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["code"], "body_exceeds_burst", "{v}");
     assert!(
         gw.metric(r#"loggate_rate_limited_total{limit="publish_bytes"}"#)
             .await

@@ -7,7 +7,9 @@
 //! steps ([`Inflating::run`]): the request's own task inflates the first
 //! `publish.large_body_bytes`, and a body that turns out larger goes on
 //! inflating on the blocking pool, under a decode slot
-//! ([`request`](super::request) decides where).
+//! ([`request`](super::request) decides where). A gzip body states its
+//! inflated size in its trailer ([`gzip_stated_len`]), so the byte rate
+//! can refuse it before any inflating.
 
 use std::io::Read;
 
@@ -63,6 +65,21 @@ pub fn unpacked_len(packing: Packing, body: &[u8]) -> Result<usize, PublishError
             message: format!("the body is not snappy-compressed protobuf: {e}"),
         }),
     }
+}
+
+/// The size a gzip body says it inflates to: its trailer's ISIZE, the
+/// length of the last member's data modulo 2^32 (bodies here are far
+/// smaller). `None` when it is too short to be gzip or does not start as
+/// gzip. A client can state anything; the caller charges the truth once
+/// inflated.
+pub fn gzip_stated_len(body: &[u8]) -> Option<usize> {
+    // A header (10 bytes), an empty deflate block, CRC32 and ISIZE.
+    const SMALLEST: usize = 18;
+    if body.len() < SMALLEST || !body.starts_with(&[0x1f, 0x8b]) {
+        return None;
+    }
+    let trailer: [u8; 4] = body[body.len() - 4..].try_into().ok()?;
+    usize::try_from(u32::from_le_bytes(trailer)).ok()
 }
 
 /// A body being inflated, refused as soon as it passes `max` bytes.
@@ -216,6 +233,15 @@ mod tests {
             gunzip(&truncated, 1 << 20).unwrap_err().code(),
             "invalid_body"
         );
+    }
+
+    #[test]
+    fn gzip_states_its_size_in_its_trailer() {
+        let packed = gzip(&[7u8; 123_456]);
+        assert_eq!(gzip_stated_len(&packed), Some(123_456));
+        assert_eq!(gzip_stated_len(&gzip(b"")), Some(0));
+        assert_eq!(gzip_stated_len(b"not gzip, though long enough"), None);
+        assert_eq!(gzip_stated_len(&packed[..10]), None);
     }
 
     #[test]

@@ -7,10 +7,11 @@
 //!
 //! Where the work runs: a body over `publish.large_body_bytes` (as sent or
 //! once inflated) is inflated and parsed on the blocking pool, holding a
-//! decode slot ([`DecodeSlots`]) until that work is done, even if the
-//! client has gone; smaller ones stay on the request's task. A request
-//! that declares a large body takes its slot before reading it, so the
-//! slots bound the memory of large bodies in flight too.
+//! decode slot ([`DecodeSlots`](crate::limits::decode_slots::DecodeSlots))
+//! until that work is done, even if the client has gone; smaller ones stay
+//! on the request's task. A request that declares a large body takes its
+//! slot before reading it, so the slots bound the memory of large bodies
+//! in flight too.
 //!
 //! The byte rate counts the body as the parser reads it (decoded). What
 //! the headers already tell is checked before the body is read: a plain
@@ -22,7 +23,9 @@ use actix_web::http::header;
 use actix_web::web;
 use bytes::Bytes;
 
-use super::compression::{Encoding, Inflating, Packing, content_encoding, unpacked_len};
+use super::compression::{
+    Encoding, Inflating, Packing, content_encoding, gzip_stated_len, unpacked_len,
+};
 use super::{Limits, PublishError, Received};
 use crate::auth::{Schemes, presented_service_token};
 use crate::body::{BodyError, read_limited};
@@ -147,7 +150,7 @@ pub async fn ingest<T: Copy + Send + 'static>(
         let service = state.tokens.authenticate(token.as_deref())?;
         let (format, packing) = (endpoint.format)(req)?;
         let encoding = content_encoding(req, endpoint.own_encodings)?;
-        let (body, mut slot) = read_body(
+        let read = read_body(
             req,
             payload,
             state,
@@ -157,12 +160,13 @@ pub async fn ingest<T: Copy + Send + 'static>(
             &endpoint.limits,
         )
         .await?;
+        let (body, mut slot) = (read.body, read.slot);
         let size = unpacked_len(packing, &body)?;
         let max = endpoint.limits.max_body_bytes;
         if size > max {
             return Err(PublishError::BodyTooLarge { max });
         }
-        spend_bytes(state, service, size)?;
+        spend_bytes(state, service, size.saturating_sub(read.spent))?;
         let received = Received::now();
         let parse = endpoint.parse;
         let limits = endpoint.limits.events;
@@ -220,9 +224,22 @@ fn parse_input<'a>(
     }
 }
 
-/// The body, read under the limit and its `Content-Encoding` undone, and
-/// the decode slot it took if it was large. A body the byte rate cannot
-/// let through is refused before it is read.
+/// A body read and its `Content-Encoding` undone.
+struct ReadBody {
+    body: Bytes,
+    /// The decode slot it took, if it was large.
+    slot: Option<DecodeSlot>,
+    /// Bytes already spent from the byte rate for it.
+    spent: usize,
+}
+
+/// The body, read under the limit and its `Content-Encoding` undone. A
+/// body the byte rate cannot let through is refused before it is read
+/// when its `Content-Length` says so, and a gzip body before it is
+/// inflated, by the size its trailer states. What inflating turns up
+/// beyond that (deflate has no trailer; a trailer can lie) is charged once
+/// inflated, past the budget if need be: the work is done, and the debt
+/// holds the service's next requests back until it is paid.
 async fn read_body(
     req: &HttpRequest,
     payload: web::Payload,
@@ -231,7 +248,7 @@ async fn read_body(
     encoding: Encoding,
     packing: Packing,
     limits: &RequestLimits,
-) -> Result<(Bytes, Option<DecodeSlot>), PublishError> {
+) -> Result<ReadBody, PublishError> {
     let max = limits.max_body_bytes;
     let declared = req
         .headers()
@@ -265,9 +282,19 @@ async fn read_body(
             message: e.to_string(),
         },
     })?;
+    let mut spent = 0;
+    if encoding == Encoding::Gzip
+        && let Some(stated) = gzip_stated_len(&body)
+    {
+        if stated > max {
+            return Err(PublishError::BodyTooLarge { max });
+        }
+        spend_bytes(state, service, stated)?;
+        spent = stated;
+    }
     // A clone of `Bytes` shares the buffer.
     let Some(mut inflating) = Inflating::new(encoding, body.clone(), max) else {
-        return Ok((body, slot));
+        return Ok(ReadBody { body, slot, spent });
     };
     drop(body);
     let slot = match slot.take() {
@@ -276,17 +303,51 @@ async fn read_body(
             // A small body may still inflate to a large one: the first
             // part here, the rest on the blocking pool.
             if inflating.run(state.decode_slots.large_body_bytes)? {
-                return Ok((inflating.finish(), None));
+                let body = inflating.finish();
+                let spent = charge_inflated(state, service, spent, body.len())?;
+                return Ok(ReadBody {
+                    body,
+                    slot: None,
+                    spent,
+                });
             }
             take_slot(state).await?
         }
     };
-    let (inflated, slot) = on_blocking_pool(slot, move || {
+    let (body, slot) = on_blocking_pool(slot, move || {
         inflating.run(usize::MAX)?;
         Ok(inflating.finish())
     })
     .await?;
-    Ok((inflated, Some(slot)))
+    let spent = charge_inflated(state, service, spent, body.len())?;
+    Ok(ReadBody {
+        body,
+        slot: Some(slot),
+        spent,
+    })
+}
+
+/// Charges what inflated beyond the `spent` bytes its trailer stated, past
+/// the budget if need be; the bytes now spent. A body larger than the
+/// burst is refused all the same, as one that stated its size would be.
+fn charge_inflated(
+    state: &AppState,
+    service: &str,
+    spent: usize,
+    inflated: usize,
+) -> Result<usize, PublishError> {
+    if inflated <= spent {
+        return Ok(spent);
+    }
+    state.limits.charge_publish_bytes(service, inflated - spent);
+    let burst = state.limits.publish_bytes_burst();
+    if burst > 0 && inflated as u64 > burst {
+        return Err(PublishError::BodyExceedsBurst {
+            size: inflated,
+            burst,
+        });
+    }
+    Ok(inflated)
 }
 
 /// A decode slot, waiting for one up to the wait; refused and counted if

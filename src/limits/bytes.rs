@@ -106,6 +106,24 @@ impl<C: Clock> ByteRate<C> {
         Ok(())
     }
 
+    /// Spends `bytes` whether or not they fit: for work already done on a
+    /// request whose size could not be known before. What does not fit is
+    /// a debt the key's next requests wait out.
+    pub fn charge(&self, key: &str, bytes: u64) {
+        if self.rate == 0 || bytes == 0 {
+            return;
+        }
+        let now = self.now();
+        let cost = self.cost(bytes);
+        let mut table = self.table();
+        match table.get_mut(key) {
+            Some(tat) => *tat = (*tat).max(now).saturating_add(cost),
+            None => {
+                table.insert(key.to_owned(), now.saturating_add(cost));
+            }
+        }
+    }
+
     /// Drops keys whose budget is full again.
     pub fn prune(&self) {
         let now = self.now();
@@ -163,6 +181,20 @@ mod tests {
         assert!(b.check("etl", 2000, true).is_ok(), "a refusal took nothing");
         let (none, _) = rate(0);
         assert!(none.check("etl", u64::MAX, true).is_ok());
+        assert_eq!(none.tracked(), 0);
+    }
+
+    #[test]
+    fn a_charge_past_the_budget_is_a_debt_waited_out() {
+        let (b, clock) = rate(1000);
+        b.check("etl", 2000, true).unwrap();
+        b.charge("etl", 1000);
+        let refused = b.check("etl", 1, false).unwrap_err();
+        assert_eq!(refused.retry_after, Duration::from_millis(1001));
+        clock.advance(Duration::from_millis(1001));
+        assert!(b.check("etl", 1, true).is_ok());
+        let (none, _) = rate(0);
+        none.charge("etl", 5);
         assert_eq!(none.tracked(), 0);
     }
 

@@ -220,6 +220,13 @@ impl<C: Clock + Clone> RateLimits<C> {
         self.publish_bytes.check(service, bytes as u64, false)
     }
 
+    /// Spends `bytes` of `service`'s byte rate whether or not they fit
+    /// (work already done); the excess is a debt its next requests wait
+    /// out.
+    pub fn charge_publish_bytes(&self, service: &str, bytes: usize) {
+        self.publish_bytes.charge(service, bytes as u64);
+    }
+
     /// The most bytes one request may carry (0: no limit).
     pub fn publish_bytes_burst(&self) -> u64 {
         self.publish_bytes.burst()
