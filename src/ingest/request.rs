@@ -160,21 +160,24 @@ pub async fn ingest<T: Copy + Send + 'static>(
             &endpoint.limits,
         )
         .await?;
-        let (body, mut slot) = (read.body, read.slot);
+        let body = read.body;
         let size = unpacked_len(packing, &body)?;
         let max = endpoint.limits.max_body_bytes;
         if size > max {
             return Err(PublishError::BodyTooLarge { max });
         }
+        // The slot before the bytes: a request refused for want of a slot
+        // has cost its service nothing.
+        let slot = match (state.decode_slots.is_large(size), read.slot) {
+            (true, None) => Some(take_slot(state).await?),
+            (true, held) => held,
+            (false, _) => None,
+        };
         spend_bytes(state, service, size.saturating_sub(read.spent))?;
         let received = Received::now();
         let parse = endpoint.parse;
         let limits = endpoint.limits.events;
-        let events = if state.decode_slots.is_large(size) {
-            let slot = match slot.take() {
-                Some(s) => s,
-                None => take_slot(state).await?,
-            };
+        let events = if let Some(slot) = slot {
             let service = service.to_owned();
             on_blocking_pool(slot, move || {
                 parse(
@@ -186,7 +189,6 @@ pub async fn ingest<T: Copy + Send + 'static>(
             .await?
             .0
         } else {
-            drop(slot);
             parse(format, &body, &parse_input(service, &received, limits, max))?
         };
         let count = events.len();
