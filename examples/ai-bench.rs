@@ -272,6 +272,7 @@ async fn main() -> anyhow::Result<()> {
         .env("AI_BASE_URL", model.base_url())
         .env("AI_RATE_PER_MINUTE", "0")
         .env("PUBLISH_RATE_PER_SEC", "0")
+        .env("PUBLISH_BYTES_PER_SEC", "0")
         .env("LOG_BUFFER_MAX_ENTRIES", args.events.to_string());
     let gw = process::spawn(cmd);
     let url = gw.url("");

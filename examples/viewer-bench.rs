@@ -204,6 +204,7 @@ fn main() -> anyhow::Result<()> {
     );
     let mut cmd = process::base_command(&args.binary);
     cmd.env("PUBLISH_RATE_PER_SEC", "0")
+        .env("PUBLISH_BYTES_PER_SEC", "0")
         .env("CONNECT_RATE_PER_IP", "0")
         .env("HISTORY_RATE_PER_IP", "0")
         .env("RUST_LOG", "warn,loggate=info");

@@ -23,6 +23,12 @@
 #                                                 (publish, OTLP protobuf/JSON, Loki
 #                                                 snappy protobuf/JSON), batches of 100
 #                                                 (--ingest-batch), nobody subscribed
+#   scripts/bench.sh --neighbour [options]       one service pushing large requests as
+#                                                 hard as its limits allow, another
+#                                                 tenant's publish round trip beside it
+#                                                 (--neighbour-format publish|loki-json|…)
+#   scripts/bench.sh --largest [options]         peak memory for the largest shipper
+#                                                 requests (10,000 lines, 8 MiB decoded)
 #   scripts/bench.sh --help
 #
 # Summary table on stdout, progress on stderr, gateway log in

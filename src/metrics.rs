@@ -66,14 +66,21 @@ pub mod label {
     /// `limit` of `rate_limited_total`.
     pub mod limit {
         pub const PUBLISH: &str = "publish";
+        /// A service's publish bytes per second (`PUBLISH_BYTES_PER_SEC`).
+        pub const PUBLISH_BYTES: &str = "publish_bytes";
+        /// A large publish body found every decode slot taken for the
+        /// whole wait (`503 ingest_busy`).
+        pub const DECODE_SLOTS: &str = "decode_slots";
         pub const CONNECT: &str = "connect";
         pub const CONNECT_TABLE_FULL: &str = "connect_table_full";
         pub const HISTORY: &str = "history";
         pub const HISTORY_TABLE_FULL: &str = "history_table_full";
         pub const CHAT: &str = "chat";
         pub const CHAT_TABLE_FULL: &str = "chat_table_full";
-        pub const ALL: [&str; 7] = [
+        pub const ALL: [&str; 9] = [
             PUBLISH,
+            PUBLISH_BYTES,
+            DECODE_SLOTS,
             CONNECT,
             CONNECT_TABLE_FULL,
             HISTORY,
@@ -300,7 +307,7 @@ impl Metrics {
         );
         let rate_limited = counter_vec(
             "rate_limited_total",
-            "Requests refused by a rate limit, by limit (publish, connect, connect_table_full).",
+            "Requests refused by a rate limit, by limit (publish, publish_bytes, decode_slots, connect, connect_table_full, …).",
             &["limit"],
         );
         let nats_messages = counter_vec(

@@ -18,6 +18,7 @@ use crate::auth::{AdminToken, ServiceTokens, SubscriberAuth};
 use crate::config::{Config, ConfigError, TrustProxy};
 use crate::delivery::SessionId;
 use crate::event::{EventId, NewEvent};
+use crate::limits::decode_slots::{DecodeSlots, SLOT_WAIT};
 use crate::limits::slots::Connections;
 use crate::limits::{RateLimits, Rates};
 use crate::metrics::Metrics;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub subscriber_auth: SubscriberAuth,
     pub admin_token: Option<AdminToken>,
     pub limits: RateLimits,
+    /// Large publish bodies decoded at once (`publish.large_body_slots`).
+    pub decode_slots: DecodeSlots,
     pub connections: Arc<Connections>,
     /// The registry's counts, readable without a message round trip.
     pub gauges: Arc<RegistryGauges>,
@@ -86,10 +89,16 @@ impl AppState {
             admin_token: config.auth.admin_token.as_ref().map(AdminToken::new),
             limits: RateLimits::new(Rates {
                 publish: config.limits.publish_rate_per_sec,
+                publish_bytes: config.publish.bytes_per_sec,
                 connect: config.limits.connect_rate_per_ip,
                 history: config.limits.history_rate_per_ip,
                 chat_per_minute: config.ai.rate_per_minute,
             }),
+            decode_slots: DecodeSlots::new(
+                config.publish.large_body_slots,
+                config.publish.large_body_bytes,
+                SLOT_WAIT,
+            ),
             connections: Connections::new(
                 config.server.max_connections,
                 config.server.max_connections_per_ip,

@@ -1,6 +1,7 @@
 //! OTLP/HTTP logs at `POST /v1/logs`, sent by the real OpenTelemetry logs
-//! SDK and its OTLP exporter (protobuf and JSON, gzip), read back by a real
-//! SSE subscriber; and what a hostile client sends, refused as OTLP does.
+//! SDK and its OTLP exporter (protobuf and JSON, gzip, Basic auth), read
+//! back by a real SSE subscriber; a collector's 10,000-record batch; and
+//! what a hostile client sends, refused as OTLP does.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -308,7 +309,7 @@ async fn hostile_requests_are_refused_with_an_otlp_status_and_publish_nothing() 
     .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
 
-    let many = request(vec![record("x"); 1001]).encode_to_vec();
+    let many = request(vec![record("x"); 10_001]).encode_to_vec();
     let a = post(&gw, &[PROTO, TOKEN], many).await;
     assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
 
@@ -394,4 +395,73 @@ async fn an_empty_export_succeeds_and_a_success_answers_in_the_requests_encoding
     assert_eq!(e["timestamp"], "2025-09-25T10:30:00Z");
     assert_eq!(e["meta"]["n"], 7);
     assert_eq!(e["meta"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+}
+
+/// An exporter that shows the token as the password of `Authorization:
+/// Basic`, as the Collector's `basicauth` extension does.
+fn basic_exporter(gw: &TestGateway, credentials: &str) -> opentelemetry_otlp::LogExporter {
+    use base64::Engine;
+    let value = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    );
+    let headers = HashMap::from([("Authorization".to_owned(), value)]);
+    opentelemetry_otlp::LogExporter::builder()
+        .with_http()
+        .with_endpoint(gw.url("/v1/logs"))
+        .with_protocol(Protocol::HttpBinary)
+        .with_headers(headers)
+        .build()
+        .expect("exporter")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_carries_the_token_as_its_password() {
+    let gw = start();
+    let etl = resource(&[("service.name", "etl")]);
+    let mut exporter = basic_exporter(&gw, &format!("tenant-42:{ETL_TOKEN}"));
+    assert_eq!(export_one(&mut exporter, &etl).await, Ok(()));
+    let mut exporter = basic_exporter(&gw, "tenant-42:not-the-token");
+    let err = export_one(&mut exporter, &etl).await.unwrap_err();
+    assert!(err.contains("401"), "{err}");
+    assert_eq!(gw.running.registry_stats().await.unwrap().last_seq, 1);
+
+    let good = request(vec![record("fine")]).encode_to_vec();
+    for auth in ["Basic %%%", "Basic bm8gY29sb24="] {
+        let a = post(&gw, &[PROTO, ("authorization", auth)], good.clone()).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{auth}");
+        let s = proto_status(&a);
+        assert_eq!(s.code, 16, "{auth}");
+        assert!(s.message.contains("Basic"), "{}", s.message);
+    }
+}
+
+#[tokio::test]
+async fn a_collectors_batch_of_10000_records_is_taken_whole() {
+    let gw = start();
+    let line = "x".repeat(200);
+    let records: Vec<ProtoRecord> = (0..10_000).map(|_| record(&line)).collect();
+    let body = gzip(&request(records).encode_to_vec());
+    let a = post(&gw, &[PROTO, TOKEN, ("content-encoding", "gzip")], body).await;
+    assert_eq!(
+        a.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&a.body)
+    );
+    gw.wait_for_registry("the whole batch", |s| s.last_seq == 10_000)
+        .await;
+    // Sized by what it decodes to: over 8 MiB is refused, whole.
+    let records: Vec<ProtoRecord> = (0..9_000).map(|_| record(&"y".repeat(1_000))).collect();
+    let big = request(records).encode_to_vec();
+    assert!(big.len() > 8 << 20);
+    let a = post(
+        &gw,
+        &[PROTO, TOKEN, ("content-encoding", "gzip")],
+        gzip(&big),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(proto_status(&a).message.contains("body_too_large"));
+    assert_eq!(gw.running.registry_stats().await.unwrap().last_seq, 10_000);
 }

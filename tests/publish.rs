@@ -447,3 +447,249 @@ async fn a_compressed_body_is_read_inflated_and_held_to_the_limit_inflated() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert_eq!(code(&res.json().await.unwrap()), "invalid_body");
 }
+
+/// A JSON array of `n` events of `service` whose message is `bytes` long.
+fn batch_of(service: &str, n: usize, bytes: usize) -> String {
+    let e = event(service, Some("big"), None, &"b".repeat(bytes));
+    format!("[{}]", vec![e.to_string(); n].join(","))
+}
+
+#[tokio::test]
+async fn a_service_over_its_byte_rate_is_refused_and_another_is_not() {
+    // The defaults: 4 MiB/s per service, 8 MiB at once, and 5,000 events/s,
+    // which 16-event requests never reach.
+    let gw = start();
+    let body = batch_of("etl", 16, 64_000);
+    assert!(body.len() > 1_000_000 && body.len() < 1 << 20);
+    let mut accepted = 0;
+    let refusal = loop {
+        let (status, answer) = gw
+            .publish_raw(ETL_TOKEN, "application/json", body.clone())
+            .await;
+        match status {
+            StatusCode::ACCEPTED => accepted += 1,
+            _ => break (status, answer),
+        }
+        // Each request spends 1 MB; the budget is 8 MiB, refilled at 4 MiB/s.
+        assert!(accepted < 60, "etl was never held to its byte rate");
+    };
+    assert!(
+        accepted >= 8,
+        "the burst lets 8 MiB through at once: {accepted}"
+    );
+    let (status, answer) = refusal;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+    assert_eq!(code(&answer), "rate_limited");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("PUBLISH_BYTES_PER_SEC"), "{message}");
+    // Another tenant's budget is its own.
+    let faas = batch_of("faas", 16, 64_000);
+    let (status, answer) = gw.publish_raw("faas-token", "application/json", faas).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let metrics = gw.metrics().await;
+    let limited = |limit: &str| {
+        metric_value(
+            &metrics,
+            &format!(r#"loggate_rate_limited_total{{limit="{limit}"}}"#),
+        )
+    };
+    assert!(limited("publish_bytes") >= Some(1.0), "{metrics}");
+    assert_eq!(limited("publish"), Some(0.0), "not the event rate");
+}
+
+#[tokio::test]
+async fn the_byte_rate_holds_on_every_publish_path_in_its_shape() {
+    // 1 KiB/s: 2 KiB at once, so a request of 1.5 KB passes at most once
+    // every 1.5 s, far slower than these requests go.
+    let gw = start_with(|c| c.publish.bytes_per_sec = 1024);
+    let one = batch_of("etl", 1, 1_400);
+    let (status, answer) = gw
+        .publish_raw(ETL_TOKEN, "application/json", one.clone())
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let token = ("x-service-token", ETL_TOKEN);
+    let loki = json!({"streams":[{"stream":{},"values":[["0", "l".repeat(1_400)]]}]}).to_string();
+    let otlp = json!({"resourceLogs":[{"scopeLogs":[{"logRecords":[
+        {"body":{"stringValue":"o".repeat(1_400)}}]}]}]})
+    .to_string();
+    for (path, body) in [
+        ("/api/logs/publish", one.clone()),
+        ("/loki/api/v1/push", loki.clone()),
+        ("/v1/logs", otlp.clone()),
+    ] {
+        // Sent until refused: at most one can have been earned back.
+        let res = loop {
+            let res = gw
+                .post(
+                    path,
+                    &[("content-type", "application/json"), token],
+                    body.clone(),
+                )
+                .await;
+            if res.status() != StatusCode::TOO_MANY_REQUESTS {
+                assert!(res.status().is_success(), "{path}: {}", res.status());
+                continue;
+            }
+            break res;
+        };
+        let retry: u64 = res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=2).contains(&retry), "{path}: Retry-After {retry}");
+        let text = res.text().await.unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        match path {
+            "/loki/api/v1/push" => {
+                assert_eq!(v["errorType"], "rate_limited", "{v}");
+                assert_eq!(v["code"], "rate_limited");
+            }
+            "/v1/logs" => assert_eq!(v["code"], 8, "RESOURCE_EXHAUSTED: {v}"),
+            _ => assert_eq!(code(&v), "rate_limited"),
+        }
+    }
+    // /test/logs counts against the named service's budget.
+    let test_logs = |service: &str| {
+        let body = json!({"service": service, "message": "t".repeat(1_400)});
+        gw.client.post(gw.url("/test/logs")).json(&body).send()
+    };
+    let mut status = StatusCode::ACCEPTED;
+    for _ in 0..5 {
+        status = test_logs("etl").await.unwrap().status();
+        if status != StatusCode::ACCEPTED {
+            break;
+        }
+    }
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // Another service still has its whole budget.
+    let (status, answer) = gw
+        .publish_raw("faas-token", "application/json", batch_of("faas", 1, 1_400))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    // More than 2 KiB at once can never pass: 413, not 429.
+    let (status, answer) = gw
+        .publish_raw(
+            "function-token",
+            "application/json",
+            batch_of("function", 1, 3_000),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert_eq!(code(&answer), "body_exceeds_burst");
+    let big_loki = json!({"streams":[{"stream":{},"values":[["0", "l".repeat(3_000)]]}]});
+    let res = gw
+        .post(
+            "/loki/api/v1/push",
+            &[
+                ("content-type", "application/json"),
+                ("x-service-token", "analytics-token"),
+            ],
+            big_loki.to_string(),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["code"], "body_exceeds_burst", "{v}");
+    // Compressed, by the size its gzip trailer states.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, big_loki.to_string().as_bytes()).unwrap();
+    let res = gw
+        .post(
+            "/loki/api/v1/push",
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+                ("x-service-token", "analytics-token"),
+            ],
+            gz.finish().unwrap(),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["code"], "body_exceeds_burst", "{v}");
+    assert!(
+        gw.metric(r#"loggate_rate_limited_total{limit="publish_bytes"}"#)
+            .await
+            >= Some(4.0)
+    );
+}
+
+/// A request that declares `length` bytes of body, sends none, and waits
+/// for `100 Continue`: the gateway has then started its handler, which
+/// holds a decode slot for a body that large.
+async fn hold_a_decode_slot(gw: &TestGateway, length: usize) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(gw.running.addr)
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /api/logs/publish HTTP/1.1\r\nHost: loggate\r\nX-Service-Token: {ETL_TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(WAIT, sock.read(&mut buf))
+            .await
+            .expect("100 Continue in time")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        seen.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    sock
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_wait_for_a_decode_slot_and_small_ones_never_do() {
+    // `publish.large_body_slots`' default.
+    const SLOTS: usize = 2;
+    let gw = start();
+    let mut held = Vec::new();
+    for _ in 0..SLOTS {
+        held.push(hold_a_decode_slot(&gw, 500_000).await);
+    }
+    let large = batch_of("etl", 100, 2_000);
+    let waiting = {
+        let client = gw.client.clone();
+        let base = gw.url("");
+        tokio::spawn(async move {
+            testkit::http::publish(&client, &base, ETL_TOKEN, "application/json", large, WAIT).await
+        })
+    };
+    // Meanwhile another tenant's small publishes go straight through,
+    // while every slot is held.
+    for i in 0..5 {
+        let (status, answer) = gw
+            .publish_raw(
+                "faas-token",
+                "application/json",
+                event("faas", None, None, &format!("small {i}")).to_string(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    }
+    let (status, answer) = waiting.await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(code(&answer), "ingest_busy");
+    assert_eq!(
+        gw.metric(r#"loggate_rate_limited_total{limit="decode_slots"}"#)
+            .await,
+        Some(1.0)
+    );
+    drop(held);
+    let (status, answer) = gw
+        .publish_raw(
+            "l5-etl-token",
+            "application/json",
+            batch_of("etl", 100, 2_000),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+}

@@ -260,6 +260,8 @@ async fn ten_thousand_connect_disconnect_cycles_leave_nothing_behind() {
 #[tokio::test]
 async fn a_stalled_reader_lags_without_slowing_others() {
     let gw = start_with(|c| {
+        // 30 MB as fast as it goes: not what the byte rate is for.
+        c.publish.bytes_per_sec = 0;
         c.publish.max_batch_events = 100;
         c.publish.max_body_bytes = 256 * 1024;
         c.publish.max_event_bytes = 4096;

@@ -221,6 +221,8 @@ async fn pings_are_answered_and_a_silent_peer_is_closed() {
 #[tokio::test]
 async fn a_slow_websocket_client_is_told_it_lagged() {
     let gw = start_with(|c| {
+        // 30 MB as fast as it goes: not what the byte rate is for.
+        c.publish.bytes_per_sec = 0;
         c.publish.max_batch_events = 100;
         c.publish.max_body_bytes = 256 * 1024;
         c.publish.max_event_bytes = 4096;

@@ -62,7 +62,8 @@ pub struct Args {
     /// gateway otherwise gets a clean environment: built-in defaults plus
     /// HOST, PORT, RUST_LOG=warn, MAX_CONNECTIONS, and the per-address and
     /// rate limits off (MAX_CONNECTIONS_PER_IP=0, CONNECT_RATE_PER_IP=0,
-    /// PUBLISH_RATE_PER_SEC=0).
+    /// PUBLISH_RATE_PER_SEC=0, PUBLISH_BYTES_PER_SEC=0; --neighbour keeps
+    /// the per-service ones).
     #[arg(long, value_name = "KEY=VALUE")]
     pub server_env: Vec<String>,
     /// Where the gateway's stderr goes. With `--cluster`, node A's and
@@ -93,6 +94,33 @@ pub struct Args {
     /// subscribed, `--duration` seconds each, on one fresh gateway.
     #[arg(long, conflicts_with_all = ["cluster", "peer"])]
     pub ingest: bool,
+    /// Noisy-neighbour mode: service etl pushes large requests
+    /// (`--neighbour-format`) from `--publishers` connections as hard as
+    /// its limits allow, while service faas publishes one small event at a
+    /// time; faas's round trip alone and beside it. The gateway keeps its
+    /// rate limits (the defaults, or `--server-env`).
+    #[arg(long, conflicts_with_all = ["cluster", "peer", "ingest"])]
+    pub neighbour: bool,
+    /// With --neighbour: what the pusher sends.
+    #[arg(long, value_enum, default_value = "publish")]
+    pub neighbour_format: NeighbourFormat,
+    /// With --neighbour or --largest: lines per request [default: 1000 for
+    /// publish, else 10000].
+    #[arg(long)]
+    pub neighbour_lines: Option<usize>,
+    /// With --neighbour: bytes of each line (a pino request log).
+    #[arg(long, default_value_t = 850)]
+    pub neighbour_line_bytes: usize,
+    /// Memory mode: the gateway's peak RSS for the largest request each
+    /// shipper format may send (`--neighbour-lines` lines, just under
+    /// `--largest-bytes` decoded), one at a time, then `--publishers` at
+    /// once; rate limits off.
+    #[arg(long, conflicts_with_all = ["cluster", "peer", "ingest", "neighbour"])]
+    pub largest: bool,
+    /// With --largest: the decoded size each request stays under (the
+    /// gateway's `ingest.max_body_bytes`).
+    #[arg(long, default_value_t = 8 << 20)]
+    pub largest_bytes: usize,
     /// With --peer: runs of each server.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
@@ -122,6 +150,21 @@ pub struct Args {
     /// in `peer-<peer>-<unix time>.jsonl`.
     #[arg(long, default_value = "target/bench-results")]
     pub results_dir: PathBuf,
+}
+
+/// What the noisy neighbour sends.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeighbourFormat {
+    /// A JSON array of events to `/api/logs/publish`.
+    Publish,
+    /// Loki JSON as pino-loki sends it (a stream per line).
+    LokiJson,
+    /// The same, gzip-compressed.
+    LokiJsonGzip,
+    /// Loki's snappy-compressed protobuf, one stream.
+    LokiProtobuf,
+    /// OTLP protobuf, gzip-compressed.
+    OtlpProtobuf,
 }
 
 /// A server to compare loggate with.
@@ -165,6 +208,16 @@ impl Args {
                 "--ingest-batch must be between 1 and 1000"
             );
         }
+        if self.neighbour || self.largest {
+            ensure!(
+                (1..=100_000).contains(&self.neighbour_lines()),
+                "--neighbour-lines must be between 1 and 100000"
+            );
+            ensure!(
+                (1..=65_536).contains(&self.neighbour_line_bytes),
+                "--neighbour-line-bytes must be between 1 and 65536"
+            );
+        }
         ensure!(
             self.rate > 0.0 && self.rate.is_finite(),
             "--rate must be positive"
@@ -193,10 +246,28 @@ impl Args {
         Ok(())
     }
 
-    /// Publishers at full speed: `--publishers`, or 2 (4 with --peer).
+    /// Publishers at full speed: `--publishers`, or 2 (4 with --peer; 3
+    /// with --neighbour or --largest, as issue 27 measured).
     pub fn publishers(&self) -> usize {
-        self.publishers
-            .unwrap_or(if self.peer.is_some() { 4 } else { 2 })
+        self.publishers.unwrap_or(if self.peer.is_some() {
+            4
+        } else if self.neighbour || self.largest {
+            3
+        } else {
+            2
+        })
+    }
+
+    /// Lines per noisy request: `--neighbour-lines`, or 1000 for the
+    /// publish endpoint (its batch limit) and 10000 for the shippers'.
+    pub fn neighbour_lines(&self) -> usize {
+        self.neighbour_lines.unwrap_or(
+            if self.neighbour_format == NeighbourFormat::Publish && !self.largest {
+                1000
+            } else {
+                10_000
+            },
+        )
     }
 
     /// Events per full-speed request: `--batch`, or 100 (1 with --peer).

@@ -25,6 +25,11 @@
 //! endpoint in turn (`/api/logs/publish`, OTLP's `/v1/logs` in both
 //! encodings, Loki's push in both), with nobody subscribed (`ingest`).
 //!
+//! With `--neighbour` one service pushes large requests as hard as its
+//! limits allow while another publishes small events, and the other's
+//! round trip is measured alone and beside it; with `--largest`, the
+//! gateway's peak memory for the largest shipper requests (`neighbour`).
+//!
 //! The modules, from the command line down to the socket:
 //!
 //! - `args`: the options and their validation.
@@ -32,6 +37,7 @@
 //!   closing); each phase measures and adds its rows to the table.
 //! - `peer`: the side-by-side mode: its runs, the two servers, the table.
 //! - `ingest`: the ingest mode: the bodies of each format and the table.
+//! - `neighbour`: the noisy-neighbour and largest-request modes.
 //! - `nodes`: which processes run (one gateway, or nats-server and A, B);
 //!   `server`: one such process; `procfs`: its memory and CPU from /proc.
 //! - `publish`: channel names, event bodies, one publish request.
@@ -46,6 +52,7 @@ mod chunked;
 mod frames;
 mod ingest;
 mod metrics;
+mod neighbour;
 mod nodes;
 mod peer;
 mod phases;
@@ -87,6 +94,8 @@ fn main() -> ExitCode {
             match args.peer {
                 Some(peer) => peer::run(&args, peer).await,
                 None if args.ingest => ingest::run(&args).await,
+                None if args.neighbour => neighbour::run(&args).await,
+                None if args.largest => neighbour::largest::run(&args).await,
                 None => phases::run(&args).await,
             }
         };

@@ -53,10 +53,31 @@ impl Server {
             "gateway binary {} not found (run `cargo build --release` or pass --binary)",
             args.binary.display()
         );
-        let mut command = gateway_command(args, port);
+        let mut command = gateway_command(args, port, true);
         command
             .envs(extra_env.iter().map(|(k, v)| (k, v)))
             .envs(args.server_env.iter().filter_map(|kv| kv.split_once('=')));
+        let child = spawn_child(&mut command, log_path)
+            .with_context(|| format!("cannot start {}", args.binary.display()))?;
+        Ok(Server::new(name, child, port, log_path))
+    }
+
+    /// Starts a gateway on `port` with its per-service rate limits as
+    /// configured (the built-in defaults, or `--server-env`), for a run
+    /// that measures what the limits do.
+    pub fn start_limited(
+        args: &Args,
+        name: &'static str,
+        port: u16,
+        log_path: &Path,
+    ) -> anyhow::Result<Server> {
+        ensure!(
+            args.binary.is_file(),
+            "gateway binary {} not found (run `cargo build --release` or pass --binary)",
+            args.binary.display()
+        );
+        let mut command = gateway_command(args, port, false);
+        command.envs(args.server_env.iter().filter_map(|kv| kv.split_once('=')));
         let child = spawn_child(&mut command, log_path)
             .with_context(|| format!("cannot start {}", args.binary.display()))?;
         Ok(Server::new(name, child, port, log_path))
@@ -281,8 +302,9 @@ impl Drop for Server {
 }
 
 /// The gateway with a clean environment, so that a stray LOGGATE_CONFIG,
-/// SERVICE_TOKENS or the like cannot change what is measured.
-fn gateway_command(args: &Args, port: u16) -> Command {
+/// SERVICE_TOKENS or the like cannot change what is measured; with
+/// `limits_off`, without its per-service publish limits.
+fn gateway_command(args: &Args, port: u16, limits_off: bool) -> Command {
     // Room for every stream the bench opens (with --peer, the idle ones may
     // not all be gone when the measured ones connect).
     let max_connections = (args.subscribers + args.idle_connections + 64).max(10_000);
@@ -304,8 +326,12 @@ fn gateway_command(args: &Args, port: u16) -> Command {
         // the per-address and per-service rate limits would measure
         // themselves instead. `--server-env` can set them back.
         .env("MAX_CONNECTIONS_PER_IP", "0")
-        .env("CONNECT_RATE_PER_IP", "0")
-        .env("PUBLISH_RATE_PER_SEC", "0");
+        .env("CONNECT_RATE_PER_IP", "0");
+    if limits_off {
+        command
+            .env("PUBLISH_RATE_PER_SEC", "0")
+            .env("PUBLISH_BYTES_PER_SEC", "0");
+    }
     command
 }
 

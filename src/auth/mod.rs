@@ -16,7 +16,7 @@ mod service;
 mod subscriber;
 
 pub use admin::AdminToken;
-pub use service::ServiceTokens;
+pub use service::{Schemes, ServiceTokens, presented_service_token};
 pub use subscriber::{
     Claims, Credential, Grants, PageOrigin, SubscriberAuth, is_own_origin, mint_hs256,
     presented_token,

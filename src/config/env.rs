@@ -89,6 +89,13 @@ impl Config {
                 "a whole number of events per second",
             )?;
         }
+        if let Some(v) = env("PUBLISH_BYTES_PER_SEC") {
+            self.publish.bytes_per_sec = parse_env(
+                "PUBLISH_BYTES_PER_SEC",
+                &v,
+                "a whole number of bytes per second (0 = no limit)",
+            )?;
+        }
         if let Some(v) = env("CONNECT_RATE_PER_IP") {
             self.limits.connect_rate_per_ip = parse_env(
                 "CONNECT_RATE_PER_IP",

@@ -54,6 +54,7 @@ pub const ENV_NAMES: &[&str] = &[
     "LOG_BUFFER_MAX_ENTRIES",
     "LOG_BUFFER_MAX_AGE_MINUTES",
     "PUBLISH_RATE_PER_SEC",
+    "PUBLISH_BYTES_PER_SEC",
     "CONNECT_RATE_PER_IP",
     "HISTORY_RATE_PER_IP",
     "TRUST_PROXY",
@@ -182,6 +183,7 @@ pub struct Config {
     pub env: RunEnv,
     pub server: ServerConfig,
     pub publish: PublishConfig,
+    pub ingest: IngestConfig,
     pub subscribe: SubscribeConfig,
     pub sse: SseConfig,
     pub history: HistoryConfig,
@@ -370,11 +372,31 @@ pub struct ServerConfig {
     pub trust_proxy: TrustProxy,
 }
 
+/// `POST /api/logs/publish`'s limits, and what every publish path shares.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublishConfig {
     pub max_body_bytes: usize,
     pub max_event_bytes: usize,
+    pub max_batch_events: usize,
+    /// Request body bytes (decoded) per second per service, every publish
+    /// path together; burst twice that; 0 = no limit.
+    pub bytes_per_sec: u64,
+    /// A body larger than this, as sent or once inflated, is decoded on
+    /// the blocking pool under a decode slot.
+    pub large_body_bytes: usize,
+    /// Large bodies read and decoded at once, over all services.
+    pub large_body_slots: usize,
+}
+
+/// The shipper endpoints (OTLP's `/v1/logs`, Loki's push): their clients
+/// batch by bytes or by time, not to loggate's 1000 events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// A request body, once decompressed.
+    pub max_body_bytes: usize,
+    /// Records in one request.
     pub max_batch_events: usize,
 }
 

@@ -470,3 +470,78 @@ fn every_service_tokens_problem_is_reported_at_once_without_a_token() {
         assert!(!text.contains(secret), "{secret} shown: {text}");
     }
 }
+
+/// `[section]\nkey = value` files and the key each must be refused under.
+fn refused_in_files(cases: &[(&str, &str)]) {
+    let dir = std::env::temp_dir().join(format!(
+        "loggate-refused-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (body, key) in cases {
+        let file = dir.join("refused.toml");
+        std::fs::write(&file, body).unwrap();
+        let err = load_with(&[], Some(&file)).unwrap_err();
+        assert_eq!(err.key, *key, "{body}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_shipper_limits_are_read_and_checked() {
+    let c = load_with(&[], None).unwrap();
+    assert_eq!(c.ingest.max_body_bytes, 8 << 20);
+    assert_eq!(c.ingest.max_batch_events, 10_000);
+    assert!(
+        c.ingest.max_batch_events as u64 <= 2 * u64::from(c.limits.publish_rate_per_sec),
+        "the largest shipper request fits the event burst"
+    );
+    refused_in_files(&[
+        ("[ingest]\nmax_body_bytes = 100\n", "ingest.max_body_bytes"),
+        (
+            "[ingest]\nmax_body_bytes = 100000000\n",
+            "ingest.max_body_bytes",
+        ),
+        (
+            "[ingest]\nmax_batch_events = 0\n",
+            "ingest.max_batch_events",
+        ),
+        (
+            "[ingest]\nmax_body_bytes = 33554432\n[history]\nmax_bytes = 16777216\n",
+            "history.max_bytes",
+        ),
+    ]);
+}
+
+#[test]
+fn publish_bytes_are_read_and_checked() {
+    let c = load_with(&[], None).unwrap();
+    assert_eq!(c.publish.bytes_per_sec, 4 << 20);
+    assert!(
+        c.ingest.max_body_bytes as u64 <= 2 * c.publish.bytes_per_sec,
+        "the largest shipper request fits the byte burst"
+    );
+    let c = load_with(&[("PUBLISH_BYTES_PER_SEC", "0")], None).unwrap();
+    assert_eq!(c.publish.bytes_per_sec, 0);
+    let c = load_with(&[("PUBLISH_BYTES_PER_SEC", "10485760")], None).unwrap();
+    assert_eq!(c.publish.bytes_per_sec, 10 << 20);
+    for (value, key) in [
+        ("fast", "PUBLISH_BYTES_PER_SEC"),
+        ("-1", "PUBLISH_BYTES_PER_SEC"),
+        ("100", "publish.bytes_per_sec (PUBLISH_BYTES_PER_SEC)"),
+    ] {
+        let err = load_with(&[("PUBLISH_BYTES_PER_SEC", value)], None).unwrap_err();
+        assert_eq!(err.key, key, "{value}: {err}");
+    }
+    refused_in_files(&[
+        (
+            "[publish]\nlarge_body_slots = 0\n",
+            "publish.large_body_slots",
+        ),
+        (
+            "[publish]\nlarge_body_bytes = 10\n",
+            "publish.large_body_bytes",
+        ),
+    ]);
+}

@@ -45,6 +45,8 @@ impl Config {
         at_most("publish.max_body_bytes", p.max_body_bytes, 64 << 20)?;
         at_least("publish.max_batch_events", p.max_batch_events, 1)?;
         at_most("publish.max_batch_events", p.max_batch_events, 100_000)?;
+        self.validate_publish_bytes()?;
+        self.validate_ingest()?;
 
         let sub = &self.subscribe;
         at_least("subscribe.max_channels", sub.max_channels, 1)?;
@@ -95,6 +97,7 @@ impl Config {
             7 * 24 * 60,
         )?;
         at_least("history.max_bytes", h.max_bytes, p.max_body_bytes)?;
+        at_least("history.max_bytes", h.max_bytes, self.ingest.max_body_bytes)?;
         at_least("history.max_channels", h.max_channels, 1)?;
 
         self.validate_nats()?;
@@ -130,6 +133,37 @@ impl Config {
         if self.env == RunEnv::Production {
             self.validate_production()?;
         }
+        Ok(())
+    }
+
+    /// The byte rate and the decode slots.
+    fn validate_publish_bytes(&self) -> Result<(), ConfigError> {
+        let p = &self.publish;
+        let rate = p.bytes_per_sec;
+        if rate != 0 && !(1024..=1 << 40).contains(&rate) {
+            return Err(ConfigError::new(
+                "publish.bytes_per_sec (PUBLISH_BYTES_PER_SEC)",
+                format!("{rate} is not 0 (no limit) or between 1024 and 2^40 bytes per second"),
+            ));
+        }
+        at_least("publish.large_body_bytes", p.large_body_bytes, 4096)?;
+        at_most("publish.large_body_bytes", p.large_body_bytes, 64 << 20)?;
+        at_least("publish.large_body_slots", p.large_body_slots, 1)?;
+        at_most("publish.large_body_slots", p.large_body_slots, 256)?;
+        Ok(())
+    }
+
+    /// The shipper endpoints' limits.
+    fn validate_ingest(&self) -> Result<(), ConfigError> {
+        let i = &self.ingest;
+        at_least(
+            "ingest.max_body_bytes",
+            i.max_body_bytes,
+            self.publish.max_event_bytes,
+        )?;
+        at_most("ingest.max_body_bytes", i.max_body_bytes, 64 << 20)?;
+        at_least("ingest.max_batch_events", i.max_batch_events, 1)?;
+        at_most("ingest.max_batch_events", i.max_batch_events, 100_000)?;
         Ok(())
     }
 

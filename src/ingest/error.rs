@@ -51,7 +51,11 @@ pub enum PublishError {
     #[error(
         "{count} events in one request is more than this service's rate limit lets through at once ({burst}, twice PUBLISH_RATE_PER_SEC); send smaller batches"
     )]
-    BatchExceedsBurst { count: usize, burst: u32 },
+    BatchExceedsBurst { count: usize, burst: u64 },
+    #[error(
+        "this request is {size} bytes once decoded, more than this service's byte rate ever lets through at once ({burst}, twice PUBLISH_BYTES_PER_SEC); send smaller requests"
+    )]
+    BodyExceedsBurst { size: usize, burst: u64 },
     #[error("content type {found:?} is not supported here: send {expected}")]
     UnsupportedMediaType {
         found: String,
@@ -67,6 +71,17 @@ pub enum PublishError {
         retry_after_secs
     )]
     RateLimited { retry_after_secs: u64 },
+    #[error(
+        "publish byte rate of this service (PUBLISH_BYTES_PER_SEC) reached; retry in {}s",
+        retry_after_secs
+    )]
+    BytesRateLimited { retry_after_secs: u64 },
+    /// Every decode slot stayed taken for the whole wait.
+    #[error(
+        "the gateway is decoding as many large requests as it may at once; retry in {}s",
+        retry_after_secs
+    )]
+    IngestBusy { retry_after_secs: u64 },
     #[error("the gateway is shutting down")]
     ShuttingDown,
     /// JetStream mode: the stream did not confirm the events in time.
@@ -98,10 +113,12 @@ impl PublishError {
         "body_too_large",
         "batch_too_large",
         "batch_exceeds_burst",
+        "body_exceeds_burst",
         "unsupported_media_type",
         "unsupported_encoding",
         "invalid_body",
         "rate_limited",
+        "ingest_busy",
         "shutting_down",
         "nats_unavailable",
     ];
@@ -130,10 +147,14 @@ impl PublishError {
             PublishError::BodyTooLarge { .. } => "body_too_large",
             PublishError::BatchTooLarge { .. } => "batch_too_large",
             PublishError::BatchExceedsBurst { .. } => "batch_exceeds_burst",
+            PublishError::BodyExceedsBurst { .. } => "body_exceeds_burst",
             PublishError::UnsupportedMediaType { .. } => "unsupported_media_type",
             PublishError::UnsupportedEncoding(_) => "unsupported_encoding",
             PublishError::InvalidBody { .. } => "invalid_body",
-            PublishError::RateLimited { .. } => "rate_limited",
+            PublishError::RateLimited { .. } | PublishError::BytesRateLimited { .. } => {
+                "rate_limited"
+            }
+            PublishError::IngestBusy { .. } => "ingest_busy",
             PublishError::ShuttingDown => "shutting_down",
             PublishError::NatsUnavailable { .. } => "nats_unavailable",
         }
@@ -142,7 +163,9 @@ impl PublishError {
     /// The `Retry-After` a refusal carries: when retrying can succeed.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            PublishError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            PublishError::RateLimited { retry_after_secs }
+            | PublishError::BytesRateLimited { retry_after_secs }
+            | PublishError::IngestBusy { retry_after_secs } => Some(*retry_after_secs),
             PublishError::ShuttingDown | PublishError::NatsUnavailable { .. } => {
                 Some(crate::error::RETRY_SOON_SECS)
             }
@@ -185,14 +208,17 @@ impl ResponseError for PublishError {
             PublishError::EventTooLarge { .. }
             | PublishError::BodyTooLarge { .. }
             | PublishError::BatchTooLarge { .. }
-            | PublishError::BatchExceedsBurst { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            | PublishError::BatchExceedsBurst { .. }
+            | PublishError::BodyExceedsBurst { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             PublishError::UnsupportedMediaType { .. } | PublishError::UnsupportedEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            PublishError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            PublishError::ShuttingDown | PublishError::NatsUnavailable { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
+            PublishError::RateLimited { .. } | PublishError::BytesRateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
             }
+            PublishError::ShuttingDown
+            | PublishError::NatsUnavailable { .. }
+            | PublishError::IngestBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }

@@ -1,15 +1,22 @@
 //! HTTP ingestion: `POST /api/logs/publish` and the dev-only `POST /test/logs`.
 //!
-//! Both go through [`request::ingest`](super::request::ingest): the token
-//! before the body, the body under its limit (a lying `Content-Length`
-//! cannot make it read more), every event validated, then the batch to the
-//! registry in one `Publish` message; the answer lists the ids it assigned.
+//! `/api/logs/publish` goes through
+//! [`request::ingest`](super::request::ingest): the token before the body,
+//! the body under its limit (a lying `Content-Length` cannot make it read
+//! more), every event validated, then the batch to the registry in one
+//! `Publish` message; the answer lists the ids it assigned. `/test/logs`
+//! counts against the same rate limits (events and bytes).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::request::{Endpoint, ParseInput, ingest, media_type, publish_events, unsupported};
+use super::compression::Packing;
+use super::request::{
+    Endpoint, ParseInput, RequestLimits, ingest, media_type, publish_events, spend_bytes,
+    spend_events, unsupported,
+};
 use super::{BodyFormat, PublishError, RawEvent, RawLogData, parse_body};
+use crate::auth::Schemes;
 use crate::event::{EventId, IdText};
 use crate::metrics::label::source;
 use crate::state::AppState;
@@ -53,7 +60,10 @@ pub async fn publish(
 ) -> Result<HttpResponse, PublishError> {
     let endpoint = Endpoint {
         source: source::HTTP,
-        format: body_format,
+        // Bearer only: see `auth::service`.
+        schemes: Schemes::Bearer,
+        limits: RequestLimits::publish(&state),
+        format: |req| Ok((body_format(req)?, Packing::Plain)),
         own_encodings: &[],
         parse: |format, body: &[u8], input: &ParseInput<'_>| {
             parse_body(body, format, input.service, input.received, input.limits)
@@ -78,6 +88,19 @@ pub struct TestLogRequest {
     level: Option<String>,
     #[serde(default)]
     message: Option<String>,
+}
+
+/// The rate limits `/test/logs` counts against: a configured service's own
+/// (the synthetic event costs what a published one does), and one shared
+/// budget for names no token holds, so that made-up names cannot grow the
+/// limiters' tables.
+fn test_logs_limit_key<'a>(state: &AppState, service: &'a str) -> &'a str {
+    const OTHERS: &str = "(test/logs)";
+    if state.tokens.services().any(|s| s == service) {
+        service
+    } else {
+        OTHERS
+    }
 }
 
 /// `POST /test/logs`: publishes one synthetic event without a service token.
@@ -110,6 +133,10 @@ pub async fn test_logs(
         },
     };
     let event = super::validate(raw, None, &received, None)?;
+    let key = test_logs_limit_key(&state, event.channel.service()).to_owned();
+    // What it publishes is the event, not the small request that named it.
+    spend_bytes(&state, &key, event.body_tail.len())?;
+    spend_events(&state, &key, 1)?;
     let ids = publish_events(&state, vec![event]).await?;
     Ok(accepted(ids))
 }

@@ -10,9 +10,10 @@
 //!
 //! Mapping, per entry: stream label `service` (else `service_name`, `app`,
 //! `job`; none: the token's service) → service, `workspace` → workspace,
-//! `resource` → resource, `level` (else structured metadata `level` or
-//! `detected_level`, else a `level=`/`"level":` found in the line) →
-//! level; the line → message; the entry's time → timestamp; every other
+//! `resource` → resource, the first readable of the labels `level`,
+//! `severity`, `detected_level`, `lvl`, `loglevel` (else of the structured
+//! metadata of those names, else a `level=`/`"level":` found in the line)
+//! → level; the line → message; the entry's time → timestamp; every other
 //! label and the structured metadata → `meta`.
 
 use std::borrow::Cow;
@@ -26,9 +27,13 @@ use prost::Message;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::compression::Packing;
 use super::protobuf::count_at;
-use super::request::{Endpoint, ParseInput, check_count, ingest, media_type, unsupported};
+use super::request::{
+    Endpoint, ParseInput, RequestLimits, check_count, ingest, media_type, unsupported,
+};
 use super::{PublishError, RawEvent, RawLogData, check_encoded, format_time, validate};
+use crate::auth::Schemes;
 use crate::event::{Level, NewEvent};
 use crate::metrics::label::source;
 use crate::state::AppState;
@@ -93,10 +98,10 @@ pub enum Format {
     Json,
 }
 
-fn format(req: &HttpRequest) -> Result<Format, PublishError> {
+fn format(req: &HttpRequest) -> Result<(Format, Packing), PublishError> {
     match media_type(req).as_deref() {
-        None | Some("application/x-protobuf") => Ok(Format::SnappyProtobuf),
-        Some("application/json") => Ok(Format::Json),
+        None | Some("application/x-protobuf") => Ok((Format::SnappyProtobuf, Packing::Snappy)),
+        Some("application/json") => Ok((Format::Json, Packing::Plain)),
         Some(found) => Err(unsupported(
             found,
             "application/x-protobuf (snappy) or application/json (Loki push)",
@@ -145,6 +150,8 @@ pub async fn push(
 ) -> Result<HttpResponse, LokiError> {
     let endpoint = Endpoint {
         source: source::LOKI,
+        schemes: Schemes::BearerOrBasic,
+        limits: RequestLimits::shipper(&state),
         format,
         // Loki's shippers say `snappy` of the protobuf body they send
         // compressed anyway; Loki takes it as a remark, so does loggate.
@@ -421,7 +428,21 @@ pub fn parse_labels(text: &str) -> Result<Labels<'static>, String> {
 
 /// The labels that name where an event goes, in the order they are tried.
 const SERVICE_LABELS: [&str; 4] = ["service", "service_name", "app", "job"];
-const LEVEL_KEYS: [&str; 2] = ["level", "detected_level"];
+/// The labels (and structured metadata) that may carry the level, in the
+/// order they are tried: `level` (Promtail, Alloy, winston-loki, pino-loki),
+/// `severity` (python-logging-loki), `detected_level` (what Loki itself
+/// adds), then the short spellings some loggers use.
+pub const LEVEL_KEYS: [&str; 5] = ["level", "severity", "detected_level", "lvl", "loglevel"];
+
+/// The first of `pairs` (labels or metadata) that names a level it can be
+/// read as, in [`LEVEL_KEYS`] order; the last pair of a name wins, as it
+/// does for every label. Its name, so that it is not kept in `meta` too.
+fn level_of<'a>(pairs: &'a [(Cow<'_, str>, Cow<'_, str>)]) -> Option<(&'a str, Level)> {
+    LEVEL_KEYS.iter().find_map(|key| {
+        let (name, value) = pairs.iter().rev().find(|(n, _)| n == key)?;
+        Some((name.as_ref(), Level::parse(value)?))
+    })
+}
 
 /// A level a line states about itself: a top-level `level`, `lvl` or
 /// `severity` of a JSON object, or `level=` / `lvl=` of logfmt.
@@ -481,20 +502,16 @@ fn map_entry(
         .find(|name| label(name).is_some_and(|v| !v.starts_with("unknown_service")))
         .copied();
     let service = service_label.and_then(label).unwrap_or(input.service);
-    // The first level that can be read: the stream's label, the entry's
+    // The first level that can be read: the stream's labels, the entry's
     // metadata, the line. One that cannot be read stays in `meta`.
-    let label_level = label("level").and_then(Level::parse);
+    let label_level = level_of(labels);
     let metadata_level = match label_level {
         Some(_) => None,
-        None => entry.metadata.iter().rev().find_map(|(name, value)| {
-            let level = LEVEL_KEYS
-                .contains(&name.as_ref())
-                .then(|| Level::parse(value))??;
-            Some((name.as_ref(), level))
-        }),
+        None => level_of(&entry.metadata),
     };
     let level = label_level
-        .or(metadata_level.map(|(_, l)| l))
+        .or(metadata_level)
+        .map(|(_, l)| l)
         .or_else(|| level_in_line(&entry.line))
         .unwrap_or(Level::Info);
     let mut meta = serde_json::Map::new();
@@ -502,7 +519,7 @@ fn map_entry(
         let consumed = Some(name.as_ref()) == service_label
             || name == "workspace"
             || name == "resource"
-            || (name == "level" && label_level.is_some());
+            || Some(name.as_ref()) == label_level.map(|(n, _)| n);
         if !consumed {
             meta.insert(name.to_string(), value.as_ref().into());
         }

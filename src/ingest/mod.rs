@@ -7,7 +7,8 @@
 //! not know about HTTP, so the NATS paths apply the same rules.
 //!
 //! Three HTTP endpoints take events, and all go through [`request`]
-//! (token, body limit, decompression, rate limit, registry, metrics):
+//! (token, byte rate, body limit, decompression in [`compression`], where
+//! the work runs, event rate, registry, metrics):
 //! [`http`] (`/api/logs/publish`), [`otlp`] (OpenTelemetry's `/v1/logs`) and
 //! [`loki`] (Loki's push). Each only reads its own format into the fields
 //! [`validate`](validate()) checks, and words refusals its own way. Validated
@@ -15,6 +16,7 @@
 //! makes a request all-or-nothing: nothing is sent until every event passed.
 
 pub mod body;
+pub mod compression;
 pub mod error;
 pub mod http;
 pub mod json;

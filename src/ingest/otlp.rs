@@ -33,9 +33,13 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prost::Message;
 use serde_json::value::RawValue;
 
+use super::compression::Packing;
 use super::protobuf::count_at;
-use super::request::{Endpoint, ParseInput, check_count, ingest, media_type, unsupported};
+use super::request::{
+    Endpoint, ParseInput, RequestLimits, check_count, ingest, media_type, unsupported,
+};
 use super::{PublishError, RawEvent, RawLogData, check_encoded, format_time, validate};
+use crate::auth::Schemes;
 use crate::event::NewEvent;
 use crate::metrics::label::source;
 use crate::state::AppState;
@@ -140,7 +144,9 @@ pub async fn export(
     let encoding = Encoding::answer(&req);
     let endpoint = Endpoint {
         source: source::OTLP,
-        format: Encoding::of,
+        schemes: Schemes::BearerOrBasic,
+        limits: RequestLimits::shipper(&state),
+        format: |req| Ok((Encoding::of(req)?, Packing::Plain)),
         own_encodings: &[],
         parse,
     };

@@ -1,7 +1,8 @@
 //! Limits on what clients may take: rate limits here (events per second
 //! per service, new subscriber connections and history requests per second
-//! per client address; governor's GCRA, burst twice the rate), and the
-//! connection caps in [`slots`].
+//! per client address; governor's GCRA, burst twice the rate), bytes per
+//! second per service in [`bytes`], the connection caps in [`slots`], and
+//! the slots for decoding large publish bodies in [`decode_slots`].
 //!
 //! Owns the limiters and the bound on their key tables. Service keys are
 //! configured names, so that table is bounded by the config. Address keys
@@ -10,6 +11,8 @@
 //! recovered every [`PRUNE_INTERVAL`], and while it is at its cap a new
 //! address is refused (and counted) rather than let the table grow.
 
+pub mod bytes;
+pub mod decode_slots;
 pub mod slots;
 
 use std::hash::Hash;
@@ -44,7 +47,7 @@ pub struct Limited {
     pub table_full: bool,
     /// More was asked for at once than the burst allows: it can never
     /// pass, however long the client waits (the burst, for the answer).
-    pub over_burst: Option<u32>,
+    pub over_burst: Option<u64>,
 }
 
 impl Limited {
@@ -111,7 +114,7 @@ impl<K: Hash + Eq + Clone, C: Clock + Clone> KeyedLimit<K, C> {
             Err(governor::InsufficientCapacity(burst)) => Err(Limited {
                 retry_after: Duration::from_secs(1),
                 table_full: false,
-                over_burst: Some(burst),
+                over_burst: Some(u64::from(burst)),
             }),
         }
     }
@@ -151,6 +154,8 @@ impl From<IpAddr> for AddressKey {
 /// The gateway's rate limits.
 pub struct RateLimits<C: Clock = DefaultClock> {
     publish: KeyedLimit<String, C>,
+    /// Publish bytes per service.
+    publish_bytes: bytes::ByteRate<C>,
     connect: KeyedLimit<AddressKey, C>,
     history: KeyedLimit<AddressKey, C>,
     /// Chats per caller (a digest of its credential) per minute.
@@ -167,6 +172,8 @@ pub type CallerKey = [u8; 16];
 pub struct Rates {
     /// Events per service.
     pub publish: u32,
+    /// Bytes of (decoded) request body per service.
+    pub publish_bytes: u64,
     /// New subscriber connections per client address.
     pub connect: u32,
     /// History requests per client address.
@@ -185,6 +192,7 @@ impl<C: Clock + Clone> RateLimits<C> {
     pub fn with_clock(rates: Rates, max_addresses: usize, clock: C) -> Self {
         RateLimits {
             publish: KeyedLimit::new(rates.publish, clock.clone()),
+            publish_bytes: bytes::ByteRate::new(rates.publish_bytes, clock.clone()),
             connect: KeyedLimit::new(rates.connect, clock.clone()),
             history: KeyedLimit::new(rates.history, clock.clone()),
             chat: KeyedLimit::with_quota(
@@ -199,6 +207,29 @@ impl<C: Clock + Clone> RateLimits<C> {
     pub fn check_publish(&self, service: &str, events: usize) -> Result<(), Limited> {
         let n = u32::try_from(events).unwrap_or(u32::MAX);
         self.publish.check(&service.to_owned(), n)
+    }
+
+    /// May `service` publish a body of `bytes` now? They are spent if so.
+    pub fn check_publish_bytes(&self, service: &str, bytes: usize) -> Result<(), Limited> {
+        self.publish_bytes.check(service, bytes as u64, true)
+    }
+
+    /// Could `service` publish a body of `bytes` now? Nothing is spent: a
+    /// look before the work, with the least size the body can have.
+    pub fn peek_publish_bytes(&self, service: &str, bytes: usize) -> Result<(), Limited> {
+        self.publish_bytes.check(service, bytes as u64, false)
+    }
+
+    /// Spends `bytes` of `service`'s byte rate whether or not they fit
+    /// (work already done); the excess is a debt its next requests wait
+    /// out.
+    pub fn charge_publish_bytes(&self, service: &str, bytes: usize) {
+        self.publish_bytes.charge(service, bytes as u64);
+    }
+
+    /// The most bytes one request may carry (0: no limit).
+    pub fn publish_bytes_burst(&self) -> u64 {
+        self.publish_bytes.burst()
     }
 
     /// May `ip` open a connection (or ask for history) now? `None` (no
@@ -223,7 +254,6 @@ impl<C: Clock + Clone> RateLimits<C> {
         limit.check(&key, 1)
     }
 
-    /// Drops keys that have fully recovered; run every [`PRUNE_INTERVAL`].
     /// One chat for `caller`; the caller table is bounded like the
     /// address tables.
     pub fn check_chat(&self, caller: &CallerKey) -> Result<(), Limited> {
@@ -241,8 +271,10 @@ impl<C: Clock + Clone> RateLimits<C> {
         limit.check(caller, 1)
     }
 
+    /// Drops keys that have fully recovered; run every [`PRUNE_INTERVAL`].
     pub fn prune(&self) {
         self.publish.prune();
+        self.publish_bytes.prune();
         self.connect.prune();
         self.history.prune();
         self.chat.prune();
@@ -269,6 +301,7 @@ mod tests {
         let clock = FakeRelativeClock::default();
         let rates = Rates {
             publish,
+            publish_bytes: 0,
             connect,
             history: connect,
             chat_per_minute: connect,
