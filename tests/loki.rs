@@ -333,6 +333,9 @@ fn pino_loki_batch(lines: usize, line_bytes: usize) -> Vec<u8> {
 async fn a_pino_loki_burst_of_10000_lines_is_taken_whole_with_the_default_limits() {
     let gw = start();
     let mut errors = gw.subscribe("channels=logs:etl&level=error").await;
+    // A reader with no filter, reading only once the push is in: its queue
+    // holds the whole request, so it loses nothing (no `lag`).
+    let mut all = gw.subscribe("channels=logs:etl").await;
     // 10,000 lines of about 650 bytes: 7.7 MB, one request.
     let body = pino_loki_batch(10_000, 650);
     assert!(
@@ -356,6 +359,12 @@ async fn a_pino_loki_burst_of_10000_lines_is_taken_whole_with_the_default_limits
         assert_eq!(line["req"]["id"], i, "{e}");
     }
     errors.expect_silence(Duration::from_millis(200)).await;
+    let every: Vec<Value> = all.logs(10_000).await;
+    for (i, e) in every.iter().enumerate() {
+        let line: Value = serde_json::from_str(e["message"].as_str().unwrap()).unwrap();
+        assert_eq!(line["req"]["id"], i, "{e}");
+    }
+    all.expect_silence(Duration::from_millis(200)).await;
     assert_eq!(
         gw.metric(r#"loggate_events_published_total{service="etl",source="loki"}"#)
             .await,

@@ -508,8 +508,17 @@ fn the_shipper_limits_are_read_and_checked() {
             "ingest.max_batch_events",
         ),
         (
-            "[ingest]\nmax_body_bytes = 33554432\n[history]\nmax_bytes = 16777216\n",
+            "[ingest]\nmax_body_bytes = 33554432\n[history]\nmax_bytes = 16777216\n[subscribe]\nqueue_max_bytes = 33554432\n",
             "history.max_bytes",
+        ),
+        // A reader that keeps up must be able to take a whole request.
+        (
+            "[subscribe]\nqueue_max_events = 4096\n",
+            "subscribe.queue_max_events",
+        ),
+        (
+            "[ingest]\nmax_body_bytes = 33554432\n",
+            "subscribe.queue_max_bytes",
         ),
     ]);
 }

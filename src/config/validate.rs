@@ -55,16 +55,18 @@ impl Config {
         // The contract promises a comment at least every 15 s.
         at_most("subscribe.keepalive_secs", sub.keepalive_secs as usize, 15)?;
         at_most("subscribe.retry_ms", sub.retry_ms as usize, 3_600_000)?;
-        // A reader that keeps up must never lose a whole batch.
+        // A reader that keeps up must never lose a whole request's events,
+        // a shipper's 10,000-line push included: they reach its queue at
+        // once.
         at_least(
             "subscribe.queue_max_events",
             sub.queue_max_events,
-            p.max_batch_events,
+            p.max_batch_events.max(self.ingest.max_batch_events),
         )?;
         at_least(
             "subscribe.queue_max_bytes",
             sub.queue_max_bytes,
-            p.max_body_bytes,
+            p.max_body_bytes.max(self.ingest.max_body_bytes),
         )?;
 
         let stall = usize::try_from(self.sse.stall_timeout_secs).unwrap_or(usize::MAX);
