@@ -352,6 +352,21 @@ async fn test_logs_endpoint_publishes_a_synthetic_event() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let v: Value = res.json().await.unwrap();
     assert_eq!(code(&v), "invalid_json");
+
+    // 60 KB of C1 controls fit the request, but not once escaped (each
+    // two bytes become six): refused as every publish path refuses it.
+    let res = gw
+        .client
+        .post(gw.url("/test/logs"))
+        .json(&json!({"service": "faas", "message": "\u{9b}".repeat(30_000)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(code(&v), "event_too_large");
+    sub.expect_silence(std::time::Duration::from_millis(100))
+        .await;
 }
 
 #[tokio::test]
