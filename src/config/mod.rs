@@ -9,7 +9,9 @@
 //! follow one scheme (`SERVICE_TOKENS` is a list of pairs, `HOST` is bare),
 //! so they are read one by one. [`Config::validate`] refuses bad values
 //! with a message that starts with the key. Nothing else in loggate reads
-//! the environment.
+//! the environment. [`Config::from_env`] also looks through every name in
+//! it for one that looks like a setting and is not (`JWT_SECERT`; the
+//! `strays` module): warned about at start, refused in production.
 //!
 //! Settings only: each part of loggate builds its own runtime object from
 //! its section (auth its token checks, the registry its history limits,
