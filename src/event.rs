@@ -275,7 +275,7 @@ fn unicode_escape(code: u16) -> [u8; 6] {
 
 /// Appends `value` to `out` as loggate writes every JSON its clients read:
 /// compact (serde_json), then DEL, U+0080–U+009F, U+2028 and U+2029 as
-/// `\uXXXX` (see [`next_unsafe`]), in strings and in raw `meta` alike.
+/// `\uXXXX` (see `next_unsafe`), in strings and in raw `meta` alike.
 /// Outside its strings a JSON text is ASCII, and inside them these
 /// characters are never part of an escape, so the escaped text reads back
 /// as the same value. Escaping after writing, rather than in a serde_json

@@ -21,14 +21,14 @@
 //!    shape fixes say where its parts are. No capture groups: their
 //!    engines cost a hundred times more than the search on this many
 //!    rules.
-//! 2. **Rules without one** ([`heuristics`]), token by token: card
+//! 2. **Rules without one** (`heuristics`), token by token: card
 //!    numbers that pass the Luhn check, a bare 40-character AWS secret
 //!    key, a random token next to a secret-ish word, an AWS key id in two
 //!    parts, and the key formats whose prefix could end another word
 //!    (Stripe, OpenAI, Anthropic, OpenRouter, Twilio, npm, Hugging Face,
 //!    …), matched only where a word starts.
 //!
-//! Which key names a secret is [`keys`]' judgement, the same for text and
+//! Which key names a secret is `keys`' judgement, the same for text and
 //! for `meta` objects: `db_pass`, `passphrase`, `client_secret`,
 //! `X-Api-Key`, `session`, `signing_key` are; `bypass`, `cache_key`,
 //! `max_tokens` are not.
@@ -380,7 +380,7 @@ impl Redactor {
 
     /// Redacts every string inside a JSON value in place (object values,
     /// array items, nested), and replaces the whole value of any object
-    /// key that names a secret (see [`keys`]: `db_pass`, `X-Api-Key`,
+    /// key that names a secret (see `keys`: `db_pass`, `X-Api-Key`,
     /// `access_token`) by `[REDACTED:secret]`, or `[REDACTED:password]`
     /// for password-ish keys. Under a key that only hints at a secret
     /// (`key`, `auth`) a random-looking string is replaced. A number that
