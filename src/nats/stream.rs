@@ -175,12 +175,19 @@ pub async fn ensure_stream(js: &jetstream::Context, s: &StreamSettings) -> Resul
                     if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
             ) =>
         {
-            let created = js
-                .create_stream(s.config())
-                .await
-                .map_err(|e| format!("cannot create stream {}: {e}", s.name))?;
-            tracing::info!(stream = %s.name, subject = %s.subject(), "JetStream stream created");
-            created.cached_info().clone()
+            match js.create_stream(s.config()).await {
+                Ok(created) => {
+                    tracing::info!(stream = %s.name, subject = %s.subject(), "JetStream stream created");
+                    created.cached_info().clone()
+                }
+                // Every node makes a missing stream again at once; the
+                // server refuses all but the first ("subjects overlap"),
+                // and the others take the one it made.
+                Err(create) => match js.get_stream(&s.name).await {
+                    Ok(made) => made.cached_info().clone(),
+                    Err(_) => return Err(format!("cannot create stream {}: {create}", s.name)),
+                },
+            }
         }
         Err(e) => return Err(format!("stream {}: {e}", s.name)),
     };
@@ -190,9 +197,14 @@ pub async fn ensure_stream(js: &jetstream::Context, s: &StreamSettings) -> Resul
 /// The stream once connected: where publishes go, and the epoch of ids.
 struct Ready {
     js: jetstream::Context,
-    /// Changes if the stream is deleted and made again.
+    /// Changes if the stream is deleted and made again; [`UNKNOWN_EPOCH`]
+    /// while the consumer is being made again, since the stream may have
+    /// been replaced and an id must never carry the old stream's epoch.
     epoch: AtomicU64,
 }
+
+/// No stream epoch has this value: every one has `STREAM_EPOCH_BIT` set.
+const UNKNOWN_EPOCH: u64 = 0;
 
 /// Publishes accepted events to the stream and waits for its ack; shared
 /// by every handler (cheap to clone).
@@ -261,6 +273,16 @@ impl StreamPublisher {
         self.set_problem(None);
     }
 
+    /// Called when the consumer failed: until the stream is checked again,
+    /// publishes are refused rather than numbered under an epoch that may
+    /// be gone (the stream deleted and made again by another node).
+    fn suspend(&self, why: &str) {
+        if let Some(ready) = self.inner.ready.get() {
+            ready.epoch.store(UNKNOWN_EPOCH, Ordering::Release);
+        }
+        self.set_problem(Some(why.to_owned()));
+    }
+
     fn is_ready(&self) -> bool {
         self.inner.ready.get().is_some()
     }
@@ -281,6 +303,10 @@ impl StreamPublisher {
             .ready
             .get()
             .ok_or_else(|| unavailable("is not reachable yet (NATS connecting)"))?;
+        let epoch = ready.epoch.load(Ordering::Acquire);
+        if epoch == UNKNOWN_EPOCH {
+            return Err(unavailable("is being checked again after an error"));
+        }
         // A batch larger than the whole backlog waits for all of it.
         let n = u32::try_from(events.len().min(inner.backlog)).unwrap_or(u32::MAX);
         let _permits = match timeout_at(deadline, inner.waiting.acquire_many(n)).await {
@@ -323,7 +349,7 @@ impl StreamPublisher {
             for ack in acks {
                 match timeout_at(deadline, ack.into_future()).await {
                     Ok(Ok(ack)) => ids.push(EventId {
-                        epoch: ready.epoch.load(Ordering::Acquire),
+                        epoch,
                         seq: ack.sequence,
                     }),
                     Ok(Err(e)) => {
@@ -335,6 +361,11 @@ impl StreamPublisher {
             }
             if ids.len() == messages.len() {
                 inner.out.inc_by(ids.len() as u64);
+                // The stream was replaced while these were sent: the acks
+                // may be the new stream's, whose epoch is not known here.
+                if ready.epoch.load(Ordering::Acquire) != epoch {
+                    return Err("the cluster stream was made again while publishing; the events may be stored; retry".to_owned());
+                }
                 return Ok(ids);
             }
             if Instant::now() + RETRY_DELAY >= deadline {
@@ -383,6 +414,7 @@ pub async fn run(
             Ok(()) => return, // the registry has stopped
             Err(e) => {
                 if publisher.is_ready() {
+                    publisher.suspend(&e);
                     tracing::warn!(stream = %settings.name, error = %e, "JetStream consumer; starting it again");
                 } else {
                     publisher.set_problem(Some(e.clone()));
@@ -418,10 +450,10 @@ impl crate::state::Link for StreamPublisher {
     }
 
     fn to_json(&self) -> serde_json::Value {
-        let state = if self.is_connected() {
-            "ready"
-        } else {
-            "waiting"
+        let state = match self.inner.ready.get() {
+            Some(r) if r.epoch.load(Ordering::Acquire) == UNKNOWN_EPOCH => "checking",
+            Some(_) => "ready",
+            None => "waiting",
         };
         let problem = self
             .inner
