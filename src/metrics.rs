@@ -23,8 +23,13 @@ pub const OTHER_SERVICE: &str = "other";
 /// from the start and `rate()` or an alert on it works before its first
 /// increment.
 pub mod label {
-    /// `transport`.
-    pub const TRANSPORTS: [&str; 2] = ["sse", "websocket"];
+    /// `transport`: how a subscriber is connected
+    /// (`delivery::Transport::as_str`).
+    pub mod transport {
+        pub const SSE: &str = "sse";
+        pub const WEBSOCKET: &str = "websocket";
+        pub const ALL: [&str; 2] = [SSE, WEBSOCKET];
+    }
 
     /// `source` of `events_published_total` and `publish_rejected_total`:
     /// the way events came in.
@@ -470,7 +475,7 @@ impl Metrics {
                 self.events_dropped.with_label_values(&[r, s]);
             }
         }
-        for t in label::TRANSPORTS {
+        for t in label::transport::ALL {
             self.events_delivered.with_label_values(&[t]);
             self.connections.with_label_values(&[t]);
         }

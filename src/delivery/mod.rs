@@ -34,8 +34,8 @@ impl Transport {
     /// The `transport` label value.
     pub fn as_str(self) -> &'static str {
         match self {
-            Transport::Sse => "sse",
-            Transport::WebSocket => "websocket",
+            Transport::Sse => crate::metrics::label::transport::SSE,
+            Transport::WebSocket => crate::metrics::label::transport::WEBSOCKET,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! endpoint list is not discoverable without the token. Without a configured
 //! admin token the whole scope answers 403.
 
+use super::connections::ConnectionCounts;
 use crate::error::ApiError;
 use crate::registry::{ChannelCounts, GetStats};
 use crate::state::AppState;
@@ -99,14 +100,9 @@ async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             )
         })
         .collect();
-    let conn = |t: &str| m.connections.with_label_values(&[t]).get();
     Ok(HttpResponse::Ok().json(json!({
         "uptime_seconds": state.started.elapsed().as_secs(),
-        "connections": {
-            "sse": conn("sse"),
-            "websocket": conn("websocket"),
-            "total": state.connections.count(),
-        },
+        "connections": ConnectionCounts::of(&state),
         "sessions": registry.sessions,
         "subscriptions": registry.subscriptions,
         "events_accepted": registry.last_seq,
@@ -139,15 +135,21 @@ pub async fn stream_status(
                 "the registry has stopped",
             )
         })?;
-    let conn = |t: &str| state.metrics.connections.with_label_values(&[t]).get();
     let by_channel: serde_json::Map<String, serde_json::Value> = channels
         .into_iter()
-        .map(|c| (c.channel, json!({"websocket": c.websocket, "sse": c.sse})))
+        .map(|c| {
+            let counts = ConnectionCounts {
+                sse: c.sse as i64,
+                websocket: c.websocket as i64,
+                total: None,
+            };
+            (c.channel, json!(counts))
+        })
         .collect();
     Ok(HttpResponse::Ok().json(json!({
         "status": if state.is_shutting_down() { "shutting_down" } else { "active" },
         "connections": {
-            "global": {"websocket": conn("websocket"), "sse": conn("sse")},
+            "global": ConnectionCounts::of(&state).without_total(),
             "channels": by_channel,
         },
     })))

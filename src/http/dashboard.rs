@@ -10,6 +10,7 @@ use actix::prelude::*;
 use actix_http::ws::{Frame, ProtocolError};
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use super::connections::ConnectionCounts;
 use crate::delivery::Transport;
 use crate::delivery::filter::Filter;
 use crate::delivery::framing::{Framing, close, close_frame, json_frame};
@@ -88,11 +89,10 @@ fn metrics_snapshot(state: &AppState) -> serde_json::Value {
             })
             .sum()
     };
-    let conn = |t: &str| m.connections.with_label_values(&[t]).get();
     serde_json::json!({
         "type": "metrics",
         "uptime_seconds": state.started.elapsed().as_secs(),
-        "connections": {"sse": conn("sse"), "websocket": conn("websocket"), "total": state.connections.count()},
+        "connections": ConnectionCounts::of(state),
         "events_published": sum(&m.events_published),
         "events_delivered": sum(&m.events_delivered),
         "events_dropped": sum(&m.events_dropped),

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
+use super::connections::ConnectionCounts;
 use crate::error::RETRY_SOON_SECS;
 use crate::state::AppState;
 
@@ -16,7 +17,6 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let m = &state.metrics.connections;
     let status = if state.is_shutting_down() {
         "shutting_down"
     } else {
@@ -26,11 +26,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
-        "connections": {
-            "total": state.connections.count(),
-            "sse": m.with_label_values(&["sse"]).get(),
-            "websocket": m.with_label_values(&["websocket"]).get(),
-        },
+        "connections": ConnectionCounts::of(&state),
         "sessions": state.gauges.sessions.load(Ordering::Relaxed),
         "session_actors": state.metrics.session_actors.get(),
         "subscriptions": state.gauges.subscriptions.load(Ordering::Relaxed),

@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod channels;
+pub mod connections;
 pub mod dashboard;
 pub mod health;
 pub mod history;
