@@ -8,8 +8,10 @@
 //!   labels, named once in `metrics::label`), [`error`] (the JSON error
 //!   body), [`digest`] (token digests), [`event`] (levels, ids, the
 //!   encode-once wire forms), [`config`] (plain settings: sources and
-//!   validation), [`logging`] (log output that never blocks), [`body`]
-//!   (request bodies under a limit and a deadline).
+//!   validation), [`logging`] (log output that never blocks),
+//!   [`request_body`] (request bodies under a limit and a deadline),
+//!   [`sse_reader`] (server-sent events read as a client, for the CLI and
+//!   the AI's model server).
 //! - [`limits`]: rate limits and connection slots. [`auth`]: service tokens,
 //!   subscriber JWTs and grants, the admin token.
 //! - [`delivery`]: what the registry and the sessions share: the bounded
@@ -21,15 +23,17 @@
 //! - Handlers by concern: [`session`] (the SSE and WebSocket transports and
 //!   the gate every subscriber passes), [`ingest`] (publish bodies, the
 //!   rules of an event; `POST /api/logs/publish`, OTLP's `/v1/logs`, Loki's
-//!   push), [`nats`] (the NATS
-//!   bridge actor: cluster, Fly.io, ingest rules), [`http`] (the route
-//!   table, probes, admin, history pages, the metrics dashboard).
+//!   push), [`nats`] (the NATS bridge actor: cluster, Fly.io, ingest
+//!   rules), [`ai`] (`/api/ai/chat`: the model server, the tools it may
+//!   call over a tenant's own logs, redaction), [`http`] (the route table,
+//!   probes, admin, history pages, the metrics dashboard).
 //! - Top: [`server`]: wiring, graceful shutdown, and [`server::spawn`] for
-//!   tests and benchmarks.
+//!   tests and benchmarks. [`cli`]: the `loggate` commands other than the
+//!   gateway itself (`tail`, `publish`, `channels`), clients of its HTTP
+//!   API.
 
 pub mod ai;
 pub mod auth;
-pub mod body;
 pub mod channel;
 pub mod cli;
 pub mod config;
@@ -44,9 +48,10 @@ pub mod logging;
 pub mod metrics;
 pub mod nats;
 pub mod registry;
+pub mod request_body;
 pub mod server;
 pub mod session;
-pub mod sse_frames;
+pub mod sse_reader;
 pub mod state;
 
 pub use config::Config;

@@ -23,10 +23,10 @@ use super::agent::{self, Chat, Failed, Progress, Summary};
 use super::tools::{Scope, ToolBox};
 use super::{Ai, ChatError};
 use crate::auth::Grants;
-use crate::body::{BodyError, read_limited};
 use crate::channel::ChannelPattern;
 use crate::limits::CallerKey;
 use crate::metrics::label::{ai as label, limit};
+use crate::request_body::{BodyError, read_limited};
 use crate::session::gate::parse_patterns;
 use crate::session::{SubscribeError, authorize};
 use crate::state::AppState;
@@ -355,7 +355,7 @@ fn query_token(req: &HttpRequest) -> Option<String> {
 fn caller_key(req: &HttpRequest, state: &AppState) -> CallerKey {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let query = query_token(req);
-    let token = crate::auth::presented_token(
+    let token = crate::auth::presented_subscriber_token(
         header("authorization"),
         query.as_deref(),
         header("cookie"),

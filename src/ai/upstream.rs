@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use crate::metrics::label::ai as label;
-use crate::sse_frames::FrameReader;
+use crate::sse_reader::FrameReader;
 
 /// A whole (not streamed) answer is read this far and no further.
 const MAX_ANSWER_BYTES: usize = 4 << 20;

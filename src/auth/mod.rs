@@ -19,7 +19,7 @@ pub use admin::AdminToken;
 pub use service::{Schemes, ServiceTokens, presented_service_token};
 pub use subscriber::{
     Claims, Credential, Grants, PageOrigin, SubscriberAuth, is_own_origin, mint_hs256,
-    presented_token,
+    presented_subscriber_token,
 };
 
 /// Longest token looked at; anything longer is refused before parsing.

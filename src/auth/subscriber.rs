@@ -398,7 +398,7 @@ const NOT_A_TOKEN: &str = "\0";
 /// `Authorization: Bearer`, then `?token=`, then cookie `loggate_token` (if
 /// enabled). The first source present is the only one used: a bad header
 /// is never rescued by a good cookie, so a request means one thing.
-pub fn presented_token<'a>(
+pub fn presented_subscriber_token<'a>(
     authorization: Option<&'a str>,
     query: Option<&'a str>,
     cookie_header: Option<&'a str>,
@@ -581,7 +581,7 @@ mod tests {
 
     #[test]
     fn token_precedence_never_falls_back() {
-        let p = |a, q, c| presented_token(a, q, c, true);
+        let p = |a, q, c| presented_subscriber_token(a, q, c, true);
         assert_eq!(
             p(Some("Bearer h"), Some("q"), Some("loggate_token=c")),
             Some("h")
@@ -589,7 +589,7 @@ mod tests {
         assert_eq!(p(None, Some("q"), Some("loggate_token=c")), Some("q"));
         assert_eq!(p(None, None, Some("a=1; loggate_token=c; b=2")), Some("c"));
         assert_eq!(
-            presented_token(None, None, Some("loggate_token=c"), false),
+            presented_subscriber_token(None, None, Some("loggate_token=c"), false),
             None
         );
         // A non-bearer Authorization header is present and invalid; the

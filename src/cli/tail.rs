@@ -338,7 +338,7 @@ async fn stream(
     last_id: &mut Option<String>,
 ) -> Ended {
     let mut body = answer.bytes_stream();
-    let mut frames = crate::sse_frames::FrameReader::new(MAX_FRAME);
+    let mut frames = crate::sse_reader::FrameReader::new(MAX_FRAME);
     loop {
         let chunk = match tokio::time::timeout(Duration::from_secs(45), body.next()).await {
             Err(_) => return Ended::Dropped("no keepalive for 45 s".into()),

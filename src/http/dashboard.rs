@@ -16,9 +16,9 @@ use crate::delivery::filter::Filter;
 use crate::delivery::framing::{Framing, close, close_frame, json_frame};
 use crate::delivery::outbox::{Outbox, QueueLimits};
 use crate::event::ws_frame_with_opcode;
-use crate::session::body::OutboxBody;
+use crate::session::writer::OutboxBody;
 use crate::session::ws::OP_PONG;
-use crate::session::ws_frames::{ClientFrames, check_origin, handshake};
+use crate::session::ws_inbound::{ClientFrames, check_origin, handshake};
 use crate::session::{ClientGone, SubscribeError};
 use crate::state::AppState;
 

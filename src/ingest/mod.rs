@@ -3,7 +3,7 @@
 //! Owns the publish body formats (one event, a JSON array, NDJSON), the
 //! event fields and their rules, and the [`PublishError`] every refusal maps
 //! to: [`wire`] (what publishers send), [`validate`](mod@validate) (the rules of an
-//! event), [`json`] (`meta`), [`body`] (body formats), [`error`]; these do
+//! event), [`json`] (`meta`), [`formats`] (body formats), [`error`]; these do
 //! not know about HTTP, so the NATS paths apply the same rules.
 //!
 //! Three HTTP endpoints take events, and all go through [`request`]
@@ -15,9 +15,9 @@
 //! events go to the registry as one `Publish` message per request, which
 //! makes a request all-or-nothing: nothing is sent until every event passed.
 
-pub mod body;
 pub mod compression;
 pub mod error;
+pub mod formats;
 pub mod http;
 pub mod json;
 pub mod loki;
@@ -29,8 +29,8 @@ mod tests;
 pub mod validate;
 pub mod wire;
 
-pub use body::{BodyFormat, Limits, event_error, parse_body};
 pub use error::PublishError;
+pub use formats::{BodyFormat, Limits, event_error, parse_body};
 pub use json::{MAX_META_DEPTH, clean_meta, minify_json};
 pub use validate::{ENCODING_HEADROOM, check_encoded, check_size, validate};
 pub use wire::{RawEvent, RawLogData, Received, format_time};

@@ -1,6 +1,6 @@
 //! The one path every HTTP ingest endpoint takes (`/api/logs/publish`,
 //! OTLP's `/v1/logs`, Loki's push): token, content type, the byte rate,
-//! the body under its limit and deadline (`crate::body`; decompressed
+//! the body under its limit and deadline (`crate::request_body`; decompressed
 //! under the same limit), the endpoint's own parser, the event rate, the
 //! registry, the metrics. The endpoints differ only in how they read a
 //! body, their limits, and how they word a refusal.
@@ -28,12 +28,12 @@ use super::compression::{
 };
 use super::{Limits, PublishError, Received};
 use crate::auth::{Schemes, presented_service_token};
-use crate::body::{BodyError, read_limited};
 use crate::event::{EventId, NewEvent};
 use crate::limits::Limited;
 use crate::limits::decode_slots::DecodeSlot;
 use crate::metrics::label::limit;
 use crate::registry::{Origin, Publish};
+use crate::request_body::{BodyError, read_limited};
 use crate::state::AppState;
 
 /// The media type of a request, lower case, without parameters; `None`

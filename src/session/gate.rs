@@ -117,7 +117,7 @@ pub fn authorize(
     patterns: &[ChannelPattern],
     state: &AppState,
 ) -> Result<crate::auth::Credential, SubscribeError> {
-    use crate::auth::{AuthError, PageOrigin, presented_token};
+    use crate::auth::{AuthError, PageOrigin, presented_subscriber_token};
     let auth = &state.subscriber_auth;
     let page = PageOrigin {
         origin: header(req, "origin"),
@@ -126,7 +126,7 @@ pub fn authorize(
     };
     let cookies = header(req, "cookie");
     let cookie_ok = auth.accepts_cookie_from(&page);
-    let token = presented_token(
+    let token = presented_subscriber_token(
         header(req, "authorization"),
         query_token,
         cookies,
@@ -136,7 +136,7 @@ pub fn authorize(
         // Say why a cookie that was sent did not count.
         let ignored = !cookie_ok
             && auth.accepts_cookie()
-            && presented_token(None, None, cookies, true).is_some();
+            && presented_subscriber_token(None, None, cookies, true).is_some();
         match e {
             AuthError::MissingToken if ignored => AuthError::CookieNotAccepted,
             e => e,

@@ -4,8 +4,8 @@
 //!   registration); [`error`]: its refusals.
 //! - [`core`]: what every session actor owns (connection caps are
 //!   `crate::limits::slots`).
-//! - [`body`]: the response body that drains a session's outbox.
-//! - [`sse`] and [`ws`]: the transports, one actor per client; [`ws_frames`]
+//! - [`writer`]: the response body that drains a session's outbox.
+//! - [`sse`] and [`ws`]: the transports, one actor per client; [`ws_inbound`]
 //!   reads what WebSocket clients send; [`socket`] lets a session reset a
 //!   connection actix would wait on.
 //!
@@ -13,14 +13,14 @@
 //! it starts, `SessionClosed` when it stops); the registry talks to a
 //! session only by offering events to its outbox (`crate::delivery`).
 
-pub mod body;
 pub mod core;
 pub mod error;
 pub mod gate;
 pub mod socket;
 pub mod sse;
+pub mod writer;
 pub mod ws;
-pub mod ws_frames;
+pub mod ws_inbound;
 
 pub use core::{ClientGone, SessionCore};
 pub use error::SubscribeError;

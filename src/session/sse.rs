@@ -23,9 +23,9 @@ use actix::prelude::*;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::body::OutboxBody;
 use super::gate::{StreamQuery, SubscribeRequest};
 use super::socket::SocketHandle;
+use super::writer::OutboxBody;
 use super::{ClientGone, SessionCore, SubscribeError};
 use crate::delivery::framing::Framing;
 use crate::metrics::label;

@@ -1,10 +1,10 @@
 //! The WebSocket transport: `GET /api/logs/ws`. Everything that depends on
-//! actix-web-actors lives in this file and `ws_frames.rs`, so a move to
+//! actix-web-actors lives in this file and `ws_inbound.rs`, so a move to
 //! actix-ws stays small.
 //!
 //! Same gate as SSE (`session::gate`: channels, auth, grants, resume with
 //! `lastEventId`, limits), then actix-web-actors' handshake; what clients
-//! send is read by [`super::ws_frames`]. Outgoing frames
+//! send is read by [`super::ws_inbound`]. Outgoing frames
 //! do *not* go through actix-web-actors' `WebsocketContext`, whose write
 //! buffer has no bound: the response body is the shared [`OutboxBody`], so
 //! a slow WebSocket client loses its oldest events and is told (`lag`),
@@ -21,9 +21,9 @@ use actix_http::ws::{Frame, ProtocolError};
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 
-use super::body::OutboxBody;
 use super::gate::{StreamQuery, SubscribeRequest, parse_patterns};
-use super::ws_frames::{
+use super::writer::OutboxBody;
+use super::ws_inbound::{
     ClientFrames, ClientMessage, check_origin, decode_client_message, handshake,
 };
 use super::{ClientGone, SessionCore, SubscribeError};

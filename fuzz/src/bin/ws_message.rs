@@ -3,7 +3,7 @@
 //! it to refuse oversized frames before their payload. A refusal never
 //! quotes more than a short excerpt of the input.
 
-use loggate::session::ws_frames::{ClientMessage, declared_payload_len, decode_client_message};
+use loggate::session::ws_inbound::{ClientMessage, declared_payload_len, decode_client_message};
 
 fn main() {
     afl::fuzz!(|data: &[u8]| {
