@@ -3,7 +3,9 @@
 //!
 //! The files are plain HTML, CSS and JavaScript modules in the
 //! repository's `ui/` folder, with no build step (`ui/main.js` lists the
-//! modules). Each answer
+//! modules). Only the files listed here are served: `ui/package.json`,
+//! `ui/tsconfig.json` and `ui/test/` are the viewer's type check and unit
+//! tests (`scripts/test.sh` runs them), not part of the page. Each answer
 //! carries an `ETag` (a digest of the file) and `Cache-Control: no-cache`,
 //! so browsers revalidate cheaply and never run a stale viewer against a
 //! newer gateway. The page gets a strict Content-Security-Policy (its own
