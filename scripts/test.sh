@@ -70,5 +70,13 @@ if ! chromedriver_version="$(chromedriver --version 2>&1)"; then
     exit 1
 fi
 echo "== $chromedriver_version"
+# The viewer's JavaScript (ui/): its JSDoc types checked by tsc (the
+# version in ui/package-lock.json) and its pure modules' unit tests run by
+# Node's test runner. Node and npm come as Debian packages when missing.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm
+fi
+echo "== viewer JavaScript (node $(node --version)): tsc, node --test"
+(cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run --silent check && npm test --silent)
 echo "== cargo test"
 cargo test --locked --all-targets

@@ -1,3 +1,4 @@
+// @ts-check
 // The Ask panel: a question about the view's logs, answered by the
 // gateway's model (`POST /api/logs/chat`, streamed as SSE): the tool calls
 // as they are made, the answer as it arrives, then the final answer with
@@ -6,13 +7,20 @@
 // The model's text is only ever set as text (paragraphs and `code` spans),
 // never parsed as HTML. A new question aborts the one still running.
 
-import { showDetail } from "./detail.js";
-import { lineById } from "./list.js";
-import { authHeaders, jsonBody, refusal, view } from "./view.js";
+import { chat } from "./api.js";
+import { $, $as, closest, el } from "./dom.js";
+import { readSse } from "./sse.js";
+import { channelList } from "./view.js";
 
-const CHAT = "../api/logs/chat";
+/** @typedef {import("./api.js").Refusal} Refusal */
+/** @typedef {import("./detail.js").Detail} Detail */
+/** @typedef {import("./list.js").LogList} LogList */
+/** @typedef {import("./sse.js").SseEvent} SseEvent */
+/** @typedef {import("./view.js").View} View */
+
 const ARGS_CHARS = 80;
 const DISABLED = "AI analysis is not set up on this gateway (set OPENROUTER_API_KEY)";
+/** @type {Record<string, string>} */
 const STOPPED = {
   max_tool_rounds: "Stopped after the most tool rounds allowed; the answer may be partial.",
   token_budget: "Stopped at the token budget; the answer may be partial.",
@@ -20,28 +28,14 @@ const STOPPED = {
   cancelled: "Cancelled; the answer may be partial.",
 };
 
-const $ = (id) => document.getElementById(id);
-
-let controller = null;
-
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text != null) e.textContent = text;
-  return e;
-}
-
-/** The view's channels as the chat's list. */
-function channels() {
-  return view.channels.split(",").map((c) => c.trim()).filter(Boolean);
-}
-
+/** A tool call's arguments, short. @param {unknown} args */
 function shortArgs(args) {
   if (!args || typeof args !== "object") return "";
   const text = Object.entries(args).map(([k, v]) => k + "=" + (typeof v === "string" ? v : JSON.stringify(v))).join(" ");
   return text.length > ARGS_CHARS ? text.slice(0, ARGS_CHARS - 1) + "…" : text;
 }
 
+/** A `tool` event: one call the model made. @param {any} t */
 function showTool(t) {
   const li = el("li", "ask-tool");
   li.dataset.testid = "ask-tool";
@@ -54,24 +48,14 @@ function showTool(t) {
   $("ask-tools").append(li);
 }
 
+/** @param {string} message "" hides the error */
 function showError(message) {
   const e = $("ask-error");
   e.textContent = message;
   e.hidden = !message;
 }
 
-/** Opens the line with event id `id`, if the list has it. */
-function openLine(id) {
-  const line = lineById(id);
-  if (!line) {
-    showError("Line " + id + " is not in the list (it may be outside the view or too old).");
-    return;
-  }
-  showError("");
-  showDetail(line);
-  line.el.scrollIntoView({ block: "center" });
-}
-
+/** @param {string} id */
 function citeButton(id) {
   const b = el("button", "cite", id);
   b.type = "button";
@@ -81,7 +65,12 @@ function citeButton(id) {
   return b;
 }
 
-/** `text` with every cited id as a button. */
+/**
+ * `text` with every cited id as a button.
+ * @param {string} text
+ * @param {string[]} cited
+ * @param {HTMLElement} into
+ */
 function withCitations(text, cited, into) {
   let at = 0;
   while (at < text.length) {
@@ -101,7 +90,11 @@ function withCitations(text, cited, into) {
   into.append(text.slice(at));
 }
 
-/** The final answer: paragraphs, `code` spans and cited ids, as text. */
+/**
+ * The final answer: paragraphs, `code` spans and cited ids, as text.
+ * @param {string} text
+ * @param {string[]} cited
+ */
 function renderAnswer(text, cited) {
   const frag = document.createDocumentFragment();
   for (const para of text.split(/\n\s*\n/)) {
@@ -119,8 +112,10 @@ function renderAnswer(text, cited) {
   $("ask-answer").replaceChildren(frag);
 }
 
+/** The `done` event: the final answer and what it cost. @param {any} d */
 function showDone(d) {
-  const cited = Array.isArray(d.cited_ids) ? d.cited_ids.filter((c) => typeof c === "string" && c) : [];
+  /** @type {string[]} */
+  const cited = Array.isArray(d.cited_ids) ? d.cited_ids.filter((/** @type {unknown} */ c) => typeof c === "string" && c) : [];
   renderAnswer(String(d.response || ""), cited);
   const meta = [];
   if (d.model) meta.push(String(d.model));
@@ -140,115 +135,111 @@ function showDone(d) {
   m.hidden = false;
 }
 
-function handle(event, data) {
+/** One event of the answer's stream. @param {SseEvent} e */
+function handle(e) {
+  /** @type {any} */
   let d;
   try {
-    d = JSON.parse(data);
+    d = JSON.parse(e.data);
   } catch (_) {
     return;
   }
-  if (event === "tool") showTool(d);
-  else if (event === "token") $("ask-answer").append(String(d.text || ""));
-  else if (event === "done") showDone(d);
-  else if (event === "error") showError("The answer failed: " + ((d.error && d.error.message) || "unknown error"));
+  if (e.type === "tool") showTool(d);
+  else if (e.type === "token") $("ask-answer").append(String(d.text || ""));
+  else if (e.type === "done") showDone(d);
+  else if (e.type === "error") showError("The answer failed: " + ((d.error && d.error.message) || "unknown error"));
 }
 
-async function readStream(body, signal) {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buf = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (signal.aborted) return;
-    if (done) break;
-    buf += decoder.decode(value, { stream: true }).replace(/\r\n/g, "\n");
-    const parts = buf.split("\n\n");
-    buf = parts.pop();
-    for (const raw of parts) frame(raw);
+/** What a refused question says. @param {Refusal} r */
+function refused(r) {
+  if (r.status === 503 && r.code === "ai_disabled") return DISABLED;
+  if (r.status === 401 || r.status === 403) return "Not allowed (" + r.status + "): " + r.message;
+  if (r.status === 429) {
+    return "Too many questions; " + (r.retryAfter ? "try again in " + r.retryAfter + " s." : "try again shortly.");
   }
-  if (buf.trim()) frame(buf);
+  if (r.status === 502) return "The model server failed: " + r.message;
+  return "Refused (" + r.status + "): " + r.message;
 }
 
-function frame(raw) {
-  let event = "message";
-  const data = [];
-  for (const line of raw.split("\n")) {
-    if (line.startsWith("event:")) event = line.slice(6).trim();
-    else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+export class Ask {
+  /**
+   * @param {View} view the channels asked about
+   * @param {LogList} list where cited lines are looked up
+   * @param {Detail} detail opens a cited line
+   */
+  constructor(view, list, detail) {
+    this.view = view;
+    this.list = list;
+    this.detail = detail;
+    /** Aborts the question still running. @type {AbortController | null} */
+    this.controller = null;
   }
-  if (data.length) handle(event, data.join("\n"));
-}
 
-function refused(res, body) {
-  const code = body && body.error && body.error.code;
-  if (res.status === 503 && code === "ai_disabled") return DISABLED;
-  const r = refusal(res, body);
-  if (res.status === 401 || res.status === 403) return "Not allowed (" + res.status + "): " + r.message;
-  if (res.status === 429) {
-    const after = res.headers.get("Retry-After");
-    return "Too many questions; " + (after ? "try again in " + after + " s." : "try again shortly.");
-  }
-  if (res.status === 502) return "The model server failed: " + r.message;
-  return "Refused (" + res.status + "): " + r.message;
-}
-
-async function ask(question) {
-  if (controller) controller.abort();
-  const mine = new AbortController();
-  controller = mine;
-  $("ask-tools").replaceChildren();
-  $("ask-answer").replaceChildren();
-  $("ask-meta").replaceChildren();
-  $("ask-meta").hidden = true;
-  showError("");
-  $("ask-panel").setAttribute("aria-busy", "true");
-  $("ask-state").textContent = "Thinking…";
-  try {
-    const res = await fetch(CHAT, {
-      method: "POST",
-      headers: authHeaders({ "Content-Type": "application/json", Accept: "text/event-stream" }),
-      body: JSON.stringify({ message: question, channels: channels() }),
-      cache: "no-store",
-      signal: mine.signal,
-    });
-    if (!res.ok) {
-      showError(refused(res, await jsonBody(res)));
+  /** Opens the line with event id `id`, if the list has it. @param {string} id */
+  openLine(id) {
+    const line = this.list.lineById(id);
+    if (!line) {
+      showError("Line " + id + " is not in the list (it may be outside the view or too old).");
       return;
     }
-    if (res.body) await readStream(res.body, mine.signal);
-  } catch (e) {
-    if (mine.signal.aborted) return;
-    showError("The gateway is unreachable.");
-  } finally {
-    if (controller === mine) {
-      controller = null;
-      $("ask-panel").removeAttribute("aria-busy");
-      $("ask-state").textContent = "";
+    showError("");
+    this.detail.show(line);
+    line.el.scrollIntoView({ block: "center" });
+  }
+
+  /** @param {string} question */
+  async ask(question) {
+    if (this.controller) this.controller.abort();
+    const mine = new AbortController();
+    this.controller = mine;
+    $("ask-tools").replaceChildren();
+    $("ask-answer").replaceChildren();
+    $("ask-meta").replaceChildren();
+    $("ask-meta").hidden = true;
+    showError("");
+    $("ask-panel").setAttribute("aria-busy", "true");
+    $("ask-state").textContent = "Thinking…";
+    try {
+      const answer = await chat(question, channelList(this.view), mine.signal);
+      if (!answer.ok) {
+        showError(refused(answer.refusal));
+        return;
+      }
+      if (answer.body) await readSse(answer.body, handle, { signal: mine.signal });
+    } catch (e) {
+      if (mine.signal.aborted) return;
+      showError("The gateway is unreachable.");
+    } finally {
+      if (this.controller === mine) {
+        this.controller = null;
+        $("ask-panel").removeAttribute("aria-busy");
+        $("ask-state").textContent = "";
+      }
     }
   }
-}
 
-function toggle() {
-  const panel = $("ask-panel");
-  panel.hidden = !panel.hidden;
-  $("ask-toggle").classList.toggle("on", !panel.hidden);
-  $("ask-toggle").setAttribute("aria-expanded", String(!panel.hidden));
-  if (!panel.hidden) $("ask-input").focus();
-}
+  toggle() {
+    const panel = $("ask-panel");
+    panel.hidden = !panel.hidden;
+    $("ask-toggle").classList.toggle("on", !panel.hidden);
+    $("ask-toggle").setAttribute("aria-expanded", String(!panel.hidden));
+    if (!panel.hidden) $("ask-input").focus();
+  }
 
-export function setupAsk() {
-  $("ask-toggle").addEventListener("click", toggle);
-  $("ask-close").addEventListener("click", () => {
-    if (!$("ask-panel").hidden) toggle();
-    $("ask-toggle").focus();
-  });
-  $("ask-form").addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    const q = $("ask-input").value.trim();
-    if (q) ask(q);
-  });
-  $("ask-answer").addEventListener("click", (ev) => {
-    const b = ev.target.closest("[data-testid=ask-cited]");
-    if (b) openLine(b.dataset.id);
-  });
+  setup() {
+    $("ask-toggle").addEventListener("click", () => this.toggle());
+    $("ask-close").addEventListener("click", () => {
+      if (!$("ask-panel").hidden) this.toggle();
+      $("ask-toggle").focus();
+    });
+    $("ask-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const q = $as("ask-input", HTMLInputElement).value.trim();
+      if (q) this.ask(q);
+    });
+    $("ask-answer").addEventListener("click", (ev) => {
+      const b = closest(ev, "[data-testid=ask-cited]");
+      if (b) this.openLine(b.dataset.id || "");
+    });
+  }
 }

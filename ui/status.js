@@ -1,68 +1,78 @@
+// @ts-check
 // The status area: the connection's state (connecting, live, reconnecting,
 // error) as `[data-testid="status"]`, shown as "paused" while the view is
 // paused on a live stream; and the arrival rate in lines per second.
 
+import { $ } from "./dom.js";
+
 const RATE_SECONDS = 5;
 
-const el = () => document.getElementById("status");
+/** @typedef {"connecting" | "live" | "reconnecting" | "error"} Connection */
 
-let connection = "connecting";
-let detail = "";
-let paused = false;
-
-function show() {
-  const word = connection === "live" && paused ? "paused" : connection;
-  const s = el();
-  s.textContent = detail ? word + " · " + detail : word;
-  s.className = "status " + word;
-  s.title = detail;
-}
-
-/** The stream's state: "connecting", "live", "reconnecting" or "error". */
-export function setConnection(state, why) {
-  connection = state;
-  detail = why || "";
-  show();
-}
-
-export function setPausedState(p) {
-  paused = p;
-  show();
-}
-
-export function connectionState() {
-  return connection;
-}
-
-// Arrivals in one-second buckets: bounded whatever the rate.
-const buckets = new Array(RATE_SECONDS + 1).fill(0);
-let bucketSecond = Math.floor(performance.now() / 1000);
-
-function roll() {
-  const now = Math.floor(performance.now() / 1000);
-  for (let s = bucketSecond + 1; s <= now && s <= bucketSecond + buckets.length; s++) {
-    buckets[s % buckets.length] = 0;
+export class Status {
+  constructor() {
+    /** @type {Connection} */
+    this.connection = "connecting";
+    /** Why, shown after the state ("" for nothing). */
+    this.detail = "";
+    this.paused = false;
+    /** Arrivals in one-second buckets: bounded whatever the rate. */
+    this.buckets = new Array(RATE_SECONDS + 1).fill(0);
+    this.bucketSecond = Math.floor(performance.now() / 1000);
   }
-  bucketSecond = now;
-}
 
-/** Counts `n` lines arriving now. */
-export function arrived(n) {
-  roll();
-  buckets[bucketSecond % buckets.length] += n;
-}
+  show() {
+    const word = this.connection === "live" && this.paused ? "paused" : this.connection;
+    const s = $("status");
+    s.textContent = this.detail ? word + " · " + this.detail : word;
+    s.className = "status " + word;
+    s.title = this.detail;
+  }
 
-/** Lines per second over the last complete seconds. */
-export function rate() {
-  roll();
-  let sum = 0;
-  for (let i = 1; i <= RATE_SECONDS; i++) sum += buckets[(bucketSecond - i + buckets.length * 2) % buckets.length];
-  return sum / RATE_SECONDS;
-}
+  /**
+   * The stream's state, and why.
+   * @param {Connection} state
+   * @param {string} [why]
+   */
+  setConnection(state, why) {
+    this.connection = state;
+    this.detail = why || "";
+    this.show();
+  }
 
-export function startRate() {
-  setInterval(() => {
-    const r = rate();
-    document.getElementById("rate").textContent = (r < 10 ? r.toFixed(1) : Math.round(r)) + " lines/s";
-  }, 1000);
+  /** @param {boolean} paused */
+  setPaused(paused) {
+    this.paused = paused;
+    this.show();
+  }
+
+  roll() {
+    const now = Math.floor(performance.now() / 1000);
+    const n = this.buckets.length;
+    for (let s = this.bucketSecond + 1; s <= now && s <= this.bucketSecond + n; s++) this.buckets[s % n] = 0;
+    this.bucketSecond = now;
+  }
+
+  /** Counts `n` lines arriving now. @param {number} n */
+  arrived(n) {
+    this.roll();
+    this.buckets[this.bucketSecond % this.buckets.length] += n;
+  }
+
+  /** Lines per second over the last complete seconds. */
+  rate() {
+    this.roll();
+    const n = this.buckets.length;
+    let sum = 0;
+    for (let i = 1; i <= RATE_SECONDS; i++) sum += this.buckets[(this.bucketSecond - i + n * 2) % n];
+    return sum / RATE_SECONDS;
+  }
+
+  /** Shows the rate every second. */
+  startRate() {
+    setInterval(() => {
+      const r = this.rate();
+      $("rate").textContent = (r < 10 ? r.toFixed(1) : Math.round(r)) + " lines/s";
+    }, 1000);
+  }
 }

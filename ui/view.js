@@ -1,54 +1,78 @@
-// The view: what the address bar says (channels, level, text, paused,
-// selected line, time zone, how many lines to keep), the tokens this tab
-// holds, and the query a stream or history page of the view carries.
+// @ts-check
+// The view as the address bar says it: channels, level, text, paused,
+// selected line, time zone, how many lines to keep; read from and written
+// to a query string, and the query a stream or history page of the view
+// carries.
 //
-// Nothing here touches the list or the network; the other modules read
-// `view` and call `writeView` when they change it.
+// Pure: no DOM, no storage, no network (the unit tests run it in Node).
+// `tab.js` puts the query string in the address bar; main.js holds the one
+// `View` object and hands it to the modules that read or change it.
 
-export const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"];
+export const LEVELS = Object.freeze(["trace", "debug", "info", "warn", "error", "fatal"]);
 export const DEFAULT_MAX = 5000;
+const MIN_MAX = 100;
+const MAX_MAX = 100000;
 export const MAX_QUERY = 256; // the gateway's own limit on `q`
+const DEFAULT_CHANNELS = "logs:*";
 
-const TOKEN_KEY = "loggate_token";
-const ADMIN_KEY = "loggate_admin_token";
+/**
+ * @typedef {object} View
+ * @property {string} channels the channel pattern(s), comma-separated
+ * @property {string} level the least level shown, "" for all
+ * @property {string} q text a message must contain, "" for any
+ * @property {boolean} paused arrivals wait instead of being shown
+ * @property {string} sel the event id whose detail is open, "" for none
+ * @property {boolean} utc times in UTC rather than local time
+ * @property {number} max how many lines the list keeps
+ */
 
-/** The view as the address bar describes it (filled by `readView`). */
-export const view = {
-  channels: "logs:*",
-  level: "",
-  q: "",
-  paused: false,
-  sel: "",
-  utc: false,
-  max: DEFAULT_MAX,
-};
+/** @returns {View} */
+export function defaultView() {
+  return { channels: DEFAULT_CHANNELS, level: "", q: "", paused: false, sel: "", utc: false, max: DEFAULT_MAX };
+}
 
-/** Reads the address bar into `view`; a `token` there is taken once. */
-export function readView() {
-  const p = new URLSearchParams(location.search);
-  const token = p.get("token");
-  if (token) {
-    // Kept in this tab, and out of the address bar (and so out of
-    // history, bookmarks and Referer headers).
-    sessionStorage.setItem(TOKEN_KEY, token);
-    p.delete("token");
-    const rest = p.toString();
-    history.replaceState(null, "", location.pathname + (rest ? "?" + rest : "") + location.hash);
-  }
+/**
+ * The view a query string (`location.search`) describes; what it lacks
+ * or gets wrong is the default.
+ * @param {string} search
+ * @returns {View}
+ */
+export function parseView(search) {
+  const p = new URLSearchParams(search);
+  const level = p.get("level") || "";
   const max = parseInt(p.get("max") || "", 10);
-  Object.assign(view, {
-    channels: (p.get("channels") || "logs:*").trim() || "logs:*",
-    level: LEVELS.includes(p.get("level")) ? p.get("level") : "",
+  return {
+    channels: (p.get("channels") || DEFAULT_CHANNELS).trim() || DEFAULT_CHANNELS,
+    level: LEVELS.includes(level) ? level : "",
     q: (p.get("q") || "").slice(0, MAX_QUERY),
     paused: p.get("paused") === "1",
     sel: p.get("sel") || "",
     utc: p.get("utc") === "1",
-    max: Number.isFinite(max) && max >= 100 ? Math.min(max, 100000) : DEFAULT_MAX,
-  });
+    max: Number.isFinite(max) && max >= MIN_MAX ? Math.min(max, MAX_MAX) : DEFAULT_MAX,
+  };
 }
 
-/** Writes `view` to the address bar: a new history entry when `push`. */
-export function writeView(push) {
+/**
+ * A `token` in a query string, and the query string without it, so
+ * that the token can leave the address bar.
+ * @param {string} search
+ * @returns {{ token: string, search: string }}
+ */
+export function takeToken(search) {
+  const p = new URLSearchParams(search);
+  const token = p.get("token") || "";
+  p.delete("token");
+  const rest = p.toString();
+  return { token, search: rest ? "?" + rest : "" };
+}
+
+/**
+ * The query string of `view` ("?channels=…"): only what differs from
+ * the default, besides the channels.
+ * @param {View} view
+ * @returns {string}
+ */
+export function viewSearch(view) {
   const p = new URLSearchParams();
   p.set("channels", view.channels);
   if (view.level) p.set("level", view.level);
@@ -57,13 +81,15 @@ export function writeView(push) {
   if (view.sel) p.set("sel", view.sel);
   if (view.utc) p.set("utc", "1");
   if (view.max !== DEFAULT_MAX) p.set("max", String(view.max));
-  const url = location.pathname + "?" + p.toString() + location.hash;
-  if (push) history.pushState(null, "", url);
-  else history.replaceState(null, "", url);
+  return "?" + p.toString();
 }
 
-/** The query a stream or a history page of this view carries. */
-export function viewQuery() {
+/**
+ * The query a stream or a history page of `view` carries.
+ * @param {View} view
+ * @returns {URLSearchParams}
+ */
+export function viewQuery(view) {
   const p = new URLSearchParams();
   p.set("channels", view.channels);
   if (view.level) p.set("level", view.level);
@@ -71,41 +97,11 @@ export function viewQuery() {
   return p;
 }
 
-export function token() {
-  return sessionStorage.getItem(TOKEN_KEY) || "";
-}
-
-export function setToken(t) {
-  sessionStorage.setItem(TOKEN_KEY, t);
-}
-
-export function adminToken() {
-  return sessionStorage.getItem(ADMIN_KEY) || "";
-}
-
-export function setAdminToken(t) {
-  sessionStorage.setItem(ADMIN_KEY, t);
-}
-
-/** Request headers with this tab's subscriber token, if it has one. */
-export function authHeaders(extra) {
-  const h = Object.assign({}, extra || {});
-  const t = token();
-  if (t) h.Authorization = "Bearer " + t;
-  return h;
-}
-
-/** `{status, message}` of a refused request, from its JSON error body. */
-export function refusal(res, body) {
-  const msg = body && body.error ? body.error.message : res.statusText;
-  return { status: res.status, message: msg || "HTTP " + res.status };
-}
-
-/** The JSON body of `res`, or null when it has none. */
-export async function jsonBody(res) {
-  try {
-    return await res.json();
-  } catch (_) {
-    return null;
-  }
+/**
+ * The view's channels as a list (the chat takes them so).
+ * @param {View} view
+ * @returns {string[]}
+ */
+export function channelList(view) {
+  return view.channels.split(",").map((c) => c.trim()).filter(Boolean);
 }

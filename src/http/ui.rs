@@ -3,12 +3,14 @@
 //!
 //! The files are plain HTML, CSS and JavaScript modules in the
 //! repository's `ui/` folder, with no build step (`ui/main.js` lists the
-//! modules). Each answer carries an `ETag` (a digest of
-//! the file) and `Cache-Control: no-cache`, so browsers revalidate cheaply
-//! and never run a stale viewer against a newer gateway. The page gets a
-//! strict Content-Security-Policy (its own scripts, styles and connections
-//! only; no inline code, no frames) and sends no Referer, since a view's
-//! address may hold a token for a moment.
+//! modules). Only the files listed here are served: `ui/package.json`,
+//! `ui/tsconfig.json` and `ui/test/` are the viewer's type check and unit
+//! tests (`scripts/test.sh` runs them), not part of the page. Each answer
+//! carries an `ETag` (a digest of the file) and `Cache-Control: no-cache`,
+//! so browsers revalidate cheaply and never run a stale viewer against a
+//! newer gateway. The page gets a strict Content-Security-Policy (its own
+//! scripts, styles and connections only; no inline code, no frames) and
+//! sends no Referer, since a view's address may hold a token for a moment.
 
 use std::sync::OnceLock;
 
@@ -43,10 +45,15 @@ const ASSETS: &[Asset] = &[
     ),
     file("main.js", JS, include_bytes!("../../ui/main.js")),
     file("view.js", JS, include_bytes!("../../ui/view.js")),
+    file("tab.js", JS, include_bytes!("../../ui/tab.js")),
+    file("api.js", JS, include_bytes!("../../ui/api.js")),
+    file("sse.js", JS, include_bytes!("../../ui/sse.js")),
+    file("dom.js", JS, include_bytes!("../../ui/dom.js")),
     file("line.js", JS, include_bytes!("../../ui/line.js")),
     file("list.js", JS, include_bytes!("../../ui/list.js")),
     file("status.js", JS, include_bytes!("../../ui/status.js")),
     file("stream.js", JS, include_bytes!("../../ui/stream.js")),
+    file("download.js", JS, include_bytes!("../../ui/download.js")),
     file("detail.js", JS, include_bytes!("../../ui/detail.js")),
     file("admin.js", JS, include_bytes!("../../ui/admin.js")),
     file("ask.js", JS, include_bytes!("../../ui/ask.js")),
@@ -139,17 +146,22 @@ mod tests {
             .filter(|a| a.content_type == JS)
             .map(text)
             .collect();
+        // Only `import … from "./x.js"` loads a module: a JSDoc type's
+        // `import("./x.js")` is for the checker, not the browser.
+        let imports: Vec<&str> = scripts
+            .split("from \"./")
+            .skip(1)
+            .map(|import| import.split('"').next().unwrap())
+            .collect();
         for a in &ASSETS[1..] {
             let quoted = format!("\"{}\"", a.name);
-            let imported = format!("\"./{}\"", a.name);
             assert!(
-                page.contains(&quoted) || scripts.contains(&imported),
+                page.contains(&quoted) || imports.contains(&a.name),
                 "nothing loads {}",
                 a.name
             );
         }
-        for import in scripts.split("from \"./").skip(1) {
-            let name = import.split('"').next().unwrap();
+        for name in imports {
             assert!(
                 ASSETS.iter().any(|a| a.name == name),
                 "{name} is imported but not served"
