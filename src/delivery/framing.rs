@@ -1,9 +1,12 @@
-//! How each transport words what a session sends: one place for every
-//! frame of SSE and of WebSocket.
+//! How each transport words what a session sends: every SSE frame, and
+//! what every WebSocket message says.
 //!
 //! Events are encoded once for both transports (`event::Event`); this picks
 //! the right encoding and words the rest (ready, lag, gap, keepalive,
-//! shutdown, expiry) the way each transport's clients expect. A session's
+//! shutdown, expiry, and through [`json_frame`] the WebSocket session's
+//! replies) the way each transport's clients expect. The bytes of a
+//! WebSocket frame, its header and opcodes, are written in one place below
+//! this, `event::ws_frame`, which the event encoding shares. A session's
 //! [`Outbox`](super::outbox::Outbox) carries its framing, so whoever ends or
 //! annotates a session (the registry on shutdown, the session on expiry,
 //! the body on lag) words it without knowing the transport.
@@ -12,6 +15,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::{SessionId, Transport};
 use crate::channel::ChannelPattern;
+use crate::event::ws_frame::opcode;
 use crate::event::{Event, Gap, json_string, ws_frame_with_opcode, ws_text_frame};
 
 /// WebSocket close codes (RFC 6455 §7.4.1) loggate sends, and why.
@@ -28,14 +32,13 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
 }
 
-const OP_CLOSE: u8 = 0x8;
 const SSE_KEEPALIVE: &[u8] = b": keepalive\n\n";
 
 /// A WebSocket close frame with `code` and a short `reason`.
 pub fn close_frame(code: u16, reason: &str) -> Bytes {
     let mut payload = code.to_be_bytes().to_vec();
     payload.extend_from_slice(reason.as_bytes());
-    ws_frame_with_opcode(OP_CLOSE, &payload)
+    ws_frame_with_opcode(opcode::CLOSE, &payload)
 }
 
 /// A WebSocket text frame holding `value` as JSON, written as events are

@@ -15,9 +15,8 @@ use crate::delivery::Transport;
 use crate::delivery::filter::Filter;
 use crate::delivery::framing::{Framing, close, close_frame, json_frame};
 use crate::delivery::outbox::{Outbox, QueueLimits};
-use crate::event::ws_frame_with_opcode;
+use crate::event::ws_frame::{opcode, ws_frame_with_opcode};
 use crate::session::writer::OutboxBody;
-use crate::session::ws::OP_PONG;
 use crate::session::ws_inbound::{ClientFrames, check_origin, handshake};
 use crate::session::{ClientGone, SubscribeError};
 use crate::state::AppState;
@@ -54,7 +53,7 @@ impl StreamHandler<Result<Frame, ProtocolError>> for MetricsSession {
         match item {
             Ok(Frame::Ping(payload)) => {
                 self.outbox
-                    .set_pong(ws_frame_with_opcode(OP_PONG, &payload));
+                    .set_pong(ws_frame_with_opcode(opcode::PONG, &payload));
             }
             Ok(Frame::Close(_)) | Err(_) => self
                 .outbox

@@ -31,7 +31,7 @@ use crate::auth::Grants;
 use crate::channel::ChannelPattern;
 use crate::delivery::framing::{Framing, close, close_frame, json_frame};
 use crate::delivery::outbox::Push;
-use crate::event::ws_frame_with_opcode;
+use crate::event::ws_frame::{opcode, ws_frame_with_opcode};
 use crate::metrics::label;
 use crate::registry::Subscribe;
 use crate::state::AppState;
@@ -42,9 +42,6 @@ const DEAD_PEER_INTERVALS: u32 = 3;
 /// How long a client closed by the gateway has to take its close frame and
 /// hang up before the connection is dropped.
 const ABORT_GRACE: Duration = Duration::from_secs(2);
-
-const OP_PING: u8 = 0x9;
-pub(crate) const OP_PONG: u8 = 0xA;
 
 fn error_frame(code: &str, message: &str) -> Bytes {
     json_frame(serde_json::json!({"type": "error", "code": code, "message": message}))
@@ -190,7 +187,7 @@ impl Actor for WsSession {
             }
             if !act.ping_outstanding {
                 act.ping_outstanding = true;
-                act.reply(ws_frame_with_opcode(OP_PING, b"loggate"), ctx);
+                act.reply(ws_frame_with_opcode(opcode::PING, b"loggate"), ctx);
             }
         });
     }
@@ -213,7 +210,7 @@ impl StreamHandler<Result<Frame, ProtocolError>> for WsSession {
             Ok(Frame::Ping(payload)) => {
                 self.core
                     .outbox
-                    .set_pong(ws_frame_with_opcode(OP_PONG, &payload));
+                    .set_pong(ws_frame_with_opcode(opcode::PONG, &payload));
             }
             Ok(Frame::Pong(_)) => self.ping_outstanding = false,
             Ok(Frame::Close(_)) => self
