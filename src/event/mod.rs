@@ -452,6 +452,8 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use super::*;
 
     #[test]
