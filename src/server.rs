@@ -24,8 +24,8 @@ use crate::http;
 use crate::ingest::PublishError;
 use crate::metrics::Metrics;
 use crate::nats;
-use crate::registry::cluster::ClusterQueue;
 use crate::registry::history::{HistoryLimits, SharedHistory};
+use crate::registry::outbound::ClusterQueue;
 use crate::registry::{self, GetStats, Registry, RegistryGauges, RegistryStats, Shutdown};
 use crate::state::AppState;
 

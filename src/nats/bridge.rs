@@ -2,7 +2,7 @@
 //! receives to the registry in batches, and (in cluster mode) publishes
 //! what the registry shares and tells the registry (`ClusterLoss`) when
 //! another node's sequence shows messages that never arrived. A message
-//! whose number no node could have sent (`cluster::Followed`) is refused
+//! whose number no node could have sent (`wire::Followed`) is refused
 //! whole and counted (`nats_refused_total{reason="implausible_sequence"}`
 //! or `"sequence_rewound"`), never told as a loss.
 
@@ -11,15 +11,15 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::cluster::{self, Followed, HEADER_ORIGIN, HEADER_SEQ, OriginSequences};
 use super::link::{Connection, LinkStatus, connect};
 use super::stream::{self as js, StreamPublisher, StreamSettings};
+use super::wire::{self, Followed, HEADER_ORIGIN, HEADER_SEQ, OriginSequences};
 use super::{fly, rules};
 use crate::config::IngestRule;
 use crate::event::NewEvent;
 use crate::ingest::Received;
 use crate::metrics::{Metrics, label};
-use crate::registry::cluster::ClusterOutbound;
+use crate::registry::outbound::ClusterOutbound;
 use crate::registry::{ClusterLoss, Origin, Publish, Registry};
 
 /// At most one loss notice to the registry per this long: each one costs a
@@ -340,16 +340,16 @@ impl Actor for NatsBridge {
                                 let mark = match tokio::time::timeout(MARK_INTERVAL, next).await {
                                     Ok(0) => break, // the registry has stopped
                                     Ok(_) => None,
-                                    Err(_) => Some(cluster::encode_mark(
+                                    Err(_) => Some(wire::encode_mark(
                                         &prefix,
                                         &node_id,
                                         outbound.last_offered(),
                                     )),
                                 };
                                 // Events count as sent messages; a mark does not.
-                                let events = batch.drain(..).map(|event| {
-                                    (cluster::encode(&prefix, &node_id, &event), true)
-                                });
+                                let events = batch
+                                    .drain(..)
+                                    .map(|event| (wire::encode(&prefix, &node_id, &event), true));
                                 for (m, counted) in events.chain(mark.map(|m| (m, false))) {
                                     match client
                                         .publish_with_headers(m.subject, m.headers, m.payload)
@@ -404,7 +404,7 @@ impl NatsBridge {
     /// One inbound message as an event, counted; `None` for our own cluster
     /// echoes and for messages refused by the checks an HTTP publish gets.
     fn inbound_event(&mut self, msg: &async_nats::Message, source: Source) -> Option<NewEvent> {
-        let header = |name: &str| cluster::header(msg.headers.as_ref(), name);
+        let header = |name: &str| wire::header(msg.headers.as_ref(), name);
         let subject = msg.subject.as_str();
         let max = self.max_event_bytes;
         let (link, result) = match (&self.fly, source) {
@@ -431,7 +431,7 @@ impl NatsBridge {
                     return None; // our own echo
                 }
                 let seq = header(HEADER_SEQ).and_then(|s| s.parse::<u64>().ok());
-                let mark = cluster::is_mark(&self.prefix, subject);
+                let mark = wire::is_mark(&self.prefix, subject);
                 // Followed before the content checks: a message refused
                 // there was received, not lost.
                 if let (Some(origin), Some(seq)) = (origin, seq) {
@@ -464,9 +464,8 @@ impl NatsBridge {
                 if mark {
                     return None; // not an event, and not counted as one
                 }
-                let headers = cluster::ClusterHeaders::of(msg.headers.as_ref());
-                let event =
-                    cluster::decode_cluster(&self.prefix, subject, headers, &msg.payload, max);
+                let headers = wire::ClusterHeaders::of(msg.headers.as_ref());
+                let event = wire::decode_cluster(&self.prefix, subject, headers, &msg.payload, max);
                 (label::nats::CLUSTER, event)
             }
         };

@@ -7,14 +7,14 @@
 //!
 //! - **Cluster** (`NATS_URL`): the registry hands every event it accepted
 //!   from a local publisher to its bounded cluster queue
-//!   (`registry::cluster`), which [`bridge`] drains: when NATS is slow or
+//!   (`registry::outbound`), which [`bridge`] drains: when NATS is slow or
 //!   down, the queue fills and further events are dropped and counted
 //!   rather than held. The bridge publishes each on
 //!   `<prefix>.<service>[.<workspace>[.<resource>]]` with the event's JSON
 //!   (without its id) as payload and metadata in NATS headers (origin node,
-//!   level, times); [`cluster`] owns that format. Every node subscribes to
+//!   level, times); [`wire`] owns that format. Every node subscribes to
 //!   `<prefix>.>`, drops its own echoes by the origin header, checks the
-//!   rest with [`cluster::decode_cluster`] and publishes what passes into
+//!   rest with [`wire::decode_cluster`] and publishes what passes into
 //!   its registry, which gives them local ids, fans them out and keeps them
 //!   in history.
 //! - **Fly.io** (`FLY_ORG` + `ACCESS_TOKEN`): see [`fly`]; **ingest rules**
@@ -26,7 +26,7 @@
 //! afresh rather than passed through, and a refusal is counted in
 //! `loggate_nats_refused_total{link,reason}` (and as `direction="invalid"`).
 //! A cluster message's origin and sequence number are believed only as far
-//! as a real node could have gone ([`cluster::OriginSequences`]); a number
+//! as a real node could have gone ([`wire::OriginSequences`]); a number
 //! past that is refused too, and never counted as loss.
 //! Who may publish is NATS's to decide, through its credentials and
 //! per-user subject permissions.
@@ -35,7 +35,14 @@
 //! `try_send`s into the outbound queue, and inbound events reach the
 //! registry through its bounded mailbox.
 pub mod bridge;
-pub mod cluster;
+pub mod wire;
+
+/// [`wire`]'s former name, kept only so the integration tests written
+/// against it still build; new code names [`wire`].
+#[doc(hidden)]
+pub mod cluster {
+    pub use super::wire::*;
+}
 pub mod fly;
 pub mod link;
 pub mod rules;

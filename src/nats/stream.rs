@@ -38,7 +38,7 @@
 //!   new epoch, and every node starts its history over.
 //!
 //! Talks to: the registry (its mailbox, [`Stored`]), async-nats' JetStream
-//! API, and [`super::cluster`] for the wire format, which is the same as in
+//! API, and [`super::wire`] for the wire format, which is the same as in
 //! core mode.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,10 +51,10 @@ use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout_at};
 
-use super::cluster;
+use super::wire;
 use crate::event::{EventId, NewEvent, STREAM_EPOCH_BIT};
 use crate::metrics::{Metrics, label};
-use crate::registry::cluster::ClusterEvent;
+use crate::registry::outbound::ClusterEvent;
 use crate::registry::{ClusterLoss, Registry, Stored};
 
 /// How long a JetStream API call or a publish ack is waited for before it
@@ -314,11 +314,11 @@ impl StreamPublisher {
             _ => return Err(unavailable("has too many events waiting for it")),
         };
         let first = inner.seq.fetch_add(events.len() as u64, Ordering::Relaxed) + 1;
-        let messages: Vec<cluster::ClusterMessage> = events
+        let messages: Vec<wire::ClusterMessage> = events
             .iter()
             .zip(first..)
             .map(|(event, seq)| {
-                let mut m = cluster::encode(
+                let mut m = wire::encode(
                     &inner.prefix,
                     &inner.node_id,
                     &ClusterEvent::from_new(event, seq),
@@ -630,10 +630,10 @@ fn decode(
     metrics: &Metrics,
 ) -> Option<NewEvent> {
     let subject = msg.subject.as_str();
-    cluster::decode_cluster(
+    wire::decode_cluster(
         &settings.prefix,
         subject,
-        cluster::ClusterHeaders::of(msg.headers.as_ref()),
+        wire::ClusterHeaders::of(msg.headers.as_ref()),
         &msg.payload,
         settings.max_event_bytes,
     )

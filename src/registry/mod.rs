@@ -23,7 +23,14 @@
 //! in one handler, so no publish can fall between them (no gap, no
 //! duplicate).
 
-pub mod cluster;
+pub mod outbound;
+
+/// [`outbound`]'s former name, kept only so the integration tests written
+/// against it still build; new code names [`outbound`].
+#[doc(hidden)]
+pub mod cluster {
+    pub use super::outbound::*;
+}
 pub mod history;
 pub mod index;
 
@@ -41,9 +48,9 @@ use crate::delivery::outbox::{Offer, Outbox, Push};
 use crate::delivery::{SessionId, Transport};
 use crate::event::{Event, EventId, Gap, GapReason, NewEvent};
 use crate::metrics::{Metrics, label};
-use cluster::ClusterQueue;
 use history::{HistoryStats, SharedHistory};
 use index::Index;
+use outbound::ClusterQueue;
 
 /// How often history is swept for events past their age.
 const HISTORY_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
