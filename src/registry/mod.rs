@@ -50,7 +50,7 @@ use crate::event::{Event, EventId, Gap, GapReason, NewEvent};
 use crate::metrics::{Metrics, label};
 use history::{HistoryStats, SharedHistory};
 use index::Index;
-use outbound::ClusterQueue;
+pub use outbound::Sharing;
 
 /// How often history is swept for events past their age.
 const HISTORY_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -205,11 +205,10 @@ pub struct Registry {
     scratch: Vec<SessionId>,
     /// Written here only; the history endpoint reads it directly.
     history: SharedHistory,
-    /// Where local events go to reach the other nodes (cluster mode).
-    cluster: Option<ClusterQueue>,
-    /// JetStream mode: ids are the stream's, and `epoch` is 0 until the
-    /// first event from the stream names it.
-    stream: bool,
+    /// The registry's part of the cluster mode: whether local events are
+    /// shared (core), or ids are the stream's and `epoch` is 0 until the
+    /// first event from the stream names it (JetStream).
+    sharing: Sharing,
 }
 
 impl Registry {
@@ -218,7 +217,13 @@ impl Registry {
         history: SharedHistory,
         metrics: Arc<Metrics>,
         gauges: Arc<RegistryGauges>,
+        sharing: Sharing,
     ) -> Self {
+        // JetStream mode: the stream's first event names the epoch.
+        let epoch = match sharing {
+            Sharing::JetStream => 0,
+            _ => epoch,
+        };
         gauges.epoch.store(epoch, Ordering::Relaxed);
         Registry {
             index: Index::new(),
@@ -230,19 +235,8 @@ impl Registry {
             gauges,
             scratch: Vec::new(),
             history,
-            cluster: None,
-            stream: false,
+            sharing,
         }
-    }
-
-    /// JetStream mode: events come only as [`Stored`], with the stream's ids.
-    pub fn with_stream(mut self, on: bool) -> Self {
-        self.stream = on;
-        if on {
-            self.epoch = 0;
-            self.gauges.epoch.store(0, Ordering::Relaxed);
-        }
-        self
     }
 
     /// Whether `after` is an id of the sequence this registry hands out.
@@ -250,13 +244,9 @@ impl Registry {
     /// takes a stream id at its word.
     fn knows(&self, after: EventId) -> bool {
         after.epoch == self.epoch
-            || (self.stream && self.epoch == 0 && after.epoch & crate::event::STREAM_EPOCH_BIT != 0)
-    }
-
-    /// Shares locally accepted events with the cluster through `queue`.
-    pub fn with_cluster(mut self, queue: Option<ClusterQueue>) -> Self {
-        self.cluster = queue;
-        self
+            || (matches!(self.sharing, Sharing::JetStream)
+                && self.epoch == 0
+                && after.epoch & crate::event::STREAM_EPOCH_BIT != 0)
     }
 
     /// Queues what a resuming session missed, and the gap before it.
@@ -435,9 +425,9 @@ impl Handler<Publish> for Registry {
             return Err(RegistryClosed);
         }
         let mut ids = Vec::with_capacity(msg.events.len());
-        let share = match msg.origin {
-            Origin::Local => self.cluster.clone(),
-            Origin::Cluster => None,
+        let share = match (&self.sharing, msg.origin) {
+            (Sharing::Core(queue), Origin::Local) => Some(queue.clone()),
+            _ => None,
         };
         let mut accepted = Vec::with_capacity(msg.events.len());
         for new in msg.events {

@@ -28,8 +28,8 @@ fn registry() -> Addr<Registry> {
         SharedHistory::new(limits),
         metrics,
         Arc::new(RegistryGauges::default()),
+        Sharing::JetStream,
     )
-    .with_stream(true)
     .start()
 }
 
