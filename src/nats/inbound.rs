@@ -9,7 +9,7 @@
 //! accepted it.
 //!
 //! Also counts the cluster messages refused for their sequence number
-//! rather than their content ([`count_refused_number`]).
+//! rather than their content (`count_refused_number`).
 
 use crate::event::NewEvent;
 use crate::ingest::PublishError;

@@ -52,7 +52,7 @@ pub mod backoff;
 pub mod bridge;
 pub mod core;
 pub mod fly;
-pub(crate) mod inbound;
+pub mod inbound;
 pub mod jetstream;
 pub mod link;
 pub mod rules;

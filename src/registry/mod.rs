@@ -12,7 +12,7 @@
 //! - [`ClusterLoss`] from the NATS links: events of other nodes that never
 //!   arrived, told to every session as a gap,
 //! - [`Shutdown`], [`ChannelCounts`] and [`GetStats`] from the server and
-//!   operators ([`admin`]).
+//!   operators (`admin.rs`).
 //!
 //! Its part of the cluster mode is one value, [`Sharing`], given to
 //! [`Registry::new`]: alone, core NATS (local events offered to the

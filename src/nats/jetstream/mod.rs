@@ -53,7 +53,7 @@
 //! [`super::wire`] for the wire format, which is the same as in core mode.
 
 pub mod consumer;
-mod health;
+pub mod health;
 pub mod publisher;
 pub mod setup;
 

@@ -2,11 +2,8 @@
 //! JetStream mode, answered with its id once the stream has it.
 //!
 //! Shared by every handler (cheap to clone) and by the consumer loop,
-//! which opens it once the stream is known to exist ([`set_ready`]) and
-//! suspends it while the consumer is made again ([`suspend`]).
-//!
-//! [`set_ready`]: JetStreamPublisher::set_ready
-//! [`suspend`]: JetStreamPublisher::suspend
+//! which opens it once the stream is known to exist (`set_ready`) and
+//! suspends it while the consumer is made again (`suspend`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
