@@ -24,7 +24,6 @@ use crate::http;
 use crate::ingest::PublishError;
 use crate::metrics::Metrics;
 use crate::nats;
-use crate::registry::cluster::ClusterQueue;
 use crate::registry::history::{HistoryLimits, SharedHistory};
 use crate::registry::{self, GetStats, Registry, RegistryGauges, RegistryStats, Shutdown};
 use crate::state::AppState;
@@ -53,49 +52,28 @@ impl Gateway {
         ));
         let gauges = Arc::new(RegistryGauges::default());
         let node_id = format!("{epoch:x}-{}", std::process::id());
-        // JetStream mode: publishes go to the stream and come back to every
-        // node, this one included, so the registry shares nothing itself.
-        let stream = (config.nats.url.is_some() && config.nats.jetstream)
-            .then(|| nats::StreamPublisher::new(&config, &node_id, &metrics));
-        let (cluster_queue, sharing) = match (&config.nats.url, &stream) {
-            (None, _) => (None, None),
-            (Some(_), Some(publisher)) => {
-                let settings = nats::StreamSettings::from_config(&config);
-                (
-                    None,
-                    Some(nats::Sharing::Stream(publisher.clone(), settings)),
-                )
-            }
-            (Some(_), None) => {
-                let (queue, outbound) =
-                    ClusterQueue::new(config.nats.outbound_backlog, Arc::clone(&metrics));
-                (Some(queue), Some(nats::Sharing::Core(outbound)))
-            }
-        };
+        // The cluster mode, chosen once: the registry is told what it
+        // shares, handlers where publishes go, and the links get the rest.
+        let cluster = nats::Cluster::from_config(&config, &node_id, &metrics);
         let history = SharedHistory::new(HistoryLimits::from(&config.history));
-        let (registry, registry_arbiter) = registry::start(
-            Registry::new(
-                epoch,
-                history.clone(),
-                Arc::clone(&metrics),
-                Arc::clone(&gauges),
-            )
-            .with_cluster(cluster_queue)
-            .with_stream(stream.is_some()),
-        );
-        let mut links = nats::start_links(&config, &node_id, sharing, &registry, &metrics);
-        if let Some(stream) = &stream {
-            links.push(Arc::new(stream.clone()));
-        }
-        let mut state = AppState::new(
+        let (registry, registry_arbiter) = registry::start(Registry::new(
+            epoch,
+            history.clone(),
+            Arc::clone(&metrics),
+            Arc::clone(&gauges),
+            cluster.sharing(),
+        ));
+        let jetstream = cluster.publisher();
+        let links = nats::start_links(&config, &node_id, cluster, &registry, &metrics);
+        let state = AppState::new(
             Arc::clone(&config),
             registry,
             history,
             metrics,
             gauges,
             links,
+            jetstream,
         )?;
-        state.stream = stream.map(|s| Arc::new(s) as Arc<dyn crate::state::ClusterStream>);
         let state = web::Data::new(state);
         let pruned = state.clone();
         actix_web::rt::spawn(async move {

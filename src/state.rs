@@ -3,7 +3,8 @@
 //! Built once by the server and handed to every worker. It holds the
 //! runtime objects built from the configuration (token checks, rate
 //! limits, connection slots), the registry's address and the history it
-//! writes, metrics, and the NATS links' status. It imports no handler, so
+//! writes, metrics, the NATS links' status and, in JetStream mode, the
+//! stream's publisher. It imports no handler, so
 //! every handler can import it.
 
 use std::net::IpAddr;
@@ -36,13 +37,39 @@ pub trait Link: Send + Sync {
 }
 
 /// Where accepted events go in JetStream mode, instead of the registry
-/// (`nats::stream::StreamPublisher`): the stream, which answers their ids
-/// in order, or why it did not take them (`503 nats_unavailable`).
-pub trait ClusterStream: Send + Sync {
+/// (`nats::jetstream::JetStreamPublisher`): the stream, which answers
+/// their ids in order, or why it did not take them.
+pub trait JetStreamPublish: Send + Sync {
     fn publish<'a>(
         &'a self,
         events: &'a [NewEvent],
-    ) -> futures_util::future::BoxFuture<'a, Result<Vec<EventId>, String>>;
+    ) -> futures_util::future::BoxFuture<'a, Result<Vec<EventId>, JetStreamRefused>>;
+}
+
+/// Why the cluster stream took no publish: answered
+/// `503 nats_unavailable` with this as the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JetStreamRefused {
+    #[error(
+        "the cluster stream is not reachable yet (NATS connecting); nothing was published, retry"
+    )]
+    Connecting,
+    #[error(
+        "the cluster stream is being checked again after an error; nothing was published, retry"
+    )]
+    Checking,
+    #[error("the cluster stream has too many events waiting for it; nothing was published, retry")]
+    Backlog,
+    #[error("the cluster stream was made again while publishing; the events may be stored; retry")]
+    Replaced,
+    #[error(
+        "the cluster stream did not confirm the events within {within_secs}s ({confirmed} of {of} confirmed; the others may yet be stored); retry"
+    )]
+    Unconfirmed {
+        within_secs: u64,
+        confirmed: usize,
+        of: usize,
+    },
 }
 
 /// Everything a handler may reach, shared by all workers.
@@ -66,8 +93,9 @@ pub struct AppState {
     pub started: Instant,
     /// The configured NATS links; `/ready` is 503 while one is down.
     pub nats: Vec<Arc<dyn Link>>,
-    /// JetStream mode: where publishes go instead of the registry.
-    pub stream: Option<Arc<dyn ClusterStream>>,
+    /// JetStream mode: where publishes go instead of the registry
+    /// (`nats::Cluster::publisher`).
+    pub jetstream: Option<Arc<dyn JetStreamPublish>>,
     /// AI log analysis: its settings, client and chat slots.
     pub ai: crate::ai::Ai,
     next_session: AtomicU64,
@@ -81,6 +109,7 @@ impl AppState {
         metrics: Arc<Metrics>,
         gauges: Arc<RegistryGauges>,
         nats: Vec<Arc<dyn Link>>,
+        jetstream: Option<Arc<dyn JetStreamPublish>>,
     ) -> Result<Self, ConfigError> {
         Ok(AppState {
             ai: crate::ai::Ai::new(&config.ai)?,
@@ -112,7 +141,7 @@ impl AppState {
             shutting_down: AtomicBool::new(false),
             started: Instant::now(),
             nats,
-            stream: None,
+            jetstream,
             next_session: AtomicU64::new(1),
         })
     }

@@ -433,11 +433,13 @@ pub async fn publish_events(
     state: &AppState,
     events: Vec<NewEvent>,
 ) -> Result<Vec<EventId>, PublishError> {
-    if let Some(stream) = &state.stream {
-        return stream
+    if let Some(jetstream) = &state.jetstream {
+        return jetstream
             .publish(&events)
             .await
-            .map_err(|message| PublishError::NatsUnavailable { message });
+            .map_err(|e| PublishError::NatsUnavailable {
+                message: e.to_string(),
+            });
     }
     state
         .registry

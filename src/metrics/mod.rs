@@ -53,7 +53,7 @@ pub struct Metrics {
     /// Log lines dropped because the log queue was full; synced at scrape.
     pub log_lines_dropped: IntCounter,
     /// Origin nodes whose cluster sequence was no longer followed because
-    /// the table of them was full (`nats::cluster::MAX_ORIGINS`).
+    /// the table of them was full (`nats::wire::MAX_ORIGINS`).
     pub cluster_origins_forgotten: IntCounter,
     pub stream_resent: IntCounter,
     pub subscriptions: IntGauge,

@@ -1,25 +1,27 @@
 //! The actor that owns one NATS link: connects, subscribes, hands what it
-//! receives to the registry in batches, and (in cluster mode) publishes
-//! what the registry shares and tells the registry (`ClusterLoss`) when
-//! another node's sequence shows messages that never arrived. A message
-//! whose number no node could have sent (`cluster::Followed`) is refused
-//! whole and counted (`nats_refused_total{reason="implausible_sequence"}`
-//! or `"sequence_rewound"`), never told as a loss.
+//! receives to the registry in batches (or, in JetStream mode, to the
+//! stream), and on the cluster link starts its mode's work: core NATS's
+//! publishing loop ([`super::core`]) or the JetStream consumer
+//! ([`super::jetstream::consumer`]). In core mode it tells the registry
+//! (`ClusterLoss`) when another node's sequence shows messages that never
+//! arrived. A message whose number no node could have sent
+//! (`wire::Followed`) is refused whole and counted
+//! (`nats_refused_total{reason="implausible_sequence"}` or
+//! `"sequence_rewound"`), never told as a loss.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::cluster::{self, Followed, HEADER_ORIGIN, HEADER_SEQ, OriginSequences};
-use super::link::{Connection, LinkStatus, connect};
-use super::stream::{self as js, StreamPublisher, StreamSettings};
-use super::{fly, rules};
+use super::jetstream::{self, JetStreamPublisher};
+use super::link::{Connection, LinkError, LinkStatus, connect};
+use super::wire::{self, Followed, HEADER_ORIGIN, HEADER_SEQ, OriginSequences};
+use super::{Cluster, fly, inbound, rules};
 use crate::config::IngestRule;
 use crate::event::NewEvent;
 use crate::ingest::Received;
 use crate::metrics::{Metrics, label};
-use crate::registry::cluster::ClusterOutbound;
 use crate::registry::{ClusterLoss, Origin, Publish, Registry};
 
 /// At most one loss notice to the registry per this long: each one costs a
@@ -30,37 +32,15 @@ const LOSS_INTERVAL: Duration = Duration::from_millis(500);
 /// [`OTHER_ORIGINS`].
 const MAX_LOSS_ORIGINS: usize = 8;
 const OTHER_ORIGINS: &str = "(other nodes)";
-/// A node that has sent no event for this long sends its sequence mark,
-/// and again each time as long as it stays quiet: a hole at the end of
-/// what it sent is then seen within about this long, even if a mark is
-/// itself lost in an outage. One small message a second per idle node.
-const MARK_INTERVAL: Duration = Duration::from_secs(1);
-
-/// How a cluster node shares what it accepts.
-pub enum Sharing {
-    /// Core NATS: what the registry queues for the cluster, published as
-    /// it comes.
-    Core(ClusterOutbound),
-    /// JetStream: the stream every node reads, and what publishes to it.
-    Stream(StreamPublisher, StreamSettings),
-}
-
-impl Sharing {
-    /// JetStream mode's publisher.
-    pub fn stream(&self) -> Option<&StreamPublisher> {
-        match self {
-            Sharing::Stream(p, _) => Some(p),
-            Sharing::Core(_) => None,
-        }
-    }
-}
 
 /// What a link does with its connection.
 pub enum Role {
     Cluster {
         node_id: Arc<str>,
         prefix: Arc<str>,
-        sharing: Sharing,
+        /// The cluster mode, handed over whole: core's outbound queue or
+        /// JetStream's publisher and stream.
+        cluster: Cluster,
         /// Generic ingest rules, read on the same connection.
         rules: Vec<IngestRule>,
         /// `nats.max_node_events_per_sec`: how fast another node's
@@ -68,6 +48,15 @@ pub enum Role {
         max_node_rate: u64,
     },
     Fly(fly::FlyIngest),
+}
+
+/// Where what a link reads goes.
+#[derive(Clone)]
+pub enum Intake {
+    /// To this node's registry, as events of `Origin`.
+    Registry(Origin),
+    /// JetStream mode: to the stream, which hands them to every node.
+    JetStream(JetStreamPublisher),
 }
 
 /// The actor that owns one NATS link.
@@ -86,9 +75,7 @@ pub struct NatsBridge {
     max_event_bytes: usize,
     fly: Option<Arc<fly::FlyIngest>>,
     rules: Vec<IngestRule>,
-    /// JetStream mode: what this link reads goes to the stream, not
-    /// straight to the registry.
-    stream: Option<StreamPublisher>,
+    intake: Intake,
     /// Where each origin node's cluster sequence stands, to see holes.
     sequences: OriginSequences,
     /// Losses not yet told to the registry, by origin.
@@ -100,10 +87,10 @@ impl NatsBridge {
     pub fn new(
         connection: Connection,
         role: Role,
+        intake: Intake,
         registry: Addr<Registry>,
         metrics: Arc<Metrics>,
         max_event_bytes: usize,
-        stream: Option<StreamPublisher>,
     ) -> Self {
         let (name, node_id, prefix, max_node_rate) = match &role {
             Role::Cluster {
@@ -128,7 +115,7 @@ impl NatsBridge {
             node_id,
             prefix,
             max_event_bytes,
-            stream,
+            intake,
             fly: None,
             rules: Vec::new(),
             sequences: OriginSequences::new(max_node_rate),
@@ -158,41 +145,35 @@ impl NatsBridge {
         }
     }
 
-    /// Hands inbound events to the registry, in order.
+    /// Hands inbound events to where this link's events go, in order:
+    /// `wait` keeps batches one after another, and the registry's bounded
+    /// mailbox (or the stream's backlog) pushes back on this link.
     fn publish(&self, events: Vec<NewEvent>, ctx: &mut Context<Self>) {
         if events.is_empty() {
             return;
         }
-        // JetStream mode: read through a queue group, so this node alone
-        // has these; the stream hands them to every node. `wait` keeps
-        // them in order and pushes back on this link while NATS is slow.
-        if let Some(stream) = self.stream.clone() {
-            let metrics = Arc::clone(&self.metrics);
-            let publish = async move {
-                if let Err(e) = stream.publish(&events).await {
-                    metrics.dropped(
-                        label::dropped::NATS_BACKLOG,
-                        crate::metrics::OTHER_SERVICE,
-                        events.len() as u64,
-                    );
-                    tracing::warn!(lost = events.len(), error = %e, "events for the cluster stream dropped");
-                }
-            };
-            ctx.wait(publish.into_actor(self));
-            return;
+        match &self.intake {
+            Intake::Registry(origin) => {
+                let origin = *origin;
+                let send = self.registry.send(Publish { events, origin });
+                ctx.wait(send.into_actor(self).map(|_, _, _| ()));
+            }
+            Intake::JetStream(stream) => {
+                let stream = stream.clone();
+                let metrics = Arc::clone(&self.metrics);
+                let publish = async move {
+                    if let Err(e) = stream.publish(&events).await {
+                        metrics.dropped(
+                            label::dropped::NATS_BACKLOG,
+                            crate::metrics::OTHER_SERVICE,
+                            events.len() as u64,
+                        );
+                        tracing::warn!(lost = events.len(), error = %e, "events for the cluster stream dropped");
+                    }
+                };
+                ctx.wait(publish.into_actor(self));
+            }
         }
-        // Fly messages read through a queue group reach only this node, so
-        // this node shares them with the cluster; without one every node
-        // reads them all and none may share.
-        let origin = match &self.fly {
-            Some(f) if f.queue.is_some() => Origin::Local,
-            _ => Origin::Cluster,
-        };
-        // `wait`: batches go to the registry one after another, so events
-        // keep the order NATS gave them, and the registry's bounded mailbox
-        // pushes back on this link.
-        let send = self.registry.send(Publish { events, origin });
-        ctx.wait(send.into_actor(self).map(|_, _, _| ()));
     }
 
     /// Whether a loss notice may go out now.
@@ -247,129 +228,116 @@ enum Source {
     Rule(usize),
 }
 
+type Subscribed = (
+    async_nats::Client,
+    Vec<(Source, async_nats::Subscriber)>,
+    Role,
+);
+
+/// Connects and subscribes to what `role` reads: the cluster subjects in
+/// core mode (JetStream mode reads them from the stream), Fly's log bus,
+/// and the ingest rules.
+async fn subscribe(
+    conn: Connection,
+    status: Arc<LinkStatus>,
+    metrics: Arc<Metrics>,
+    role: Role,
+) -> Result<Subscribed, LinkError> {
+    let client = connect(conn, Arc::clone(&status), metrics).await?;
+    let _ = status.client.set(client.clone());
+    let (subject, queue) = match &role {
+        Role::Cluster {
+            cluster: Cluster::Core { .. },
+            prefix,
+            ..
+        } => (Some(format!("{prefix}.>")), None),
+        Role::Cluster { .. } => (None, None),
+        Role::Fly(f) => (Some(f.subject()), f.queue.clone()),
+    };
+    let mut subscribers = Vec::new();
+    if let Some(subject) = subject {
+        let main = match queue {
+            Some(q) => client.queue_subscribe(subject, q).await,
+            None => client.subscribe(subject).await,
+        }?;
+        subscribers.push((Source::Main, main));
+    }
+    if let Role::Cluster { rules, cluster, .. } = &role {
+        for (i, rule) in rules.iter().enumerate() {
+            let subject = rule.subject.clone();
+            // With JetStream one node takes each message and the stream
+            // shares it; without, every node reads them all.
+            let sub = match cluster {
+                Cluster::JetStream { .. } => {
+                    client.queue_subscribe(subject, RULES_QUEUE.into()).await
+                }
+                _ => client.subscribe(subject).await,
+            }?;
+            subscribers.push((Source::Rule(i), sub));
+        }
+    }
+    Ok((client, subscribers, role))
+}
+
+impl NatsBridge {
+    /// Connected: reads the subscriptions, and starts the mode's work.
+    fn run(&mut self, (client, subscribers, role): Subscribed, ctx: &mut Context<Self>) {
+        for (source, sub) in subscribers {
+            let batches = futures_util::StreamExt::ready_chunks(sub, INBOUND_BATCH);
+            ctx.add_stream(futures_util::StreamExt::map(batches, move |m| {
+                Inbound(m, source)
+            }));
+        }
+        let metrics = Arc::clone(&self.metrics);
+        match role {
+            Role::Cluster {
+                cluster,
+                rules,
+                node_id,
+                prefix,
+                ..
+            } => {
+                self.rules = rules;
+                match cluster {
+                    Cluster::JetStream {
+                        publisher,
+                        settings,
+                    } => {
+                        let registry = self.registry.clone();
+                        actix::spawn(jetstream::consumer::run(
+                            client, publisher, settings, node_id, registry, metrics,
+                        ));
+                    }
+                    Cluster::Core { outbound, .. } => {
+                        actix::spawn(super::core::publish_loop(
+                            client, outbound, prefix, node_id, metrics,
+                        ));
+                    }
+                    Cluster::Off => {}
+                }
+            }
+            Role::Fly(f) => self.fly = Some(Arc::new(f)),
+        }
+    }
+}
+
 impl Actor for NatsBridge {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // Losses held back by the notice interval, told once it passed.
         ctx.run_interval(LOSS_INTERVAL, |act, ctx| act.flush_losses(ctx));
+        let Some(role) = self.role.take() else {
+            return; // started twice
+        };
         let conn = self.connection.clone();
         let status = Arc::clone(&self.status);
-        let role = self.role.take();
-        let metrics = Arc::clone(&self.metrics);
-        let fut = async move {
-            let client = connect(conn, Arc::clone(&status), metrics).await?;
-            let _ = status.client.set(client.clone());
-            let (subject, queue) = match &role {
-                // JetStream mode reads the cluster's events from the stream.
-                Some(Role::Cluster {
-                    sharing: Sharing::Stream(..),
-                    ..
-                }) => (None, None),
-                Some(Role::Cluster { prefix, .. }) => (Some(format!("{prefix}.>")), None),
-                Some(Role::Fly(f)) => (Some(f.subject()), f.queue.clone()),
-                None => return Err("bridge started twice".to_string()),
-            };
-            let mut subscribers = Vec::new();
-            if let Some(subject) = subject {
-                let main = match queue {
-                    Some(q) => client.queue_subscribe(subject, q).await,
-                    None => client.subscribe(subject).await,
-                }
-                .map_err(|e| e.to_string())?;
-                subscribers.push((Source::Main, main));
-            }
-            if let Some(Role::Cluster { rules, sharing, .. }) = &role {
-                for (i, rule) in rules.iter().enumerate() {
-                    let subject = rule.subject.clone();
-                    // With JetStream one node takes each message and the
-                    // stream shares it; without, every node reads them all.
-                    let sub = match sharing {
-                        Sharing::Stream(..) => {
-                            client.queue_subscribe(subject, RULES_QUEUE.into()).await
-                        }
-                        Sharing::Core(_) => client.subscribe(subject).await,
-                    }
-                    .map_err(|e| e.to_string())?;
-                    subscribers.push((Source::Rule(i), sub));
-                }
-            }
-            Ok::<_, String>((client, subscribers, role))
-        };
+        let fut = subscribe(conn, status, Arc::clone(&self.metrics), role);
         ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
-            Ok((client, subscribers, role)) => {
-                for (source, sub) in subscribers {
-                    let batches = futures_util::StreamExt::ready_chunks(sub, INBOUND_BATCH);
-                    ctx.add_stream(futures_util::StreamExt::map(batches, move |m| {
-                        Inbound(m, source)
-                    }));
-                }
-                match role {
-                    Some(Role::Cluster {
-                        sharing: Sharing::Stream(publisher, settings),
-                        rules,
-                        node_id,
-                        ..
-                    }) => {
-                        act.rules = rules;
-                        let registry = act.registry.clone();
-                        let metrics = Arc::clone(&act.metrics);
-                        actix::spawn(js::run(
-                            client, publisher, settings, node_id, registry, metrics,
-                        ));
-                    }
-                    Some(Role::Cluster {
-                        sharing: Sharing::Core(mut outbound),
-                        rules,
-                        node_id,
-                        prefix,
-                        ..
-                    }) => {
-                        act.rules = rules;
-                        // The publishing loop: one message at a time, so a
-                        // stalled connection stalls this loop and fills the
-                        // bounded queue instead of memory.
-                        let metrics = Arc::clone(&act.metrics);
-                        actix::spawn(async move {
-                            let out = metrics
-                                .nats_messages
-                                .with_label_values(&[label::nats::CLUSTER, label::nats::OUT]);
-                            let mut batch = Vec::with_capacity(INBOUND_BATCH);
-                            loop {
-                                let next = outbound.recv_many(&mut batch, INBOUND_BATCH);
-                                let mark = match tokio::time::timeout(MARK_INTERVAL, next).await {
-                                    Ok(0) => break, // the registry has stopped
-                                    Ok(_) => None,
-                                    Err(_) => Some(cluster::encode_mark(
-                                        &prefix,
-                                        &node_id,
-                                        outbound.last_offered(),
-                                    )),
-                                };
-                                // Events count as sent messages; a mark does not.
-                                let events = batch.drain(..).map(|event| {
-                                    (cluster::encode(&prefix, &node_id, &event), true)
-                                });
-                                for (m, counted) in events.chain(mark.map(|m| (m, false))) {
-                                    match client
-                                        .publish_with_headers(m.subject, m.headers, m.payload)
-                                        .await
-                                    {
-                                        Ok(()) if counted => out.inc(),
-                                        Ok(()) => {}
-                                        Err(e) => tracing::warn!(error = %e, "NATS publish failed"),
-                                    }
-                                }
-                            }
-                        });
-                    }
-                    Some(Role::Fly(f)) => act.fly = Some(Arc::new(f)),
-                    None => {}
-                }
-            }
+            Ok(subscribed) => act.run(subscribed, ctx),
             Err(e) => {
                 tracing::error!(link = act.status.name, error = %e, "NATS link failed");
-                act.status.set_error(Some(e));
+                act.status.set_error(Some(e.to_string()));
             }
         }));
     }
@@ -401,87 +369,79 @@ impl StreamHandler<Inbound> for NatsBridge {
 }
 
 impl NatsBridge {
-    /// One inbound message as an event, counted; `None` for our own cluster
-    /// echoes and for messages refused by the checks an HTTP publish gets.
+    /// One inbound message as an event, through [`inbound`]; `None` for
+    /// our own cluster echoes, sequence marks, and messages refused.
     fn inbound_event(&mut self, msg: &async_nats::Message, source: Source) -> Option<NewEvent> {
-        let header = |name: &str| cluster::header(msg.headers.as_ref(), name);
         let subject = msg.subject.as_str();
         let max = self.max_event_bytes;
-        let (link, result) = match (&self.fly, source) {
+        match (&self.fly, source) {
             (_, Source::Rule(i)) => {
                 let rule = self.rules.get(i)?;
-                let event = rules::decode_rule(rule, subject, &msg.payload, &Received::now(), max);
-                (label::nats::RULES, event)
+                inbound::process_message(&self.metrics, label::nats::RULES, subject, || {
+                    rules::decode_rule(rule, subject, &msg.payload, &Received::now(), max)
+                })
             }
             (Some(f), Source::Main) => {
-                let event = f.decode(subject, &msg.payload, max).map(|(event, plain)| {
+                inbound::process_message(&self.metrics, label::nats::FLY, subject, || {
+                    let (event, plain) = f.decode(subject, &msg.payload, max)?;
                     if plain {
                         self.metrics
                             .nats_messages
                             .with_label_values(&[label::nats::FLY, label::nats::PLAIN])
                             .inc();
                     }
-                    event
-                });
-                (label::nats::FLY, event)
+                    Ok(event)
+                })
             }
             (None, Source::Main) => {
-                let origin = header(HEADER_ORIGIN);
-                if origin == self.node_id.as_deref() {
-                    return None; // our own echo
+                if !self.follow(msg)? {
+                    return None; // a sequence mark: not an event
                 }
-                let seq = header(HEADER_SEQ).and_then(|s| s.parse::<u64>().ok());
-                let mark = cluster::is_mark(&self.prefix, subject);
-                // Followed before the content checks: a message refused
-                // there was received, not lost.
-                if let (Some(origin), Some(seq)) = (origin, seq) {
-                    let forgotten = self.sequences.forgotten;
-                    let now = Instant::now();
-                    let followed = if mark {
-                        self.sequences.mark(origin, seq, now)
-                    } else {
-                        self.sequences.observe(origin, seq, now)
-                    };
-                    if self.sequences.forgotten > forgotten {
-                        self.metrics.cluster_origins_forgotten.inc();
-                    }
-                    let refused = match followed {
-                        Followed::Lost(0) => None,
-                        Followed::Lost(lost) => {
-                            self.note_loss(origin, lost);
-                            None
-                        }
-                        Followed::Implausible => Some(label::nats::IMPLAUSIBLE_SEQUENCE),
-                        Followed::Rewound => Some(label::nats::SEQUENCE_REWOUND),
-                    };
-                    // A number no node could have sent: the message is
-                    // refused whole, as one with a bad field is.
-                    if let Some(reason) = refused {
-                        super::count_refused_number(&self.metrics, reason, !mark, origin, seq);
-                        return None;
-                    }
-                }
-                if mark {
-                    return None; // not an event, and not counted as one
-                }
-                let headers = cluster::ClusterHeaders::of(msg.headers.as_ref());
-                let event =
-                    cluster::decode_cluster(&self.prefix, subject, headers, &msg.payload, max);
-                (label::nats::CLUSTER, event)
+                let headers = msg.headers.as_ref();
+                let prefix = &self.prefix;
+                inbound::cluster_message(&self.metrics, prefix, subject, headers, &msg.payload, max)
             }
-        };
-        self.metrics
-            .nats_messages
-            .with_label_values(&[link, label::nats::IN])
-            .inc();
-        let event = result
-            .inspect_err(|e| super::count_refused(&self.metrics, link, subject, e))
-            .ok()?;
-        // A peer's events were counted by the node that accepted them.
-        if link != label::nats::CLUSTER {
-            let service = event.channel.service();
-            self.metrics.published(service, label::source::NATS, 1);
         }
-        Some(event)
+    }
+
+    /// Follows a core cluster message's origin sequence, before the
+    /// content checks (a message refused there was received, not lost).
+    /// `None` for our own echo and for a number no node could have sent
+    /// (refused whole, as one with a bad field is, and counted); else
+    /// whether it is an event (true) or a sequence mark.
+    fn follow(&mut self, msg: &async_nats::Message) -> Option<bool> {
+        let header = |name: &str| wire::header(msg.headers.as_ref(), name);
+        let origin = header(HEADER_ORIGIN);
+        if origin == self.node_id.as_deref() {
+            return None; // our own echo
+        }
+        let seq = header(HEADER_SEQ).and_then(|s| s.parse::<u64>().ok());
+        let mark = wire::is_mark(&self.prefix, msg.subject.as_str());
+        if let (Some(origin), Some(seq)) = (origin, seq) {
+            let forgotten = self.sequences.forgotten;
+            let now = Instant::now();
+            let followed = if mark {
+                self.sequences.mark(origin, seq, now)
+            } else {
+                self.sequences.observe(origin, seq, now)
+            };
+            if self.sequences.forgotten > forgotten {
+                self.metrics.cluster_origins_forgotten.inc();
+            }
+            let refused = match followed {
+                Followed::Lost(0) => None,
+                Followed::Lost(lost) => {
+                    self.note_loss(origin, lost);
+                    None
+                }
+                Followed::Implausible => Some(label::nats::IMPLAUSIBLE_SEQUENCE),
+                Followed::Rewound => Some(label::nats::SEQUENCE_REWOUND),
+            };
+            if let Some(reason) = refused {
+                inbound::count_refused_number(&self.metrics, reason, !mark, origin, seq);
+                return None;
+            }
+        }
+        Some(!mark)
     }
 }

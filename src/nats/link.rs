@@ -6,11 +6,27 @@ use std::time::Duration;
 
 use async_nats::{Client, ConnectOptions};
 
+use super::backoff::Backoff;
 use crate::config::Secret;
 use crate::metrics::{Metrics, label};
 
-/// The longest wait between reconnect attempts.
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
+/// Between reconnect attempts: 200 ms after the first failure, doubling,
+/// at most 2 s.
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
+
+/// Why a link could not be set up; shown as the link's `last_error`.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("cannot read {}: {source}", path.display())]
+    Credentials {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Connect(#[from] async_nats::ConnectError),
+    #[error(transparent)]
+    Subscribe(#[from] async_nats::SubscribeError),
+}
 
 /// The live state of one NATS link, shared with the HTTP probes.
 #[derive(Debug)]
@@ -77,7 +93,7 @@ pub async fn connect(
     conn: Connection,
     status: Arc<LinkStatus>,
     metrics: Arc<Metrics>,
-) -> Result<Client, String> {
+) -> Result<Client, LinkError> {
     let events = Arc::clone(&status);
     let slow = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut opts = ConnectOptions::new()
@@ -85,10 +101,7 @@ pub async fn connect(
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(5))
-        .reconnect_delay_callback(|attempts| {
-            Duration::from_millis(100u64.saturating_mul(1 << attempts.min(10)))
-                .min(MAX_RECONNECT_DELAY)
-        })
+        .reconnect_delay_callback(|attempts| RECONNECT.delay(attempts))
         .event_callback(move |event| {
             let status = Arc::clone(&events);
             let metrics = Arc::clone(&metrics);
@@ -137,11 +150,12 @@ pub async fn connect(
         opts = opts
             .credentials_file(path)
             .await
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            .map_err(|source| LinkError::Credentials {
+                path: path.clone(),
+                source,
+            })?;
     }
-    opts.connect(conn.url.as_str())
-        .await
-        .map_err(|e| e.to_string())
+    Ok(opts.connect(conn.url.as_str()).await?)
 }
 
 impl crate::state::Link for LinkStatus {

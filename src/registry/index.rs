@@ -8,13 +8,13 @@
 //! at most 3 below `logs`), collecting the keys stored at every node it
 //! passes, because a subscription also receives everything below it. The cost
 //! of a publish is therefore independent of how many subscriptions exist
-//! elsewhere in the tree. Empty nodes are pruned on removal, so churn does not
-//! grow the tree.
+//! elsewhere in the tree, and matching allocates nothing. Empty nodes are
+//! pruned on removal, so churn does not grow the tree.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
-use crate::channel::{ChannelName, ChannelPattern, WILDCARD};
+use crate::channel::{ChannelName, ChannelPattern, MAX_SEGMENTS, WILDCARD};
 
 #[derive(Debug)]
 struct Node<K> {
@@ -120,9 +120,16 @@ impl<K: Copy + Eq + Hash> Index<K> {
 
     /// Calls `f` with every key whose pattern matches `channel`: patterns at
     /// or above the channel, literal or wildcard at each level.
+    /// Allocates nothing: a channel has at most [`MAX_SEGMENTS`] segments
+    /// (`logs` among them), so its segments fit on the stack.
     pub fn for_each_match(&self, channel: &ChannelName, mut f: impl FnMut(K)) {
-        let segs: Vec<&str> = channel.segments().collect();
-        Self::visit(&self.root, &segs, &mut f);
+        let mut segs = [""; MAX_SEGMENTS];
+        let mut depth = 0;
+        for (slot, seg) in segs.iter_mut().zip(channel.segments()) {
+            *slot = seg;
+            depth += 1;
+        }
+        Self::visit(&self.root, &segs[..depth], &mut f);
     }
 
     fn visit(node: &Node<K>, segs: &[&str], f: &mut impl FnMut(K)) {

@@ -2,12 +2,21 @@
 //!
 //! Owns the subscription index (a segment trie, [`index::Index`]), the table
 //! of live sessions and the event id sequence. It runs on an arbiter (thread)
-//! of its own and talks only in messages:
+//! of its own and talks only in messages ([`messages`], eight of them):
 //!
 //! - [`Subscribe`] (with an optional resume point) / [`SessionClosed`] from
 //!   session actors,
-//! - [`Publish`] from ingestion (HTTP and NATS), answered with ids,
-//! - [`Shutdown`] and [`GetStats`] from the server.
+//! - [`Publish`] from ingestion (HTTP, OTLP, Loki and NATS), answered with
+//!   ids,
+//! - [`Stored`] from the JetStream consumer: events with the stream's ids,
+//! - [`ClusterLoss`] from the NATS links: events of other nodes that never
+//!   arrived, told to every session as a gap,
+//! - [`Shutdown`], [`ChannelCounts`] and [`GetStats`] from the server and
+//!   operators (`admin.rs`).
+//!
+//! Its part of the cluster mode is one value, [`Sharing`], given to
+//! [`Registry::new`]: alone, core NATS (local events offered to the
+//! [`outbound`] queue) or JetStream (the stream's ids).
 //!
 //! It also keeps, in history's channel directory, how many sessions are
 //! subscribed to each channel by name, so that the channel listing reads
@@ -15,17 +24,28 @@
 //!
 //! Fan-out never waits on a client: for each matching session it offers the
 //! shared, already-encoded event to the session's bounded [`Outbox`], which
-//! drops that session's oldest events when full. It never uses
-//! `Addr::do_send` towards sessions, whose mailboxes would grow without
-//! bound behind a slow client. Because every publish and every subscription
-//! passes through this one mailbox, id order is acceptance order, and a
-//! resume is exact: the replay from [`history`] and the registration happen
-//! in one handler, so no publish can fall between them (no gap, no
-//! duplicate).
+//! drops that session's oldest events when full. Matching allocates
+//! nothing (the index walks on the stack, into a reused list of targets);
+//! what a publish allocates is the encoded event and its batch's lists. It
+//! never uses `Addr::do_send` towards sessions, whose mailboxes would grow
+//! without bound behind a slow client. Because every publish and every
+//! subscription passes through this one mailbox, id order is acceptance
+//! order, and a resume is exact: the replay from [`history`] and the
+//! registration happen in one handler, so no publish can fall between them
+//! (no gap, no duplicate).
 
-pub mod cluster;
+mod admin;
 pub mod history;
 pub mod index;
+pub mod messages;
+pub mod outbound;
+
+/// [`outbound`]'s former name, kept only so the integration tests written
+/// against it still build; new code names [`outbound`].
+#[doc(hidden)]
+pub mod cluster {
+    pub use super::outbound::*;
+}
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,15 +55,19 @@ use actix::prelude::*;
 use bytes::Bytes;
 
 use crate::channel::ChannelPattern;
+use crate::delivery::SessionId;
 use crate::delivery::filter::MessageText;
 use crate::delivery::framing::Framing;
 use crate::delivery::outbox::{Offer, Outbox, Push};
-use crate::delivery::{SessionId, Transport};
-use crate::event::{Event, EventId, Gap, GapReason, NewEvent};
+use crate::event::{Event, EventId, Gap, GapReason};
 use crate::metrics::{Metrics, label};
-use cluster::ClusterQueue;
-use history::{HistoryStats, SharedHistory};
+use history::SharedHistory;
 use index::Index;
+pub use messages::{
+    ChannelCount, ChannelCounts, ClusterLoss, GetStats, Origin, Publish, RegistryClosed,
+    RegistryStats, SessionClosed, Shutdown, Stored, Subscribe,
+};
+pub use outbound::Sharing;
 
 /// How often history is swept for events past their age.
 const HISTORY_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -64,114 +88,6 @@ pub struct RegistryGauges {
     pub subscriptions: AtomicU64,
     pub events_accepted: AtomicU64,
 }
-
-/// A session asks to receive `patterns` through `outbox`.
-#[derive(Message)]
-#[rtype(result = "Result<(), RegistryClosed>")]
-pub struct Subscribe {
-    pub session: SessionId,
-    pub outbox: Arc<Outbox>,
-    pub patterns: Vec<ChannelPattern>,
-    /// Replay what history holds after this id before going live.
-    pub resume: Option<EventId>,
-}
-
-/// A session has ended; forget it and its subscriptions.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SessionClosed {
-    pub session: SessionId,
-}
-
-/// Where a batch of events comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// Accepted first by this node: shared with the cluster.
-    Local,
-    /// Received from another node (or a source every node reads): kept
-    /// local, never sent back out.
-    Cluster,
-}
-
-/// Accept, order and fan out a batch of validated events. The answer holds
-/// their ids in the same order.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<EventId>, RegistryClosed>")]
-pub struct Publish {
-    pub events: Vec<NewEvent>,
-    pub origin: Origin,
-}
-
-/// JetStream mode: events read from the cluster stream, each with its
-/// stream sequence, which becomes its id (under the stream's `epoch`), so
-/// every node gives an event the same id. A sequence at or before the last
-/// one seen is a redelivery and is skipped.
-#[derive(Message)]
-#[rtype(result = "Result<(), RegistryClosed>")]
-pub struct Stored {
-    pub epoch: u64,
-    pub events: Vec<(u64, NewEvent)>,
-}
-
-/// Events other nodes accepted that never arrived here: each is told to
-/// every session (which of its channels they were on is unknown), as an
-/// `event: gap` with reason `cluster_loss`, counted, and kept in history
-/// so a subscriber away at the time is told when it resumes. The NATS bridge
-/// sends at most a few origins at a time and coalesces the rest, so this
-/// costs the registry one pass over the sessions per message.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct ClusterLoss {
-    /// (origin node, events lost).
-    pub losses: Vec<(String, u64)>,
-}
-
-/// Stop accepting; end every session with its transport's shutdown notice.
-/// Answers how many sessions were told.
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub struct Shutdown;
-
-/// Subscriber counts of the busiest subscribed channels (patterns), at most
-/// `top` of them, busiest first.
-#[derive(Message)]
-#[rtype(result = "Vec<ChannelCount>")]
-pub struct ChannelCounts {
-    pub top: usize,
-}
-
-/// Subscribers of one channel (pattern), by transport.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ChannelCount {
-    pub channel: String,
-    pub sse: usize,
-    pub websocket: usize,
-}
-
-impl ChannelCount {
-    pub fn total(&self) -> usize {
-        self.sse + self.websocket
-    }
-}
-
-/// A snapshot of the registry's size.
-#[derive(Message)]
-#[rtype(result = "RegistryStats")]
-pub struct GetStats;
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct RegistryStats {
-    pub sessions: usize,
-    pub subscriptions: usize,
-    pub index_nodes: usize,
-    pub last_seq: u64,
-    pub history: HistoryStats,
-}
-
-/// The registry no longer takes subscriptions or events (shutting down).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the gateway is shutting down")]
-pub struct RegistryClosed;
 
 struct SessionEntry {
     outbox: Arc<Outbox>,
@@ -198,11 +114,10 @@ pub struct Registry {
     scratch: Vec<SessionId>,
     /// Written here only; the history endpoint reads it directly.
     history: SharedHistory,
-    /// Where local events go to reach the other nodes (cluster mode).
-    cluster: Option<ClusterQueue>,
-    /// JetStream mode: ids are the stream's, and `epoch` is 0 until the
-    /// first event from the stream names it.
-    stream: bool,
+    /// The registry's part of the cluster mode: whether local events are
+    /// shared (core), or ids are the stream's and `epoch` is 0 until the
+    /// first event from the stream names it (JetStream).
+    sharing: Sharing,
 }
 
 impl Registry {
@@ -211,7 +126,13 @@ impl Registry {
         history: SharedHistory,
         metrics: Arc<Metrics>,
         gauges: Arc<RegistryGauges>,
+        sharing: Sharing,
     ) -> Self {
+        // JetStream mode: the stream's first event names the epoch.
+        let epoch = match sharing {
+            Sharing::JetStream => 0,
+            _ => epoch,
+        };
         gauges.epoch.store(epoch, Ordering::Relaxed);
         Registry {
             index: Index::new(),
@@ -223,19 +144,8 @@ impl Registry {
             gauges,
             scratch: Vec::new(),
             history,
-            cluster: None,
-            stream: false,
+            sharing,
         }
-    }
-
-    /// JetStream mode: events come only as [`Stored`], with the stream's ids.
-    pub fn with_stream(mut self, on: bool) -> Self {
-        self.stream = on;
-        if on {
-            self.epoch = 0;
-            self.gauges.epoch.store(0, Ordering::Relaxed);
-        }
-        self
     }
 
     /// Whether `after` is an id of the sequence this registry hands out.
@@ -243,13 +153,9 @@ impl Registry {
     /// takes a stream id at its word.
     fn knows(&self, after: EventId) -> bool {
         after.epoch == self.epoch
-            || (self.stream && self.epoch == 0 && after.epoch & crate::event::STREAM_EPOCH_BIT != 0)
-    }
-
-    /// Shares locally accepted events with the cluster through `queue`.
-    pub fn with_cluster(mut self, queue: Option<ClusterQueue>) -> Self {
-        self.cluster = queue;
-        self
+            || (matches!(self.sharing, Sharing::JetStream)
+                && self.epoch == 0
+                && after.epoch & crate::event::STREAM_EPOCH_BIT != 0)
     }
 
     /// Queues what a resuming session missed, and the gap before it.
@@ -428,9 +334,9 @@ impl Handler<Publish> for Registry {
             return Err(RegistryClosed);
         }
         let mut ids = Vec::with_capacity(msg.events.len());
-        let share = match msg.origin {
-            Origin::Local => self.cluster.clone(),
-            Origin::Cluster => None,
+        let share = match (&self.sharing, msg.origin) {
+            (Sharing::Core(queue), Origin::Local) => Some(queue.clone()),
+            _ => None,
         };
         let mut accepted = Vec::with_capacity(msg.events.len());
         for new in msg.events {
@@ -575,67 +481,6 @@ impl Handler<ClusterLoss> for Registry {
             );
             history.note_loss(self.last_seq, origin, lost, crate::event::now_ms());
         }
-    }
-}
-
-impl Handler<Shutdown> for Registry {
-    type Result = usize;
-
-    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> usize {
-        self.closed = true;
-        let told = self.sessions.len();
-        for entry in self.sessions.values() {
-            entry.outbox.shut_down();
-        }
-        told
-    }
-}
-
-impl Handler<ChannelCounts> for Registry {
-    type Result = MessageResult<ChannelCounts>;
-
-    fn handle(&mut self, msg: ChannelCounts, _: &mut Self::Context) -> Self::Result {
-        // A scan of the sessions: admin endpoints only, bounded by the
-        // connection cap, and the answer is bounded by `top`.
-        let mut counts: HashMap<&str, (usize, usize)> = HashMap::new();
-        for entry in self.sessions.values() {
-            for p in &entry.patterns {
-                let c = counts.entry(p.as_str()).or_default();
-                match entry.outbox.transport() {
-                    Transport::Sse => c.0 += 1,
-                    Transport::WebSocket => c.1 += 1,
-                }
-            }
-        }
-        let mut list: Vec<ChannelCount> = counts
-            .into_iter()
-            .map(|(p, (sse, websocket))| ChannelCount {
-                channel: p.to_owned(),
-                sse,
-                websocket,
-            })
-            .collect();
-        list.sort_unstable_by(|a, b| {
-            b.total()
-                .cmp(&a.total())
-                .then_with(|| a.channel.cmp(&b.channel))
-        });
-        list.truncate(msg.top);
-        MessageResult(list)
-    }
-}
-
-impl Handler<GetStats> for Registry {
-    type Result = MessageResult<GetStats>;
-
-    fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
-        MessageResult(RegistryStats {
-            sessions: self.sessions.len(),
-            subscriptions: self.index.len(),
-            index_nodes: self.index.node_count(),
-            last_seq: self.last_seq,
-            history: self.history.read().stats(),
-        })
     }
 }
 

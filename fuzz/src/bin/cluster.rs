@@ -4,7 +4,7 @@
 //! payload. An accepted message becomes a well-formed event on the channel
 //! the subject names, with the level and times its headers name.
 
-use loggate::nats::cluster::{ClusterHeaders, decode_cluster, subject};
+use loggate::nats::wire::{ClusterHeaders, decode_cluster, subject};
 use loggate_fuzz::{LIMITS, check_event, split_line};
 
 fn main() {

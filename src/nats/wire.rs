@@ -43,7 +43,7 @@ use crate::event::{EventBody, EventTimes, Level, NewEvent};
 use crate::ingest::{
     ENCODING_HEADROOM, PublishError, Received, check_size, clean_meta, event_error, format_time,
 };
-use crate::registry::cluster::ClusterEvent;
+use crate::registry::outbound::ClusterEvent;
 
 pub const HEADER_ORIGIN: &str = "Loggate-Origin";
 pub const HEADER_LEVEL: &str = "Loggate-Level";

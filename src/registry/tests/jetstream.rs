@@ -3,57 +3,14 @@
 //! resumed session gets nothing at or before its resume point, and a
 //! stream made again starts history over.
 
-use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll, Waker};
-
 use super::*;
-use crate::delivery::filter::Filter;
-use crate::delivery::outbox::{Drained, Item, QueueLimits};
 use crate::event::Level;
 use crate::event::testing::new_event;
-use crate::registry::history::HistoryLimits;
 
 const EPOCH: u64 = crate::event::STREAM_EPOCH_BIT | 0x1234;
 
 fn registry() -> Addr<Registry> {
-    let limits = HistoryLimits {
-        max_entries_per_channel: 1000,
-        max_age_ms: 60_000,
-        max_bytes: 1 << 20,
-        max_channels: 100,
-    };
-    let metrics = Arc::new(Metrics::new(["etl"], &[]));
-    Registry::new(
-        7,
-        SharedHistory::new(limits),
-        metrics,
-        Arc::new(RegistryGauges::default()),
-    )
-    .with_stream(true)
-    .start()
-}
-
-fn outbox() -> Arc<Outbox> {
-    let limits = QueueLimits {
-        max_events: 100,
-        max_bytes: 1 << 20,
-    };
-    Arc::new(Outbox::new(limits, Filter::default(), Framing::WebSocket))
-}
-
-/// (ids of the queued events, how many control frames: gaps, notices).
-fn drain(outbox: &Outbox) -> (Vec<EventId>, usize) {
-    let mut cx = TaskContext::from_waker(Waker::noop());
-    let (mut ids, mut controls) = (Vec::new(), 0);
-    while let Poll::Ready(Drained::Batch(b)) = outbox.poll_batch(&mut cx, usize::MAX) {
-        for item in b.items {
-            match item {
-                Item::Event(e) => ids.push(e.id),
-                Item::Control(_) => controls += 1,
-            }
-        }
-    }
-    (ids, controls)
+    registry_with(Sharing::JetStream)
 }
 
 fn stored(epoch: u64, seqs: &[u64]) -> Stored {
@@ -70,24 +27,6 @@ fn stored(epoch: u64, seqs: &[u64]) -> Stored {
             })
             .collect(),
     }
-}
-
-async fn subscribe(reg: &Addr<Registry>, id: u64, resume: Option<EventId>) -> Arc<Outbox> {
-    let ob = outbox();
-    reg.send(Subscribe {
-        session: SessionId(id),
-        outbox: Arc::clone(&ob),
-        patterns: vec![ChannelPattern::parse("logs:etl").unwrap()],
-        resume,
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    ob
-}
-
-fn id(epoch: u64, seq: u64) -> EventId {
-    EventId { epoch, seq }
 }
 
 #[actix::test]

@@ -9,6 +9,9 @@
 //! can say so. The
 //! queue carries the event as the registry has it (channel, level, times,
 //! JSON without its id); how it travels over NATS is the bridge's business.
+//!
+//! [`Sharing`] is the registry's part of the cluster mode: alone, core
+//! (with this queue) or JetStream.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +22,21 @@ use tokio::sync::mpsc;
 use crate::channel::ChannelName;
 use crate::event::{EventTimes, Level, NewEvent};
 use crate::metrics::{Metrics, label};
+
+/// How the registry takes part in a cluster; chosen once, with the rest of
+/// the cluster mode (`nats::Cluster::sharing`).
+#[derive(Clone)]
+pub enum Sharing {
+    /// A node alone: ids of its own run, nothing shared.
+    Alone,
+    /// Core NATS: ids of its own run; what local publishers send is
+    /// offered to the cluster through this queue.
+    Core(ClusterQueue),
+    /// JetStream: ids are the stream's, and events come only as `Stored`
+    /// (the epoch is 0 until the first one names it); nothing is shared
+    /// from here, since the stream hands every node every event.
+    JetStream,
+}
 
 /// An accepted local event, on its way to the other nodes.
 #[derive(Debug, Clone)]
