@@ -311,20 +311,8 @@ pub async fn run(chat: Chat) -> Result<Summary, Failed> {
             let (name, arguments) = (call.name.clone(), call.arguments.clone());
             let outcome = tokio::task::spawn_blocking(move || toolbox.call(&name, &arguments))
                 .await
-                .unwrap_or_else(|_| tools::Outcome {
-                    content: json!({"error": "the tool failed"}).to_string(),
-                    known: true,
-                    returned: 0,
-                    truncated: false,
-                    error: Some("the tool failed".into()),
-                    redacted: 0,
-                    ids: Vec::new(),
-                });
-            let metric_name = if outcome.known {
-                call.name.as_str()
-            } else {
-                label::UNKNOWN_TOOL
-            };
+                .unwrap_or_else(|_| tools::Outcome::failed(tools::Tool::from_name(&call.name)));
+            let metric_name = outcome.label();
             chat.metrics
                 .ai_tool_calls
                 .with_label_values(&[metric_name])
