@@ -20,7 +20,7 @@
 //!
 //! Answers are compact JSON with `returned`, `limit` and `truncated`; each
 //! line is trimmed to `line_max_bytes` and the whole result to
-//! `tool_result_max_bytes` ([`result::fit`]). Message text and `meta` pass
+//! `tool_result_max_bytes` (`result::fit`). Message text and `meta` pass
 //! the [`Redactor`] before they go into a result. Aggregating tools look at
 //! the newest [`MAX_SCAN`] matching events, read page by page so the
 //! history lock is held only briefly each time; they run on a blocking
@@ -315,7 +315,7 @@ impl ToolBox {
             .collect()
     }
 
-    /// Bounds a result to `result_max` bytes ([`result::fit`]).
+    /// Bounds a result to `result_max` bytes (`result::fit`).
     fn fit(&self, value: Value, list: &str) -> Built {
         result::fit(value, list, self.result_max)
     }
