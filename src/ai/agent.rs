@@ -55,6 +55,50 @@ pub enum Progress {
     Token(String),
 }
 
+/// The bound that ended a chat before the model answered on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Asked to answer without tools, the model called tools again.
+    MaxToolRounds,
+    /// `max_total_tokens` over all rounds was reached.
+    TokenBudget,
+    /// The chat's deadline passed.
+    Timeout,
+    /// The streaming client went away.
+    Cancelled,
+}
+
+impl Stop {
+    /// `stopped` in the answer and the audit line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stop::MaxToolRounds => "max_tool_rounds",
+            Stop::TokenBudget => "token_budget",
+            Stop::Timeout => "timeout",
+            Stop::Cancelled => "cancelled",
+        }
+    }
+
+    /// The `outcome` of `ai_chats_total`: a client that left is not a
+    /// bound reached.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            Stop::Cancelled => label::CANCELLED,
+            _ => label::STOPPED,
+        }
+    }
+
+    /// Why, in the words of a partial answer.
+    fn why(self) -> &'static str {
+        match self {
+            Stop::Timeout => "the time allowed for one chat ran out",
+            Stop::TokenBudget => "the token budget of one chat was used up",
+            Stop::Cancelled => "the client went away",
+            Stop::MaxToolRounds => "the model kept calling tools past the limit of rounds",
+        }
+    }
+}
+
 /// A finished chat: the contract's answer, and what the audit log needs.
 #[derive(Debug)]
 pub struct Summary {
@@ -67,7 +111,7 @@ pub struct Summary {
     pub redacted: usize,
     pub rounds: usize,
     /// Which bound ended the chat, when one did.
-    pub stopped: Option<&'static str>,
+    pub stopped: Option<Stop>,
     /// Why the model server says the last round ended, as it said it
     /// (`stop`, `length`, `tool_calls`, OpenRouter's `error`, …).
     pub finish_reason: Option<String>,
@@ -88,7 +132,7 @@ impl Summary {
             },
             "processing_time_ms": self.processing_time_ms,
             "redacted": self.redacted,
-            "stopped": self.stopped,
+            "stopped": self.stopped.map(Stop::as_str),
             "finish_reason": self.finish_reason,
             "cited_ids": self.cited_ids,
         })
@@ -227,7 +271,7 @@ pub async fn run(chat: Chat) -> Result<Summary, Failed> {
                     .inc();
                 // What was streamed before the deadline is the partial answer.
                 said.push_str(&forwarded);
-                s.stopped = Some("timeout");
+                s.stopped = Some(Stop::Timeout);
                 break;
             }
             Err(error) => {
@@ -274,12 +318,12 @@ pub async fn run(chat: Chat) -> Result<Summary, Failed> {
             break;
         }
         if gone {
-            s.stopped = Some("cancelled");
+            s.stopped = Some(Stop::Cancelled);
             break;
         }
         if !tool_round {
             // Asked to answer without tools, it called tools again.
-            s.stopped = Some("max_tool_rounds");
+            s.stopped = Some(Stop::MaxToolRounds);
             break;
         }
         messages.push(
@@ -311,20 +355,8 @@ pub async fn run(chat: Chat) -> Result<Summary, Failed> {
             let (name, arguments) = (call.name.clone(), call.arguments.clone());
             let outcome = tokio::task::spawn_blocking(move || toolbox.call(&name, &arguments))
                 .await
-                .unwrap_or_else(|_| tools::Outcome {
-                    content: json!({"error": "the tool failed"}).to_string(),
-                    known: true,
-                    returned: 0,
-                    truncated: false,
-                    error: Some("the tool failed".into()),
-                    redacted: 0,
-                    ids: Vec::new(),
-                });
-            let metric_name = if outcome.known {
-                call.name.as_str()
-            } else {
-                label::UNKNOWN_TOOL
-            };
+                .unwrap_or_else(|_| tools::Outcome::failed(tools::Tool::from_name(&call.name)));
+            let metric_name = outcome.label();
             chat.metrics
                 .ai_tool_calls
                 .with_label_values(&[metric_name])
@@ -355,25 +387,22 @@ pub async fn run(chat: Chat) -> Result<Summary, Failed> {
             );
         }
         if gone {
-            s.stopped = Some("cancelled");
+            s.stopped = Some(Stop::Cancelled);
             break;
         }
         if s.prompt_tokens + s.completion_tokens >= cfg.max_total_tokens {
-            s.stopped = Some("token_budget");
+            s.stopped = Some(Stop::TokenBudget);
             break;
         }
         if Instant::now() >= deadline {
-            s.stopped = Some("timeout");
+            s.stopped = Some(Stop::Timeout);
             break;
         }
     }
-    if s.stopped.is_some() && s.response.is_empty() {
-        let why = match s.stopped {
-            Some("timeout") => "the time allowed for one chat ran out",
-            Some("token_budget") => "the token budget of one chat was used up",
-            Some("cancelled") => "the client went away",
-            _ => "the model kept calling tools past the limit of rounds",
-        };
+    if let Some(stop) = s.stopped
+        && s.response.is_empty()
+    {
+        let why = stop.why();
         s.response = if said.trim().is_empty() {
             format!("(No answer: {why} before the model gave one.)")
         } else {
@@ -394,4 +423,39 @@ pub async fn run(chat: Chat) -> Result<Summary, Failed> {
         .with_label_values(&[label::COMPLETION])
         .inc_by(s.completion_tokens);
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Stop; 4] = [
+        Stop::MaxToolRounds,
+        Stop::TokenBudget,
+        Stop::Timeout,
+        Stop::Cancelled,
+    ];
+
+    #[test]
+    fn each_stop_has_its_own_name_and_words() {
+        for (i, a) in ALL.iter().enumerate() {
+            for b in &ALL[..i] {
+                assert_ne!(a.as_str(), b.as_str());
+                assert_ne!(a.why(), b.why());
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_client_that_left_counts_as_cancelled() {
+        for stop in ALL {
+            let want = if stop == Stop::Cancelled {
+                label::CANCELLED
+            } else {
+                label::STOPPED
+            };
+            assert_eq!(stop.outcome(), want, "{stop:?}");
+            assert!(label::OUTCOMES.contains(&stop.outcome()));
+        }
+    }
 }

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::agent::{self, Chat, Failed, Progress, Summary};
+use super::agent::{self, Chat, Failed, Progress, Stop, Summary};
 use super::tools::{Scope, ToolBox};
 use super::{Ai, ChatError};
 use crate::auth::Grants;
@@ -33,7 +33,6 @@ use crate::state::AppState;
 
 /// A question's body beyond the question itself (the channel list).
 const BODY_SLACK: usize = 16 * 1024;
-/// How long a client may take to send its body.
 /// Progress events waiting for a streaming client.
 const PROGRESS_QUEUE: usize = 256;
 
@@ -274,11 +273,7 @@ fn finish(
 ) -> Result<Summary, Failed> {
     match &result {
         Ok(s) => {
-            let outcome = match s.stopped {
-                None => label::ANSWERED,
-                Some("cancelled") => label::CANCELLED,
-                Some(_) => label::STOPPED,
-            };
+            let outcome = s.stopped.map_or(label::ANSWERED, Stop::outcome);
             metrics.ai_chats.with_label_values(&[outcome]).inc();
             tracing::info!(
                 target: "loggate::ai::audit",
@@ -290,7 +285,7 @@ fn finish(
                 completion_tokens = s.completion_tokens,
                 redacted = s.redacted,
                 outcome,
-                stopped = s.stopped.unwrap_or(""),
+                stopped = s.stopped.map_or("", Stop::as_str),
                 ms = s.processing_time_ms,
                 "chat"
             );

@@ -6,7 +6,8 @@
 //!   the per-caller rate limit, the JSON or `text/event-stream` answer,
 //!   the audit log line.
 //! - [`agent`]: the bounded loop of model rounds and tool calls.
-//! - [`tools`]: what the model may call, fenced to the chat's channels.
+//! - [`tools`]: what the model may call, one type per tool, fenced to the
+//!   chat's channels.
 //! - [`upstream`]: one round on the wire, bounded in bytes and time.
 //! - [`redact`] and [`template`]: what leaves the building, and how
 //!   messages group into patterns.

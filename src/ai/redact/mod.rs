@@ -28,8 +28,11 @@
 //!    (Stripe, OpenAI, Anthropic, OpenRouter, Twilio, npm, Hugging Face,
 //!    …), matched only where a word starts.
 //!
-//! Which key names a secret is `keys`' judgement, the same for text and
-//! for `meta` objects: `db_pass`, `passphrase`, `client_secret`,
+//! The files: `rules` holds the first pass's table (and `prefixed` the
+//! gitleaks key formats it takes in), this module compiles and applies
+//! it; `heuristics` is the second pass, with `cards` for card numbers;
+//! `value` walks JSON values. Which key names a secret is `keys`'
+//! judgement, the same for text and for `meta` objects: `db_pass`, `passphrase`, `client_secret`,
 //! `X-Api-Key`, `session`, `signing_key` are; `bypass`, `cache_key`,
 //! `max_tokens` are not.
 //!
@@ -58,15 +61,21 @@
 //! 6750 left out. IP addresses are left: they say where, not who, and the
 //! model needs them to tell one client from another.
 
+mod cards;
 mod heuristics;
 mod keys;
+mod prefixed;
+mod rules;
+mod value;
 
 use std::borrow::Cow;
 
 use regex::{Regex, RegexSet};
+#[cfg(test)]
 use serde_json::Value;
 
 use keys::KeyKind;
+use rules::Rule;
 
 /// How many levels deep a kept span is looked at again.
 pub const MAX_DEPTH: u8 = 2;
@@ -93,211 +102,10 @@ impl Default for Redactor {
     }
 }
 
-/// What a rule's match becomes.
-#[derive(Debug, Clone, Copy)]
-enum Rule {
-    PrivateKey,
-    Jwt,
-    /// `Bearer x`, `Basic x`: the scheme stays, the rest becomes
-    /// `[REDACTED:kind]`.
-    Scheme(&'static str),
-    /// A key, its separator, and a value (see `split_keyed`).
-    Keyed,
-    /// `scheme://` stays, `user:password` goes.
-    Url,
-    /// `user:password` goes, `@tcp(` stays.
-    Dsn,
-    /// All of it becomes `[REDACTED:kind]`.
-    Whole(&'static str),
-    /// Where [`PREFIXED`] goes in the table.
-    Prefixed,
-}
-
-/// The first pass's rules. At the same starting point the first listed
-/// wins, so the rules that swallow the most come first: a key block,
-/// then `Bearer`, then a keyed value (`password://u:p@h` is a value, all
-/// of it).
-const RULES: &[(Rule, &str)] = &[
-    (Rule::PrivateKey, "PEM"),
-    (
-        Rule::Jwt,
-        r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*",
-    ),
-    // `Bearer` and `Basic` credentials: see `credential()`.
-    (Rule::Scheme("bearer"), r"(?:(?i:bearer)\s+)CREDENTIAL"),
-    (Rule::Scheme("credentials"), r"(?:(?i:basic)\s+)CREDENTIAL"),
-    // A passphrase is words: unquoted, it runs to the end of the line.
-    (
-        Rule::Keyed,
-        concat!(
-            r#"(?:(?i:[a-z0-9_.-]*?pass[ _-]?phrase))\\?["']?[ \t]*[:=][ \t]*"#,
-            r#"(?:\\"(?:(?:[^"\\\n]|\\[^"\n])*)"#,
-            r#"|"(?:(?:[^"\\\n]|\\[^\n])*)"#,
-            r#"|'(?:[^'\n]*)"#,
-            r#"|(?:[^\s"'\\][^\r\n"'\\]*))"#,
-        ),
-    ),
-    // key = value, key: "value", "key":"value", \"key\":\"value\" (JSON
-    // inside a string), ?key=value&. The key must end at one of these
-    // words (so `tokens: 512` and `token_count=3` are no keys); whether
-    // it names a secret is `keys::kind`'s to say. A value is a quoted
-    // string to its closing quote, or else runs to whitespace, `&`, `,`
-    // or `;`; a key block or a `Bearer x` as a value is taken whole, lest
-    // the rest of it be left behind.
-    (
-        Rule::Keyed,
-        concat!(
-            r#"(?:(?i:[a-z0-9_.-]*?(?:pass(?:word|wd)?|pwd|secret|token|credentials?|creds|key|session(?:[_-]?id)?|cookie|authorization|auth|sig|signature)))\\?["']?[ \t]*[:=][ \t]*"#,
-            r#"(?:\\"(?:(?:[^"\\\n]|\\[^"\n])*)"#,
-            r#"|"(?:(?:[^"\\\n]|\\[^\n])*)"#,
-            r#"|'(?:[^'\n]*)"#,
-            r#"|(?:(?:PEM|(?i:bearer|basic)[ \t]+VALUE_CHAR|VALUE_CHAR)VALUE_CHAR*))"#,
-        ),
-    ),
-    // scheme://user:password@host; the user may hold an `@` (an e-mail),
-    // and the password runs to the authority's last `@`. Neither may hold
-    // `[` or `]` (RFC 3986 has them percent-encoded there), so a
-    // placeholder is never taken for a user.
-    (
-        Rule::Url,
-        r#"(?:[A-Za-z][A-Za-z0-9+.-]*://)[^\s:/?#\[\]"'<>\\]*:[^\s/?#\[\]"'<>\\]*@"#,
-    ),
-    // Go's MySQL DSN: user:password@tcp(host:port)/db.
-    (
-        Rule::Dsn,
-        r#"[A-Za-z0-9_.-]+:[^\s@/:\[\]"'<>\\]+(?:@(?:tcp|udp|unix)\()"#,
-    ),
-    // Webhook URLs whose path is the credential.
-    (
-        Rule::Whole("webhook"),
-        r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{20,}|discord(?:app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_-]{20,}|webhook\.office\.com/webhookb2/[A-Za-z0-9@/_-]{20,}",
-    ),
-    // Wherever it is, even inside a longer run of capitals: a few false
-    // positives in base64 blobs, and no context to depend on.
-    (
-        Rule::Whole("aws_key"),
-        r"(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}",
-    ),
-    // The same, cut in two: `AKIA IOSF ODNN 7EXA MPLE`, `"AKIA" + "…"`.
-    (
-        Rule::Whole("aws_key"),
-        r#"(?:AKIA|ASIA|ABIA|ACCA)(?:[ _-][A-Z0-9]{4}){4}|(?:AKIA|ASIA|ABIA|ACCA)["']?[ \t]{0,3}[+,:./_-]?[ \t]{0,3}["']?[A-Z0-9]{16}"#,
-    ),
-    (Rule::Prefixed, ""),
-    // Letters and digits of any script: `josé@exämple.com` is an address.
-    (
-        Rule::Whole("email"),
-        r"[\p{L}\p{N}._%+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.\p{L}{2,}",
-    ),
-];
-
-/// Key formats with a prefix of their own, from gitleaks' default rules
-/// (`config/gitleaks.toml`): (placeholder, pattern). Matched
-/// wherever they are.
-const PREFIXED: &[(&str, &str)] = &[
-    (
-        "github_token",
-        r"gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}",
-    ),
-    (
-        "gitlab_token",
-        r"gl(?:pat|dt|rt|ptt|ft|imt|soat|cbt|oas|agent|ffct)-[A-Za-z0-9_-]{20,}",
-    ),
-    ("slack_token", r"(?:xox[abeprs]|xapp)-[A-Za-z0-9-]{10,}"),
-    ("google_key", r"AIza[A-Za-z0-9_-]{35}"),
-    (
-        "google_token",
-        r"ya29\.[A-Za-z0-9_-]{20,}|GOCSPX-[A-Za-z0-9_-]{28}",
-    ),
-    ("sendgrid_key", r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}"),
-    ("pypi_token", r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}"),
-    ("age_key", r"AGE-SECRET-KEY-1[0-9A-Z]{58}"),
-    ("vault_token", r"hv[sb]\.[A-Za-z0-9_-]{24,}"),
-    (
-        "doppler_token",
-        r"dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,44}",
-    ),
-    (
-        "grafana_token",
-        r"glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}|glc_[A-Za-z0-9+/]{32,}={0,2}",
-    ),
-    ("sentry_token", r"sntry[us]_[A-Za-z0-9+/=_]{40,}"),
-    ("postman_key", r"PMAK-[A-Fa-f0-9]{24}-[A-Fa-f0-9]{34}"),
-    ("digitalocean_token", r"do[opr]_v1_[a-f0-9]{64}"),
-    ("shopify_token", r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}"),
-    ("newrelic_key", r"NR(?:AK|II|JS)-[A-Za-z0-9]{19,32}"),
-    (
-        "dynatrace_token",
-        r"dt0c01\.[A-Za-z0-9]{24}\.[A-Za-z0-9]{64}",
-    ),
-    ("sendinblue_key", r"xkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16}"),
-    ("square_token", r"sq0(?:atp|csp)-[A-Za-z0-9_-]{22,}"),
-    ("atlassian_token", r"ATATT3[A-Za-z0-9_=-]{100,}"),
-    ("linear_key", r"lin_api_[A-Za-z0-9]{40}"),
-    ("heroku_key", r"HRKU-AA[A-Za-z0-9_-]{58}"),
-    (
-        "planetscale_token",
-        r"pscale_(?:tkn|oauth|pw)_[A-Za-z0-9_.=-]{32,64}",
-    ),
-    (
-        "flyio_token",
-        r"fo1_[A-Za-z0-9_-]{43}|fm[12][ar]?_[A-Za-z0-9+/]{100,}={0,3}",
-    ),
-    ("onepassword_token", r"ops_eyJ[A-Za-z0-9+/]{100,}={0,3}"),
-    ("artifactory_key", r"AKCp[A-Za-z0-9]{69}"),
-];
-
-/// A PEM private key, to its END line, or to the end of the text when it
-/// has none (a key cut by a line limit is still a key).
-const PEM: &str = r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY[A-Z0-9 ]*-----(?s:.)*?(?:-----END[A-Z0-9 ]*PRIVATE KEY[A-Z0-9 ]*-----|\z)";
-
-/// What may follow `Bearer` or `Basic`: eight or more characters of
-/// RFC 6750's b64token alphabet (and `_`, base64url's, that the RFC left
-/// out), but not a plain word ("Bearer authentication", "Basic Auth"):
-/// a word is letters whose second and later ones are all lower case.
-///
-/// Why in the pattern and not a check after the match: a match that is
-/// then kept would still have been consumed, hiding from the other rules
-/// any secret that starts inside it (`Bearer password: hunter2`). So the
-/// pattern spells out "not a word, length ≥ 8" by where the first
-/// non-lower-case character after the first one sits.
-fn credential() -> String {
-    const ANY: &str = "[A-Za-z0-9._~+/=_-]";
-    const NOT_LOWER: &str = "[A-Z0-9._~+/=_-]";
-    // Starts with a digit or a symbol: never a word.
-    let mut alternatives = vec![format!("[0-9._~+/=_-]{ANY}{{7,}}")];
-    // Starts with a letter: the first non-lower-case one at position p.
-    alternatives.push(format!("[A-Za-z][a-z]{{6,}}{NOT_LOWER}{ANY}*"));
-    for p in 1..=6 {
-        alternatives.push(format!(
-            "[A-Za-z][a-z]{{{}}}{NOT_LOWER}{ANY}{{{},}}",
-            p - 1,
-            7 - p
-        ));
-    }
-    format!("(?:{})", alternatives.join("|"))
-}
-
 impl Redactor {
     /// Compiles the rules (some milliseconds): do it once, at start.
     pub fn new() -> Redactor {
-        let mut rules: Vec<(Rule, String)> = Vec::new();
-        for (rule, pattern) in RULES {
-            match rule {
-                Rule::Prefixed => rules.extend(
-                    PREFIXED
-                        .iter()
-                        .map(|(kind, pattern)| (Rule::Whole(kind), format!("(?:{pattern})"))),
-                ),
-                _ => rules.push((
-                    *rule,
-                    pattern
-                        .replace("PEM", PEM)
-                        .replace("VALUE_CHAR", r#"(?:[^\s&,;"'\\]|\\[^\s"'])"#)
-                        .replace("CREDENTIAL", &credential()),
-                )),
-            }
-        }
+        let rules = rules::expanded();
         // The patterns are literals, compiled by every test: they cannot
         // fail at run time. The size limits are raised for patterns this
         // size with the Unicode classes of the e-mail rule; the lazy DFA's
@@ -376,74 +184,6 @@ impl Redactor {
         }
         let (out, n) = self.rules(span, depth + 1);
         (out.into_owned(), n)
-    }
-
-    /// Redacts every string inside a JSON value in place (object values,
-    /// array items, nested), and replaces the whole value of any object
-    /// key that names a secret (see `keys`: `db_pass`, `X-Api-Key`,
-    /// `access_token`) by `[REDACTED:secret]`, or `[REDACTED:password]`
-    /// for password-ish keys. Under a key that only hints at a secret
-    /// (`key`, `auth`) a random-looking string is replaced. A number that
-    /// is a card number becomes `[REDACTED:card]`, and an AWS key id split
-    /// over two strings of one object or array goes in both. Object keys
-    /// themselves are left alone. Returns how many values or matches were
-    /// replaced.
-    ///
-    /// Under a secret key, `null` and booleans are kept (they hold no
-    /// secret, and `"password_set": true` is useful), and so is a number
-    /// under a plural `tokens` key (`"max_tokens": 512` is a count).
-    pub fn value(&self, value: &mut Value) -> usize {
-        let mut count = 0;
-        // A loop, not recursion: a value built by hand (not parsed, so not
-        // depth-limited by serde_json) cannot overflow the stack.
-        let mut stack: Vec<&mut Value> = vec![value];
-        while let Some(v) = stack.pop() {
-            match v {
-                Value::String(s) => {
-                    let (new, n) = self.text(s);
-                    if let Cow::Owned(new) = new {
-                        *s = new;
-                    }
-                    count += n;
-                }
-                Value::Number(n) => {
-                    if n.as_u64()
-                        .is_some_and(|n| heuristics::is_card_number(&n.to_string()))
-                    {
-                        *v = Value::String("[REDACTED:card]".into());
-                        count += 1;
-                    }
-                }
-                Value::Array(items) => {
-                    count += split_aws_ids(items.iter_mut());
-                    stack.extend(items.iter_mut());
-                }
-                Value::Object(map) => {
-                    count += split_aws_ids(map.values_mut());
-                    for (key, item) in map.iter_mut() {
-                        // A number under an id's key is an id, whatever
-                        // its digits (`"span_id": 5161988305477887`).
-                        if item.is_number() && heuristics::names_an_id(key.as_bytes()) {
-                            continue;
-                        }
-                        match keys::kind(key) {
-                            KeyKind::Secret(placeholder) if hides_something(key, item) => {
-                                *item = Value::String(placeholder.to_owned());
-                                count += 1;
-                            }
-                            KeyKind::Secret(_) => {}
-                            KeyKind::Hint if random_string(item) => {
-                                *item = Value::String("[REDACTED:secret]".into());
-                                count += 1;
-                            }
-                            KeyKind::Hint | KeyKind::Plain => stack.push(item),
-                        }
-                    }
-                }
-                Value::Null | Value::Bool(_) => {}
-            }
-        }
-        count
     }
 
     /// What a match becomes and how many secrets that hides, or `None` to
@@ -574,70 +314,6 @@ fn is_placeholder(s: &str) -> bool {
         .is_some_and(|kind| {
             !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
         })
-}
-
-/// Whether the value under a secret key may hold a secret (see
-/// [`Redactor::value`] for what is kept).
-fn hides_something(key: &str, value: &Value) -> bool {
-    match value {
-        Value::Null | Value::Bool(_) => false,
-        Value::String(s) => !is_placeholder(s),
-        Value::Number(_) => !key.to_ascii_lowercase().contains("tokens"),
-        Value::Array(_) | Value::Object(_) => true,
-    }
-}
-
-/// A string that is one random-looking token (under a key that hints at
-/// a secret).
-fn random_string(value: &Value) -> bool {
-    let Value::String(s) = value else {
-        return false;
-    };
-    !is_placeholder(s) && heuristics::is_random_token(s)
-}
-
-/// AWS key ids split over two strings of one object or array
-/// (`{"id_start": "AKIA", "id_rest": "IOSFODNN7EXAMPLE"}`): both go.
-/// Linear: the lengths of the capitals-and-digits strings are noted
-/// first, then each start is matched against them.
-fn split_aws_ids<'a>(items: impl Iterator<Item = &'a mut Value>) -> usize {
-    let mut items: Vec<&mut Value> = items.collect();
-    let caps = |s: &str| {
-        !s.is_empty()
-            && s.len() < 20
-            && s.bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-    };
-    let start = |s: &str| {
-        caps(s)
-            && ["AKIA", "ASIA", "ABIA", "ACCA"]
-                .iter()
-                .any(|p| s.starts_with(p))
-    };
-    let mut lengths = [false; 20];
-    let mut wanted = [false; 20];
-    for item in items.iter() {
-        if let Value::String(s) = &**item
-            && caps(s)
-        {
-            lengths[s.len()] = true;
-            if start(s) {
-                wanted[20 - s.len()] = true;
-            }
-        }
-    }
-    let mut count = 0;
-    for item in items.iter_mut() {
-        let hit = match &**item {
-            Value::String(s) if caps(s) => (start(s) && lengths[20 - s.len()]) || wanted[s.len()],
-            _ => false,
-        };
-        if hit {
-            **item = Value::String("[REDACTED:aws_key]".into());
-            count += 1;
-        }
-    }
-    count
 }
 
 #[cfg(test)]
