@@ -21,7 +21,7 @@ mod tenancy;
 
 const SECRET: &str = "a-test-jwt-secret-that-is-long-enough-for-hs256";
 
-fn ai_gateway(model: &ModelServer, adjust: impl FnOnce(&mut loggate::Config)) -> TestGateway {
+fn ai_gateway(model: &ModelServer, adjust: impl FnOnce(&mut loggate::Config)) -> InProcessGateway {
     let base = model.base_url();
     start_with(move |c| {
         c.ai.api_key = Some(Secret::new("test-key"));
@@ -36,7 +36,7 @@ fn leveled(service: &str, ws: &str, res: &str, level: &str, message: &str) -> Va
         "logData": {"level": level, "message": message}})
 }
 
-async fn publish_as(gw: &TestGateway, token: &str, events: Vec<Value>) -> Vec<String> {
+async fn publish_as(gw: &InProcessGateway, token: &str, events: Vec<Value>) -> Vec<String> {
     let (s, v) = gw
         .publish_raw(
             token,
@@ -55,7 +55,7 @@ async fn publish_as(gw: &TestGateway, token: &str, events: Vec<Value>) -> Vec<St
 
 /// Posts a chat; status and JSON answer.
 async fn chat(
-    gw: &TestGateway,
+    gw: &InProcessGateway,
     path: &str,
     body: Value,
     token: Option<&str>,
@@ -78,7 +78,7 @@ async fn chat(
 
 /// Posts a streaming chat; status and its (event, data) frames.
 async fn chat_stream(
-    gw: &TestGateway,
+    gw: &InProcessGateway,
     body: Value,
     token: Option<&str>,
 ) -> (StatusCode, Vec<(String, Value)>) {
@@ -152,12 +152,12 @@ fn tool_names(request: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn metric(gw: &TestGateway, series: &str) -> f64 {
+async fn metric(gw: &InProcessGateway, series: &str) -> f64 {
     metric_value(&gw.metrics().await, series).unwrap_or_else(|| panic!("no series {series}"))
 }
 
 /// The answer of a chat, JSON or streamed: the `done` frame's summary.
-async fn answer(gw: &TestGateway, streaming: bool, body: Value) -> Value {
+async fn answer(gw: &InProcessGateway, streaming: bool, body: Value) -> Value {
     if streaming {
         let (s, frames) = chat_stream(gw, body, None).await;
         assert_eq!(s, StatusCode::OK, "{frames:?}");

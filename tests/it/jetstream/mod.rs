@@ -15,7 +15,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 use testkit::nats::NatsServer;
-use testkit::node::{Gateway, Reading, resuming_reader, warm_up};
+use testkit::node::{GatewayProcess, Reading, resuming_reader, warm_up};
 use testkit::*;
 
 mod delivery;
@@ -29,8 +29,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_loggate");
 /// Reconnecting after an outage may take a few backoff rounds.
 const RECONNECT: Duration = Duration::from_secs(30);
 
-fn js_node(name: &str, nats: &NatsServer) -> Gateway {
-    Gateway::spawn(
+fn js_node(name: &str, nats: &NatsServer) -> GatewayProcess {
+    GatewayProcess::spawn(
         BIN,
         name,
         &[("NATS_URL", &nats.url()), ("NATS_JETSTREAM", "true")],
@@ -38,8 +38,8 @@ fn js_node(name: &str, nats: &NatsServer) -> Gateway {
 }
 
 /// A JetStream node with `toml` as its configuration file.
-fn js_node_configured(name: &str, nats: &NatsServer, toml: &str) -> Gateway {
-    Gateway::spawn_configured(
+fn js_node_configured(name: &str, nats: &NatsServer, toml: &str) -> GatewayProcess {
+    GatewayProcess::spawn_configured(
         BIN,
         name,
         &[("NATS_URL", &nats.url()), ("NATS_JETSTREAM", "true")],
@@ -48,7 +48,7 @@ fn js_node_configured(name: &str, nats: &NatsServer, toml: &str) -> Gateway {
 }
 
 /// Nodes A and B on `nats`, both ready.
-async fn two_nodes(nats: &NatsServer) -> (Gateway, Gateway) {
+async fn two_nodes(nats: &NatsServer) -> (GatewayProcess, GatewayProcess) {
     let (a, b) = (js_node("A", nats), js_node("B", nats));
     a.wait_ready(StatusCode::OK, DEADLINE).await;
     b.wait_ready(StatusCode::OK, DEADLINE).await;
@@ -60,7 +60,7 @@ fn ev(ws: &str, message: &str) -> Value {
 }
 
 /// Publishes and answers the status and body, whatever they are.
-async fn try_publish(node: &Gateway, events: &[Value]) -> (StatusCode, Value) {
+async fn try_publish(node: &GatewayProcess, events: &[Value]) -> (StatusCode, Value) {
     testkit::http::publish(
         &node.client,
         &node.url(""),

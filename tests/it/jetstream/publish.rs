@@ -164,7 +164,7 @@ async fn a_publish_whose_acks_were_lost_is_sent_again_and_stored_once() {
     use std::sync::atomic::Ordering;
     let nats = NatsServer::start_jetstream();
     let proxy = AckEater::start(nats.port).await;
-    let a = Gateway::spawn(
+    let a = GatewayProcess::spawn(
         BIN,
         "A",
         &[

@@ -152,7 +152,7 @@ async fn hostile_cluster_messages_reach_no_subscriber() {
 
 /// Polls `node`'s `/metrics` until every series has its value, within
 /// [`DEADLINE`]; fails naming what it last saw.
-async fn wait_for_metrics(node: &Gateway, want: &[(&str, f64)]) {
+async fn wait_for_metrics(node: &GatewayProcess, want: &[(&str, f64)]) {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let text = node

@@ -105,7 +105,7 @@ async fn fly_shaped_messages_become_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generic_ingest_rules_map_subjects_to_channels() {
     let nats = NatsServer::start();
-    let node = Gateway::spawn_configured(
+    let node = GatewayProcess::spawn_configured(
         BIN,
         "rules",
         &[("NATS_URL", &nats.url())],

@@ -14,7 +14,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 use testkit::nats::NatsServer;
-use testkit::node::{Gateway, Reading, resuming_reader_until, warm_up};
+use testkit::node::{GatewayProcess, Reading, resuming_reader_until, warm_up};
 use testkit::*;
 
 mod cluster;
@@ -29,8 +29,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_loggate");
 const RECONNECT: Duration = Duration::from_secs(30);
 const QUIET: Duration = Duration::from_millis(500);
 
-fn cluster_node(name: &str, nats: &NatsServer) -> Gateway {
-    Gateway::spawn(BIN, name, &[("NATS_URL", &nats.url())])
+fn cluster_node(name: &str, nats: &NatsServer) -> GatewayProcess {
+    GatewayProcess::spawn(BIN, name, &[("NATS_URL", &nats.url())])
 }
 
 /// One etl event for `logs:etl:<ws>:r1`.
@@ -38,9 +38,9 @@ fn etl_event(ws: &str, message: &str) -> Value {
     event("etl", Some(ws), Some("r1"), message)
 }
 
-fn fly_gateway(nats: &NatsServer, token: &str) -> Gateway {
+fn fly_gateway(nats: &NatsServer, token: &str) -> GatewayProcess {
     let url = nats.url();
-    Gateway::spawn(
+    GatewayProcess::spawn(
         BIN,
         "fly",
         &[
@@ -88,8 +88,8 @@ fn cluster_message(
 /// Nodes A and B on `nats`, ready and warmed up; A's outbound queue holds
 /// only 50 events, so an outage surely costs events (the NATS client's own
 /// buffer would otherwise carry a short one).
-async fn nodes_with_a_small_backlog(nats: &NatsServer) -> (Gateway, Gateway) {
-    let a = Gateway::spawn_configured(
+async fn nodes_with_a_small_backlog(nats: &NatsServer) -> (GatewayProcess, GatewayProcess) {
+    let a = GatewayProcess::spawn_configured(
         BIN,
         "A",
         &[("NATS_URL", &nats.url())],

@@ -155,7 +155,7 @@ async fn nats_restart_recovers_without_restarting_the_gateway() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_nats_ready_is_200() {
-    let gw = Gateway::spawn(BIN, "solo", &[]);
+    let gw = GatewayProcess::spawn(BIN, "solo", &[]);
     gw.wait_ready(StatusCode::OK, DEADLINE).await;
     let health = gw.health().await;
     assert!(health["nats"].is_object(), "{health}");
