@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Runs every loggate test: formatting, lints, unit, property and integration
-# tests (which start the real gateway on ephemeral ports). Installs what the
-# tests need when it is missing, so it works on a clean machine.
+# Runs every loggate test: formatting, lints, the API docs (intra-doc links
+# checked), the fuzz targets' build, unit, property and integration tests
+# (which start the real gateway on ephemeral ports). Installs what the tests
+# need when it is missing, so it works on a clean machine.
+#
+# The integration tests are one binary, tests/it/ (a module per area:
+# `cargo test --test it nats::` runs one), plus tests/soak.rs on its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +21,14 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+echo "== cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
+# The fuzz targets (fuzz/, a crate of its own) are type-checked, not run, so
+# a change to loggate that breaks them fails here. Checked rather than built:
+# linking them needs the AFL++ runtime, which only `cargo afl build`
+# (scripts/fuzz.sh) provides; `cargo check` needs nothing beyond stable.
+echo "== cargo check fuzz/"
+cargo check --locked --manifest-path fuzz/Cargo.toml --all-targets
 # Installs Debian packages (with sudo when not root); exits if that fails.
 SUDO=()
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
@@ -39,7 +51,7 @@ apt_install() {
     fi
 }
 
-# The NATS tests (tests/nats.rs) start real nats-server processes. The
+# The NATS tests (tests/it/nats/, tests/it/jetstream/) start real nats-server processes. The
 # Debian package installs it in /usr/sbin, which a non-root PATH may lack.
 if ! command -v nats-server >/dev/null 2>&1 && [ -x /usr/sbin/nats-server ]; then
     export PATH="$PATH:/usr/sbin"
@@ -49,24 +61,24 @@ if ! command -v nats-server >/dev/null 2>&1; then
     export PATH="$PATH:/usr/sbin"
 fi
 if ! nats_version="$(nats-server --version 2>&1)"; then
-    echo "scripts/test.sh: nats-server is required by tests/nats.rs but does not run: $nats_version" >&2
+    echo "scripts/test.sh: nats-server is required by the NATS tests but does not run: $nats_version" >&2
     exit 1
 fi
 echo "== $nats_version"
-# tests/ops.rs lints the live /metrics with promtool, which Debian ships in
+# tests/it/ops.rs lints the live /metrics with promtool, which Debian ships in
 # the prometheus package (no daemon is started in a container).
 if ! command -v promtool >/dev/null 2>&1; then
     apt_install --no-install-recommends prometheus
 fi
 echo "== $(promtool --version 2>&1 | head -1)"
-# tests/viewer.rs drives the web viewer in headless Chromium through
+# tests/it/viewer.rs drives the web viewer in headless Chromium through
 # ChromeDriver (the two come as matching Debian packages; Chromium's
 # recommended packages bring the fonts its screenshots need).
 if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
     apt_install chromium chromium-driver
 fi
 if ! chromedriver_version="$(chromedriver --version 2>&1)"; then
-    echo "scripts/test.sh: chromedriver is required by tests/viewer.rs but does not run: $chromedriver_version" >&2
+    echo "scripts/test.sh: chromedriver is required by tests/it/viewer.rs but does not run: $chromedriver_version" >&2
     exit 1
 fi
 echo "== $chromedriver_version"

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use actix_web::{App, HttpServer, web};
+use actix_web::{HttpServer, web};
 use anyhow::Context as _;
 
 use crate::config::Config;
@@ -83,28 +83,21 @@ impl Gateway {
                 pruned.limits.prune();
             }
         });
-        let production = config.is_production();
         let app_state = state.clone();
-        let auth_config = config.auth.clone();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(http::cors(&auth_config))
-                .app_data(app_state.clone())
-                .configure(|cfg| http::routes(cfg, production))
-        })
-        .disable_signals()
-        // Lets a session reset a socket actix would wait on forever.
-        .on_connect(crate::session::socket::on_connect)
-        // A subscriber that hangs up must be forgotten at once. With
-        // half-closed connections allowed (actix's default) an EOF from an
-        // idle SSE client is not acted on until a write fails, up to a
-        // keepalive interval later.
-        .h1_allow_half_closed(false)
-        .shutdown_timeout(config.server.shutdown_timeout_secs)
-        // SSE clients hold connections open; the cap on those is ours
-        // (`MAX_CONNECTIONS`), so actix's per-worker cap must not bite first.
-        .max_connections(config.server.max_connections + 1024)
-        .backlog(2048);
+        let mut server = HttpServer::new(move || http::app(app_state.clone()))
+            .disable_signals()
+            // Lets a session reset a socket actix would wait on forever.
+            .on_connect(crate::session::socket::on_connect)
+            // A subscriber that hangs up must be forgotten at once. With
+            // half-closed connections allowed (actix's default) an EOF from an
+            // idle SSE client is not acted on until a write fails, up to a
+            // keepalive interval later.
+            .h1_allow_half_closed(false)
+            .shutdown_timeout(config.server.shutdown_timeout_secs)
+            // SSE clients hold connections open; the cap on those is ours
+            // (`MAX_CONNECTIONS`), so actix's per-worker cap must not bite first.
+            .max_connections(config.server.max_connections + 1024)
+            .backlog(2048);
         if config.server.workers > 0 {
             server = server.workers(config.server.workers);
         }
@@ -218,6 +211,12 @@ impl GatewayThread {
     /// Asks the registry for its size.
     pub async fn registry_stats(&self) -> anyhow::Result<RegistryStats> {
         Ok(self.state.registry.send(GetStats).await?)
+    }
+
+    /// The state its handlers share, for serving the same application in a
+    /// test without a socket (`crate::http::app`).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
     }
 
     /// What SIGTERM does first (503 for new work, `shutdown` frames to every

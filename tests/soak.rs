@@ -1,6 +1,11 @@
 //! Soak: 100,000 events to 50 SSE subscribers that keep disconnecting and
 //! resuming with `Last-Event-ID`; every subscriber must see every event
 //! exactly once, in order. (`scripts/bench.sh` runs the bigger load.)
+//!
+//! A test binary of its own, not a module of `tests/it`: cargo runs test
+//! binaries one after another, so the soak has the machine to itself for
+//! its minutes of load, neither starving the bounded waits of the other
+//! tests nor pushed past [`SOAK_LIMIT`] by them.
 
 use std::sync::Arc;
 use std::time::Duration;

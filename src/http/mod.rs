@@ -34,6 +34,27 @@ fn clipped(message: String) -> String {
     }
 }
 
+/// The application each worker serves: CORS, the shared state and the
+/// route table. The server builds one per worker; tests call it in process
+/// through `actix_web::test::init_service`, without a socket.
+pub fn app(
+    state: web::Data<crate::state::AppState>,
+) -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let production = state.config.is_production();
+    actix_web::App::new()
+        .wrap(cors(&state.config.auth))
+        .app_data(state)
+        .configure(move |cfg| routes(cfg, production))
+}
+
 /// The route table; `production` leaves out the dev-only endpoints. Each
 /// path answers its own methods (probes and `/metrics` also `HEAD`, for
 /// load balancers) and 405 with `Allow` for any other.

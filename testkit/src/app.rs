@@ -1,5 +1,8 @@
-//! The gateway in this process: started on 127.0.0.1:0 from a default
-//! [`Config`] a test adjusts, talked to over real sockets with reqwest.
+//! The gateway in this process ([`InProcessGateway`]): started on its own
+//! thread on 127.0.0.1:0 from a default [`Config`] a test adjusts, talked to
+//! over real sockets with reqwest. Not to be confused with
+//! `loggate::Gateway` (the started registry and server it runs) or
+//! `crate::node::GatewayProcess` (the real binary as a child process).
 
 use std::time::Duration;
 
@@ -9,9 +12,9 @@ use serde_json::Value;
 
 use crate::{ETL_TOKEN, SseClient, WAIT};
 
-/// A gateway running in this process on an ephemeral port; it stops when
-/// dropped.
-pub struct TestGateway {
+/// A gateway running in this process, on a thread of its own and an
+/// ephemeral port; it stops when dropped.
+pub struct InProcessGateway {
     pub running: loggate::GatewayThread,
     /// Keeps no idle connections, so a test's requests never hold a slot.
     pub client: reqwest::Client,
@@ -28,13 +31,18 @@ pub fn config(adjust: impl FnOnce(&mut Config)) -> Config {
     c
 }
 
-pub fn start() -> TestGateway {
+/// The former name, kept only for `tests/it/viewer.rs` and
+/// `tests/it/viewer_ask.rs`, which another branch is changing: once it is
+/// merged they say `InProcessGateway` and this alias goes.
+pub type TestGateway = InProcessGateway;
+
+pub fn start() -> InProcessGateway {
     start_with(|_| {})
 }
 
-pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestGateway {
+pub fn start_with(adjust: impl FnOnce(&mut Config)) -> InProcessGateway {
     let running = loggate::spawn(config(adjust)).expect("gateway starts");
-    TestGateway {
+    InProcessGateway {
         running,
         client: reqwest::Client::builder()
             .pool_max_idle_per_host(0)
@@ -43,7 +51,7 @@ pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestGateway {
     }
 }
 
-impl TestGateway {
+impl InProcessGateway {
     pub fn url(&self, path: &str) -> String {
         self.running.url(path)
     }

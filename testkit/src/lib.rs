@@ -1,12 +1,14 @@
-//! What loggate's integration tests (`tests/*.rs`) share, one helper per job:
+//! What loggate's integration tests (`tests/it/`, `tests/soak.rs`) share, one
+//! helper per job:
 //!
-//! - [`app`]: the gateway in this process on 127.0.0.1:0 ([`TestGateway`]).
+//! - [`app`]: the gateway in this process on 127.0.0.1:0 ([`InProcessGateway`]).
 //! - [`browser`]: headless Chromium through ChromeDriver; [`viewer`]: the
 //!   web viewer's lines, notices and status as a test reads them;
 //!   [`proxy`]: the gateway under a path prefix.
 //! - [`process`]: the real binary as a child process, killed by pid when its
 //!   guard drops, its stderr kept and printed if the test fails.
-//! - [`node`]: a child gateway that speaks HTTP, for multi-node tests.
+//! - [`node`]: the real binary as a child process that speaks HTTP
+//!   ([`node::GatewayProcess`]), for multi-node tests.
 //! - [`nats`]: a `nats-server` child process, stoppable and restartable.
 //! - [`pty`]: a pseudo-terminal, to read exactly what a program writes to
 //!   a terminal.
@@ -17,9 +19,10 @@
 //! - [`http`]: the publish request both gateways share, raw HTTP requests.
 //! - [`data`]: event bodies, and what tests read back (messages, metrics).
 //!
-//! A library rather than a `tests/common` module: every test binary uses a
-//! different part of it, and unused public items of a library are not
-//! warnings, so nothing here needs `allow(dead_code)`.
+//! A library rather than a `tests/common` module: the soak binary uses only
+//! part of it, and unused public items of a library are not warnings, so
+//! nothing here needs `allow(dead_code)`; and helpers built once, optimised
+//! (see `Cargo.toml`), serve both test binaries.
 //!
 //! Helpers that start the binary take its path as a parameter: Cargo sets
 //! `CARGO_BIN_EXE_loggate` only for the main package's own tests.
@@ -44,7 +47,7 @@ pub mod sse;
 pub mod viewer;
 pub mod ws;
 
-pub use app::{TestGateway, config, start, start_with};
+pub use app::{InProcessGateway, TestGateway, config, start, start_with};
 pub use data::{event, messages, metric_value};
 pub use http::raw_request;
 pub use sse::{Frame, Next, SseClient};

@@ -14,17 +14,17 @@ use crate::{DEADLINE, ETL_TOKEN, Next, POLL, SseClient, event};
 
 /// The real `loggate` binary as a child process, killed by pid when
 /// dropped. Its stderr is kept, and printed if the test fails.
-pub struct Gateway {
+pub struct GatewayProcess {
     pub name: String,
     proc: Proc,
     pub client: reqwest::Client,
 }
 
-impl Gateway {
+impl GatewayProcess {
     /// Starts the binary at `bin` with a clean environment: HOST, PORT=0,
     /// RUST_LOG, no rate limits, plus `vars`. Waits (bounded) for
     /// "listening on".
-    pub fn spawn(bin: &str, name: &str, vars: &[(&str, &str)]) -> Gateway {
+    pub fn spawn(bin: &str, name: &str, vars: &[(&str, &str)]) -> GatewayProcess {
         let mut cmd = process::base_command(bin);
         cmd.env("CONNECT_RATE_PER_IP", "0")
             .env("PUBLISH_RATE_PER_SEC", "0")
@@ -33,7 +33,7 @@ impl Gateway {
         let mut proc = process::start(cmd);
         proc.name = name.to_owned();
         proc.wait_listening(DEADLINE);
-        Gateway {
+        GatewayProcess {
             name: name.to_owned(),
             proc,
             client: reqwest::Client::builder()
@@ -43,10 +43,15 @@ impl Gateway {
         }
     }
 
-    /// As [`Gateway::spawn`], with `toml` as its configuration file
+    /// As [`GatewayProcess::spawn`], with `toml` as its configuration file
     /// (`LOGGATE_CONFIG`), which is removed once the node listens: it has
     /// read it by then.
-    pub fn spawn_configured(bin: &str, name: &str, vars: &[(&str, &str)], toml: &str) -> Gateway {
+    pub fn spawn_configured(
+        bin: &str,
+        name: &str,
+        vars: &[(&str, &str)],
+        toml: &str,
+    ) -> GatewayProcess {
         static FILES: AtomicUsize = AtomicUsize::new(0);
         let n = FILES.fetch_add(1, Ordering::Relaxed);
         let file = std::env::temp_dir().join(format!(
@@ -57,7 +62,7 @@ impl Gateway {
         let path = file.to_str().expect("a UTF-8 temporary path");
         let mut all = vars.to_vec();
         all.push(("LOGGATE_CONFIG", path));
-        let node = Gateway::spawn(bin, name, &all);
+        let node = GatewayProcess::spawn(bin, name, &all);
         let _ = std::fs::remove_file(&file);
         node
     }
@@ -168,7 +173,7 @@ impl Gateway {
     }
 }
 
-/// A node stopped by [`Gateway::pause`]; it goes on when this is dropped.
+/// A node stopped by [`GatewayProcess::pause`]; it goes on when this is dropped.
 pub struct Paused {
     pid: u32,
 }
@@ -185,7 +190,7 @@ impl Drop for Paused {
 /// subscription of a freshly (re)connected node may lag its `/ready`).
 /// Probes use their own workspace, so they never reach the subscribers
 /// under test.
-pub async fn warm_up(from: &Gateway, to: &Gateway, probe_ws: &str) {
+pub async fn warm_up(from: &GatewayProcess, to: &GatewayProcess, probe_ws: &str) {
     let mut probe = to.subscribe(&format!("logs:etl:{probe_ws}")).await;
     let deadline = tokio::time::Instant::now() + DEADLINE;
     let mut sent = 0;

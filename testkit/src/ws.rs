@@ -13,14 +13,14 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::{TestGateway, WAIT};
+use crate::{InProcessGateway, WAIT};
 
 /// A library WebSocket client.
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens `/api/logs/ws?{query}` on `gw`; asserts the 101.
-pub async fn connect(gw: &TestGateway, query: &str) -> Ws {
+pub async fn connect(gw: &InProcessGateway, query: &str) -> Ws {
     let url = format!("ws://{}/api/logs/ws?{query}", gw.running.addr);
     let (ws, res) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
         .await

@@ -461,7 +461,7 @@ async fn the_retry_hint_comes_in_the_ready_block() {
 }
 
 /// Waits (bounded by `limit`) until `series` of `/metrics` reads `want`.
-async fn wait_for_metric(gw: &TestGateway, series: &str, want: f64, limit: Duration) {
+async fn wait_for_metric(gw: &InProcessGateway, series: &str, want: f64, limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let got = gw.metric(series).await;
@@ -477,7 +477,7 @@ async fn wait_for_metric(gw: &TestGateway, series: &str, want: f64, limit: Durat
 }
 
 /// Waits (bounded) until `/health` counts `want` SSE connections.
-async fn wait_for_sse_connections(gw: &TestGateway, want: u64) {
+async fn wait_for_sse_connections(gw: &InProcessGateway, want: u64) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let (_, health) = gw.get_json("/health").await;

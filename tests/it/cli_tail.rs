@@ -65,7 +65,7 @@ fn interrupt(child: &Child) {
     );
 }
 
-fn gateway() -> TestGateway {
+fn gateway() -> InProcessGateway {
     start_with(|c| {
         c.limits.publish_rate_per_sec = 0;
         c.limits.connect_rate_per_ip = 0;
@@ -73,7 +73,7 @@ fn gateway() -> TestGateway {
     })
 }
 
-async fn publish(gw: &TestGateway, events: Vec<Value>) {
+async fn publish(gw: &InProcessGateway, events: Vec<Value>) {
     let (status, v) = gw.publish(&Value::Array(events)).await;
     assert_eq!(status, 202, "{v}");
 }
@@ -454,7 +454,7 @@ fn hostile_meta() -> (Value, &'static str) {
 
 /// Publishes the hostile events on logs:etl:ws1, in order, with hostile
 /// `stream` and `source` too (which `-o text` does not print).
-async fn publish_hostile(gw: &TestGateway) {
+async fn publish_hostile(gw: &InProcessGateway) {
     let events = HOSTILE
         .iter()
         .enumerate()

@@ -378,7 +378,7 @@ async fn a_history_page_does_bounded_work() {
 #[tokio::test]
 async fn only_the_configured_proxy_header_names_the_client() {
     use loggate::config::TrustProxy;
-    async fn refused(gw: &TestGateway, header: &str) -> usize {
+    async fn refused(gw: &InProcessGateway, header: &str) -> usize {
         let mut refused = 0;
         for i in 0..20 {
             let res = gw

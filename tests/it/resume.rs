@@ -12,7 +12,7 @@ use testkit::*;
 
 /// Opens a stream on `channels`, resuming after `last` if given (as the
 /// `Last-Event-ID` header), and waits for `ready`.
-async fn resume(gw: &TestGateway, channels: &str, last: Option<&str>) -> SseClient {
+async fn resume(gw: &InProcessGateway, channels: &str, last: Option<&str>) -> SseClient {
     let mut url = gw.url(&format!("/api/logs/stream?channels={channels}"));
     if let Some(id) = last {
         // Exercise the query form here; the header form is tested below.
@@ -21,7 +21,7 @@ async fn resume(gw: &TestGateway, channels: &str, last: Option<&str>) -> SseClie
     SseClient::open(testkit::sse::stream_client().get(url), WAIT).await
 }
 
-async fn publish_n(gw: &TestGateway, ws: &str, from: usize, to: usize) -> Vec<String> {
+async fn publish_n(gw: &InProcessGateway, ws: &str, from: usize, to: usize) -> Vec<String> {
     let batch: Vec<Value> = (from..to)
         .map(|i| event("etl", Some(ws), None, &format!("m{i}")))
         .collect();

@@ -17,7 +17,7 @@ use loggate::ingest::loki::{EntryAdapter, PushRequest, StreamAdapter};
 /// A tracing-loki client of `gw` with the etl token and `labels`, its
 /// sender running: log inside `with_default(…layer…)`, then `stop` it.
 fn loki_client(
-    gw: &TestGateway,
+    gw: &InProcessGateway,
     labels: &[(&str, &str)],
 ) -> (
     tracing_loki::Layer,
@@ -104,7 +104,7 @@ struct Answer {
     body: Value,
 }
 
-async fn push(gw: &TestGateway, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+async fn push(gw: &InProcessGateway, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
     let res = gw.post("/loki/api/v1/push", headers, body).await;
     let status = res.status();
     let text = res.text().await.expect("body");

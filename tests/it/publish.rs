@@ -633,7 +633,7 @@ async fn the_byte_rate_holds_on_every_publish_path_in_its_shape() {
 /// A request that declares `length` bytes of body, sends none, and waits
 /// for `100 Continue`: the gateway has then started its handler, which
 /// holds a decode slot for a body that large.
-async fn hold_a_decode_slot(gw: &TestGateway, length: usize) -> tokio::net::TcpStream {
+async fn hold_a_decode_slot(gw: &InProcessGateway, length: usize) -> tokio::net::TcpStream {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut sock = tokio::net::TcpStream::connect(gw.running.addr)
         .await

@@ -23,7 +23,7 @@ fn workspace_token(ws: &[&str]) -> String {
     hs256(&json!({"exp": now() + 600, "workspaces": ws}))
 }
 
-fn secured(adjust: impl FnOnce(&mut loggate::Config)) -> TestGateway {
+fn secured(adjust: impl FnOnce(&mut loggate::Config)) -> InProcessGateway {
     start_with(|c| {
         c.auth.jwt_secret = Some(Secret::new(SECRET));
         adjust(c);
@@ -47,7 +47,7 @@ async fn status_of(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
 }
 
 /// Opens a stream with `token` in the query; returns status and error code.
-async fn try_stream(gw: &TestGateway, channels: &str, token: &str) -> (StatusCode, String) {
+async fn try_stream(gw: &InProcessGateway, channels: &str, token: &str) -> (StatusCode, String) {
     let mut c = SseClient::connect(&gw.url(&format!(
         "/api/logs/stream?channels={channels}&token={token}"
     )))
@@ -636,7 +636,7 @@ async fn answer(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
 
 /// The status of a WebSocket handshake on `/api/logs/ws?{query}` with
 /// `headers`, as a real client sees it.
-async fn ws_handshake(gw: &TestGateway, query: &str, headers: &[(&str, String)]) -> u16 {
+async fn ws_handshake(gw: &InProcessGateway, query: &str, headers: &[(&str, String)]) -> u16 {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
     let url = format!("ws://{}/api/logs/ws?{query}", gw.running.addr);
@@ -883,7 +883,7 @@ async fn a_listed_origin_may_use_the_cookie_and_others_may_not() {
 /// What a page reads with the visitor's cookie, in real Chromium: a
 /// stream (`EventSource` with credentials), history (`fetch` with
 /// credentials) and a WebSocket, each "read" or "refused".
-async fn what_a_page_reads(b: &testkit::browser::Browser, gw: &TestGateway) -> Value {
+async fn what_a_page_reads(b: &testkit::browser::Browser, gw: &InProcessGateway) -> Value {
     let base = format!("{}/api/logs", gw.url(""));
     let ws = format!("ws://{}/api/logs/ws?channels=logs:etl:ws1", gw.running.addr);
     b.eval_with(

@@ -30,7 +30,7 @@ fn resource(attrs: &[(&'static str, &'static str)]) -> Resource {
 }
 
 fn exporter(
-    gw: &TestGateway,
+    gw: &InProcessGateway,
     protocol: Protocol,
     compression: Option<Compression>,
 ) -> opentelemetry_otlp::LogExporter {
@@ -212,7 +212,7 @@ struct Answer {
     body: Vec<u8>,
 }
 
-async fn post(gw: &TestGateway, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+async fn post(gw: &InProcessGateway, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
     let res = gw.post("/v1/logs", headers, body).await;
     let header = |name| {
         res.headers()
@@ -399,7 +399,7 @@ async fn an_empty_export_succeeds_and_a_success_answers_in_the_requests_encoding
 
 /// An exporter that shows the token as the password of `Authorization:
 /// Basic`, as the Collector's `basicauth` extension does.
-fn basic_exporter(gw: &TestGateway, credentials: &str) -> opentelemetry_otlp::LogExporter {
+fn basic_exporter(gw: &InProcessGateway, credentials: &str) -> opentelemetry_otlp::LogExporter {
     use base64::Engine;
     let value = format!(
         "Basic {}",

@@ -75,7 +75,7 @@ impl Drop for Dir {
     }
 }
 
-fn gateway() -> TestGateway {
+fn gateway() -> InProcessGateway {
     start_with(|c| {
         c.auth.auth_token = Some(loggate::config::Secret::new(ADMIN));
         c.limits.connect_rate_per_ip = 0;

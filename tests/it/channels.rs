@@ -21,7 +21,7 @@ const ALL: &str = "channels-test-auth-token-0123456789";
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// A gateway without rate limits (the tests page fast).
-fn open_gateway() -> TestGateway {
+fn open_gateway() -> InProcessGateway {
     start_with(|c| {
         c.limits.publish_rate_per_sec = 0;
         c.limits.connect_rate_per_ip = 0;
@@ -30,7 +30,7 @@ fn open_gateway() -> TestGateway {
 }
 
 /// The same, with JWTs (`SECRET`) and a static `AUTH_TOKEN` (`ALL`).
-fn secured() -> TestGateway {
+fn secured() -> InProcessGateway {
     start_with(|c| {
         c.limits.publish_rate_per_sec = 0;
         c.limits.connect_rate_per_ip = 0;
@@ -46,7 +46,7 @@ fn token(claims: Value) -> String {
     jwt::hs256(SECRET, &claims)
 }
 
-async fn publish_as(gw: &TestGateway, service_token: &str, events: Vec<Value>) -> Value {
+async fn publish_as(gw: &InProcessGateway, service_token: &str, events: Vec<Value>) -> Value {
     let (status, v) = gw
         .publish_raw(
             service_token,
@@ -58,12 +58,12 @@ async fn publish_as(gw: &TestGateway, service_token: &str, events: Vec<Value>) -
     v
 }
 
-async fn publish(gw: &TestGateway, events: Vec<Value>) -> Value {
+async fn publish(gw: &InProcessGateway, events: Vec<Value>) -> Value {
     publish_as(gw, ETL_TOKEN, events).await
 }
 
 /// `GET /api/logs/channels?{query}` with `token` (if any): status and body.
-async fn list(gw: &TestGateway, query: &str, token: Option<&str>) -> (StatusCode, Value) {
+async fn list(gw: &InProcessGateway, query: &str, token: Option<&str>) -> (StatusCode, Value) {
     let mut req = gw
         .client
         .get(gw.url(&format!("/api/logs/channels?{query}")));
@@ -82,7 +82,7 @@ async fn list(gw: &TestGateway, query: &str, token: Option<&str>) -> (StatusCode
 
 /// Every page, following `next_cursor`: the rows in order, and the
 /// number of pages.
-async fn list_all(gw: &TestGateway, query: &str, token: Option<&str>) -> (Vec<Value>, usize) {
+async fn list_all(gw: &InProcessGateway, query: &str, token: Option<&str>) -> (Vec<Value>, usize) {
     let mut rows = Vec::new();
     let mut cursor: Option<String> = None;
     for pages in 1..=1000 {
@@ -113,12 +113,12 @@ fn names(rows: &[Value]) -> Vec<String> {
         .collect()
 }
 
-async fn listed(gw: &TestGateway, query: &str, token: Option<&str>) -> Vec<String> {
+async fn listed(gw: &InProcessGateway, query: &str, token: Option<&str>) -> Vec<String> {
     names(&list_all(gw, query, token).await.0)
 }
 
 /// Subscribes to `channels` (SSE, open mode or with `token`).
-async fn subscribe(gw: &TestGateway, channels: &str, token: Option<&str>) -> SseClient {
+async fn subscribe(gw: &InProcessGateway, channels: &str, token: Option<&str>) -> SseClient {
     let mut req =
         testkit::sse::stream_client().get(gw.url(&format!("/api/logs/stream?channels={channels}")));
     if let Some(t) = token {
@@ -128,7 +128,7 @@ async fn subscribe(gw: &TestGateway, channels: &str, token: Option<&str>) -> Sse
 }
 
 /// Polls the listing until `check` holds on its rows.
-async fn wait_listing(gw: &TestGateway, what: &str, check: impl Fn(&[Value]) -> bool) {
+async fn wait_listing(gw: &InProcessGateway, what: &str, check: impl Fn(&[Value]) -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let (rows, _) = list_all(gw, "", None).await;

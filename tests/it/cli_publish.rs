@@ -55,7 +55,7 @@ async fn run(gw_url: &str, args: &[&str], input: Vec<u8>) -> Ran {
     }
 }
 
-fn open_gateway(adjust: impl FnOnce(&mut loggate::Config)) -> TestGateway {
+fn open_gateway(adjust: impl FnOnce(&mut loggate::Config)) -> InProcessGateway {
     start_with(|c| {
         c.limits.publish_rate_per_sec = 0;
         c.limits.history_rate_per_ip = 0;
@@ -63,7 +63,7 @@ fn open_gateway(adjust: impl FnOnce(&mut loggate::Config)) -> TestGateway {
     })
 }
 
-async fn history(gw: &TestGateway, channel: &str) -> Vec<Value> {
+async fn history(gw: &InProcessGateway, channel: &str) -> Vec<Value> {
     let (status, v) = gw
         .get_json(&format!("/api/logs/history?channels={channel}&limit=1000"))
         .await;
