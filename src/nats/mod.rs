@@ -58,13 +58,6 @@ pub mod link;
 pub mod rules;
 pub mod wire;
 
-/// [`wire`]'s former name, kept only so the integration tests written
-/// against it still build; new code names [`wire`].
-#[doc(hidden)]
-pub mod cluster {
-    pub use super::wire::*;
-}
-
 pub use bridge::{Intake, NatsBridge, Role};
 pub use jetstream::{JetStreamPublisher, JetStreamSettings};
 pub use link::{Connection, LinkStatus};

@@ -40,13 +40,6 @@ pub mod index;
 pub mod messages;
 pub mod outbound;
 
-/// [`outbound`]'s former name, kept only so the integration tests written
-/// against it still build; new code names [`outbound`].
-#[doc(hidden)]
-pub mod cluster {
-    pub use super::outbound::*;
-}
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -31,11 +31,6 @@ pub fn config(adjust: impl FnOnce(&mut Config)) -> Config {
     c
 }
 
-/// The former name, kept only for `tests/it/viewer.rs` and
-/// `tests/it/viewer_ask.rs`, which another branch is changing: once it is
-/// merged they say `InProcessGateway` and this alias goes.
-pub type TestGateway = InProcessGateway;
-
 pub fn start() -> InProcessGateway {
     start_with(|_| {})
 }

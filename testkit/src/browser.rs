@@ -182,18 +182,15 @@ impl Browser {
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::create_dir_all(dir.join("downloads")).expect("profile folder");
-
-        let driver = Command::new(chromedriver_bin())
-            .arg("--port=0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("chromedriver starts (scripts/test.sh installs it)");
-        let mut processes = Processes { driver, dir };
-        let port = driver_port(&mut processes.driver);
+        // A driver that exits before it names its port (seen once on a
+        // loaded machine, cause unknown) is started once more; if the
+        // second exits too, the failure shows what both wrote on stderr.
+        let (processes, port) = match start_driver(dir.clone()) {
+            Ok(started) => started,
+            Err(first) => start_driver(dir).unwrap_or_else(|second| {
+                panic!("chromedriver exited before naming its port, twice:\n{first}\n{second}")
+            }),
+        };
         let dir = &processes.dir;
         let mut browser_args: Vec<String> = CHROMIUM_ARGS.iter().map(|s| s.to_string()).collect();
         browser_args.push(format!("--user-data-dir={}", dir.join("profile").display()));
@@ -391,8 +388,35 @@ impl Browser {
     }
 }
 
-/// Reads ChromeDriver's stdout up to "started successfully on port N".
-fn driver_port(driver: &mut Child) -> u16 {
+/// Starts ChromeDriver on a port of its choosing; the guard that owns it
+/// and the port, or what it wrote on stderr before it went away.
+fn start_driver(dir: PathBuf) -> Result<(Processes, u16), String> {
+    std::fs::create_dir_all(dir.join("downloads")).expect("profile folder");
+    let log = dir.join("chromedriver.stderr");
+    let stderr = std::fs::File::create(&log).expect("chromedriver's stderr file");
+    let driver = Command::new(chromedriver_bin())
+        .arg("--port=0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .process_group(0)
+        .spawn()
+        .expect("chromedriver starts (scripts/test.sh installs it)");
+    let mut processes = Processes { driver, dir };
+    match driver_port(&mut processes.driver) {
+        Some(port) => Ok((processes, port)),
+        None => {
+            let status = processes.driver.try_wait().ok().flatten();
+            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            // Dropping the guard kills what is left and removes the folder.
+            Err(format!("exit status {status:?}, stderr: {said}"))
+        }
+    }
+}
+
+/// Reads ChromeDriver's stdout up to "started successfully on port N";
+/// `None` if it ends first, or says nothing within [`DEADLINE`].
+fn driver_port(driver: &mut Child) -> Option<u16> {
     let stdout = driver.stdout.take().expect("stdout is piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -407,6 +431,5 @@ fn driver_port(driver: &mut Child) -> u16 {
             // Keep draining, so ChromeDriver never blocks on a full pipe.
         }
     });
-    rx.recv_timeout(DEADLINE)
-        .expect("chromedriver says which port it listens on")
+    rx.recv_timeout(DEADLINE).ok()
 }

@@ -47,7 +47,7 @@ pub mod sse;
 pub mod viewer;
 pub mod ws;
 
-pub use app::{InProcessGateway, TestGateway, config, start, start_with};
+pub use app::{InProcessGateway, config, start, start_with};
 pub use data::{event, messages, metric_value};
 pub use http::raw_request;
 pub use sse::{Frame, Next, SseClient};

@@ -30,7 +30,7 @@ fn artifact(name: &str) -> PathBuf {
 
 /// A gateway with no publish or connect rate limits (the tests publish
 /// fast and reconnect often).
-fn gateway(adjust: impl FnOnce(&mut loggate::Config)) -> TestGateway {
+fn gateway(adjust: impl FnOnce(&mut loggate::Config)) -> InProcessGateway {
     start_with(|c| {
         c.limits.publish_rate_per_sec = 0;
         c.limits.connect_rate_per_ip = 0;
@@ -45,7 +45,7 @@ fn at_level(mut e: Value, level: &str) -> Value {
 }
 
 /// Publishes `events` as one batch; returns their ids.
-async fn publish(gw: &TestGateway, events: Vec<Value>) -> Vec<String> {
+async fn publish(gw: &InProcessGateway, events: Vec<Value>) -> Vec<String> {
     let (status, answer) = gw.publish(&Value::Array(events)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     answer["ids"]
@@ -56,7 +56,7 @@ async fn publish(gw: &TestGateway, events: Vec<Value>) -> Vec<String> {
         .collect()
 }
 
-async fn publish_one(gw: &TestGateway, e: Value) -> String {
+async fn publish_one(gw: &InProcessGateway, e: Value) -> String {
     publish(gw, vec![e]).await.remove(0)
 }
 

@@ -18,7 +18,7 @@ fn artifact(name: &str) -> std::path::PathBuf {
 }
 
 /// A gateway with no publish or connect rate limits.
-fn gateway(adjust: impl FnOnce(&mut loggate::Config)) -> TestGateway {
+fn gateway(adjust: impl FnOnce(&mut loggate::Config)) -> InProcessGateway {
     start_with(|c| {
         c.limits.publish_rate_per_sec = 0;
         c.limits.connect_rate_per_ip = 0;
@@ -28,7 +28,7 @@ fn gateway(adjust: impl FnOnce(&mut loggate::Config)) -> TestGateway {
 }
 
 /// The same, with the model server as its AI.
-fn ai_gateway(model: &ModelServer) -> TestGateway {
+fn ai_gateway(model: &ModelServer) -> InProcessGateway {
     let base = model.base_url();
     gateway(move |c| {
         c.ai.api_key = Some(loggate::config::Secret::new("test-key"));
@@ -38,7 +38,7 @@ fn ai_gateway(model: &ModelServer) -> TestGateway {
 }
 
 /// Publishes `events` as one batch; returns their ids.
-async fn publish(gw: &TestGateway, events: Vec<Value>) -> Vec<String> {
+async fn publish(gw: &InProcessGateway, events: Vec<Value>) -> Vec<String> {
     let (status, answer) = gw.publish(&Value::Array(events)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     answer["ids"]
@@ -79,7 +79,7 @@ fn first_found_id(request: &Value) -> String {
 }
 
 /// Opens the view of `logs:etl:ws1` with `n` lines, opens the panel and asks.
-async fn open_and_ask(b: &Browser, gw: &TestGateway, n: usize, question: &str) {
+async fn open_and_ask(b: &Browser, gw: &InProcessGateway, n: usize, question: &str) {
     b.open(&gw.url("/ui/?channels=logs:etl:ws1")).await;
     viewer::wait_status(b, "live").await;
     viewer::wait_lines(b, n).await;

@@ -59,7 +59,7 @@ fn cluster_message(
     seq: u64,
     ws: &str,
     message: &str,
-) -> loggate::nats::cluster::ClusterMessage {
+) -> loggate::nats::wire::ClusterMessage {
     let body = etl_event(ws, message).to_string();
     let limits = loggate::ingest::Limits {
         max_event_bytes: 64 * 1024,
@@ -75,14 +75,14 @@ fn cluster_message(
     )
     .expect("a valid event")
     .remove(0);
-    let event = loggate::registry::cluster::ClusterEvent {
+    let event = loggate::registry::outbound::ClusterEvent {
         channel: new.channel,
         level: new.level,
         times: new.times,
         body_tail: new.body_tail,
         seq,
     };
-    loggate::nats::cluster::encode("loggate", origin, &event)
+    loggate::nats::wire::encode("loggate", origin, &event)
 }
 
 /// Nodes A and B on `nats`, ready and warmed up; A's outbound queue holds
