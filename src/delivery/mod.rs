@@ -3,10 +3,12 @@
 //! The registry offers events to a session's [`outbox::Outbox`] (bounded,
 //! drop-oldest) after its [`filter::Filter`] accepts them; the session's
 //! transport drains the outbox and words each item with the session's
-//! [`framing::Framing`]. This module imports neither the registry nor the
+//! [`framing::Framing`]; a session the gateway ends says why with one
+//! [`disconnect::Disconnect`]. This module imports neither the registry nor the
 //! sessions: both import it, which is what keeps them from importing each
 //! other.
 
+pub mod disconnect;
 pub mod filter;
 pub mod framing;
 pub mod outbox;

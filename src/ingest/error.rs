@@ -99,7 +99,7 @@ fn at(index: Option<usize>, msg: std::fmt::Arguments<'_>) -> String {
 
 impl PublishError {
     /// Every code [`PublishError::code`] can answer, for metrics that
-    /// exist before their first refusal.
+    /// exist before their first refusal (a unit test holds the two together).
     pub const CODES: &'static [&'static str] = &[
         "missing_token",
         "invalid_token",
@@ -232,5 +232,130 @@ impl ResponseError for PublishError {
             self.retry_after_secs(),
         );
         self.with_challenge(res)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One of each variant. The match below has no wildcard, so a new
+    /// variant does not compile until it is added here, and then the test
+    /// holds `CODES` to its code.
+    fn one_of_each() -> Vec<PublishError> {
+        let index = None;
+        let message = String::new();
+        let all = vec![
+            PublishError::Auth(AuthError::MissingServiceToken),
+            PublishError::Auth(AuthError::UnknownServiceToken),
+            PublishError::InvalidJson {
+                index,
+                message: message.clone(),
+            },
+            PublishError::InvalidEvent {
+                index,
+                message: message.clone(),
+            },
+            PublishError::InvalidChannel {
+                index,
+                source: ChannelError::Empty,
+            },
+            PublishError::InvalidLevel {
+                index,
+                level: message.clone(),
+            },
+            PublishError::InvalidTimestamp {
+                index,
+                value: message.clone(),
+            },
+            PublishError::ServiceMismatch {
+                index,
+                token_service: message.clone(),
+                event_service: message.clone(),
+            },
+            PublishError::EventTooLarge {
+                index,
+                size: 2,
+                max: 1,
+            },
+            PublishError::BodyTooLarge { max: 1 },
+            PublishError::BatchTooLarge { count: 2, max: 1 },
+            PublishError::BatchExceedsBurst { count: 2, burst: 1 },
+            PublishError::BodyExceedsBurst { size: 2, burst: 1 },
+            PublishError::UnsupportedMediaType {
+                found: message.clone(),
+                expected: "",
+            },
+            PublishError::UnsupportedEncoding(message.clone()),
+            PublishError::InvalidBody {
+                message: message.clone(),
+            },
+            PublishError::RateLimited {
+                retry_after_secs: 1,
+            },
+            PublishError::BytesRateLimited {
+                retry_after_secs: 1,
+            },
+            PublishError::IngestBusy {
+                retry_after_secs: 1,
+            },
+            PublishError::ShuttingDown,
+            PublishError::NatsUnavailable { message },
+        ];
+        for e in &all {
+            match e {
+                PublishError::Auth(_)
+                | PublishError::InvalidJson { .. }
+                | PublishError::InvalidEvent { .. }
+                | PublishError::InvalidChannel { .. }
+                | PublishError::InvalidLevel { .. }
+                | PublishError::InvalidTimestamp { .. }
+                | PublishError::ServiceMismatch { .. }
+                | PublishError::EventTooLarge { .. }
+                | PublishError::BodyTooLarge { .. }
+                | PublishError::BatchTooLarge { .. }
+                | PublishError::BatchExceedsBurst { .. }
+                | PublishError::BodyExceedsBurst { .. }
+                | PublishError::UnsupportedMediaType { .. }
+                | PublishError::UnsupportedEncoding(_)
+                | PublishError::InvalidBody { .. }
+                | PublishError::RateLimited { .. }
+                | PublishError::BytesRateLimited { .. }
+                | PublishError::IngestBusy { .. }
+                | PublishError::ShuttingDown
+                | PublishError::NatsUnavailable { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn codes_are_exactly_what_code_answers() {
+        let mut answered: Vec<&str> = one_of_each().iter().map(PublishError::code).collect();
+        answered.sort_unstable();
+        answered.dedup();
+        let mut listed = PublishError::CODES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(answered, listed);
+    }
+
+    #[test]
+    fn event_codes_are_codes_of_one_event() {
+        for code in PublishError::EVENT_CODES {
+            assert!(PublishError::CODES.contains(code), "{code}");
+            let of_event = one_of_each().into_iter().any(|e| {
+                e.code() == *code
+                    && matches!(
+                        e,
+                        PublishError::InvalidJson { .. }
+                            | PublishError::InvalidEvent { .. }
+                            | PublishError::InvalidChannel { .. }
+                            | PublishError::InvalidLevel { .. }
+                            | PublishError::InvalidTimestamp { .. }
+                            | PublishError::EventTooLarge { .. }
+                    )
+            });
+            assert!(of_event, "{code} is not a refusal of one event");
+        }
     }
 }

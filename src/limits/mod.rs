@@ -151,6 +151,10 @@ impl From<IpAddr> for AddressKey {
     }
 }
 
+/// Who is asking, for the chat limit: a digest of the caller's token (or
+/// of its address, when subscriptions are open).
+pub type CallerKey = [u8; 16];
+
 /// The gateway's rate limits.
 pub struct RateLimits<C: Clock = DefaultClock> {
     publish: KeyedLimit<String, C>,
@@ -163,11 +167,8 @@ pub struct RateLimits<C: Clock = DefaultClock> {
     max_addresses: usize,
 }
 
-/// Who is asking, for the chat limit: a digest of the caller's token (or
-/// of its address, when subscriptions are open).
-pub type CallerKey = [u8; 16];
-
-/// Sustained rates (per second, burst twice that; 0 = no limit).
+/// Sustained rates (per second with a burst of twice that, except the
+/// chat's; 0 = no limit).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Rates {
     /// Events per service.
@@ -183,12 +184,15 @@ pub struct Rates {
 }
 
 impl RateLimits<QuantaClock> {
+    /// The limits at `rates`, on the real clock.
     pub fn new(rates: Rates) -> Self {
         Self::with_clock(rates, MAX_TRACKED_ADDRESSES, QuantaClock::default())
     }
 }
 
 impl<C: Clock + Clone> RateLimits<C> {
+    /// The limits at `rates` on `clock`, tracking at most `max_addresses`
+    /// client addresses per address limit (tests use a fake clock).
     pub fn with_clock(rates: Rates, max_addresses: usize, clock: C) -> Self {
         RateLimits {
             publish: KeyedLimit::new(rates.publish, clock.clone()),

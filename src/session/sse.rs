@@ -27,8 +27,8 @@ use super::gate::{StreamQuery, SubscribeRequest};
 use super::socket::SocketHandle;
 use super::writer::OutboxBody;
 use super::{ClientGone, SessionCore, SubscribeError};
+use crate::delivery::disconnect::Disconnect;
 use crate::delivery::framing::Framing;
-use crate::metrics::label;
 use crate::state::AppState;
 
 /// How many times per stall timeout the outbox is looked at: a stalled
@@ -74,7 +74,7 @@ impl SseSession {
         }
         self.stalled = true;
         self.disconnects
-            .with_label_values(&[label::disconnect::STALLED])
+            .with_label_values(&[Disconnect::Stalled.label()])
             .inc();
         tracing::info!(
             session = %self.core.id,

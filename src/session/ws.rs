@@ -29,10 +29,10 @@ use super::ws_inbound::{
 use super::{ClientGone, SessionCore, SubscribeError};
 use crate::auth::Grants;
 use crate::channel::ChannelPattern;
+use crate::delivery::disconnect::Disconnect;
 use crate::delivery::framing::{Framing, close, close_frame, json_frame};
 use crate::delivery::outbox::Push;
 use crate::event::ws_frame::{opcode, ws_frame_with_opcode};
-use crate::metrics::label;
 use crate::registry::Subscribe;
 use crate::state::AppState;
 
@@ -66,20 +66,17 @@ impl WsSession {
     /// more replies than it reads is closed.
     fn reply(&mut self, frame: Bytes, ctx: &mut Context<Self>) {
         if self.core.outbox.push_control(frame) == Push::Overflow {
-            self.abort(
-                close::POLICY_VIOLATION,
-                "too many unread replies",
-                label::disconnect::CONTROL_OVERFLOW,
-                ctx,
-            );
+            self.abort(Disconnect::ControlOverflow, ctx);
         }
     }
 
     /// Ends the session now: what is queued is dropped, the close frame
     /// goes out, and the connection is dropped if the client has not hung
-    /// up within [`ABORT_GRACE`]. Counted by `reason`.
-    fn abort(&mut self, code: u16, text: &str, reason: &str, ctx: &mut Context<Self>) {
+    /// up within [`ABORT_GRACE`]. Counted by its reason.
+    fn abort(&mut self, why: Disconnect, ctx: &mut Context<Self>) {
+        let (code, text) = why.close();
         if self.core.outbox.abort(close_frame(code, text)) {
+            let reason = why.label();
             self.disconnects.with_label_values(&[reason]).inc();
             tracing::info!(session = %self.core.id, code, reason, "closing websocket");
             ctx.run_later(ABORT_GRACE, |act, _| {
@@ -177,12 +174,7 @@ impl Actor for WsSession {
         self.core.started(ctx);
         ctx.run_interval(self.keepalive, |act, ctx| {
             if act.last_heard.elapsed() > act.keepalive * DEAD_PEER_INTERVALS {
-                act.abort(
-                    close::GOING_AWAY,
-                    "no answer to pings",
-                    label::disconnect::DEAD_PEER,
-                    ctx,
-                );
+                act.abort(Disconnect::DeadPeer, ctx);
                 return;
             }
             if !act.ping_outstanding {
@@ -226,20 +218,10 @@ impl StreamHandler<Result<Frame, ProtocolError>> for WsSession {
                     ctx,
                 );
             }
-            Err(ProtocolError::Overflow) => self.abort(
-                close::TOO_BIG,
-                "frame too large",
-                label::disconnect::FRAME_TOO_LARGE,
-                ctx,
-            ),
+            Err(ProtocolError::Overflow) => self.abort(Disconnect::FrameTooLarge, ctx),
             Err(e) => {
                 tracing::debug!(session = %self.core.id, error = %e, "websocket protocol error");
-                self.abort(
-                    close::PROTOCOL_ERROR,
-                    "protocol error",
-                    label::disconnect::PROTOCOL_ERROR,
-                    ctx,
-                );
+                self.abort(Disconnect::ProtocolError, ctx);
             }
         }
     }
