@@ -19,6 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use actix_web::{HttpServer, web};
 use anyhow::Context as _;
 
+use crate::ai::Ai;
 use crate::config::Config;
 use crate::http;
 use crate::ingest::PublishError;
@@ -33,6 +34,7 @@ pub struct Gateway {
     addr: SocketAddr,
     server: actix_web::dev::Server,
     state: web::Data<AppState>,
+    ai: web::Data<Ai>,
     registry_arbiter: actix::Arbiter,
 }
 
@@ -75,6 +77,9 @@ impl Gateway {
             jetstream,
         )?;
         let state = web::Data::new(state);
+        // Only the chat handler and `/health` reach it, as their own app
+        // data: the state below them never names the AI.
+        let ai = web::Data::new(Ai::new(&config.ai)?);
         let pruned = state.clone();
         actix_web::rt::spawn(async move {
             let mut tick = tokio::time::interval(crate::limits::PRUNE_INTERVAL);
@@ -83,8 +88,8 @@ impl Gateway {
                 pruned.limits.prune();
             }
         });
-        let app_state = state.clone();
-        let mut server = HttpServer::new(move || http::app(app_state.clone()))
+        let (app_state, app_ai) = (state.clone(), ai.clone());
+        let mut server = HttpServer::new(move || http::app(app_state.clone(), app_ai.clone()))
             .disable_signals()
             // Lets a session reset a socket actix would wait on forever.
             .on_connect(crate::session::socket::on_connect)
@@ -120,6 +125,7 @@ impl Gateway {
             addr,
             server,
             state,
+            ai,
             registry_arbiter,
         })
     }
@@ -130,6 +136,11 @@ impl Gateway {
 
     pub fn state(&self) -> web::Data<AppState> {
         self.state.clone()
+    }
+
+    /// The AI chat's settings, client and slots (app data beside the state).
+    pub fn ai(&self) -> web::Data<Ai> {
+        self.ai.clone()
     }
 
     /// Serves until `shutdown` completes, then stops gracefully.
@@ -201,6 +212,7 @@ pub struct GatewayThread {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
     state: web::Data<AppState>,
+    ai: web::Data<Ai>,
 }
 
 impl GatewayThread {
@@ -217,6 +229,11 @@ impl GatewayThread {
     /// test without a socket (`crate::http::app`).
     pub fn state(&self) -> web::Data<AppState> {
         self.state.clone()
+    }
+
+    /// The AI chat's app data, for [`http::app`] in tests.
+    pub fn ai(&self) -> web::Data<Ai> {
+        self.ai.clone()
     }
 
     /// What SIGTERM does first (503 for new work, `shutdown` frames to every
@@ -261,7 +278,7 @@ pub fn spawn(config: Config) -> anyhow::Result<GatewayThread> {
         .spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let gateway = Gateway::start(config, listener)?;
-                let _ = ready_tx.send(gateway.state());
+                let _ = ready_tx.send((gateway.state(), gateway.ai()));
                 gateway
                     .run_until(async move {
                         let _ = stop_rx.await;
@@ -269,8 +286,8 @@ pub fn spawn(config: Config) -> anyhow::Result<GatewayThread> {
                     .await
             })
         })?;
-    let state = match ready_rx.recv_timeout(std::time::Duration::from_secs(30)) {
-        Ok(state) => state,
+    let (state, ai) = match ready_rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(shared) => shared,
         Err(_) => {
             drop(stop_tx);
             return match thread.join() {
@@ -284,5 +301,6 @@ pub fn spawn(config: Config) -> anyhow::Result<GatewayThread> {
         stop: Some(stop_tx),
         thread: Some(thread),
         state,
+        ai,
     })
 }

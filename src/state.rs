@@ -96,8 +96,6 @@ pub struct AppState {
     /// JetStream mode: where publishes go instead of the registry
     /// (`nats::Cluster::publisher`).
     pub jetstream: Option<Arc<dyn JetStreamPublish>>,
-    /// AI log analysis: its settings, client and chat slots.
-    pub ai: crate::ai::Ai,
     next_session: AtomicU64,
 }
 
@@ -112,7 +110,6 @@ impl AppState {
         jetstream: Option<Arc<dyn JetStreamPublish>>,
     ) -> Result<Self, ConfigError> {
         Ok(AppState {
-            ai: crate::ai::Ai::new(&config.ai)?,
             tokens: ServiceTokens::new(&config.service_tokens),
             subscriber_auth: SubscriberAuth::new(&config.auth)?,
             admin_token: config.auth.admin_token.as_ref().map(AdminToken::new),

@@ -49,8 +49,8 @@ pub async fn chat(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
+    ai: web::Data<super::Ai>,
 ) -> Result<HttpResponse, ChatError> {
-    let ai = &state.ai;
     let Some(endpoint) = ai.endpoint.clone() else {
         return Err(ChatError::Disabled);
     };

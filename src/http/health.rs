@@ -16,7 +16,7 @@ pub async fn healthz() -> HttpResponse {
         .body("ok")
 }
 
-pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+pub async fn health(state: web::Data<AppState>, ai: web::Data<crate::ai::Ai>) -> HttpResponse {
     let status = if state.is_shutting_down() {
         "shutting_down"
     } else {
@@ -32,7 +32,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         "subscriptions": state.gauges.subscriptions.load(Ordering::Relaxed),
         "events_accepted": state.gauges.events_accepted.load(Ordering::Relaxed),
         "nats": state.links_json(),
-        "ai": state.ai.to_json(),
+        "ai": ai.to_json(),
     }))
 }
 

@@ -34,11 +34,12 @@ fn clipped(message: String) -> String {
     }
 }
 
-/// The application each worker serves: CORS, the shared state and the
-/// route table. The server builds one per worker; tests call it in process
+/// The application each worker serves: CORS, the shared state, the AI
+/// chat's own app data and the route table. The server builds one per worker; tests call it in process
 /// through `actix_web::test::init_service`, without a socket.
 pub fn app(
     state: web::Data<crate::state::AppState>,
+    ai: web::Data<crate::ai::Ai>,
 ) -> actix_web::App<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
@@ -52,6 +53,7 @@ pub fn app(
     actix_web::App::new()
         .wrap(cors(&state.config.auth))
         .app_data(state)
+        .app_data(ai)
         .configure(move |cfg| routes(cfg, production))
 }
 

@@ -69,7 +69,7 @@ async fn probes_and_metrics_answer_head() {
 async fn wrong_methods_get_405_with_allow() {
     use actix_web::http::{Method, StatusCode};
     let gw = start();
-    let app = init_service(loggate::http::app(gw.running.state())).await;
+    let app = init_service(loggate::http::app(gw.running.state(), gw.running.ai())).await;
     let cases = [
         (Method::GET, "/api/logs/publish", "POST"),
         (Method::POST, "/api/logs/stream", "GET"),
@@ -124,7 +124,7 @@ async fn unknown_query_parameters_are_refused() {
 #[actix_web::test]
 async fn cors_exposes_the_headers_pages_need() {
     let gw = start();
-    let app = init_service(loggate::http::app(gw.running.state())).await;
+    let app = init_service(loggate::http::app(gw.running.state(), gw.running.ai())).await;
     let req = request(
         actix_web::http::Method::GET,
         "/api/logs/history?channels=logs:etl",
@@ -148,7 +148,7 @@ async fn refusals_for_want_of_a_token_carry_a_bearer_challenge() {
         ));
         c.auth.admin_token = Some(loggate::config::Secret::new("an-admin-token-for-tests"));
     });
-    let app = init_service(loggate::http::app(gw.running.state())).await;
+    let app = init_service(loggate::http::app(gw.running.state(), gw.running.ai())).await;
     for (path, challenge) in [
         (
             "/api/logs/stream?channels=logs:etl",
