@@ -1,7 +1,7 @@
-//! What the bench prints: the Markdown summary table on stdout (the README's
-//! benchmark tables are copied from it, so a row's label and the form of its
-//! value are an interface), the number formats used in it, and the progress
-//! lines on stderr.
+//! What the bench prints: the Markdown summary table on stdout (the
+//! benchmark tables in README.md and docs/benchmarks.md are copied from it,
+//! so a row's label and the form of its value are an interface), the
+//! number formats used in it, and the progress lines on stderr.
 
 /// The summary table, one row per measured figure, in the order added.
 #[derive(Default)]
