@@ -71,14 +71,14 @@ if ! command -v promtool >/dev/null 2>&1; then
     apt_install --no-install-recommends prometheus
 fi
 echo "== $(promtool --version 2>&1 | head -1)"
-# tests/it/viewer.rs drives the web viewer in headless Chromium through
+# tests/it/viewer/ drives the web viewer in headless Chromium through
 # ChromeDriver (the two come as matching Debian packages; Chromium's
 # recommended packages bring the fonts its screenshots need).
 if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
     apt_install chromium chromium-driver
 fi
 if ! chromedriver_version="$(chromedriver --version 2>&1)"; then
-    echo "scripts/test.sh: chromedriver is required by tests/it/viewer.rs but does not run: $chromedriver_version" >&2
+    echo "scripts/test.sh: chromedriver is required by tests/it/viewer/ but does not run: $chromedriver_version" >&2
     exit 1
 fi
 echo "== $chromedriver_version"

@@ -28,5 +28,4 @@ mod resume;
 mod security;
 mod stream;
 mod viewer;
-mod viewer_ask;
 mod websocket;

@@ -4,30 +4,15 @@
 //! that open their line, a gateway without a key, and model text that is
 //! never parsed as HTML.
 
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::browser::Browser;
 use testkit::model::{COMPLETION_TOKENS, ModelServer, PROMPT_TOKENS, Reply};
 use testkit::viewer;
 use testkit::*;
 
-fn artifact(name: &str) -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("viewer")
-        .join(name)
-}
+use super::{artifact, assert_clean_console, assert_no_script_errors, gateway, publish};
 
-/// A gateway with no publish or connect rate limits.
-fn gateway(adjust: impl FnOnce(&mut loggate::Config)) -> InProcessGateway {
-    start_with(|c| {
-        c.limits.publish_rate_per_sec = 0;
-        c.limits.connect_rate_per_ip = 0;
-        c.limits.history_rate_per_ip = 0;
-        adjust(c);
-    })
-}
-
-/// The same, with the model server as its AI.
+/// A gateway (no rate limits) with the model server as its AI.
 fn ai_gateway(model: &ModelServer) -> InProcessGateway {
     let base = model.base_url();
     gateway(move |c| {
@@ -35,35 +20,6 @@ fn ai_gateway(model: &ModelServer) -> InProcessGateway {
         c.ai.base_url = base;
         c.ai.model = "test/model".into();
     })
-}
-
-/// Publishes `events` as one batch; returns their ids.
-async fn publish(gw: &InProcessGateway, events: Vec<Value>) -> Vec<String> {
-    let (status, answer) = gw.publish(&Value::Array(events)).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    answer["ids"]
-        .as_array()
-        .expect("ids")
-        .iter()
-        .map(|i| i.as_str().expect("id").to_owned())
-        .collect()
-}
-
-async fn assert_no_script_errors(b: &mut Browser) {
-    let errors = b.script_errors().await;
-    assert!(errors.is_empty(), "script errors: {errors:#?}");
-}
-
-/// No console error of any kind (no exception, CSP violation or failed request).
-async fn assert_clean_console(b: &mut Browser) {
-    let errors: Vec<_> = b
-        .console()
-        .await
-        .iter()
-        .filter(|e| e.is_error())
-        .cloned()
-        .collect();
-    assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
 
 /// The id of the first event of the last tool result loggate sent.
