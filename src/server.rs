@@ -8,7 +8,9 @@
 //! and refuses new work, the streams drain what they hold and end, and the
 //! HTTP server stops, waiting at most `server.shutdown_timeout_secs` for the
 //! slowest client. [`spawn`] runs all of it on a thread of its own for tests
-//! and the benchmark.
+//! and the benchmark. [`app_data`] builds what the handlers share (registry,
+//! state, the AI chat's data) with no server and no port: [`Gateway::start`]
+//! serves it, and in-process tests call the application on it.
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
@@ -42,52 +44,13 @@ impl Gateway {
     /// Starts the registry and the HTTP server on `listener`. Must be called
     /// inside an actix system (`actix_web::rt::System`).
     pub fn start(config: Config, listener: TcpListener) -> anyhow::Result<Gateway> {
-        let config = Arc::new(config);
         let addr = listener.local_addr().context("listener has no address")?;
-        let epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or_default();
-        let metrics = Arc::new(Metrics::new(
-            config.service_tokens.keys().map(String::as_str),
-            PublishError::CODES,
-        ));
-        let gauges = Arc::new(RegistryGauges::default());
-        let node_id = format!("{epoch:x}-{}", std::process::id());
-        // The cluster mode, chosen once: the registry is told what it
-        // shares, handlers where publishes go, and the links get the rest.
-        let cluster = nats::Cluster::from_config(&config, &node_id, &metrics);
-        let history = SharedHistory::new(HistoryLimits::from(&config.history));
-        let (registry, registry_arbiter) = registry::start(Registry::new(
-            epoch,
-            history.clone(),
-            Arc::clone(&metrics),
-            Arc::clone(&gauges),
-            cluster.sharing(),
-        ));
-        let jetstream = cluster.publisher();
-        let links = nats::start_links(&config, &node_id, cluster, &registry, &metrics);
-        let state = AppState::new(
-            Arc::clone(&config),
-            registry,
-            history,
-            metrics,
-            gauges,
-            links,
-            jetstream,
-        )?;
-        let state = web::Data::new(state);
-        // Only the chat handler and `/health` reach it, as their own app
-        // data: the state below them never names the AI.
-        let ai = web::Data::new(Ai::new(&config.ai)?);
-        let pruned = state.clone();
-        actix_web::rt::spawn(async move {
-            let mut tick = tokio::time::interval(crate::limits::PRUNE_INTERVAL);
-            loop {
-                tick.tick().await;
-                pruned.limits.prune();
-            }
-        });
+        let AppData {
+            state,
+            ai,
+            registry_arbiter,
+        } = app_data(config)?;
+        let config = Arc::clone(&state.config);
         let (app_state, app_ai) = (state.clone(), ai.clone());
         let mut server = HttpServer::new(move || http::app(app_state.clone(), app_ai.clone()))
             .disable_signals()
@@ -160,6 +123,74 @@ impl Gateway {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// What the application's handlers share, built without a server or a
+/// port: [`Gateway::start`] serves it, and tests hand it to
+/// [`http::app`] through `actix_web::test` to call handlers in process.
+pub struct AppData {
+    pub state: web::Data<AppState>,
+    /// The AI chat's settings, client and slots, app data of their own.
+    pub ai: web::Data<Ai>,
+    /// The registry's thread: it runs as long as this is not stopped, so
+    /// whoever holds the data stops it when done.
+    pub registry_arbiter: actix::Arbiter,
+}
+
+/// Starts the registry (on an arbiter of its own), the cluster links the
+/// configuration asks for and the limits' pruning, and builds the state
+/// and the AI chat's data. Must be called inside an actix system.
+pub fn app_data(config: Config) -> anyhow::Result<AppData> {
+    let config = Arc::new(config);
+    let epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    let metrics = Arc::new(Metrics::new(
+        config.service_tokens.keys().map(String::as_str),
+        PublishError::CODES,
+    ));
+    let gauges = Arc::new(RegistryGauges::default());
+    let node_id = format!("{epoch:x}-{}", std::process::id());
+    // The cluster mode, chosen once: the registry is told what it
+    // shares, handlers where publishes go, and the links get the rest.
+    let cluster = nats::Cluster::from_config(&config, &node_id, &metrics);
+    let history = SharedHistory::new(HistoryLimits::from(&config.history));
+    let (registry, registry_arbiter) = registry::start(Registry::new(
+        epoch,
+        history.clone(),
+        Arc::clone(&metrics),
+        Arc::clone(&gauges),
+        cluster.sharing(),
+    ));
+    let jetstream = cluster.publisher();
+    let links = nats::start_links(&config, &node_id, cluster, &registry, &metrics);
+    let state = AppState::new(
+        Arc::clone(&config),
+        registry,
+        history,
+        metrics,
+        gauges,
+        links,
+        jetstream,
+    )?;
+    let state = web::Data::new(state);
+    // Only the chat handler and `/health` reach it, as their own app
+    // data: the state below them never names the AI.
+    let ai = web::Data::new(Ai::new(&config.ai)?);
+    let pruned = state.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(crate::limits::PRUNE_INTERVAL);
+        loop {
+            tick.tick().await;
+            pruned.limits.prune();
+        }
+    });
+    Ok(AppData {
+        state,
+        ai,
+        registry_arbiter,
+    })
 }
 
 /// The first half of a graceful stop: from here on publishes and new

@@ -1,11 +1,18 @@
-//! The gateway in this process ([`InProcessGateway`]): started on its own
-//! thread on 127.0.0.1:0 from a default [`Config`] a test adjusts, talked to
-//! over real sockets with reqwest. Not to be confused with
+//! The gateway in this process, two ways, from a default [`Config`] a test
+//! adjusts: [`InProcessGateway`], started on its own thread on 127.0.0.1:0
+//! and talked to over real sockets with reqwest; and [`InProcessApp`], its
+//! application called with no server and no port (`actix_web::test`), for
+//! handlers that only answer a request. Not to be confused with
 //! `loggate::Gateway` (the started registry and server it runs) or
 //! `crate::node::GatewayProcess` (the real binary as a child process).
 
+use std::rc::Rc;
 use std::time::Duration;
 
+use actix_web::HttpResponse;
+use actix_web::http::Method;
+use actix_web::test::TestRequest;
+use futures_util::future::LocalBoxFuture;
 use loggate::Config;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -136,5 +143,184 @@ impl InProcessGateway {
     /// `loggate_events_published_total{service="etl",source="otlp"}`.
     pub async fn metric(&self, series: &str) -> Option<f64> {
         crate::metric_value(&self.metrics().await, series)
+    }
+}
+
+/// The gateway's application called in this process, with no server and
+/// no port (`actix_web::test`), the way axum's examples call
+/// `app().oneshot(...)`: for handlers that answer a request and need no
+/// socket. Build it inside an actix system (`#[actix_web::test]`); the
+/// registry it started stops when it is dropped.
+pub struct InProcessApp {
+    call: Call,
+    data: loggate::server::AppData,
+}
+
+type Call = Box<dyn Fn(TestRequest) -> LocalBoxFuture<'static, HttpResponse>>;
+
+/// The defaults of [`config`], called in process.
+pub async fn in_process() -> InProcessApp {
+    in_process_with(|_| {}).await
+}
+
+/// [`config`] with `adjust`, called in process.
+pub async fn in_process_with(adjust: impl FnOnce(&mut Config)) -> InProcessApp {
+    let data = loggate::server::app_data(config(adjust)).expect("app data");
+    let app = loggate::http::app(data.state.clone(), data.ai.clone());
+    let service = Rc::new(actix_web::test::init_service(app).await);
+    let call: Call = Box::new(move |req: TestRequest| {
+        let service = Rc::clone(&service);
+        Box::pin(async move {
+            // What the server would send: the answer, or the error turned
+            // into one, as the HTTP layer does.
+            match actix_web::test::try_call_service(&*service, req.to_request()).await {
+                Ok(res) => res.into_parts().1.map_into_boxed_body(),
+                Err(e) => e.error_response(),
+            }
+        })
+    });
+    InProcessApp { call, data }
+}
+
+/// A request as the server hands it to the application, from a loopback
+/// peer (the limits key on the peer's address).
+pub fn request(method: Method, path: &str) -> TestRequest {
+    TestRequest::default()
+        .method(method)
+        .uri(path)
+        .peer_addr(([127, 0, 0, 1], 40000).into())
+}
+
+/// An answer of the in-process app, read whole, in reqwest's types so
+/// assertions read as they do against a socket.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Reply {
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn headers(&self) -> &reqwest::header::HeaderMap {
+        &self.headers
+    }
+
+    /// A header that must be there.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header"))
+            .to_str()
+            .expect("a visible-ASCII header")
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON, or as a JSON string when it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| Value::String(self.text()))
+    }
+}
+
+impl InProcessApp {
+    /// The state the handlers share (registry, limits, metrics).
+    pub fn state(&self) -> &actix_web::web::Data<loggate::state::AppState> {
+        &self.data.state
+    }
+
+    /// The application's answer to `req` (see [`request`]), read whole.
+    pub async fn call(&self, req: TestRequest) -> Reply {
+        let res = tokio::time::timeout(WAIT, (self.call)(req))
+            .await
+            .expect("answered in time");
+        let status = StatusCode::from_u16(res.status().as_u16()).expect("a status");
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in res.headers() {
+            headers.append(
+                reqwest::header::HeaderName::from_bytes(name.as_str().as_bytes()).expect("name"),
+                reqwest::header::HeaderValue::from_bytes(value.as_bytes()).expect("value"),
+            );
+        }
+        let body = actix_web::body::to_bytes(res.into_body())
+            .await
+            .unwrap_or_else(|_| panic!("the body of a {status} answer"));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// GET that returns status and JSON (or the text as a JSON string).
+    pub async fn get_json(&self, path: &str) -> (StatusCode, Value) {
+        let reply = self.call(request(Method::GET, path)).await;
+        (reply.status, reply.json())
+    }
+
+    /// POSTs `body` to `path` with `headers`.
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<bytes::Bytes>,
+    ) -> Reply {
+        let mut req = request(Method::POST, path).set_payload(body.into());
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
+        self.call(req).await
+    }
+
+    /// POSTs a JSON body with the etl token; returns status and JSON answer.
+    pub async fn publish(&self, body: &Value) -> (StatusCode, Value) {
+        self.publish_raw(ETL_TOKEN, "application/json", body.to_string())
+            .await
+    }
+
+    /// POSTs any body with any service token (none if empty) to the
+    /// publish endpoint.
+    pub async fn publish_raw(
+        &self,
+        token: &str,
+        content_type: &str,
+        body: impl Into<bytes::Bytes>,
+    ) -> (StatusCode, Value) {
+        let mut headers = vec![("content-type", content_type)];
+        if !token.is_empty() {
+            headers.push(("x-service-token", token));
+        }
+        let reply = self.post("/api/logs/publish", &headers, body).await;
+        (reply.status, reply.json())
+    }
+
+    /// Asks the registry for its size.
+    pub async fn registry_stats(&self) -> loggate::registry::RegistryStats {
+        self.data
+            .state
+            .registry
+            .send(loggate::registry::GetStats)
+            .await
+            .expect("registry stats")
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.call(request(Method::GET, "/metrics")).await.text()
+    }
+
+    /// The value of one series of `/metrics`.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        crate::metric_value(&self.metrics().await, series)
+    }
+}
+
+impl Drop for InProcessApp {
+    fn drop(&mut self) {
+        self.data.registry_arbiter.stop();
     }
 }

@@ -1,7 +1,8 @@
 //! What loggate's integration tests (`tests/it/`, `tests/soak.rs`) share, one
 //! helper per job:
 //!
-//! - [`app`]: the gateway in this process on 127.0.0.1:0 ([`InProcessGateway`]).
+//! - [`app`]: the gateway in this process on 127.0.0.1:0 ([`InProcessGateway`]),
+//!   or its application called with no socket ([`InProcessApp`]).
 //! - [`browser`]: headless Chromium through ChromeDriver; [`viewer`]: the
 //!   web viewer's lines, notices and status as a test reads them;
 //!   [`proxy`]: the gateway under a path prefix.
@@ -47,7 +48,9 @@ pub mod sse;
 pub mod viewer;
 pub mod ws;
 
-pub use app::{InProcessGateway, config, start, start_with};
+pub use app::{
+    InProcessApp, InProcessGateway, Reply, config, in_process, in_process_with, start, start_with,
+};
 pub use data::{event, messages, metric_value};
 pub use http::raw_request;
 pub use sse::{Frame, Next, SseClient};

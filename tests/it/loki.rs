@@ -114,6 +114,15 @@ async fn push(gw: &InProcessGateway, headers: &[(&str, &str)], body: Vec<u8>) ->
     }
 }
 
+/// The same, answered by the app in process.
+async fn call(app: &InProcessApp, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+    let res = app.post("/loki/api/v1/push", headers, body).await;
+    Answer {
+        status: res.status(),
+        body: res.json(),
+    }
+}
+
 const JSON: (&str, &str) = ("content-type", "application/json");
 const PROTO: (&str, &str) = ("content-type", "application/x-protobuf");
 const TOKEN: (&str, &str) = ("authorization", "Bearer l5-etl-token");
@@ -172,9 +181,9 @@ async fn a_json_push_maps_labels_as_the_contract_says() {
     assert_eq!(sub.next_log().await["message"], "gzipped");
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn hostile_pushes_are_refused_in_lokis_shape_and_publish_nothing() {
-    let gw = start();
+    let gw = in_process().await;
     let line = |labels: &str| PushRequest {
         streams: vec![StreamAdapter {
             labels: labels.into(),
@@ -186,19 +195,19 @@ async fn hostile_pushes_are_refused_in_lokis_shape_and_publish_nothing() {
         }],
     };
 
-    let a = push(&gw, &[PROTO], snappy(&line("{}"))).await;
+    let a = call(&gw, &[PROTO], snappy(&line("{}"))).await;
     refused(&a, StatusCode::UNAUTHORIZED, "missing_token");
 
-    let a = push(&gw, &[PROTO, TOKEN], snappy(&line(r#"{service="faas"}"#))).await;
+    let a = call(&gw, &[PROTO, TOKEN], snappy(&line(r#"{service="faas"}"#))).await;
     refused(&a, StatusCode::FORBIDDEN, "service_mismatch");
     assert!(a.body["error"].as_str().unwrap().contains("faas"));
 
     for bad in [r#"{service="etl""#, r#"{service=etl}"#, r#"{bad-name="x"}"#] {
-        let a = push(&gw, &[PROTO, TOKEN], snappy(&line(bad))).await;
+        let a = call(&gw, &[PROTO, TOKEN], snappy(&line(bad))).await;
         refused(&a, StatusCode::BAD_REQUEST, "invalid_event");
     }
     let huge: Vec<String> = (0..10_000).map(|i| format!("l{i}=\"v\"")).collect();
-    let a = push(
+    let a = call(
         &gw,
         &[PROTO, TOKEN],
         snappy(&line(&format!("{{{}}}", huge.join(",")))),
@@ -206,11 +215,11 @@ async fn hostile_pushes_are_refused_in_lokis_shape_and_publish_nothing() {
     .await;
     refused(&a, StatusCode::BAD_REQUEST, "invalid_event");
 
-    let a = push(&gw, &[PROTO, TOKEN], b"\x10not snappy".to_vec()).await;
+    let a = call(&gw, &[PROTO, TOKEN], b"\x10not snappy".to_vec()).await;
     refused(&a, StatusCode::BAD_REQUEST, "invalid_body");
     let mut truncated = snappy(&line(r#"{service="etl"}"#));
     truncated.truncate(truncated.len() - 3);
-    let a = push(&gw, &[PROTO, TOKEN], truncated).await;
+    let a = call(&gw, &[PROTO, TOKEN], truncated).await;
     refused(&a, StatusCode::BAD_REQUEST, "invalid_body");
 
     // Declares 32 MiB once inflated, sent in about 1.5 MiB.
@@ -224,7 +233,7 @@ async fn hostile_pushes_are_refused_in_lokis_shape_and_publish_nothing() {
             hash: 0,
         }],
     };
-    let a = push(&gw, &[PROTO, TOKEN], snappy(&bomb)).await;
+    let a = call(&gw, &[PROTO, TOKEN], snappy(&bomb)).await;
     refused(&a, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
 
     let too_many = PushRequest {
@@ -234,7 +243,7 @@ async fn hostile_pushes_are_refused_in_lokis_shape_and_publish_nothing() {
             hash: 0,
         }],
     };
-    let a = push(&gw, &[PROTO, TOKEN], snappy(&too_many)).await;
+    let a = call(&gw, &[PROTO, TOKEN], snappy(&too_many)).await;
     refused(&a, StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large");
 
     let long_line = PushRequest {
@@ -250,11 +259,11 @@ async fn hostile_pushes_are_refused_in_lokis_shape_and_publish_nothing() {
             hash: 0,
         }],
     };
-    let a = push(&gw, &[PROTO, TOKEN], snappy(&long_line)).await;
+    let a = call(&gw, &[PROTO, TOKEN], snappy(&long_line)).await;
     refused(&a, StatusCode::PAYLOAD_TOO_LARGE, "event_too_large");
     assert!(a.body["error"].as_str().unwrap().starts_with("event 1:"));
 
-    let a = push(
+    let a = call(
         &gw,
         &[("content-type", "text/plain"), TOKEN],
         b"hi".to_vec(),
@@ -265,7 +274,7 @@ async fn hostile_pushes_are_refused_in_lokis_shape_and_publish_nothing() {
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported_media_type",
     );
-    let a = push(
+    let a = call(
         &gw,
         &[JSON, TOKEN],
         br#"{"streams":[{"stream":{},"values":[["1"]]}]}"#.to_vec(),
@@ -273,7 +282,7 @@ async fn hostile_pushes_are_refused_in_lokis_shape_and_publish_nothing() {
     .await;
     refused(&a, StatusCode::BAD_REQUEST, "invalid_json");
 
-    assert_eq!(gw.running.registry_stats().await.unwrap().last_seq, 0);
+    assert_eq!(gw.registry_stats().await.last_seq, 0);
     assert_eq!(
         gw.metric(r#"loggate_publish_rejected_total{reason="invalid_body",source="loki"}"#)
             .await,

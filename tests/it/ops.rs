@@ -10,10 +10,10 @@ use testkit::*;
 /// metrics` (Prometheus's own linter: names, units, _total, help).
 /// Every known label combination is there, at zero, before anything
 /// happens: `rate()` and alerts need the series to exist.
-#[tokio::test]
+#[actix_web::test]
 async fn labelled_series_exist_at_zero_from_the_start() {
-    let gw = start();
-    let text = gw.metrics().await;
+    let app = in_process().await;
+    let text = app.metrics().await;
     for series in [
         r#"loggate_events_published_total{service="etl",source="http"}"#,
         r#"loggate_events_published_total{service="analytics",source="otlp"}"#,

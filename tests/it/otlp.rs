@@ -227,6 +227,22 @@ async fn post(gw: &InProcessGateway, headers: &[(&str, &str)], body: Vec<u8>) ->
     }
 }
 
+/// The same, answered by the app in process.
+async fn call(app: &InProcessApp, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+    let res = app.post("/v1/logs", headers, body).await;
+    let header = |name| {
+        res.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    Answer {
+        status: res.status(),
+        content_type: header("content-type").unwrap_or_default(),
+        retry_after: header("retry-after"),
+        body: res.body.to_vec(),
+    }
+}
+
 const PROTO: (&str, &str) = ("content-type", "application/x-protobuf");
 const JSON: (&str, &str) = ("content-type", "application/json");
 const TOKEN: (&str, &str) = ("x-service-token", ETL_TOKEN);
@@ -247,28 +263,28 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     enc.finish().unwrap()
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn hostile_requests_are_refused_with_an_otlp_status_and_publish_nothing() {
-    let gw = start_with(|c| c.limits.publish_rate_per_sec = 10);
+    let gw = in_process_with(|c| c.limits.publish_rate_per_sec = 10).await;
     let good = request(vec![record("fine")]).encode_to_vec();
 
-    let a = post(&gw, &[PROTO], good.clone()).await;
+    let a = call(&gw, &[PROTO], good.clone()).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     assert_eq!(proto_status(&a).code, 16);
 
     let bad_token = ("authorization", "Bearer forged");
-    let a = post(&gw, &[JSON, bad_token], b"{}".to_vec()).await;
+    let a = call(&gw, &[JSON, bad_token], b"{}".to_vec()).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     assert_eq!(json_status(&a)["code"], 16);
 
     let truncated = good[..good.len() - 2].to_vec();
-    let a = post(&gw, &[PROTO, TOKEN], truncated).await;
+    let a = call(&gw, &[PROTO, TOKEN], truncated).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     let s = proto_status(&a);
     assert_eq!(s.code, 3);
     assert!(s.message.contains("invalid_body"), "{}", s.message);
 
-    let a = post(
+    let a = call(
         &gw,
         &[JSON, TOKEN],
         br#"{"resourceLogs":[{"scopeLogs":"#.to_vec(),
@@ -282,11 +298,11 @@ async fn hostile_requests_are_refused_with_an_otlp_status_and_publish_nothing() 
             .contains("invalid_json")
     );
 
-    let a = post(&gw, &[("content-type", "text/plain"), TOKEN], good.clone()).await;
+    let a = call(&gw, &[("content-type", "text/plain"), TOKEN], good.clone()).await;
     assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(json_status(&a)["code"], 3);
 
-    let a = post(
+    let a = call(
         &gw,
         &[PROTO, TOKEN, ("content-encoding", "br")],
         good.clone(),
@@ -297,11 +313,11 @@ async fn hostile_requests_are_refused_with_an_otlp_status_and_publish_nothing() 
     // 64 MiB of zeros in about 64 KiB: the limit is on what it inflates to.
     let bomb = gzip(&vec![0u8; 64 << 20]);
     assert!(bomb.len() < 1 << 20);
-    let a = post(&gw, &[PROTO, TOKEN, ("content-encoding", "gzip")], bomb).await;
+    let a = call(&gw, &[PROTO, TOKEN, ("content-encoding", "gzip")], bomb).await;
     assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(proto_status(&a).code, 3);
 
-    let a = post(
+    let a = call(
         &gw,
         &[PROTO, TOKEN, ("content-encoding", "gzip")],
         b"\x1f\x8bnot".to_vec(),
@@ -310,7 +326,7 @@ async fn hostile_requests_are_refused_with_an_otlp_status_and_publish_nothing() 
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
 
     let many = request(vec![record("x"); 10_001]).encode_to_vec();
-    let a = post(&gw, &[PROTO, TOKEN], many).await;
+    let a = call(&gw, &[PROTO, TOKEN], many).await;
     assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
 
     // A record nested deeper than meta may be.
@@ -332,7 +348,7 @@ async fn hostile_requests_are_refused_with_an_otlp_status_and_publish_nothing() 
             value: Some(deep),
             ..Default::default()
         });
-    let a = post(
+    let a = call(
         &gw,
         &[PROTO, TOKEN],
         request(vec![record("ok"), nested]).encode_to_vec(),
@@ -341,11 +357,11 @@ async fn hostile_requests_are_refused_with_an_otlp_status_and_publish_nothing() 
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert!(proto_status(&a).message.starts_with("event 1:"));
 
-    assert_eq!(gw.running.registry_stats().await.unwrap().last_seq, 0);
+    assert_eq!(gw.registry_stats().await.last_seq, 0);
 
     // The rate limit: a burst of 20, then 429 with Retry-After.
     let twenty = request(vec![record("r"); 20]).encode_to_vec();
-    let a = post(&gw, &[PROTO, TOKEN], twenty.clone()).await;
+    let a = call(&gw, &[PROTO, TOKEN], twenty.clone()).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.content_type, "application/x-protobuf");
     let answer = ExportLogsServiceResponse::decode(&a.body[..]).expect("an export response");
@@ -353,7 +369,7 @@ async fn hostile_requests_are_refused_with_an_otlp_status_and_publish_nothing() 
         answer.partial_success.map(|p| p.rejected_log_records),
         Some(0)
     );
-    let a = post(&gw, &[PROTO, TOKEN], twenty).await;
+    let a = call(&gw, &[PROTO, TOKEN], twenty).await;
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(proto_status(&a).code, 8);
     assert!(a.retry_after.is_some());

@@ -369,18 +369,18 @@ async fn test_logs_endpoint_publishes_a_synthetic_event() {
         .await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn test_logs_is_absent_in_production() {
-    let gw = start_with(|c| c.env = loggate::config::RunEnv::Production);
-    let res = gw
-        .client
-        .post(gw.url("/test/logs"))
-        .json(&json!({"service":"etl"}))
-        .send()
-        .await
-        .unwrap();
+    let app = in_process_with(|c| c.env = loggate::config::RunEnv::Production).await;
+    let res = app
+        .post(
+            "/test/logs",
+            &[("content-type", "application/json")],
+            json!({"service":"etl"}).to_string(),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    let v: Value = res.json().await.unwrap();
+    let v: Value = res.json();
     assert_eq!(code(&v), "not_found");
 }
 

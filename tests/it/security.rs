@@ -348,9 +348,9 @@ async fn admin_scope_needs_the_admin_token() {
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn publish_rate_limit_per_service() {
-    let gw = start_with(|c| c.limits.publish_rate_per_sec = 1000);
+    let gw = in_process_with(|c| c.limits.publish_rate_per_sec = 1000).await;
     let batch = |service: &str| {
         Value::Array(
             (0..1000)
@@ -364,13 +364,15 @@ async fn publish_rate_limit_per_service() {
         assert_eq!(s, StatusCode::ACCEPTED, "{answer}");
     }
     let res = gw
-        .client
-        .post(gw.url("/api/logs/publish"))
-        .header("x-service-token", ETL_TOKEN)
-        .json(&batch("etl"))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/api/logs/publish",
+            &[
+                ("x-service-token", ETL_TOKEN),
+                ("content-type", "application/json"),
+            ],
+            batch("etl").to_string(),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry: u64 = res.headers()["retry-after"]
         .to_str()
@@ -378,10 +380,10 @@ async fn publish_rate_limit_per_service() {
         .parse()
         .unwrap();
     assert!(retry >= 1);
-    let body: Value = res.json().await.unwrap();
+    let body: Value = res.json();
     assert_eq!(body["error"]["code"], "rate_limited");
     assert_eq!(
-        gw.running.registry_stats().await.unwrap().last_seq,
+        gw.registry_stats().await.last_seq,
         2000,
         "the refused batch published nothing"
     );
@@ -409,32 +411,32 @@ async fn connection_rate_limit_per_address() {
     assert!(metric_value(&metrics, r#"loggate_rate_limited_total{limit="connect"}"#) >= Some(1.0));
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn cors_answers_allowed_origins_only() {
-    let gw = start_with(|c| c.auth.allowed_origins = vec!["https://app.example.com".into()]);
-    let client = reqwest::Client::new();
+    use actix_web::http::Method;
+    use testkit::app::request;
+    let gw = in_process_with(|c| {
+        c.auth.allowed_origins = vec!["https://app.example.com".into()];
+    })
+    .await;
     let preflight = |origin: &str| {
-        client
-            .request(reqwest::Method::OPTIONS, gw.url("/api/logs/stream"))
-            .header("origin", origin)
-            .header("access-control-request-method", "GET")
-            .header("access-control-request-headers", "authorization")
+        request(Method::OPTIONS, "/api/logs/stream")
+            .insert_header(("origin", origin))
+            .insert_header(("access-control-request-method", "GET"))
+            .insert_header(("access-control-request-headers", "authorization"))
     };
-    let res = preflight("https://app.example.com").send().await.unwrap();
+    let res = gw.call(preflight("https://app.example.com")).await;
     assert!(res.status().is_success(), "{}", res.status());
     assert_eq!(
         res.headers()["access-control-allow-origin"],
         "https://app.example.com"
     );
     assert_eq!(res.headers()["access-control-allow-credentials"], "true");
-    let res = preflight("https://evil.example").send().await.unwrap();
+    let res = gw.call(preflight("https://evil.example")).await;
     assert!(!res.headers().contains_key("access-control-allow-origin"));
-    let res = client
-        .get(gw.url("/healthz"))
-        .header("origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
+    let res = gw
+        .call(request(Method::GET, "/healthz").insert_header(("origin", "https://evil.example")))
+        .await;
     assert!(!res.headers().contains_key("access-control-allow-origin"));
 }
 
@@ -472,13 +474,14 @@ async fn the_static_auth_token_grants_everything() {
     );
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn service_tokens_may_be_configured_as_digests() {
     let digest = hex::encode(loggate::digest::sha256(b"billing-secret-1"));
-    let gw = start_with(|c| {
+    let gw = in_process_with(|c| {
         c.service_tokens
             .insert("billing".into(), Secret::new(format!("sha256:{digest}")));
-    });
+    })
+    .await;
     let body = json!({"service":"billing","logData":{"message":"m"}});
     let (s, _) = gw
         .publish_raw("billing-secret-1", "application/json", body.to_string())
@@ -501,9 +504,9 @@ async fn service_tokens_may_be_configured_as_digests() {
 /// A small publish rate is a normal setting: the gateway starts with it,
 /// and a batch larger than the burst gets a 413 that says so (waiting
 /// would never let it through), not a 429.
-#[tokio::test]
+#[actix_web::test]
 async fn a_small_publish_rate_refuses_batches_over_its_burst_with_413() {
-    let gw = start_with(|c| c.limits.publish_rate_per_sec = 50);
+    let gw = in_process_with(|c| c.limits.publish_rate_per_sec = 50).await;
     let batch = |n: usize| {
         Value::Array(
             (0..n)
