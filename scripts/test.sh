@@ -27,8 +27,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 # a change to loggate that breaks them fails here. Checked rather than built:
 # linking them needs the AFL++ runtime, which only `cargo afl build`
 # (scripts/fuzz.sh) provides; `cargo check` needs nothing beyond stable.
+# In the main target directory, so the dependencies clippy just checked are
+# reused (20 s instead of 1 min 46 s from a fresh clone); the instrumented
+# build of scripts/fuzz.sh keeps fuzz/target to itself.
 echo "== cargo check fuzz/"
-cargo check --locked --manifest-path fuzz/Cargo.toml --all-targets
+cargo check --locked --manifest-path fuzz/Cargo.toml --all-targets --target-dir "${CARGO_TARGET_DIR:-target}"
 # Installs Debian packages (with sudo when not root); exits if that fails.
 SUDO=()
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
