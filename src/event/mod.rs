@@ -91,7 +91,7 @@ impl fmt::Display for Level {
     }
 }
 
-/// Epochs of ids drawn from a JetStream stream (`nats::stream`) have this
+/// Epochs of ids drawn from a JetStream stream (`nats::jetstream`) have this
 /// bit set; node epochs (Unix milliseconds) will not reach it before the
 /// year 2527, so an id of one kind is never taken for the other.
 pub const STREAM_EPOCH_BIT: u64 = 1 << 44;
