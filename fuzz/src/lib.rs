@@ -6,11 +6,95 @@
 //! library entry point and asserts what must hold; a failed assertion is a
 //! panic, which the `afl` crate turns into an abort, which AFL++ records as
 //! a crash.
+//!
+//! A target's loop is [`fuzz!`]: AFL++'s persistent loop under
+//! `cargo afl build` (scripts/fuzz.sh), and a replay of the files named on
+//! the command line under a plain `cargo build`, which needs no AFL++ runtime.
+//! scripts/test.sh builds the targets that way and replays each one's seeds,
+//! so a change that breaks a target, or makes a seed fail its assertions,
+//! fails the tests.
+
+use std::path::{Path, PathBuf};
 
 use loggate::channel::ChannelName;
 use loggate::event::{Event, EventId, NewEvent};
 use loggate::ingest::{Limits, Received};
 use serde_json::Value;
+
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub use afl;
+
+/// A target's loop over its inputs: `fuzz!(|data: &[u8]| { ... })`, as
+/// `afl::fuzz!` is written. Under `cargo afl build` (`--cfg fuzzing`) it is
+/// `afl::fuzz!`.
+#[cfg(fuzzing)]
+#[macro_export]
+macro_rules! fuzz {
+    ($($closure:tt)*) => { $crate::afl::fuzz!($($closure)*) };
+}
+
+/// A target's loop over its inputs: `fuzz!(|data: &[u8]| { ... })`, as
+/// `afl::fuzz!` is written. Under a plain `cargo build` it is [`replay`].
+#[cfg(not(fuzzing))]
+#[macro_export]
+macro_rules! fuzz {
+    (|$data:ident: &[u8]| $body:block) => {
+        $crate::replay(|$data: &[u8]| $body)
+    };
+}
+
+/// Runs `target` on every file named on the command line, and on every
+/// file in every directory named there (not recursing), in name order.
+/// Prints how many inputs ran. A failed assertion names the input and exits
+/// 1; an unreadable path, or no inputs at all, exits 2.
+pub fn replay(mut target: impl FnMut(&[u8])) {
+    let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    let mut inputs = Vec::new();
+    for path in &args {
+        if let Err(e) = collect_inputs(path, &mut inputs) {
+            eprintln!("{}: {e}", path.display());
+            std::process::exit(2);
+        }
+    }
+    if inputs.is_empty() {
+        eprintln!("no inputs: name files or directories of inputs to replay");
+        std::process::exit(2);
+    }
+    for input in &inputs {
+        let data = match std::fs::read(input) {
+            Ok(data) => data,
+            Err(e) => {
+                eprintln!("{}: {e}", input.display());
+                std::process::exit(2);
+            }
+        };
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| target(&data)));
+        if ran.is_err() {
+            eprintln!("the target failed on {}", input.display());
+            std::process::exit(1);
+        }
+    }
+    println!("{} inputs replayed", inputs.len());
+}
+
+fn collect_inputs(path: &Path, inputs: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if !path.is_dir() {
+        std::fs::metadata(path)?;
+        inputs.push(path.to_path_buf());
+        return Ok(());
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    inputs.extend(files);
+    Ok(())
+}
 
 /// The gateway's default publish limits (`publish.max_event_bytes`,
 /// `publish.max_batch_events`).

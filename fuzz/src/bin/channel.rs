@@ -5,7 +5,7 @@
 use loggate::channel::{ChannelName, ChannelPattern};
 
 fn main() {
-    afl::fuzz!(|data: &[u8]| {
+    loggate_fuzz::fuzz!(|data: &[u8]| {
         let text = String::from_utf8_lossy(data);
         let texts: Vec<&str> = text.splitn(3, '\n').collect();
         let names: Vec<ChannelName> = texts.iter().filter_map(|t| name(t)).collect();

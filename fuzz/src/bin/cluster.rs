@@ -8,7 +8,7 @@ use loggate::nats::wire::{ClusterHeaders, decode_cluster, subject};
 use loggate_fuzz::{LIMITS, check_event, split_line};
 
 fn main() {
-    afl::fuzz!(|data: &[u8]| {
+    loggate_fuzz::fuzz!(|data: &[u8]| {
         let (subj, rest) = split_line(data);
         let (headers, payload) = split_line(rest);
         let (Ok(subj), Ok(headers)) = (std::str::from_utf8(subj), std::str::from_utf8(headers))

@@ -6,7 +6,7 @@ use loggate::event::EventId;
 use loggate::session::resume_point;
 
 fn main() {
-    afl::fuzz!(|data: &[u8]| {
+    loggate_fuzz::fuzz!(|data: &[u8]| {
         let Ok(text) = std::str::from_utf8(data) else {
             return;
         };

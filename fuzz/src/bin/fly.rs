@@ -9,7 +9,7 @@ use loggate_fuzz::{LIMITS, check_event, received, split_line};
 const ORG: &str = "myorg";
 
 fn main() {
-    afl::fuzz!(|data: &[u8]| {
+    loggate_fuzz::fuzz!(|data: &[u8]| {
         let (subject, payload) = split_line(data);
         let Ok(subject) = std::str::from_utf8(subject) else {
             return;

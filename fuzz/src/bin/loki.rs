@@ -8,7 +8,7 @@ use loggate::ingest::loki::{Format, MAX_LABELS, parse, parse_labels};
 use loggate_fuzz::{check_shipper_events, received, shipper_input};
 
 fn main() {
-    afl::fuzz!(|body: &[u8]| {
+    loggate_fuzz::fuzz!(|body: &[u8]| {
         let now = received();
         for format in [Format::SnappyProtobuf, Format::Json] {
             check_shipper_events(parse(format, body, &shipper_input(&now)));

@@ -7,7 +7,7 @@ use loggate::ingest::otlp::{Encoding, parse};
 use loggate_fuzz::{check_shipper_events, received, shipper_input};
 
 fn main() {
-    afl::fuzz!(|body: &[u8]| {
+    loggate_fuzz::fuzz!(|body: &[u8]| {
         let now = received();
         for encoding in [Encoding::Protobuf, Encoding::Json] {
             check_shipper_events(parse(encoding, body, &shipper_input(&now)));

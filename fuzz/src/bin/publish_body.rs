@@ -6,7 +6,7 @@ use loggate::ingest::{BodyFormat, PublishError, parse_body};
 use loggate_fuzz::{LIMITS, check_event, received};
 
 fn main() {
-    afl::fuzz!(|body: &[u8]| {
+    loggate_fuzz::fuzz!(|body: &[u8]| {
         let now = received();
         let json = parse_body(body, BodyFormat::Json, "etl", &now, LIMITS);
         let ndjson = parse_body(body, BodyFormat::Ndjson, "etl", &now, LIMITS);

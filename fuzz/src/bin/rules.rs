@@ -23,7 +23,7 @@ fn main() {
         })
         .collect();
     assert!(rules.iter().all(|r| r.validate().is_ok()));
-    afl::fuzz!(|data: &[u8]| {
+    loggate_fuzz::fuzz!(|data: &[u8]| {
         let (subject, payload) = split_line(data);
         let Ok(subject) = std::str::from_utf8(subject) else {
             return;

@@ -6,7 +6,7 @@
 use loggate::session::ws_inbound::{ClientMessage, declared_payload_len, decode_client_message};
 
 fn main() {
-    afl::fuzz!(|data: &[u8]| {
+    loggate_fuzz::fuzz!(|data: &[u8]| {
         match decode_client_message(data) {
             Ok(ClientMessage::Subscribe { channels } | ClientMessage::Unsubscribe { channels }) => {
                 let text = std::str::from_utf8(data).expect("accepted JSON is UTF-8");
