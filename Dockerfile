@@ -28,10 +28,14 @@ FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin loggate
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin loggate \
+    && mkdir -p /data && chown loggate /data
 COPY --from=build /src/target/release/loggate /usr/local/bin/loggate
 USER loggate
-ENV HOST=0.0.0.0 PORT=3002 RUST_LOG=info
+ENV HOST=0.0.0.0 PORT=3002 RUST_LOG=info DATA_DIR=/data
+# Durable history (HISTORY_STORE=disk, the default): mount a volume here to
+# keep it across container replacements.
+VOLUME ["/data"]
 EXPOSE 3002
 HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \
     CMD ["/usr/local/bin/loggate", "healthcheck"]

@@ -16,6 +16,8 @@
 //!   subscriber JWTs and grants, the admin token.
 //! - [`delivery`]: what the registry and the sessions share: the bounded
 //!   drop-oldest outbox, filters, and each transport's framing.
+//! - [`store`]: the durable history store (segment files in `DATA_DIR`,
+//!   their writer thread, recovery at start).
 //! - [`registry`]: the `Registry` actor: the subscription trie, event
 //!   ordering and fan-out into outboxes; the history it writes; the queue of
 //!   events it shares with the cluster.
@@ -53,6 +55,7 @@ pub mod server;
 pub mod session;
 pub mod sse_reader;
 pub mod state;
+pub mod store;
 
 pub use config::Config;
 pub use server::{Gateway, GatewayThread, serve, spawn};

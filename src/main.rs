@@ -214,6 +214,16 @@ fn serve_logged(config: Config) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // A setting only its consumer can check (a key file that does not
         // parse) is still a configuration error.
+        // Another gateway holds DATA_DIR: as wrong a setting as a bad value.
+        Err(e)
+            if matches!(
+                e.downcast_ref::<loggate::store::StoreError>(),
+                Some(loggate::store::StoreError::Locked { .. })
+            ) =>
+        {
+            eprintln!("loggate: {e}");
+            ExitCode::from(2)
+        }
         Err(e) if e.downcast_ref::<loggate::config::ConfigError>().is_some() => {
             eprintln!("loggate: configuration error: {e}");
             ExitCode::from(2)

@@ -28,8 +28,9 @@ use crate::ingest::PublishError;
 use crate::metrics::Metrics;
 use crate::nats;
 use crate::registry::history::{HistoryLimits, SharedHistory};
-use crate::registry::{self, GetStats, Registry, RegistryGauges, RegistryStats, Shutdown};
+use crate::registry::{self, GetStats, Registry, RegistryGauges, RegistryStats, Shutdown, Start};
 use crate::state::AppState;
+use crate::store::{self, StoreKind, StoreSettings, WriterHandle};
 
 /// A started gateway: the registry and the HTTP server, not yet awaited.
 pub struct Gateway {
@@ -38,6 +39,7 @@ pub struct Gateway {
     state: web::Data<AppState>,
     ai: web::Data<Ai>,
     registry_arbiter: actix::Arbiter,
+    store: Option<WriterHandle>,
 }
 
 impl Gateway {
@@ -49,6 +51,7 @@ impl Gateway {
             state,
             ai,
             registry_arbiter,
+            store,
         } = app_data(config)?;
         let config = Arc::clone(&state.config);
         let (app_state, app_ai) = (state.clone(), ai.clone());
@@ -90,6 +93,7 @@ impl Gateway {
             state,
             ai,
             registry_arbiter,
+            store,
         })
     }
 
@@ -118,7 +122,17 @@ impl Gateway {
             begin_shutdown(&state).await;
             handle.stop(true).await;
         });
-        self.server.await.context("HTTP server failed")?;
+        let served = self.server.await.context("HTTP server failed");
+        // Last: the registry refuses new work since the shutdown began, so
+        // the store is closed behind everything it accepted.
+        if let Some(store) = self.store {
+            match actix_web::rt::task::spawn_blocking(move || store.close()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!("history: closing the store failed: {e}"),
+                Err(e) => tracing::error!("history: closing the store failed: {e}"),
+            }
+        }
+        served?;
         self.registry_arbiter.stop();
         tracing::info!("stopped");
         Ok(())
@@ -135,6 +149,9 @@ pub struct AppData {
     /// The registry's thread: it runs as long as this is not stopped, so
     /// whoever holds the data stops it when done.
     pub registry_arbiter: actix::Arbiter,
+    /// The durable store's writer, closed last at a stop (`None`: history
+    /// in memory, or from the JetStream stream).
+    pub store: Option<WriterHandle>,
 }
 
 /// Starts the registry (on an arbiter of its own), the cluster links the
@@ -142,7 +159,7 @@ pub struct AppData {
 /// and the AI chat's data. Must be called inside an actix system.
 pub fn app_data(config: Config) -> anyhow::Result<AppData> {
     let config = Arc::new(config);
-    let epoch = SystemTime::now()
+    let new_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default();
@@ -151,13 +168,15 @@ pub fn app_data(config: Config) -> anyhow::Result<AppData> {
         PublishError::CODES,
     ));
     let gauges = Arc::new(RegistryGauges::default());
-    let node_id = format!("{epoch:x}-{}", std::process::id());
+    let node_id = format!("{new_epoch:x}-{}", std::process::id());
     // The cluster mode, chosen once: the registry is told what it
     // shares, handlers where publishes go, and the links get the rest.
     let cluster = nats::Cluster::from_config(&config, &node_id, &metrics);
     let history = SharedHistory::new(HistoryLimits::from(&config.history));
+    let jetstream = matches!(cluster.sharing(), registry::Sharing::JetStream);
+    let (start, store) = open_store(&config, new_epoch, &history, &metrics, jetstream)?;
     let (registry, registry_arbiter) = registry::start(Registry::new(
-        epoch,
+        start,
         history.clone(),
         Arc::clone(&metrics),
         Arc::clone(&gauges),
@@ -190,7 +209,92 @@ pub fn app_data(config: Config) -> anyhow::Result<AppData> {
         state,
         ai,
         registry_arbiter,
+        store,
     })
+}
+
+/// How far a run that stopped without closing its store (killed, or the
+/// machine went down) may have handed out ids past what it stored: the
+/// next run continues after this many, so no id is ever given to two
+/// events. The writer is never more than its queue (64 MiB of events)
+/// plus one sync interval behind; a billion ids is far beyond both.
+const RESTART_ID_JUMP: u64 = 1 << 30;
+
+/// Opens the durable store (unless history is kept in memory, or comes
+/// from the JetStream stream), fills `history` with its newest events and
+/// says where the registry's ids continue.
+fn open_store(
+    config: &Config,
+    new_epoch: u64,
+    history: &SharedHistory,
+    metrics: &Arc<Metrics>,
+    jetstream: bool,
+) -> anyhow::Result<(Start, Option<WriterHandle>)> {
+    let fresh = Start {
+        epoch: new_epoch,
+        ..Start::default()
+    };
+    if config.history.store == StoreKind::Memory {
+        return Ok((fresh, None));
+    }
+    if jetstream {
+        tracing::info!("history comes from the JetStream stream; the disk store is not used");
+        return Ok((fresh, None));
+    }
+    let settings = StoreSettings::from(&config.history);
+    let dir = settings.dir.clone();
+    let started = std::time::Instant::now();
+    let (opened, recovered) = store::open(settings, metrics)?;
+    let epoch = recovered.epoch.unwrap_or(new_epoch);
+    let (last_seq, lost_after) = if recovered.clean {
+        (recovered.last_seq, None)
+    } else {
+        tracing::warn!(
+            last_stored = recovered.last_seq,
+            "history: the last run did not stop cleanly; ids continue {RESTART_ID_JUMP} later, and a resume from between is told restart_loss"
+        );
+        (
+            recovered.last_seq + RESTART_ID_JUMP,
+            Some(recovered.last_seq),
+        )
+    };
+    {
+        let now = crate::event::now_ms();
+        let mut h = history.write();
+        if let Some(first) = recovered.recent.first() {
+            // Older events than these are not in memory: a resume from
+            // before them is told so.
+            h.forget_through(first.id.seq.saturating_sub(1));
+        } else if recovered.last_seq > 0 {
+            h.forget_through(recovered.last_seq);
+        }
+        for event in &recovered.recent {
+            h.push(event, now);
+        }
+        let s = h.stats();
+        metrics.history_events.set(s.events as i64);
+        metrics.history_bytes.set(s.bytes as i64);
+        metrics.history_channels.set(s.channels as i64);
+    }
+    tracing::info!(
+        dir = %dir.display(),
+        epoch = format_args!("{epoch:x}"),
+        last_seq = recovered.last_seq,
+        first_seq = recovered.first_seq.unwrap_or(0),
+        in_memory = recovered.recent.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "history: store opened"
+    );
+    let (appender, handle) = opened.start_writer(epoch, Arc::clone(metrics))?;
+    Ok((
+        Start {
+            epoch,
+            last_seq,
+            lost_after,
+            store: Some(appender),
+        },
+        Some(handle),
+    ))
 }
 
 /// The first half of a graceful stop: from here on publishes and new

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::validate::check_service_name;
-use super::{Config, ConfigError, LogFormat, RunEnv, Secret, TrustProxy};
+use super::{Config, ConfigError, Fsync, LogFormat, RunEnv, Secret, StoreKind, TrustProxy};
 use crate::digest::token_digest;
 
 /// How a yes-or-no environment variable may be spelled.
@@ -115,11 +115,24 @@ impl Config {
                 parse_env("LOG_BUFFER_MAX_ENTRIES", &v, "a whole number of events")?;
         }
         if let Some(v) = env("LOG_BUFFER_MAX_AGE_MINUTES") {
-            self.history.max_age_minutes = parse_env(
+            self.history.max_age_minutes = Some(parse_env(
                 "LOG_BUFFER_MAX_AGE_MINUTES",
                 &v,
                 "a whole number of minutes",
-            )?;
+            )?);
+        }
+        if let Some(v) = env("DATA_DIR") {
+            self.history.dir = v.into();
+        }
+        if let Some(v) = env("HISTORY_STORE") {
+            self.history.store = parse_choice("HISTORY_STORE", &v, StoreKind::WORDS)?;
+        }
+        if let Some(v) = env("HISTORY_FSYNC") {
+            self.history.fsync = parse_choice("HISTORY_FSYNC", &v, Fsync::WORDS)?;
+        }
+        if let Some(v) = env("HISTORY_MAX_DISK_BYTES") {
+            self.history.max_disk_bytes =
+                parse_env("HISTORY_MAX_DISK_BYTES", &v, "a whole number of bytes")?;
         }
         let first = |names: &[&str]| {
             names

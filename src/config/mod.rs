@@ -55,6 +55,10 @@ pub const ENV_NAMES: &[&str] = &[
     "ALLOWED_ORIGINS",
     "LOG_BUFFER_MAX_ENTRIES",
     "LOG_BUFFER_MAX_AGE_MINUTES",
+    "DATA_DIR",
+    "HISTORY_STORE",
+    "HISTORY_FSYNC",
+    "HISTORY_MAX_DISK_BYTES",
     "PUBLISH_RATE_PER_SEC",
     "PUBLISH_BYTES_PER_SEC",
     "CONNECT_RATE_PER_IP",
@@ -246,10 +250,65 @@ impl AiConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryConfig {
+    /// Per channel, in memory.
     pub max_entries: usize,
-    pub max_age_minutes: u64,
+    /// Unset: 1440 with the disk store, 30 in memory
+    /// ([`HistoryConfig::max_age_minutes`]).
+    #[serde(default)]
+    pub max_age_minutes: Option<u64>,
+    /// In memory, all channels.
     pub max_bytes: usize,
     pub max_channels: usize,
+    /// Where history lives (`HISTORY_STORE`).
+    pub store: StoreKind,
+    /// The data directory (`DATA_DIR`): history, and what else is kept.
+    pub dir: std::path::PathBuf,
+    /// When stored events are synced to disk (`HISTORY_FSYNC`).
+    pub fsync: Fsync,
+    pub fsync_interval_ms: u64,
+    /// History on disk, all channels (`HISTORY_MAX_DISK_BYTES`).
+    pub max_disk_bytes: u64,
+}
+
+impl HistoryConfig {
+    /// How long events are kept: as configured, or a day on disk and half
+    /// an hour in memory.
+    pub fn max_age_minutes(&self) -> u64 {
+        self.max_age_minutes.unwrap_or(match self.store {
+            StoreKind::Disk => 24 * 60,
+            StoreKind::Memory => 30,
+        })
+    }
+}
+
+/// Where history lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// On disk in `history.dir`, kept across restarts.
+    Disk,
+    /// In memory only: gone at every restart.
+    Memory,
+}
+
+impl StoreKind {
+    pub const WORDS: &[(&str, StoreKind)] =
+        &[("disk", StoreKind::Disk), ("memory", StoreKind::Memory)];
+}
+
+/// When stored events are put on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    /// Every `history.fsync_interval_ms`: a crash of the machine (not of
+    /// the process) may lose that much.
+    Interval,
+    /// Before a publish is answered `202`.
+    Always,
+}
+
+impl Fsync {
+    pub const WORDS: &[(&str, Fsync)] = &[("interval", Fsync::Interval), ("always", Fsync::Always)];
 }
 
 #[derive(Debug, Clone, Deserialize)]

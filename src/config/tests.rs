@@ -26,7 +26,8 @@ fn defaults_are_valid_and_match_the_contract() {
     assert_eq!(c.publish.max_batch_events, 1000);
     assert_eq!(c.subscribe.max_channels, 32);
     assert_eq!(c.history.max_entries, 10_000);
-    assert_eq!(c.history.max_age_minutes, 30);
+    assert_eq!(c.history.max_age_minutes(), 1440);
+    assert_eq!(c.history.store, StoreKind::Disk);
     assert!(c.subscribe.keepalive_secs <= 15);
     assert_eq!(Config::default().server.port, 3002);
 }

@@ -195,6 +195,10 @@ pub enum GapReason {
     UnknownEpoch,
     /// Events another node of the cluster accepted never arrived here.
     ClusterLoss,
+    /// The gateway stopped without writing everything it had sent
+    /// (killed, or the machine lost power): events after the resume point
+    /// may be gone from the store.
+    RestartLoss,
 }
 
 impl GapReason {
@@ -205,6 +209,7 @@ impl GapReason {
             GapReason::ReplayTruncated => "replay_truncated",
             GapReason::UnknownEpoch => "unknown_epoch",
             GapReason::ClusterLoss => "cluster_loss",
+            GapReason::RestartLoss => "restart_loss",
         }
     }
 }

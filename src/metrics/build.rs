@@ -2,7 +2,8 @@
 //! known label combination created at zero.
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 use super::{Metrics, OTHER_SERVICE, label};
@@ -268,6 +269,47 @@ impl Metrics {
             &r,
             IntGauge::new("history_channels", "Channels with history."),
         );
+        let history_disk_bytes = register(
+            &r,
+            IntGauge::new(
+                "history_disk_bytes",
+                "Bytes of history on disk (HISTORY_STORE=disk), every segment.",
+            ),
+        );
+        let history_disk_events = register(
+            &r,
+            IntGauge::new("history_disk_events", "Events of history on disk."),
+        );
+        let history_disk_oldest_seconds = register(
+            &r,
+            Gauge::new(
+                "history_disk_oldest_seconds",
+                "When the oldest event on disk was received (Unix seconds; 0: none).",
+            ),
+        );
+        let history_recovered = register(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "history_recovered_total",
+                    format!(
+                        "Damage to the history store found and repaired at start, by what ({}).",
+                        values(&label::recovered::ALL)
+                    ),
+                ),
+                &["what"],
+            ),
+        );
+        for what in label::recovered::ALL {
+            history_recovered.with_label_values(&[what]);
+        }
+        let history_write_errors = register(
+            &r,
+            IntCounter::new(
+                "history_write_errors_total",
+                "Events that could not be stored on disk (I/O errors, a full disk, a writer too far behind).",
+            ),
+        );
         let ai_redactions = register(
             &r,
             IntCounter::new(
@@ -327,6 +369,11 @@ impl Metrics {
             history_events,
             history_bytes,
             history_channels,
+            history_disk_bytes,
+            history_disk_events,
+            history_disk_oldest_seconds,
+            history_recovered,
+            history_write_errors,
             ai_chats,
             ai_tool_calls,
             ai_tokens,

@@ -48,6 +48,20 @@ pub mod dropped {
     ];
 }
 
+/// `what` of `history_recovered_total`: what a start found damaged in the
+/// history store and dealt with.
+pub mod recovered {
+    /// The newest segment ended inside a record (a crash mid-write); the
+    /// torn record was cut off.
+    pub const TORN_TAIL: &str = "torn_tail";
+    /// The newest segment ended in bytes that fail their checksum; cut off
+    /// from there.
+    pub const CORRUPT_TAIL: &str = "corrupt_tail";
+    /// An older segment could not be read to its end; set aside whole.
+    pub const CORRUPT_SEGMENT: &str = "corrupt_segment";
+    pub const ALL: [&str; 3] = [TORN_TAIL, CORRUPT_TAIL, CORRUPT_SEGMENT];
+}
+
 /// `limit` of `rate_limited_total`.
 pub mod limit {
     pub const PUBLISH: &str = "publish";

@@ -11,7 +11,8 @@
 use std::collections::HashSet;
 
 use prometheus::{
-    Encoder, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
+    TextEncoder,
 };
 
 /// The `service` label used for services that are not configured.
@@ -66,6 +67,13 @@ pub struct Metrics {
     pub history_events: IntGauge,
     pub history_bytes: IntGauge,
     pub history_channels: IntGauge,
+    /// The durable store (`src/store`): its size on disk, what a start
+    /// repaired, and events that could not be stored.
+    pub history_disk_bytes: IntGauge,
+    pub history_disk_events: IntGauge,
+    pub history_disk_oldest_seconds: Gauge,
+    pub history_recovered: IntCounterVec,
+    pub history_write_errors: IntCounter,
     pub ai_chats: IntCounterVec,
     pub ai_tool_calls: IntCounterVec,
     pub ai_tokens: IntCounterVec,
@@ -104,6 +112,11 @@ impl Metrics {
 
     pub fn delivered(&self, transport: &str) -> IntCounter {
         self.events_delivered.with_label_values(&[transport])
+    }
+
+    /// Counts one repair of the history store found at start.
+    pub fn history_recovered(&self, what: &str) {
+        self.history_recovered.with_label_values(&[what]).inc();
     }
 
     pub fn dropped(&self, reason: &str, service: &str, n: u64) {

@@ -54,6 +54,7 @@ use crate::delivery::framing::Framing;
 use crate::delivery::outbox::{Offer, Outbox, Push};
 use crate::event::{Event, EventId, Gap, GapReason};
 use crate::metrics::{Metrics, label};
+use crate::store::Appender;
 use history::SharedHistory;
 use index::Index;
 pub use messages::{
@@ -94,6 +95,21 @@ struct SessionEntry {
     floor: u64,
 }
 
+/// Where the registry's id sequence starts, and where what it accepts is
+/// stored: a new run, or the run the durable store recovered.
+#[derive(Debug, Default)]
+pub struct Start {
+    pub epoch: u64,
+    /// The last sequence already handed out; ids continue after it.
+    pub last_seq: u64,
+    /// Sequences after `lost_after` up to `last_seq` were handed out by a
+    /// run that stopped before storing them: a resume from inside that
+    /// range is told `restart_loss`.
+    pub lost_after: Option<u64>,
+    /// The durable store's queue (`None`: history in memory only).
+    pub store: Option<Appender>,
+}
+
 pub struct Registry {
     index: Index<SessionId>,
     sessions: HashMap<SessionId, SessionEntry>,
@@ -111,11 +127,15 @@ pub struct Registry {
     /// shared (core), or ids are the stream's and `epoch` is 0 until the
     /// first event from the stream names it (JetStream).
     sharing: Sharing,
+    /// Every batch put in history goes here too, after the fan-out.
+    store: Option<Appender>,
+    /// See [`Start::lost_after`]: `(after, through)`.
+    restart_loss: Option<(u64, u64)>,
 }
 
 impl Registry {
     pub fn new(
-        epoch: u64,
+        start: Start,
         history: SharedHistory,
         metrics: Arc<Metrics>,
         gauges: Arc<RegistryGauges>,
@@ -124,20 +144,22 @@ impl Registry {
         // JetStream mode: the stream's first event names the epoch.
         let epoch = match sharing {
             Sharing::JetStream => 0,
-            _ => epoch,
+            _ => start.epoch,
         };
         gauges.epoch.store(epoch, Ordering::Relaxed);
         Registry {
             index: Index::new(),
             sessions: HashMap::new(),
             epoch,
-            last_seq: 0,
+            last_seq: start.last_seq,
             closed: false,
             metrics,
             gauges,
             scratch: Vec::new(),
             history,
             sharing,
+            store: start.store,
+            restart_loss: start.lost_after.map(|after| (after, start.last_seq)),
         }
     }
 
@@ -172,6 +194,20 @@ impl Registry {
         if foreign {
             replay.gap = Some(Gap {
                 reason: GapReason::UnknownEpoch,
+                lost: None,
+                resumed_from: replay.events.first().map(|e| e.id),
+                origin: None,
+            });
+        }
+        if let Some((lost_after, through)) = self.restart_loss
+            && !foreign
+            && after.seq > lost_after
+            && after.seq <= through
+        {
+            // How many of the lost events were this subscriber's (after
+            // what it saw, on its channels) cannot be known.
+            outbox.push_gap(&Gap {
+                reason: GapReason::RestartLoss,
                 lost: None,
                 resumed_from: replay.events.first().map(|e| e.id),
                 origin: None,
@@ -346,7 +382,7 @@ impl Handler<Publish> for Registry {
             accepted.push(event);
             ids.push(id);
         }
-        self.keep(&accepted, None);
+        self.keep(accepted, None);
         Ok(ids)
     }
 }
@@ -355,18 +391,21 @@ impl Registry {
     /// Puts fanned-out events in history. `starts_after`: history begins
     /// after this sequence (a JetStream node that just started), so a
     /// resume from before it is told of the gap.
-    fn keep(&mut self, accepted: &[Arc<Event>], starts_after: Option<u64>) {
+    fn keep(&mut self, accepted: Vec<Arc<Event>>, starts_after: Option<u64>) {
         // One write lock per batch, taken after the fan-out so readers of
         // history wait for the pushes only.
         let mut history = self.history.write();
         if let Some(seq) = starts_after {
             history.forget_through(seq);
         }
-        for event in accepted {
+        for event in &accepted {
             history.push(event, event.times.received_ms);
         }
         let h = history.stats();
         drop(history);
+        if let Some(store) = &self.store {
+            store.append(accepted);
+        }
         // After history: a reader that sees this sequence finds every
         // event up to it in history (the history endpoint's `last_id`).
         self.gauges
@@ -420,7 +459,7 @@ impl Handler<Stored> for Registry {
             self.fan_out(&event);
             accepted.push(event);
         }
-        self.keep(&accepted, starts_after);
+        self.keep(accepted, starts_after);
         Ok(())
     }
 }

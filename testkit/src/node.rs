@@ -84,6 +84,25 @@ impl GatewayProcess {
         self.proc.is_running()
     }
 
+    /// Stops the gateway as a deploy does (SIGTERM) and waits, bounded,
+    /// for it to exit; returns how it exited.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        assert!(process::sigterm(self.proc.pid()), "SIGTERM {}", self.name);
+        process::exit_within(&mut self.proc.child, DEADLINE)
+            .unwrap_or_else(|| panic!("gateway {} did not exit on SIGTERM", self.name))
+    }
+
+    /// Kills the gateway at once (SIGKILL), as a crash would end it.
+    pub fn kill(&mut self) {
+        let _ = self.proc.child.kill();
+        let _ = self.proc.child.wait();
+    }
+
+    /// Everything the gateway wrote to stderr so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.proc.log_lines()
+    }
+
     /// GET; `None` when the request itself failed.
     pub async fn get(&self, path: &str) -> Option<(StatusCode, String)> {
         let res = tokio::time::timeout(DEADLINE, self.client.get(self.url(path)).send())

@@ -113,6 +113,9 @@ pub fn base_command(bin: impl AsRef<OsStr>) -> Command {
         .env("HOST", "127.0.0.1")
         .env("PORT", "0")
         .env("RUST_LOG", "info")
+        // History in memory unless a test gives a DATA_DIR of its own
+        // (and HISTORY_STORE=disk): two gateways never share a directory.
+        .env("HISTORY_STORE", "memory")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

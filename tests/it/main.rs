@@ -16,6 +16,7 @@ mod cli_connection;
 mod cli_publish;
 mod cli_tail;
 mod docs;
+mod durable;
 mod hostile;
 mod http;
 mod jetstream;

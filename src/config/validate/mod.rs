@@ -124,14 +124,41 @@ impl Config {
         )?;
         at_least(
             "history.max_age_minutes (LOG_BUFFER_MAX_AGE_MINUTES)",
-            h.max_age_minutes as usize,
+            h.max_age_minutes() as usize,
             1,
         )?;
         at_most(
             "history.max_age_minutes (LOG_BUFFER_MAX_AGE_MINUTES)",
-            h.max_age_minutes as usize,
-            7 * 24 * 60,
+            h.max_age_minutes() as usize,
+            90 * 24 * 60,
         )?;
+        if h.store == super::StoreKind::Disk {
+            if h.dir.as_os_str().is_empty() {
+                return Err(ConfigError::new(
+                    "history.dir (DATA_DIR)",
+                    "must name a directory",
+                ));
+            }
+            if h.fsync == super::Fsync::Always {
+                // Not built yet: refused rather than taken for `interval`,
+                // which would answer 202 before the events are on disk.
+                return Err(ConfigError::new(
+                    "history.fsync (HISTORY_FSYNC)",
+                    "\"always\" is not available yet; use \"interval\"",
+                ));
+            }
+            at_least("history.fsync_interval_ms", h.fsync_interval_ms as usize, 1)?;
+            at_most(
+                "history.fsync_interval_ms",
+                h.fsync_interval_ms as usize,
+                60_000,
+            )?;
+            at_least(
+                "history.max_disk_bytes (HISTORY_MAX_DISK_BYTES)",
+                usize::try_from(h.max_disk_bytes).unwrap_or(usize::MAX),
+                1 << 20,
+            )?;
+        }
         at_least("history.max_bytes", h.max_bytes, p.max_body_bytes)?;
         at_least("history.max_bytes", h.max_bytes, self.ingest.max_body_bytes)?;
         at_least("history.max_channels", h.max_channels, 1)?;

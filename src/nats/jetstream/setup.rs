@@ -40,7 +40,7 @@ impl JetStreamSettings {
             max_age: Duration::from_secs(n.stream_max_age_minutes.saturating_mul(60)),
             max_bytes: i64::try_from(n.stream_max_bytes).unwrap_or(i64::MAX),
             publish_timeout: Duration::from_secs(n.publish_timeout_secs),
-            backfill: Duration::from_secs(config.history.max_age_minutes.saturating_mul(60)),
+            backfill: Duration::from_secs(config.history.max_age_minutes().saturating_mul(60)),
             max_event_bytes: config.publish.max_event_bytes,
         }
     }

@@ -53,7 +53,7 @@ impl From<&crate::config::HistoryConfig> for HistoryLimits {
     fn from(h: &crate::config::HistoryConfig) -> Self {
         HistoryLimits {
             max_entries_per_channel: h.max_entries,
-            max_age_ms: (h.max_age_minutes as i64).saturating_mul(60_000),
+            max_age_ms: (h.max_age_minutes() as i64).saturating_mul(60_000),
             max_bytes: h.max_bytes,
             max_channels: h.max_channels,
         }

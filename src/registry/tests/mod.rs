@@ -22,7 +22,10 @@ pub(super) fn registry_with(sharing: Sharing) -> Addr<Registry> {
     };
     let metrics = Arc::new(Metrics::new(["etl"], &[]));
     Registry::new(
-        7,
+        super::Start {
+            epoch: 7,
+            ..Default::default()
+        },
         SharedHistory::new(limits),
         metrics,
         Arc::new(RegistryGauges::default()),

@@ -1,0 +1,418 @@
+//! The store's writer thread: the only code that writes segments.
+//!
+//! The registry hands it batches through an [`Appender`], a bounded queue
+//! it never waits on. The thread writes whatever has queued in one write
+//! (so the data is in the OS's cache, safe from the process being killed,
+//! within a moment of the fan-out), syncs every `fsync_interval`, moves to
+//! a new segment at the segment size, and deletes the oldest segments
+//! past the age or byte limit. I/O errors (a full disk) are counted and
+//! logged, and the next batch simply tries again, so the store recovers by
+//! itself once there is space.
+
+use std::collections::VecDeque;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
+
+use super::segment::{self, SegmentWriter, Summary};
+use super::{CLEAN_FILE, Opened, StoreSettings};
+use crate::event::Event;
+use crate::metrics::Metrics;
+
+/// Batches that may wait for the writer; the byte bound below is the one
+/// that normally holds.
+const QUEUE_BATCHES: usize = 4096;
+
+/// Bytes of events that may wait for the writer before further batches
+/// are refused (and counted as write errors) instead of queued.
+pub const MAX_PENDING_BYTES: usize = 64 << 20;
+
+/// How often retention looks at the oldest segment.
+const RETENTION_EVERY: Duration = Duration::from_secs(1);
+
+/// Commands queued to the writer thread.
+enum Command {
+    Append(Vec<Arc<Event>>, usize),
+    Close(SyncSender<io::Result<()>>),
+    /// Tests: write what is queued and end without marking the stop
+    /// clean, as a killed process leaves the store.
+    #[cfg(test)]
+    Abandon(SyncSender<()>),
+}
+
+/// The registry's end of the queue to the writer.
+#[derive(Debug)]
+pub struct Appender {
+    tx: SyncSender<Command>,
+    pending: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+    /// Set once a refusal was logged, until the queue takes a batch again:
+    /// one log line per episode, not per batch.
+    refusing: AtomicBool,
+}
+
+impl Appender {
+    /// Queues `events` (already fanned out and in memory) to be written.
+    /// Never waits: if the writer is that far behind, the batch is not
+    /// stored, which is counted and logged.
+    pub fn append(&self, events: Vec<Arc<Event>>) {
+        if events.is_empty() {
+            return;
+        }
+        let bytes: usize = events.iter().map(|e| e.size()).sum();
+        let n = events.len() as u64;
+        let before = self.pending.fetch_add(bytes, Ordering::AcqRel);
+        let refused = if before + bytes > MAX_PENDING_BYTES {
+            true
+        } else {
+            match self.tx.try_send(Command::Append(events, bytes)) {
+                Ok(()) => false,
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => true,
+            }
+        };
+        if refused {
+            self.pending.fetch_sub(bytes, Ordering::AcqRel);
+            self.metrics.history_write_errors.inc_by(n);
+            if !self.refusing.swap(true, Ordering::Relaxed) {
+                tracing::error!(
+                    events = n,
+                    "history: the disk writer is too far behind; events are not being stored"
+                );
+            }
+        } else if self.refusing.swap(false, Ordering::Relaxed) {
+            tracing::info!("history: the disk writer keeps up again");
+        }
+    }
+}
+
+/// The server's end: closes the store at the very end of a stop.
+#[derive(Debug)]
+pub struct WriterHandle {
+    tx: SyncSender<Command>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WriterHandle {
+    /// Writes and syncs everything queued before this call, marks the stop
+    /// clean and ends the thread.
+    pub fn close(mut self) -> io::Result<()> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let result = match self.tx.send(Command::Close(reply)) {
+            Ok(()) => answer
+                .recv()
+                .unwrap_or_else(|_| Err(io::Error::other("the history writer ended"))),
+            Err(_) => Err(io::Error::other("the history writer ended")),
+        };
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        result
+    }
+
+    /// Tests: ends the writer as a killed process would leave it (what was
+    /// written is in the files, nothing marks the stop clean).
+    #[cfg(test)]
+    pub fn abandon(mut self) {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        if self.tx.send(Command::Abandon(reply)).is_ok() {
+            let _ = answer.recv();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts the writer for `opened`, appending events of `epoch`.
+pub(super) fn start(
+    opened: Opened,
+    epoch: u64,
+    metrics: Arc<Metrics>,
+) -> io::Result<(Appender, WriterHandle)> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_BATCHES);
+    let pending = Arc::new(AtomicUsize::new(0));
+    let mut writer = Writer::new(opened, epoch, Arc::clone(&metrics), Arc::clone(&pending))?;
+    let thread = std::thread::Builder::new()
+        .name("history-writer".into())
+        .spawn(move || writer.run(rx))?;
+    Ok((
+        Appender {
+            tx: tx.clone(),
+            pending,
+            metrics,
+            refusing: AtomicBool::new(false),
+        },
+        WriterHandle {
+            tx,
+            thread: Some(thread),
+        },
+    ))
+}
+
+struct Writer {
+    settings: StoreSettings,
+    dir: PathBuf,
+    /// Held until the thread ends (after the clean mark is written).
+    _lock: std::fs::File,
+    /// Sealed segments, oldest first.
+    sealed: VecDeque<(PathBuf, Summary)>,
+    current: Option<SegmentWriter>,
+    metrics: Arc<Metrics>,
+    pending: Arc<AtomicUsize>,
+    /// The newest sequence written: what a clean stop records.
+    last_seq: u64,
+    last_sync: Instant,
+    last_retention: Instant,
+}
+
+impl Writer {
+    fn new(
+        opened: Opened,
+        epoch: u64,
+        metrics: Arc<Metrics>,
+        pending: Arc<AtomicUsize>,
+    ) -> io::Result<Self> {
+        let Opened {
+            settings,
+            lock,
+            mut segments,
+        } = opened;
+        let dir = settings.history_dir();
+        let last_seq = segments.back().map_or(0, |(_, s)| s.last_seq);
+        // The newest segment is appended to if it is of this epoch; if not
+        // it is sealed and the next event starts a segment.
+        let current = match segments.pop_back() {
+            Some((path, summary)) if summary.epoch == epoch => {
+                Some(SegmentWriter::reopen(&path, summary)?)
+            }
+            Some((path, summary)) => {
+                segment::write_summary(&path, &summary)?;
+                segments.push_back((path, summary));
+                None
+            }
+            None => None,
+        };
+        Ok(Writer {
+            settings,
+            dir,
+            _lock: lock,
+            sealed: segments,
+            current,
+            metrics,
+            pending,
+            last_seq,
+            last_sync: Instant::now(),
+            last_retention: Instant::now(),
+        })
+    }
+
+    fn run(&mut self, rx: Receiver<Command>) {
+        loop {
+            let wait = self
+                .settings
+                .fsync_interval
+                .saturating_sub(self.last_sync.elapsed())
+                .max(Duration::from_millis(1));
+            match rx.recv_timeout(wait) {
+                Ok(command) => {
+                    let mut next = Some(command);
+                    // Whatever has queued meanwhile goes in the same write.
+                    while let Some(command) = next.take() {
+                        match command {
+                            Command::Append(events, bytes) => {
+                                self.append(&events);
+                                self.pending.fetch_sub(bytes, Ordering::AcqRel);
+                            }
+                            Command::Close(reply) => {
+                                let _ = reply.send(self.close());
+                                return;
+                            }
+                            #[cfg(test)]
+                            Command::Abandon(reply) => {
+                                self.flush();
+                                let _ = reply.send(());
+                                return;
+                            }
+                        }
+                        next = rx.try_recv().ok();
+                    }
+                    self.flush();
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                // Dropped without a close (a gateway built and dropped by a
+                // test): written and synced, but not marked clean, which
+                // only costs the next start a jump in ids.
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.flush();
+                    self.sync();
+                    return;
+                }
+            }
+            if self.last_sync.elapsed() >= self.settings.fsync_interval {
+                self.sync();
+            }
+            if self.last_retention.elapsed() >= RETENTION_EVERY {
+                self.retain();
+            }
+        }
+    }
+
+    fn append(&mut self, events: &[Arc<Event>]) {
+        for event in events {
+            let full = self.current.as_ref().is_none_or(|c| {
+                c.summary.bytes >= self.settings.segment_bytes()
+                    || c.summary.epoch != event.id.epoch
+            });
+            if full && !self.roll(event) {
+                self.metrics.history_write_errors.inc();
+                continue;
+            }
+            if let Some(current) = self.current.as_mut() {
+                current.push(event);
+            }
+        }
+    }
+
+    /// Seals the current segment and starts one at `first`. False if no
+    /// segment could be created (the event is not stored).
+    fn roll(&mut self, first: &Event) -> bool {
+        if let Some(current) = self.current.take() {
+            let path = current.path().to_path_buf();
+            match current.seal() {
+                Ok(summary) => self.sealed.push_back((path, summary)),
+                Err(e) => {
+                    self.io_error("sealing a segment", &e);
+                    // Its records are still in the file; a start scans
+                    // it (no summary yet).
+                    if let Ok(scan) =
+                        segment::read_records(&path, |_, _| std::ops::ControlFlow::Continue(()))
+                    {
+                        self.sealed.push_back((path, scan.summary));
+                    }
+                }
+            }
+        }
+        match SegmentWriter::create(&self.dir, first.id.epoch, first.id.seq) {
+            Ok(writer) => {
+                self.current = Some(writer);
+                true
+            }
+            Err(e) => {
+                self.io_error("starting a segment", &e);
+                false
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        let Some(current) = self.current.as_mut() else {
+            return;
+        };
+        let before = current.summary.events;
+        let unwritten = current.summary.last_seq;
+        match current.flush() {
+            Ok(()) => self.last_seq = self.last_seq.max(unwritten),
+            Err(e) => {
+                let lost = before.saturating_sub(current.summary.events);
+                self.metrics.history_write_errors.inc_by(lost);
+                self.io_error("writing events", &e);
+            }
+        }
+    }
+
+    fn sync(&mut self) {
+        self.last_sync = Instant::now();
+        if let Some(current) = self.current.as_mut()
+            && let Err(e) = current.sync()
+        {
+            self.io_error("syncing", &e);
+        }
+    }
+
+    fn io_error(&self, doing: &str, e: &io::Error) {
+        tracing::error!(dir = %self.dir.display(), "history: {doing} failed: {e}");
+    }
+
+    /// Deletes the oldest segments past the age or byte limit.
+    fn retain(&mut self) {
+        self.last_retention = Instant::now();
+        let oldest_allowed = crate::event::now_ms().saturating_sub(self.settings.max_age_ms);
+        // A quiet gateway's only segment ages out too.
+        if self.sealed.is_empty()
+            && let Some(current) = self.current.as_ref()
+            && current.summary.events > 0
+            && current.summary.last_ms < oldest_allowed
+            && let Some(current) = self.current.take()
+        {
+            let path = current.path().to_path_buf();
+            match current.seal() {
+                Ok(summary) => self.sealed.push_back((path, summary)),
+                Err(e) => self.io_error("sealing a segment", &e),
+            }
+        }
+        let mut total = self.disk_bytes();
+        while let Some((path, summary)) = self.sealed.front() {
+            if total <= self.settings.max_disk_bytes && summary.last_ms >= oldest_allowed {
+                break;
+            }
+            if let Err(e) = remove_segment(path) {
+                self.io_error("deleting an old segment", &e);
+                break;
+            }
+            total -= summary.bytes;
+            self.sealed.pop_front();
+        }
+        self.publish_sizes(total);
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        self.sealed.iter().map(|(_, s)| s.bytes).sum::<u64>()
+            + self.current.as_ref().map_or(0, |c| c.summary.bytes)
+    }
+
+    fn publish_sizes(&self, bytes: u64) {
+        let events: u64 = self.sealed.iter().map(|(_, s)| s.events).sum::<u64>()
+            + self.current.as_ref().map_or(0, |c| c.summary.events);
+        let oldest_ms = self
+            .sealed
+            .iter()
+            .map(|(_, s)| s)
+            .chain(self.current.as_ref().map(|c| &c.summary))
+            .find(|s| s.events > 0)
+            .map_or(0, |s| s.first_ms);
+        self.metrics.history_disk_bytes.set(bytes as i64);
+        self.metrics.history_disk_events.set(events as i64);
+        self.metrics
+            .history_disk_oldest_seconds
+            .set(oldest_ms as f64 / 1000.0);
+    }
+
+    /// Writes and syncs what was queued and marks the stop clean.
+    fn close(&mut self) -> io::Result<()> {
+        self.flush();
+        if let Some(current) = self.current.as_mut() {
+            current.flush()?;
+            current.sync()?;
+        }
+        let clean = self.dir.join(CLEAN_FILE);
+        std::fs::write(&clean, self.last_seq.to_string())?;
+        std::fs::File::open(&clean)?.sync_all()?;
+        segment::sync_dir(&self.dir)?;
+        tracing::info!(
+            last_seq = self.last_seq,
+            "history: stored and synced; stopped cleanly"
+        );
+        Ok(())
+    }
+}
+
+fn remove_segment(path: &Path) -> io::Result<()> {
+    std::fs::remove_file(path)?;
+    match std::fs::remove_file(segment::summary_path(path)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
