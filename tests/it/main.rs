@@ -18,6 +18,7 @@ mod cli_tail;
 mod docs;
 mod hostile;
 mod http;
+mod idempotency;
 mod jetstream;
 mod loki;
 mod nats;
