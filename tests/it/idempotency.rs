@@ -105,7 +105,10 @@ async fn a_retry_with_the_same_key_answers_the_same_ids_and_publishes_once() {
 
     let series = r#"loggate_events_published_total{service="etl",source="http"}"#;
     assert_eq!(gw.metric(series).await, Some(3.0));
-    assert_eq!(gw.metric("loggate_idempotency_replayed_total").await, Some(2.0));
+    assert_eq!(
+        gw.metric("loggate_idempotency_replayed_total").await,
+        Some(2.0)
+    );
     assert_eq!(gw.metric("loggate_idempotency_keys").await, Some(1.0));
 
     // Without a key, a retry is a new publish, as before.
@@ -154,7 +157,8 @@ async fn the_same_key_with_another_request_is_422() {
 
     assert_eq!(messages(&sub.logs(1).await), ["first"]);
     sub.expect_silence(Duration::from_millis(300)).await;
-    let refused = r#"loggate_publish_rejected_total{reason="idempotency_key_reused",source="http"}"#;
+    let refused =
+        r#"loggate_publish_rejected_total{reason="idempotency_key_reused",source="http"}"#;
     assert_eq!(gw.metric(refused).await, Some(2.0));
 }
 
@@ -243,7 +247,11 @@ async fn keys_are_per_service() {
     let (s, _) = publish_keyed(&gw, FAAS_TOKEN, key("same-bytes"), &body).await;
     assert_eq!(s, StatusCode::ACCEPTED);
     let (s, err) = publish_keyed(&gw, ETL_TOKEN, key("same-bytes"), &body).await;
-    assert_eq!(s, StatusCode::FORBIDDEN, "etl may not publish faas's: {err}");
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "etl may not publish faas's: {err}"
+    );
 }
 
 #[tokio::test]
