@@ -186,7 +186,12 @@ pub async fn ingest<T: Copy + Send + 'static>(
                 let digest =
                     idempotency::digest(route, &media_type(req).unwrap_or_default(), &body);
                 match state.idempotency.begin(service, &key, digest).await? {
-                    Begin::Replay(ids) => return Ok(ids),
+                    // Its bytes were sent and read as any request's were;
+                    // its events are not published again, so not counted.
+                    Begin::Replay(ids) => {
+                        spend_bytes(state, service, size.saturating_sub(read.spent))?;
+                        return Ok(ids);
+                    }
                     Begin::Claimed(claim) => Some(claim),
                 }
             }

@@ -386,3 +386,19 @@ async fn test_logs_takes_a_key_too() {
         ["synthetic"]
     );
 }
+
+#[tokio::test]
+async fn a_retry_counts_against_the_byte_rate_not_the_event_rate() {
+    // 1 KiB/s, burst 2 KiB: two 900-byte requests fit, a third does not.
+    let gw = start_with(|c| c.publish.bytes_per_sec = 1024);
+    let body = event("etl", Some("bytes"), None, &"x".repeat(800));
+    assert!(body.to_string().len() > 850);
+    let (status, first) = publish_keyed(&gw, ETL_TOKEN, key("b"), &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    let (status, again) = publish_keyed(&gw, ETL_TOKEN, key("b"), &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+    let (status, err) = publish_keyed(&gw, ETL_TOKEN, key("b"), &body).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{err}");
+    let series = r#"loggate_events_published_total{service="etl",source="http"}"#;
+    assert_eq!(gw.metric(series).await, Some(1.0));
+}
