@@ -2,9 +2,9 @@
 //! of keys already answered, which let a publisher retry without
 //! publishing twice.
 //!
-//! Owns the header's rules ([`key_of`]), the digest that tells one request
-//! from another ([`digest`]: route, content type and body bytes, never the
-//! body itself), the `Nats-Msg-Id`s a key gives its events in JetStream
+//! Owns the header's rules ([`key_of`], in `key.rs`), the digest that tells
+//! one request from another ([`digest`]: route, content type and body
+//! bytes, never the body itself), the `Nats-Msg-Id`s a key gives its events in JetStream
 //! mode ([`Claim::msg_id_base`]), and the table: per service and key, the
 //! digest and the ids of the `202` it was answered. Only a `202` is
 //! remembered: a request refused or failed for any reason leaves its key
@@ -41,7 +41,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use actix_web::http::header::HeaderMap;
 use prometheus::{IntCounter, IntGauge};
 use sha2::Digest as _;
 use tokio::sync::watch;
@@ -49,10 +48,10 @@ use tokio::sync::watch;
 use crate::event::{EventId, now_ms};
 use crate::metrics::{Metrics, label};
 
-/// The request header.
-pub const HEADER: &str = "idempotency-key";
-/// The longest key, in characters (each one byte: visible ASCII).
-pub const MAX_KEY_LEN: usize = 128;
+mod key;
+
+pub use key::{Digest, HEADER, InvalidKey, Key, MAX_KEY_LEN, digest, key_of};
+
 /// What remembered answers may take, all keys together: a key's ids are
 /// kept as runs of consecutive ids (one run for a batch one gateway
 /// numbered alone), but a batch interleaved with others in a JetStream
@@ -63,12 +62,6 @@ pub const MAX_BYTES: usize = 64 << 20;
 const ENTRY_OVERHEAD: usize = 128;
 /// The `Retry-After` of `409 idempotency_key_in_use`.
 const IN_USE_RETRY_SECS: u64 = 1;
-
-/// An `Idempotency-Key` header that is not one key: answered
-/// `400 invalid_idempotency_key` with this message, which never quotes it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Idempotency-Key: {0}")]
-pub struct InvalidKey(pub String);
 
 /// Why a request with a key may not go on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,69 +78,6 @@ pub enum Refused {
         "a request with this Idempotency-Key is still being published; retry in {retry_after_secs}s for its answer"
     )]
     InUse { retry_after_secs: u64 },
-}
-
-/// SHA-256 of what makes two requests the same request.
-pub type Digest = [u8; 32];
-
-/// A checked `Idempotency-Key`: 1 to [`MAX_KEY_LEN`] visible ASCII
-/// characters (`!` to `~`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Key(Box<str>);
-
-impl Key {
-    /// The key in `bytes`, or why it is not one.
-    pub fn parse(bytes: &[u8]) -> Result<Key, InvalidKey> {
-        if bytes.is_empty() {
-            return Err(InvalidKey(format!(
-                "is empty; send 1 to {MAX_KEY_LEN} visible ASCII characters"
-            )));
-        }
-        if bytes.len() > MAX_KEY_LEN {
-            return Err(InvalidKey(format!(
-                "is {} bytes long; the limit is {MAX_KEY_LEN} visible ASCII characters",
-                bytes.len()
-            )));
-        }
-        if let Some(at) = bytes.iter().position(|b| !b.is_ascii_graphic()) {
-            return Err(InvalidKey(format!(
-                "byte {at} is not a visible ASCII character (! to ~; no spaces, control or non-ASCII characters)"
-            )));
-        }
-        // Every byte is ASCII, so this is the same text.
-        Ok(Key(String::from_utf8_lossy(bytes).into()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// The request's `Idempotency-Key`, if it sent one; more than one, or
-/// one that is not a [`Key`], is refused.
-pub fn key_of(headers: &HeaderMap) -> Result<Option<Key>, InvalidKey> {
-    let mut values = headers.get_all(HEADER);
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(InvalidKey("sent more than once; send one key".into()));
-    }
-    Key::parse(value.as_bytes()).map(Some)
-}
-
-/// What tells one request from another under the same key: the route,
-/// the content type and the body bytes (as the parser reads them, so after
-/// `Content-Encoding` is undone). Each part is length-prefixed, so no two
-/// different requests run together into one input.
-pub fn digest(route: &str, content_type: &str, body: &[u8]) -> Digest {
-    let mut h = sha2::Sha256::new();
-    for part in [route.as_bytes(), content_type.as_bytes()] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part);
-    }
-    h.update(body);
-    h.finalize().into()
 }
 
 /// A remembered key, as a store keeps it: [`Table::export`] gives them,

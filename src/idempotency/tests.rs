@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use actix_web::http::header::HeaderMap;
+
 use super::*;
 
 const WINDOW: Duration = Duration::from_secs(300);
