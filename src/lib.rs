@@ -13,7 +13,8 @@
 //!   [`sse_reader`] (server-sent events read as a client, for the CLI and
 //!   the AI's model server).
 //! - [`limits`]: rate limits and connection slots. [`auth`]: service tokens,
-//!   subscriber JWTs and grants, the admin token.
+//!   subscriber JWTs and grants, the admin token. [`idempotency`]: the
+//!   `Idempotency-Key`s publishes were answered under, per service, bounded.
 //! - [`delivery`]: what the registry and the sessions share: the bounded
 //!   drop-oldest outbox, filters, and each transport's framing.
 //! - [`store`]: the durable history store (segment files in `DATA_DIR`,
@@ -44,6 +45,7 @@ pub mod digest;
 pub mod error;
 pub mod event;
 pub mod http;
+pub mod idempotency;
 pub mod ingest;
 pub mod limits;
 pub mod logging;

@@ -3,8 +3,8 @@
 //! Built once by the server and handed to every worker. It holds the
 //! runtime objects built from the configuration (token checks, rate
 //! limits, connection slots), the registry's address and the history it
-//! writes, metrics, the NATS links' status and, in JetStream mode, the
-//! stream's publisher. It imports no handler, so
+//! writes, metrics, the NATS links' status, the table of idempotency keys
+//! and, in JetStream mode, the stream's publisher. It imports no handler, so
 //! every handler can import it.
 
 use std::net::IpAddr;
@@ -19,6 +19,7 @@ use crate::auth::{AdminToken, ServiceTokens, SubscriberAuth};
 use crate::config::{Config, ConfigError, TrustProxy};
 use crate::delivery::SessionId;
 use crate::event::{EventId, NewEvent};
+use crate::idempotency;
 use crate::limits::decode_slots::{DecodeSlots, SLOT_WAIT};
 use crate::limits::slots::Connections;
 use crate::limits::{RateLimits, Rates};
@@ -38,11 +39,15 @@ pub trait Link: Send + Sync {
 
 /// Where accepted events go in JetStream mode, instead of the registry
 /// (`nats::jetstream::JetStreamPublisher`): the stream, which answers
-/// their ids in order, or why it did not take them.
+/// their ids in order, or why it did not take them. `msg_ids` is the
+/// base of the events' `Nats-Msg-Id`s for a publish with an
+/// `Idempotency-Key` (`idempotency::Claim::msg_id_base`), the
+/// same on every node; without one each node numbers its own.
 pub trait JetStreamPublish: Send + Sync {
     fn publish<'a>(
         &'a self,
         events: &'a [NewEvent],
+        msg_ids: Option<&'a str>,
     ) -> futures_util::future::BoxFuture<'a, Result<Vec<EventId>, JetStreamRefused>>;
 }
 
@@ -96,6 +101,9 @@ pub struct AppState {
     /// JetStream mode: where publishes go instead of the registry
     /// (`nats::Cluster::publisher`).
     pub jetstream: Option<Arc<dyn JetStreamPublish>>,
+    /// `Idempotency-Key`s answered, per service (`publish.idempotency_*`):
+    /// on the HTTP workers, never on the registry's thread.
+    pub idempotency: Arc<idempotency::Table>,
     next_session: AtomicU64,
 }
 
@@ -130,6 +138,7 @@ impl AppState {
                 config.server.max_connections_per_ip,
                 Arc::clone(&metrics),
             ),
+            idempotency: idempotency::Table::from_config(&config, &metrics),
             config,
             registry,
             history,

@@ -6,6 +6,11 @@
 //! them by count, by body size and by a short linger, and posts one batch
 //! at a time, so order is the input's. Nothing read is dropped: on EOF or
 //! Ctrl-C what was read is flushed first (a second Ctrl-C gives up).
+//!
+//! Each batch carries an `Idempotency-Key` of its own, random, and every
+//! retry of it the same one: a batch whose answer was lost (the
+//! connection cut, a `503` after the gateway or the stream took it) and
+//! is sent again is answered the first `202` and never published twice.
 
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
@@ -362,9 +367,12 @@ impl Target {
         })
     }
 
-    /// Posts one body until it is taken: waits out 429 (its Retry-After)
-    /// and, for up to `retry_for`, an unreachable or restarting gateway.
+    /// Posts one body until it is taken: waits out 429 and 409 (another
+    /// sending of it still in progress; their Retry-After) and, for up to
+    /// `retry_for`, an unreachable or restarting gateway. Every sending
+    /// carries the same `Idempotency-Key`.
     async fn send(&self, body: Vec<u8>) -> Result<(), Failure> {
+        let key = batch_key();
         let mut trouble_since: Option<Instant> = None;
         let mut backoff = Duration::from_millis(100);
         let mut said = false;
@@ -375,6 +383,7 @@ impl Target {
                 .client
                 .post(&self.url)
                 .header("content-type", "application/json")
+                .header("idempotency-key", key.as_str())
                 .timeout(Duration::from_secs(30))
                 .body(body.clone());
             if let Some(t) = &self.gateway.token {
@@ -400,8 +409,10 @@ impl Target {
                         .unwrap_or_default();
                     let why = super::refusal(status, &text);
                     match status.as_u16() {
-                        // Slowed down, not refused: no give-up clock.
-                        429 => retry_after.unwrap_or(Duration::from_secs(1)),
+                        // Slowed down, not refused: no give-up clock. A 409
+                        // is an earlier sending of this batch still being
+                        // published: its answer comes to the next try.
+                        429 | 409 => retry_after.unwrap_or(Duration::from_secs(1)),
                         503 => {
                             let since = *trouble_since.get_or_insert_with(Instant::now);
                             if since.elapsed() >= self.gateway.retry_for {
@@ -458,6 +469,47 @@ impl Target {
                     return Err(Failure::new(exit::INTERRUPTED, "interrupted; the rest was not published"));
                 }
             }
+        }
+    }
+}
+
+/// A fresh `Idempotency-Key` for one batch: 128 bits, from std's
+/// randomly keyed hasher (keyed from the operating system's random
+/// source, a new key for each hasher) over the time, the process and a
+/// count, so no other batch of this or any other run has it.
+fn batch_key() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let count = COUNT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let mut key = String::from("cli-");
+    for half in 0..2u8 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(nanos);
+        h.write_u32(std::process::id());
+        h.write_u64(count);
+        h.write_u8(half);
+        key.push_str(&format!("{:016x}", h.finish()));
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_keys_are_valid_and_differ() {
+        let keys: std::collections::HashSet<String> = (0..1000).map(|_| batch_key()).collect();
+        assert_eq!(keys.len(), 1000);
+        for k in &keys {
+            // What the gateway takes: 1 to 128 visible ASCII characters.
+            assert!(k.bytes().all(|b| b.is_ascii_graphic()), "{k}");
+            assert_eq!(k.len(), 4 + 32);
         }
     }
 }

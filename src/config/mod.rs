@@ -448,6 +448,11 @@ pub struct PublishConfig {
     pub large_body_bytes: usize,
     /// Large bodies read and decoded at once, over all services.
     pub large_body_slots: usize,
+    /// How long an `Idempotency-Key` and its answer are remembered.
+    pub idempotency_window_secs: u64,
+    /// Keys remembered at once, every service together; the oldest go
+    /// first, counted.
+    pub idempotency_max_keys: usize,
 }
 
 /// The shipper endpoints (OTLP's `/v1/logs`, Loki's push): their clients

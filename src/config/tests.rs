@@ -555,3 +555,35 @@ fn publish_bytes_are_read_and_checked() {
         ),
     ]);
 }
+
+#[test]
+fn idempotency_keys_are_read_and_checked() {
+    let c = load_with(&[], None).unwrap();
+    assert_eq!(c.publish.idempotency_window_secs, 300);
+    assert_eq!(c.publish.idempotency_max_keys, 100_000);
+    let w = "publish.idempotency_window_secs";
+    let k = "publish.idempotency_max_keys";
+    refused_in_files(&[
+        ("[publish]\nidempotency_window_secs = 0\n", w),
+        ("[publish]\nidempotency_window_secs = 86401\n", w),
+        ("[publish]\nidempotency_max_keys = 0\n", k),
+        ("[publish]\nidempotency_max_keys = 10000001\n", k),
+        // The stream must keep events as long as their keys are remembered.
+        (
+            "[publish]\nidempotency_window_secs = 3601\n[nats]\njetstream = true\nurl = \"nats://127.0.0.1:4222\"\n",
+            w,
+        ),
+    ]);
+    let dir = std::env::temp_dir().join(format!("loggate-idem-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ok.toml");
+    std::fs::write(
+        &file,
+        "[publish]\nidempotency_window_secs = 7200\nidempotency_max_keys = 5\n[nats]\njetstream = true\nurl = \"nats://127.0.0.1:4222\"\nstream_max_age_minutes = 0\n",
+    )
+    .unwrap();
+    let c = load_with(&[], Some(&file)).unwrap();
+    assert_eq!(c.publish.idempotency_window_secs, 7200);
+    assert_eq!(c.publish.idempotency_max_keys, 5);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -87,6 +87,40 @@ pub enum PublishError {
     /// JetStream mode: the stream did not confirm the events in time.
     #[error("{message}")]
     NatsUnavailable { message: String },
+    /// An `Idempotency-Key` header that is not 1–128 visible ASCII
+    /// characters, or more than one.
+    #[error("Idempotency-Key: {message}")]
+    InvalidIdempotencyKey { message: String },
+    /// The key was already used by this service, within its window, for
+    /// another request (body, content type or route).
+    #[error(
+        "this Idempotency-Key was already used by this service for a different request; use a new key for new events"
+    )]
+    IdempotencyKeyReused,
+    /// A request with the same key is still being published, past the
+    /// wait for its outcome.
+    #[error(
+        "a request with this Idempotency-Key is still being published; retry in {retry_after_secs}s for its answer"
+    )]
+    IdempotencyKeyInUse { retry_after_secs: u64 },
+}
+
+impl From<crate::idempotency::InvalidKey> for PublishError {
+    fn from(e: crate::idempotency::InvalidKey) -> Self {
+        PublishError::InvalidIdempotencyKey { message: e.0 }
+    }
+}
+
+impl From<crate::idempotency::Refused> for PublishError {
+    fn from(e: crate::idempotency::Refused) -> Self {
+        use crate::idempotency::Refused;
+        match e {
+            Refused::Reused => PublishError::IdempotencyKeyReused,
+            Refused::InUse { retry_after_secs } => {
+                PublishError::IdempotencyKeyInUse { retry_after_secs }
+            }
+        }
+    }
 }
 
 /// Prefixes a batch element's message with its index.
@@ -121,6 +155,9 @@ impl PublishError {
         "ingest_busy",
         "shutting_down",
         "nats_unavailable",
+        "invalid_idempotency_key",
+        "idempotency_key_reused",
+        "idempotency_key_in_use",
     ];
 
     /// The codes of a refused event, whatever its path (HTTP, NATS).
@@ -157,6 +194,9 @@ impl PublishError {
             PublishError::IngestBusy { .. } => "ingest_busy",
             PublishError::ShuttingDown => "shutting_down",
             PublishError::NatsUnavailable { .. } => "nats_unavailable",
+            PublishError::InvalidIdempotencyKey { .. } => "invalid_idempotency_key",
+            PublishError::IdempotencyKeyReused => "idempotency_key_reused",
+            PublishError::IdempotencyKeyInUse { .. } => "idempotency_key_in_use",
         }
     }
 
@@ -165,7 +205,8 @@ impl PublishError {
         match self {
             PublishError::RateLimited { retry_after_secs }
             | PublishError::BytesRateLimited { retry_after_secs }
-            | PublishError::IngestBusy { retry_after_secs } => Some(*retry_after_secs),
+            | PublishError::IngestBusy { retry_after_secs }
+            | PublishError::IdempotencyKeyInUse { retry_after_secs } => Some(*retry_after_secs),
             PublishError::ShuttingDown | PublishError::NatsUnavailable { .. } => {
                 Some(crate::error::RETRY_SOON_SECS)
             }
@@ -219,6 +260,8 @@ impl ResponseError for PublishError {
             PublishError::ShuttingDown
             | PublishError::NatsUnavailable { .. }
             | PublishError::IngestBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            PublishError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            PublishError::IdempotencyKeyInUse { .. } => StatusCode::CONFLICT,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -300,7 +343,14 @@ mod tests {
                 retry_after_secs: 1,
             },
             PublishError::ShuttingDown,
-            PublishError::NatsUnavailable { message },
+            PublishError::NatsUnavailable {
+                message: message.clone(),
+            },
+            PublishError::InvalidIdempotencyKey { message },
+            PublishError::IdempotencyKeyReused,
+            PublishError::IdempotencyKeyInUse {
+                retry_after_secs: 1,
+            },
         ];
         for e in &all {
             match e {
@@ -323,7 +373,10 @@ mod tests {
                 | PublishError::BytesRateLimited { .. }
                 | PublishError::IngestBusy { .. }
                 | PublishError::ShuttingDown
-                | PublishError::NatsUnavailable { .. } => {}
+                | PublishError::NatsUnavailable { .. }
+                | PublishError::InvalidIdempotencyKey { .. }
+                | PublishError::IdempotencyKeyReused
+                | PublishError::IdempotencyKeyInUse { .. } => {}
             }
         }
         all

@@ -6,6 +6,11 @@
 //! more), every event validated, then the batch to the registry in one
 //! `Publish` message; the answer lists the ids it assigned. `/test/logs`
 //! counts against the same rate limits (events and bytes).
+//!
+//! Both take an `Idempotency-Key` (`crate::idempotency`): a retry within
+//! the window is answered the first `202`, with its ids, and publishes
+//! nothing. The key is the token's service's on `/api/logs/publish`, the
+//! named service's on `/test/logs` (which has no token).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -18,8 +23,16 @@ use super::request::{
 use super::{BodyFormat, PublishError, RawEvent, RawLogData, parse_body};
 use crate::auth::Schemes;
 use crate::event::{EventId, IdText};
+use crate::idempotency::{self, Begin};
 use crate::metrics::label::source;
+use crate::request_body::{BodyError, read_limited};
 use crate::state::AppState;
+
+/// The routes, as part of a key's digest: one key on both is two requests.
+const PUBLISH_ROUTE: &str = "/api/logs/publish";
+const TEST_LOGS_ROUTE: &str = "/test/logs";
+/// `/test/logs`'s body: a few names and a message.
+const TEST_LOGS_MAX_BODY: usize = 64 * 1024;
 
 #[derive(Serialize)]
 struct Accepted {
@@ -68,6 +81,7 @@ pub async fn publish(
         parse: |format, body: &[u8], input: &ParseInput<'_>| {
             parse_body(body, format, input.service, input.received, input.limits)
         },
+        idempotency: Some(PUBLISH_ROUTE),
     };
     let ids = ingest(&req, payload, &state, endpoint).await?;
     Ok(accepted(ids))
@@ -106,13 +120,33 @@ fn test_logs_limit_key<'a>(state: &AppState, service: &'a str) -> &'a str {
 /// `POST /test/logs`: publishes one synthetic event without a service token.
 /// Not routed at all when `LOGGATE_ENV=production`.
 pub async fn test_logs(
-    body: web::Json<TestLogRequest>,
+    req: HttpRequest,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PublishError> {
     if state.is_shutting_down() {
         return Err(PublishError::ShuttingDown);
     }
-    let t = body.into_inner();
+    let key = idempotency::key_of(req.headers())?;
+    if body_format(&req)? != BodyFormat::Json {
+        return Err(unsupported(
+            &media_type(&req).unwrap_or_default(),
+            "application/json",
+        ));
+    }
+    let body = read_limited(&req, payload, TEST_LOGS_MAX_BODY)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge { max } => PublishError::BodyTooLarge { max },
+            e => PublishError::InvalidBody {
+                message: e.to_string(),
+            },
+        })?;
+    let t: TestLogRequest =
+        serde_json::from_slice(&body).map_err(|e| PublishError::InvalidJson {
+            index: None,
+            message: e.to_string(),
+        })?;
     let received = super::Received::now();
     let message = t
         .message
@@ -136,10 +170,25 @@ pub async fn test_logs(
     // take, it is refused here as on every other path.
     let event = super::validate(raw, None, &received, None)
         .and_then(|e| super::check_encoded(e, state.config.publish.max_event_bytes, None))?;
-    let key = test_logs_limit_key(&state, event.channel.service()).to_owned();
+    let claim = match key {
+        Some(key) => {
+            let content_type = media_type(&req).unwrap_or_default();
+            let digest = idempotency::digest(TEST_LOGS_ROUTE, &content_type, &body);
+            match state
+                .idempotency
+                .begin(event.channel.service(), &key, digest)
+                .await?
+            {
+                Begin::Replay(ids) => return Ok(accepted(ids)),
+                Begin::Claimed(claim) => Some(claim),
+            }
+        }
+        None => None,
+    };
+    let limit_key = test_logs_limit_key(&state, event.channel.service()).to_owned();
     // What it publishes is the event, not the small request that named it.
-    spend_bytes(&state, &key, event.body_tail.len())?;
-    spend_events(&state, &key, 1)?;
-    let ids = publish_events(&state, vec![event]).await?;
+    spend_bytes(&state, &limit_key, event.body_tail.len())?;
+    spend_events(&state, &limit_key, 1)?;
+    let ids = publish_events(&state, vec![event], claim).await?;
     Ok(accepted(ids))
 }

@@ -14,6 +14,11 @@
 //! [`validate`](validate()) checks, and words refusals its own way. Validated
 //! events go to the registry as one `Publish` message per request, which
 //! makes a request all-or-nothing: nothing is sent until every event passed.
+//!
+//! `/api/logs/publish` and `/test/logs` take an `Idempotency-Key`:
+//! `crate::idempotency` holds the keys already answered (a retry is
+//! answered the first `202`, publishing nothing), reached through
+//! `AppState`; [`request`] asks it once the body is read.
 
 pub mod compression;
 pub mod error;

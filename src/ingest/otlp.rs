@@ -149,6 +149,7 @@ pub async fn export(
         format: |req| Ok((Encoding::of(req)?, Packing::Plain)),
         own_encodings: &[],
         parse,
+        idempotency: None,
     };
     ingest(&req, payload, &state, endpoint)
         .await

@@ -13,6 +13,13 @@
 //! slot before reading it, so the slots bound the memory of large bodies
 //! in flight too.
 //!
+//! An endpoint that takes an `Idempotency-Key` ([`Endpoint::idempotency`])
+//! has it checked after the token, and asks `crate::idempotency` once the
+//! body is read: a retry is answered from there (after its bytes, before
+//! its events are counted, parsed or published); a request that claims
+//! its key publishes in a task of its own, so the answer is remembered
+//! even if the client goes away while the events are being published.
+//!
 //! The byte rate counts the body as the parser reads it (decoded). What
 //! the headers already tell is checked before the body is read: a plain
 //! body's `Content-Length` is its size, a compressed one is at least half
@@ -29,6 +36,7 @@ use super::compression::{
 use super::{Limits, PublishError, Received};
 use crate::auth::{Schemes, presented_service_token};
 use crate::event::{EventId, NewEvent};
+use crate::idempotency::{self, Begin, Claim};
 use crate::limits::Limited;
 use crate::limits::decode_slots::DecodeSlot;
 use crate::metrics::label::limit;
@@ -129,6 +137,9 @@ pub struct Endpoint<T> {
     /// `Content-Encoding`s the format carries itself.
     pub own_encodings: &'static [&'static str],
     pub parse: Parse<T>,
+    /// The route, part of a key's digest, if the endpoint takes an
+    /// `Idempotency-Key`; `None`: the header is not read.
+    pub idempotency: Option<&'static str>,
 }
 
 /// One ingest request from its token to the registry's answer: the byte
@@ -138,7 +149,7 @@ pub struct Endpoint<T> {
 pub async fn ingest<T: Copy + Send + 'static>(
     req: &HttpRequest,
     payload: web::Payload,
-    state: &AppState,
+    state: &web::Data<AppState>,
     endpoint: Endpoint<T>,
 ) -> Result<Vec<EventId>, PublishError> {
     let source = endpoint.source;
@@ -148,6 +159,10 @@ pub async fn ingest<T: Copy + Send + 'static>(
         }
         let token = presented_service_token(req.headers(), endpoint.schemes)?;
         let service = state.tokens.authenticate(token.as_deref())?;
+        let key = match endpoint.idempotency {
+            Some(_) => idempotency::key_of(req.headers())?,
+            None => None,
+        };
         let (format, packing) = (endpoint.format)(req)?;
         let encoding = content_encoding(req, endpoint.own_encodings)?;
         let read = read_body(
@@ -166,6 +181,22 @@ pub async fn ingest<T: Copy + Send + 'static>(
         if size > max {
             return Err(PublishError::BodyTooLarge { max });
         }
+        let claim = match (endpoint.idempotency, key) {
+            (Some(route), Some(key)) => {
+                let digest =
+                    idempotency::digest(route, &media_type(req).unwrap_or_default(), &body);
+                match state.idempotency.begin(service, &key, digest).await? {
+                    // Its bytes were sent and read as any request's were;
+                    // its events are not published again, so not counted.
+                    Begin::Replay(ids) => {
+                        spend_bytes(state, service, size.saturating_sub(read.spent))?;
+                        return Ok(ids);
+                    }
+                    Begin::Claimed(claim) => Some(claim),
+                }
+            }
+            _ => None,
+        };
         // The slot before the bytes: a request refused for want of a slot
         // has cost its service nothing.
         let slot = match (state.decode_slots.is_large(size), read.slot) {
@@ -195,11 +226,7 @@ pub async fn ingest<T: Copy + Send + 'static>(
         // Checked after parsing (the cost is per event) and before anything is
         // published, so a refused batch publishes nothing.
         spend_events(state, service, count)?;
-        let ids = if count == 0 {
-            Vec::new()
-        } else {
-            publish_events(state, events).await?
-        };
+        let ids = publish_events(state, events, claim).await?;
         state.metrics.published(service, source, count as u64);
         state.metrics.publish_batch_events.observe(count as f64);
         Ok(ids)
@@ -428,18 +455,46 @@ pub fn spend_events(state: &AppState, service: &str, count: usize) -> Result<(),
 }
 
 /// Sends validated events to the registry, or in JetStream mode to the
-/// cluster stream; their ids come back in order.
+/// cluster stream; their ids come back in order. With a claimed
+/// `Idempotency-Key` the ids are remembered under it: the sending runs in
+/// a task of its own, which completes the claim even if this request's
+/// future is dropped (its client gone) once the events may be published.
 pub async fn publish_events(
+    state: &web::Data<AppState>,
+    events: Vec<NewEvent>,
+    claim: Option<Claim>,
+) -> Result<Vec<EventId>, PublishError> {
+    let Some(claim) = claim else {
+        return send_events(state, events, None).await;
+    };
+    let state = web::Data::clone(state);
+    let sending = actix_web::rt::spawn(async move {
+        let ids = send_events(&state, events, Some(&claim.msg_id_base())).await?;
+        claim.complete(&ids);
+        Ok(ids)
+    });
+    match sending.await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Cancelled: the runtime is going away.
+        Err(_) => Err(PublishError::ShuttingDown),
+    }
+}
+
+async fn send_events(
     state: &AppState,
     events: Vec<NewEvent>,
+    msg_ids: Option<&str>,
 ) -> Result<Vec<EventId>, PublishError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
     if let Some(jetstream) = &state.jetstream {
-        return jetstream
-            .publish(&events)
-            .await
-            .map_err(|e| PublishError::NatsUnavailable {
+        return jetstream.publish(&events, msg_ids).await.map_err(|e| {
+            PublishError::NatsUnavailable {
                 message: e.to_string(),
-            });
+            }
+        });
     }
     state
         .registry

@@ -331,6 +331,33 @@ impl Metrics {
                 "JetStream mode: events sent to the stream again because their ack did not come (the stream stores each once).",
             ),
         );
+        let idempotency_keys = register(
+            &r,
+            IntGauge::new(
+                "idempotency_keys",
+                "Idempotency-Keys remembered with the answer they were given.",
+            ),
+        );
+        let idempotency_evicted = register(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "idempotency_evicted_total",
+                    format!(
+                        "Idempotency-Keys forgotten before their window ended, oldest first, by reason ({}); a retry with one publishes again.",
+                        values(&label::idempotency::ALL)
+                    ),
+                ),
+                &["reason"],
+            ),
+        );
+        let idempotency_replayed = register(
+            &r,
+            IntCounter::new(
+                "idempotency_replayed_total",
+                "Publishes answered with a remembered Idempotency-Key's answer, publishing nothing again.",
+            ),
+        );
         let log_lines_dropped = register(
             &r,
             IntCounter::new(
@@ -362,6 +389,9 @@ impl Metrics {
             log_lines_dropped,
             cluster_origins_forgotten,
             stream_resent,
+            idempotency_keys,
+            idempotency_evicted,
+            idempotency_replayed,
             subscriptions,
             session_actors,
             publish_batch_events,
@@ -408,6 +438,9 @@ impl Metrics {
         }
         for r in label::rejected::ALL {
             self.connections_rejected.with_label_values(&[r]);
+        }
+        for r in label::idempotency::ALL {
+            self.idempotency_evicted.with_label_values(&[r]);
         }
         for r in label::disconnect::ALL {
             self.disconnects.with_label_values(&[r]);

@@ -89,6 +89,17 @@ pub mod limit {
     ];
 }
 
+/// `reason` of `idempotency_evicted_total`: why a remembered
+/// `Idempotency-Key` was forgotten before its window ended.
+pub mod idempotency {
+    /// `publish.idempotency_max_keys` keys were remembered.
+    pub const MAX_KEYS: &str = "max_keys";
+    /// The remembered answers took their whole byte budget
+    /// (`ingest::idempotency::MAX_BYTES`).
+    pub const MAX_BYTES: &str = "max_bytes";
+    pub const ALL: [&str; 2] = [MAX_KEYS, MAX_BYTES];
+}
+
 /// `reason` of `connections_rejected_total`.
 pub mod rejected {
     /// `MAX_CONNECTIONS` reached.

@@ -57,6 +57,12 @@ pub struct Metrics {
     /// the table of them was full (`nats::wire::MAX_ORIGINS`).
     pub cluster_origins_forgotten: IntCounter,
     pub stream_resent: IntCounter,
+    /// `Idempotency-Key`s remembered with their answer.
+    pub idempotency_keys: IntGauge,
+    /// Keys forgotten before their window ended, by reason.
+    pub idempotency_evicted: IntCounterVec,
+    /// Publishes answered from a remembered key, publishing nothing.
+    pub idempotency_replayed: IntCounter,
     pub subscriptions: IntGauge,
     /// Session actors alive; equals open connections unless one leaks.
     pub session_actors: IntGauge,
@@ -205,6 +211,9 @@ mod tests {
             r#"loggate_nats_messages_total{direction="out",link="cluster"} 0"#,
             r#"loggate_nats_refused_total{link="cluster",reason="invalid_event"} 0"#,
             "loggate_log_lines_dropped_total 0",
+            r#"loggate_idempotency_evicted_total{reason="max_keys"} 0"#,
+            "loggate_idempotency_keys 0",
+            "loggate_idempotency_replayed_total 0",
         ] {
             assert!(text.contains(series), "{series} missing");
         }

@@ -429,3 +429,136 @@ async fn lines_written_while_the_gateway_restarts_are_published_when_it_is_back(
     );
     drop(gw);
 }
+
+/// A proxy in front of the gateway that passes every request on (asking
+/// the gateway to close after answering) but cuts the first one's
+/// connection without its answer, as a load balancer that times out
+/// does; later answers are passed back. It keeps each request's
+/// `Idempotency-Key`.
+struct LosesFirstAnswer {
+    addr: std::net::SocketAddr,
+    keys: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LosesFirstAnswer {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+impl LosesFirstAnswer {
+    async fn start(upstream: std::net::SocketAddr) -> LosesFirstAnswer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let keys = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = std::sync::Arc::clone(&keys);
+        let accept = tokio::spawn(async move {
+            let mut first = true;
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(Self::serve(client, upstream, first, kept.clone()));
+                first = false;
+            }
+        });
+        LosesFirstAnswer { addr, keys, accept }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.keys.lock().unwrap().clone()
+    }
+
+    async fn serve(
+        mut client: tokio::net::TcpStream,
+        upstream: std::net::SocketAddr,
+        lose_answer: bool,
+        keys: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) {
+        use tokio::io::AsyncReadExt;
+        let mut request = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        // The head, then as many body bytes as it declares.
+        let (head_end, length) = loop {
+            if let Some(i) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&request[..i]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                break (i + 4, length);
+            }
+            match client.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => request.extend_from_slice(&buf[..n]),
+            }
+        };
+        while request.len() < head_end + length {
+            match client.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => request.extend_from_slice(&buf[..n]),
+            }
+        }
+        let head = String::from_utf8_lossy(&request[..head_end]).into_owned();
+        let mut forwarded = String::new();
+        for line in head.split("\r\n").filter(|l| !l.is_empty()) {
+            let lower = line.to_ascii_lowercase();
+            if let Some(key) = lower.strip_prefix("idempotency-key:") {
+                // Keys are case-sensitive: keep the line's own text.
+                let at = line.len() - key.len();
+                keys.lock().unwrap().push(line[at..].trim().to_owned());
+            }
+            if !lower.starts_with("connection:") {
+                forwarded.push_str(line);
+                forwarded.push_str("\r\n");
+            }
+        }
+        forwarded.push_str("connection: close\r\n\r\n");
+        let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+            return;
+        };
+        if server.write_all(forwarded.as_bytes()).await.is_err()
+            || server.write_all(&request[head_end..]).await.is_err()
+        {
+            return;
+        }
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(LIMIT, server.read_to_end(&mut answer)).await;
+        if lose_answer || read.is_err() {
+            // The gateway answered; the publisher never hears it.
+            return;
+        }
+        let _ = client.write_all(&answer).await;
+    }
+}
+
+#[tokio::test]
+async fn a_batch_whose_answer_was_lost_is_sent_again_and_published_once() {
+    let gw = open_gateway(|_| {});
+    let proxy = LosesFirstAnswer::start(gw.running.addr).await;
+    let mut args = JOB.to_vec();
+    args.extend(["--batch", "1", "--linger", "1ms"]);
+    let ran = run(&proxy.url(), &args, b"first\nsecond\n".to_vec()).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(ran.stderr.contains("retrying"), "{}", ran.stderr);
+    // The first batch twice under one key, the second under its own.
+    let keys = proxy.keys();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert_eq!(keys[0], keys[1], "a retry sends the same key");
+    assert_ne!(keys[1], keys[2], "each batch has its own key");
+    assert!(keys.iter().all(|k| !k.is_empty() && k.len() <= 128));
+    assert_eq!(
+        messages(&history(&gw, "logs:etl:ws1:job7").await),
+        ["first", "second"],
+        "the retried batch is published once"
+    );
+    assert_eq!(
+        gw.metric("loggate_idempotency_replayed_total").await,
+        Some(1.0)
+    );
+}

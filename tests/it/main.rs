@@ -19,6 +19,7 @@ mod docs;
 mod durable;
 mod hostile;
 mod http;
+mod idempotency;
 mod jetstream;
 mod loki;
 mod nats;

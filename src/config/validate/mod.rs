@@ -70,6 +70,7 @@ impl Config {
         at_least("publish.max_batch_events", p.max_batch_events, 1)?;
         at_most("publish.max_batch_events", p.max_batch_events, 100_000)?;
         self.validate_publish_bytes()?;
+        self.validate_idempotency()?;
         self.validate_ingest()?;
         Ok(())
     }
@@ -179,6 +180,33 @@ impl Config {
         at_most("publish.large_body_bytes", p.large_body_bytes, 64 << 20)?;
         at_least("publish.large_body_slots", p.large_body_slots, 1)?;
         at_most("publish.large_body_slots", p.large_body_slots, 256)?;
+        Ok(())
+    }
+
+    /// The idempotency window and table; with JetStream the stream must
+    /// keep events as long as their keys are remembered.
+    fn validate_idempotency(&self) -> Result<(), ConfigError> {
+        let p = &self.publish;
+        const WINDOW: &str = "publish.idempotency_window_secs";
+        let window = usize::try_from(p.idempotency_window_secs).unwrap_or(usize::MAX);
+        at_least(WINDOW, window, 1)?;
+        at_most(WINDOW, window, 86_400)?;
+        at_least("publish.idempotency_max_keys", p.idempotency_max_keys, 1)?;
+        at_most(
+            "publish.idempotency_max_keys",
+            p.idempotency_max_keys,
+            10_000_000,
+        )?;
+        let stream_age = self.nats.stream_max_age_minutes.saturating_mul(60);
+        if self.nats.jetstream && stream_age != 0 && p.idempotency_window_secs > stream_age {
+            return Err(ConfigError::new(
+                WINDOW,
+                format!(
+                    "{} s is longer than the JetStream stream keeps events (nats.stream_max_age_minutes = {}): the stream could not recognise a retry's events; shorten it or keep the stream longer",
+                    p.idempotency_window_secs, self.nats.stream_max_age_minutes
+                ),
+            ));
+        }
         Ok(())
     }
 

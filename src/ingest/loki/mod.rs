@@ -155,6 +155,7 @@ pub async fn push(
         // compressed anyway; Loki takes it as a remark, so does loggate.
         own_encodings: &["snappy"],
         parse,
+        idempotency: None,
     };
     ingest(&req, payload, &state, endpoint)
         .await

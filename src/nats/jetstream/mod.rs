@@ -10,12 +10,17 @@
 //!   node accepts (an HTTP, OTLP or Loki publish, Fly's log bus, an ingest
 //!   rule) is published to the stream with a `Nats-Msg-Id` of
 //!   `<node>-<secret>-<seq>`, and the publish is answered only once the
-//!   stream has acknowledged it. A publish whose ack does not come (NATS
-//!   restarting) is sent again, in order, with the same ids, so the stream
-//!   stores it once; one that is still unconfirmed at
-//!   `nats.publish_timeout_secs` is answered 503 (what was sent may still
-//!   be stored: a publisher that retries can cause a duplicate, never a
-//!   loss). A batch's events are sent together and their acks awaited in
+//!   stream has acknowledged it. A publish with an `Idempotency-Key` has
+//!   ids of `key-<hash>-<index>` instead, from its service, key and
+//!   request (`crate::idempotency::Claim::msg_id_base`), the same on every
+//!   node. A publish whose ack does not come (NATS restarting) is sent
+//!   again, in order, with the same ids, so the stream stores it once; one
+//!   that is still unconfirmed at `nats.publish_timeout_secs` is answered
+//!   503 (what was sent may still be stored: a publisher that retries
+//!   without a key can cause a duplicate, never a loss; one that retries
+//!   with its key, on any node within the stream's duplicate window, which
+//!   [`setup`] keeps at least the idempotency window, is answered the ids
+//!   of what was stored). A batch's events are sent together and their acks awaited in
 //!   order; if the connection dies with one of them on the wire while
 //!   later ones wait in the client's buffer, those are stored first and
 //!   the one sent again lands after them. The stream is still the one

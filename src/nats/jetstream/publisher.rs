@@ -138,6 +138,19 @@ impl JetStreamPublisher {
     /// (the stream's sequence numbers) once the stream has them all; or
     /// why not, as the `nats_unavailable` message.
     pub async fn publish(&self, events: &[NewEvent]) -> Result<Vec<EventId>, JetStreamRefused> {
+        self.publish_as(events, None).await
+    }
+
+    /// [`publish`](Self::publish), the events' `Nats-Msg-Id`s being
+    /// `<msg_ids>-<index>` when given (a publish with an
+    /// `Idempotency-Key`): the same on every node, so a retry anywhere is
+    /// stored once, and the ack of a duplicate carries the sequence of
+    /// what was stored, so the retry answers the first's ids.
+    pub async fn publish_as(
+        &self,
+        events: &[NewEvent],
+        msg_ids: Option<&str>,
+    ) -> Result<Vec<EventId>, JetStreamRefused> {
         let inner = &self.inner;
         let deadline = Instant::now() + inner.timeout;
         let ready = inner.ready.get().ok_or(JetStreamRefused::Connecting)?;
@@ -151,7 +164,7 @@ impl JetStreamPublisher {
             Ok(Ok(p)) => p,
             _ => return Err(JetStreamRefused::Backlog),
         };
-        let messages = self.messages(events);
+        let messages = self.messages(events, msg_ids);
         let ids = self.send(ready, epoch, &messages, deadline).await?;
         inner.out.inc_by(ids.len() as u64);
         // The stream was replaced while these were sent: the acks may be
@@ -162,23 +175,28 @@ impl JetStreamPublisher {
         Ok(ids)
     }
 
-    /// `events` as messages, each with the next `Nats-Msg-Id` of this node.
-    fn messages(&self, events: &[NewEvent]) -> Vec<ClusterMessage> {
+    /// `events` as messages, each with the next number of this node and
+    /// a `Nats-Msg-Id`: `<msg_ids>-<index>` when given, else this node's
+    /// own `<node>-<secret>-<number>`.
+    fn messages(&self, events: &[NewEvent], msg_ids: Option<&str>) -> Vec<ClusterMessage> {
         let inner = &self.inner;
         let first = inner.seq.fetch_add(events.len() as u64, Ordering::Relaxed) + 1;
         events
             .iter()
             .zip(first..)
-            .map(|(event, seq)| {
+            .enumerate()
+            .map(|(index, (event, seq))| {
                 let mut m = wire::encode(
                     &inner.prefix,
                     &inner.node_id,
                     &ClusterEvent::from_new(event, seq),
                 );
-                m.headers.insert(
-                    async_nats::header::NATS_MESSAGE_ID,
-                    format!("{}-{seq}", inner.msg_id_prefix).as_str(),
-                );
+                let id = match msg_ids {
+                    Some(base) => format!("{base}-{index}"),
+                    None => format!("{}-{seq}", inner.msg_id_prefix),
+                };
+                m.headers
+                    .insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
                 m
             })
             .collect()
@@ -248,8 +266,9 @@ impl crate::state::JetStreamPublish for JetStreamPublisher {
     fn publish<'a>(
         &'a self,
         events: &'a [NewEvent],
+        msg_ids: Option<&'a str>,
     ) -> futures_util::future::BoxFuture<'a, Result<Vec<EventId>, JetStreamRefused>> {
-        Box::pin(JetStreamPublisher::publish(self, events))
+        Box::pin(JetStreamPublisher::publish_as(self, events, msg_ids))
     }
 }
 

@@ -12,8 +12,12 @@ use crate::event::STREAM_EPOCH_BIT;
 /// How long a JetStream API call or a publish ack is waited for before it
 /// is tried again.
 const ACK_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long the stream recognises a repeated `Nats-Msg-Id`.
-const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// The least time the stream recognises a repeated `Nats-Msg-Id` for: a
+/// node's own resending of an unconfirmed publish is over well within it.
+/// A publish with an `Idempotency-Key` must be recognised for the key's
+/// whole window, so the stream's duplicate window is the longer of the two
+/// ([`JetStreamSettings::duplicate_window`]).
+const MIN_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// What the stream is, from the configuration.
 #[derive(Debug, Clone)]
@@ -29,19 +33,30 @@ pub struct JetStreamSettings {
     pub backfill: Duration,
     /// `publish.max_event_bytes`, for the checks of what is read.
     pub max_event_bytes: usize,
+    /// How long the stream recognises a repeated `Nats-Msg-Id`: at least
+    /// `publish.idempotency_window_secs`, so a keyed retry on any node
+    /// within the window is stored once (the configuration keeps it within
+    /// the stream's age limit, as JetStream requires).
+    pub duplicate_window: Duration,
 }
 
 impl JetStreamSettings {
     pub fn from_config(config: &crate::config::Config) -> Self {
         let n = &config.nats;
+        let max_age = Duration::from_secs(n.stream_max_age_minutes.saturating_mul(60));
         JetStreamSettings {
             name: n.stream.clone(),
             prefix: n.subject_prefix.clone(),
-            max_age: Duration::from_secs(n.stream_max_age_minutes.saturating_mul(60)),
+            max_age,
             max_bytes: i64::try_from(n.stream_max_bytes).unwrap_or(i64::MAX),
             publish_timeout: Duration::from_secs(n.publish_timeout_secs),
             backfill: Duration::from_secs(config.history.max_age_minutes().saturating_mul(60)),
             max_event_bytes: config.publish.max_event_bytes,
+            duplicate_window: within_age(
+                MIN_DUPLICATE_WINDOW
+                    .max(Duration::from_secs(config.publish.idempotency_window_secs)),
+                max_age,
+            ),
         }
     }
 
@@ -58,9 +73,19 @@ impl JetStreamSettings {
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
             discard: stream::DiscardPolicy::Old,
-            duplicate_window: DUPLICATE_WINDOW,
+            duplicate_window: self.duplicate_window,
             ..Default::default()
         }
+    }
+}
+
+/// `window`, no longer than `max_age` (0: no age limit): JetStream
+/// refuses a duplicate window longer than the stream keeps messages.
+fn within_age(window: Duration, max_age: Duration) -> Duration {
+    if max_age.is_zero() {
+        window
+    } else {
+        window.min(max_age)
     }
 }
 
@@ -127,7 +152,8 @@ pub async fn ensure_stream(
 }
 
 /// A stream that was there: it must capture the cluster subjects, and
-/// gets the configured limits.
+/// gets the configured limits. Its duplicate window is only ever widened
+/// (another node, or its operator, may want it longer).
 async fn check_existing(
     js: &jetstream::Context,
     s: &JetStreamSettings,
@@ -143,12 +169,13 @@ async fn check_existing(
     }
     if info.config.max_age != s.max_age
         || info.config.max_bytes != s.max_bytes
-        || info.config.duplicate_window < DUPLICATE_WINDOW
+        || info.config.duplicate_window < s.duplicate_window
     {
         let mut config = info.config.clone();
         config.max_age = s.max_age;
         config.max_bytes = s.max_bytes;
-        config.duplicate_window = config.duplicate_window.max(DUPLICATE_WINDOW);
+        config.duplicate_window =
+            within_age(config.duplicate_window.max(s.duplicate_window), s.max_age);
         js.update_stream(config)
             .await
             .map_err(|source| JetStreamError::SetLimits {

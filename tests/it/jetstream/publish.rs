@@ -1,5 +1,6 @@
-//! A publish is stored once, even sent twice or with its acks lost, and is
-//! refused, not lost, without JetStream on the server.
+//! A publish is stored once, even sent twice or with its acks lost, or
+//! retried with its `Idempotency-Key` on another node (after a `503`
+//! too), and is refused, not lost, without JetStream on the server.
 
 use super::*;
 
@@ -245,4 +246,123 @@ async fn a_publish_whose_acks_were_lost_is_sent_again_and_stored_once() {
     let (_, metrics) = a.get("/metrics").await.unwrap();
     let resent = metric_value(&metrics, "loggate_stream_publishes_resent_total").unwrap_or(0.0);
     assert!(resent >= 20.0, "resent {resent}");
+}
+
+/// Publishes `events` with `Idempotency-Key: key`; the status and body.
+async fn keyed_publish(node: &GatewayProcess, key: &str, events: &[Value]) -> (StatusCode, Value) {
+    let req = node
+        .client
+        .post(node.url("/api/logs/publish"))
+        .header("x-service-token", ETL_TOKEN)
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(Value::Array(events.to_vec()).to_string());
+    let res = tokio::time::timeout(RECONNECT, req.send())
+        .await
+        .expect("answered in time")
+        .expect("publish request");
+    let status = res.status();
+    let text = res.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn answered_ids(answer: &Value) -> Vec<String> {
+    answer["ids"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no ids: {answer}"))
+        .iter()
+        .map(|i| i.as_str().expect("an id").to_owned())
+        .collect()
+}
+
+/// How many messages the stream holds, and its duplicate window.
+async fn stream_state(nats: &NatsServer) -> (u64, Duration) {
+    let client = async_nats::connect(nats.url()).await.expect("NATS");
+    let js = async_nats::jetstream::new(client);
+    let info = js
+        .get_stream("LOGGATE")
+        .await
+        .unwrap()
+        .cached_info()
+        .clone();
+    (info.state.messages, info.config.duplicate_window)
+}
+
+/// A publish with an `Idempotency-Key` on node A, retried on node B (whose
+/// table never saw the key): the stream stores it once, by the message ids
+/// the key gives its events on every node, and both answers carry the same
+/// ids. The stream recognises the key for the whole idempotency window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_retry_on_another_node_is_stored_once_under_the_same_ids() {
+    let nats = NatsServer::start_jetstream();
+    let (a, b) = two_nodes(&nats).await;
+    let mut on_a = a.subscribe("logs:etl:keyed").await;
+    let mut on_b = b.subscribe("logs:etl:keyed").await;
+    let (before, window) = stream_state(&nats).await;
+    assert_eq!(window, Duration::from_secs(300), "the idempotency window");
+
+    let batch = [ev("keyed", "one"), ev("keyed", "two")];
+    let (status, first) = keyed_publish(&a, "k-across", &batch).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    let (status, on_other) = keyed_publish(&b, "k-across", &batch).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{on_other}");
+    assert_eq!(answered_ids(&on_other), answered_ids(&first));
+    let (_, again) = keyed_publish(&a, "k-across", &batch).await;
+    assert_eq!(again, first, "A answers from its table");
+
+    for (sub, who) in [(&mut on_a, "A"), (&mut on_b, "B")] {
+        let got = logs_without_gaps(sub, 2, who).await;
+        let ids: Vec<String> = got.iter().map(|(id, _)| id.clone()).collect();
+        assert_eq!(ids, answered_ids(&first), "{who}");
+        sub.expect_silence(Duration::from_millis(300)).await;
+    }
+    assert_eq!(stream_state(&nats).await.0, before + 2, "stored once");
+}
+
+/// Node A's publish reached the stream but its acks never came back, so A
+/// answered `503 nats_unavailable`; the publisher retries with the same
+/// key on node B, which is answered the ids of what A stored, and nothing
+/// is stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_retry_after_a_503_on_another_node_is_stored_once() {
+    use std::sync::atomic::Ordering;
+    let nats = NatsServer::start_jetstream();
+    let proxy = AckEater::start(nats.port).await;
+    let a = GatewayProcess::spawn_configured(
+        BIN,
+        "A",
+        &[
+            ("NATS_URL", &format!("nats://127.0.0.1:{}", proxy.port)),
+            ("NATS_JETSTREAM", "true"),
+        ],
+        "[nats]\npublish_timeout_secs = 2\n",
+    );
+    let b = js_node("B", &nats);
+    a.wait_ready(StatusCode::OK, DEADLINE).await;
+    b.wait_ready(StatusCode::OK, DEADLINE).await;
+    let mut on_b = b.subscribe("logs:etl:after-503").await;
+    let (before, _) = stream_state(&nats).await;
+
+    proxy.mute.store(true, Ordering::SeqCst);
+    let batch: Vec<Value> = (0..5).map(|i| ev("after-503", &format!("m{i}"))).collect();
+    let (status, err) = keyed_publish(&a, "k-503", &batch).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{err}");
+    assert_eq!(err["error"]["code"], "nats_unavailable", "{err}");
+    assert_eq!(
+        stream_state(&nats).await.0,
+        before + 5,
+        "A's sending was stored"
+    );
+
+    let (status, answer) = keyed_publish(&b, "k-503", &batch).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let got = logs_without_gaps(&mut on_b, 5, "B").await;
+    let delivered: Vec<String> = got.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(delivered, answered_ids(&answer), "the ids of what A stored");
+    on_b.expect_silence(Duration::from_millis(300)).await;
+    assert_eq!(stream_state(&nats).await.0, before + 5, "stored once");
+    proxy.mute.store(false, Ordering::SeqCst);
 }
