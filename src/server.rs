@@ -174,7 +174,7 @@ pub fn app_data(config: Config) -> anyhow::Result<AppData> {
     let cluster = nats::Cluster::from_config(&config, &node_id, &metrics);
     let history = SharedHistory::new(HistoryLimits::from(&config.history));
     let jetstream = matches!(cluster.sharing(), registry::Sharing::JetStream);
-    let (start, store) = open_store(&config, new_epoch, &history, &metrics, jetstream)?;
+    let (start, store, kept_keys) = open_store(&config, new_epoch, &history, &metrics, jetstream)?;
     let (registry, registry_arbiter) = registry::start(Registry::new(
         start,
         history.clone(),
@@ -193,6 +193,19 @@ pub fn app_data(config: Config) -> anyhow::Result<AppData> {
         links,
         jetstream,
     )?;
+    if let Some(store) = &store {
+        // Before serving: a retry after the restart finds its key.
+        let taken = state.idempotency.import(kept_keys);
+        state
+            .idempotency
+            .keep_with(store.key_sink(Arc::clone(&state.metrics)));
+        if taken > 0 {
+            tracing::info!(
+                keys = taken,
+                "idempotency keys kept from before the restart"
+            );
+        }
+    }
     let state = web::Data::new(state);
     // Only the chat handler and `/health` reach it, as their own app
     // data: the state below them never names the AI.
@@ -229,19 +242,19 @@ fn open_store(
     history: &SharedHistory,
     metrics: &Arc<Metrics>,
     jetstream: bool,
-) -> anyhow::Result<(Start, Option<WriterHandle>)> {
+) -> anyhow::Result<(Start, Option<WriterHandle>, Vec<crate::idempotency::Entry>)> {
     let fresh = Start {
         epoch: new_epoch,
         ..Start::default()
     };
     if config.history.store == StoreKind::Memory {
-        return Ok((fresh, None));
+        return Ok((fresh, None, Vec::new()));
     }
     if jetstream {
         tracing::info!("history comes from the JetStream stream; the disk store is not used");
-        return Ok((fresh, None));
+        return Ok((fresh, None, Vec::new()));
     }
-    let settings = StoreSettings::from(&config.history);
+    let settings = StoreSettings::from(config);
     let dir = settings.dir.clone();
     let started = std::time::Instant::now();
     let (opened, recovered) = store::open(settings, metrics)?;
@@ -294,6 +307,7 @@ fn open_store(
             store: Some(appender),
         },
         Some(handle),
+        recovered.keys,
     ))
 }
 

@@ -27,9 +27,10 @@
 //! Claims in flight are not counted: there are no more of them than
 //! requests being handled.
 //!
-//! Persistence is not done here: remembered keys are plain data
-//! ([`Entry`]), and [`Table::export`] / [`Table::import`] are the hook a
-//! store uses to keep them across restarts.
+//! Persistence is the store's: remembered keys are plain data ([`Entry`]);
+//! with the disk store every answer is handed, as it is remembered, to the
+//! sink given to [`Table::keep_with`] (the store's writer), and a start
+//! gives back what was kept with [`Table::import`].
 //!
 //! A std `Mutex`, held for map operations only, never across an await; it
 //! is reached from the HTTP workers through `AppState`, never from the
@@ -239,6 +240,9 @@ pub struct Table {
     evicted_keys: IntCounter,
     evicted_bytes: IntCounter,
     replayed: IntCounter,
+    /// Where each answer is kept as it is remembered (the durable store),
+    /// so a restart, even a crash, keeps it.
+    sink: std::sync::OnceLock<Box<dyn Fn(Entry) + Send + Sync>>,
 }
 
 /// What a look at the table decided, under its lock.
@@ -267,7 +271,14 @@ impl Table {
                 .idempotency_evicted
                 .with_label_values(&[label::idempotency::MAX_BYTES]),
             replayed: metrics.idempotency_replayed.clone(),
+            sink: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Hands every answer, as it is remembered, to `sink` (set once, at
+    /// start, before serving).
+    pub fn keep_with(&self, sink: impl Fn(Entry) + Send + Sync + 'static) {
+        let _ = self.sink.set(Box::new(sink));
     }
 
     /// `publish.idempotency_*`. The wait covers what the first request
@@ -409,6 +420,18 @@ impl Table {
         );
         self.sweep(&mut inner, now_ms);
         self.bound(&mut inner);
+        drop(inner);
+        if let Some(sink) = self.sink.get()
+            && let Some((service, key)) = name.split_once(' ')
+        {
+            sink(Entry {
+                service: service.to_owned(),
+                key: key.to_owned(),
+                digest,
+                ids: ids.to_vec(),
+                inserted_at_ms: now_ms,
+            });
+        }
     }
 
     fn release(&self, name: &SlotName, turn: u64) {

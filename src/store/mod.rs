@@ -22,6 +22,7 @@
 //! - The server closes it last ([`WriterHandle::close`]): everything
 //!   queued is written and synced, and the stop is marked clean.
 
+pub mod keys;
 pub mod record;
 pub mod segment;
 mod writer;
@@ -49,10 +50,13 @@ pub struct StoreSettings {
     pub max_age_ms: i64,
     /// How much of the newest history [`open`] reads back for memory.
     pub memory_bytes: usize,
+    /// How long idempotency keys are kept (`publish.idempotency_window_secs`).
+    pub key_window_ms: i64,
 }
 
-impl From<&crate::config::HistoryConfig> for StoreSettings {
-    fn from(h: &crate::config::HistoryConfig) -> Self {
+impl From<&crate::config::Config> for StoreSettings {
+    fn from(config: &crate::config::Config) -> Self {
+        let h = &config.history;
         StoreSettings {
             dir: h.dir.clone(),
             fsync: h.fsync,
@@ -60,6 +64,7 @@ impl From<&crate::config::HistoryConfig> for StoreSettings {
             max_disk_bytes: h.max_disk_bytes,
             max_age_ms: (h.max_age_minutes() as i64).saturating_mul(60_000),
             memory_bytes: h.max_bytes,
+            key_window_ms: (config.publish.idempotency_window_secs as i64).saturating_mul(1000),
         }
     }
 }
@@ -73,6 +78,10 @@ impl StoreSettings {
 
     fn history_dir(&self) -> PathBuf {
         self.dir.join("history")
+    }
+
+    fn keys_dir(&self) -> PathBuf {
+        self.dir.join("keys")
     }
 }
 
@@ -109,6 +118,8 @@ pub struct Recovered {
     pub recent: Vec<Arc<Event>>,
     /// The oldest sequence on disk.
     pub first_seq: Option<u64>,
+    /// Idempotency keys answered within their window, oldest first.
+    pub keys: Vec<crate::idempotency::Entry>,
 }
 
 /// An opened store, before its writer starts.
@@ -132,6 +143,8 @@ const CLEAN_FILE: &str = "CLEAN";
 pub fn open(settings: StoreSettings, metrics: &Metrics) -> Result<(Opened, Recovered), StoreError> {
     let dir = settings.history_dir();
     std::fs::create_dir_all(&dir).map_err(at(&dir))?;
+    let keys_dir = settings.keys_dir();
+    std::fs::create_dir_all(&keys_dir).map_err(at(&keys_dir))?;
     let lock_path = settings.dir.join(LOCK_FILE);
     let lock = OpenOptions::new()
         .create(true)
@@ -166,6 +179,8 @@ pub fn open(settings: StoreSettings, metrics: &Metrics) -> Result<(Opened, Recov
         clean: newest.is_none() || clean_seq == Some(last_seq),
         recent: read_recent(&segments, settings.memory_bytes, settings.max_age_ms),
         first_seq: segments.front().map(|(_, s)| s.first_seq),
+        keys: keys::read(&keys_dir, settings.key_window_ms, crate::event::now_ms())
+            .map_err(at(&keys_dir))?,
     };
     let opened = Opened {
         settings,

@@ -16,6 +16,7 @@ fn settings(dir: &Path) -> StoreSettings {
         max_disk_bytes: 1 << 30,
         max_age_ms: i64::MAX / 2,
         memory_bytes: 1 << 20,
+        key_window_ms: 300_000,
     }
 }
 

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
+use super::keys::KeyLog;
 use super::segment::{self, SegmentWriter, Summary};
 use super::{CLEAN_FILE, Opened, StoreSettings};
 use crate::event::Event;
@@ -37,6 +38,8 @@ const RETENTION_EVERY: Duration = Duration::from_secs(1);
 enum Command {
     Append(Vec<Arc<Event>>, usize),
     Close(SyncSender<io::Result<()>>),
+    /// An idempotency key as it is answered.
+    Key(crate::idempotency::Entry),
     /// Tests: write what is queued and end without marking the stop
     /// clean, as a killed process leaves the store.
     #[cfg(test)]
@@ -112,6 +115,24 @@ impl WriterHandle {
         result
     }
 
+    /// Where the idempotency table hands each answered key: queued to the
+    /// writer like events, never waited on (a full queue is counted).
+    pub fn key_sink(
+        &self,
+        metrics: Arc<Metrics>,
+    ) -> impl Fn(crate::idempotency::Entry) + Send + Sync + 'static {
+        let tx = std::sync::Mutex::new(self.tx.clone());
+        move |entry| {
+            let sent = tx
+                .lock()
+                .map(|tx| tx.try_send(Command::Key(entry)).is_ok())
+                .unwrap_or(false);
+            if !sent {
+                metrics.history_write_errors.inc();
+            }
+        }
+    }
+
     /// Tests: ends the writer as a killed process would leave it (what was
     /// written is in the files, nothing marks the stop clean).
     #[cfg(test)]
@@ -160,6 +181,7 @@ struct Writer {
     /// Sealed segments, oldest first.
     sealed: VecDeque<(PathBuf, Summary)>,
     current: Option<SegmentWriter>,
+    keys: KeyLog,
     metrics: Arc<Metrics>,
     pending: Arc<AtomicUsize>,
     /// The newest sequence written: what a clean stop records.
@@ -195,7 +217,9 @@ impl Writer {
             }
             None => None,
         };
+        let keys = KeyLog::new(settings.keys_dir(), settings.key_window_ms);
         Ok(Writer {
+            keys,
             settings,
             dir,
             _lock: lock,
@@ -225,6 +249,12 @@ impl Writer {
                             Command::Append(events, bytes) => {
                                 self.append(&events);
                                 self.pending.fetch_sub(bytes, Ordering::AcqRel);
+                            }
+                            Command::Key(entry) => {
+                                if let Err(e) = self.keys.push(&entry) {
+                                    self.metrics.history_write_errors.inc();
+                                    self.io_error("keeping an idempotency key", &e);
+                                }
                             }
                             Command::Close(reply) => {
                                 let _ = reply.send(self.close());
@@ -308,6 +338,10 @@ impl Writer {
     }
 
     fn flush(&mut self) {
+        if let Err(e) = self.keys.flush() {
+            self.metrics.history_write_errors.inc();
+            self.io_error("writing idempotency keys", &e);
+        }
         let Some(current) = self.current.as_mut() else {
             return;
         };
@@ -325,6 +359,9 @@ impl Writer {
 
     fn sync(&mut self) {
         self.last_sync = Instant::now();
+        if let Err(e) = self.keys.sync() {
+            self.io_error("syncing idempotency keys", &e);
+        }
         if let Some(current) = self.current.as_mut()
             && let Err(e) = current.sync()
         {
@@ -339,6 +376,9 @@ impl Writer {
     /// Deletes the oldest segments past the age or byte limit.
     fn retain(&mut self) {
         self.last_retention = Instant::now();
+        if let Err(e) = self.keys.retain(crate::event::now_ms()) {
+            self.io_error("deleting expired idempotency keys", &e);
+        }
         let oldest_allowed = crate::event::now_ms().saturating_sub(self.settings.max_age_ms);
         // A quiet gateway's only segment ages out too.
         if self.sealed.is_empty()
@@ -397,6 +437,8 @@ impl Writer {
             current.flush()?;
             current.sync()?;
         }
+        self.keys.flush()?;
+        self.keys.sync()?;
         let clean = self.dir.join(CLEAN_FILE);
         std::fs::write(&clean, self.last_seq.to_string())?;
         std::fs::File::open(&clean)?.sync_all()?;

@@ -169,3 +169,35 @@ fn a_second_gateway_on_the_same_directory_is_refused() {
         "{stderr}"
     );
 }
+
+/// An `Idempotency-Key` answered before a restart is still known after it:
+/// the retry gets the same ids and nothing is published again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = Value::Array(batch("ws4", 0, 3)).to_string();
+    let send = |gw: &GatewayProcess| {
+        gw.client
+            .post(gw.url("/api/logs/publish"))
+            .header("x-service-token", ETL_TOKEN)
+            .header("content-type", "application/json")
+            .header("idempotency-key", "deploy-retry-1")
+            .body(body.clone())
+            .send()
+    };
+    let mut gw = on_disk(dir.path(), "first");
+    let first = send(&gw).await.expect("publish");
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    let first: Value = first.json().await.unwrap();
+    assert!(gw.terminate().success());
+    let gw = on_disk(dir.path(), "second");
+    let again = send(&gw).await.expect("publish again");
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["ids"], first["ids"], "the first answer's ids");
+    assert_eq!(
+        history(&gw, "logs:etl:ws4").await.len(),
+        3,
+        "published once"
+    );
+}
