@@ -54,6 +54,7 @@ impl Server {
             args.binary.display()
         );
         let mut command = gateway_command(args, port, true);
+        fresh_data_dir(&mut command, log_path);
         command
             .envs(extra_env.iter().map(|(k, v)| (k, v)))
             .envs(args.server_env.iter().filter_map(|kv| kv.split_once('=')));
@@ -77,6 +78,7 @@ impl Server {
             args.binary.display()
         );
         let mut command = gateway_command(args, port, false);
+        fresh_data_dir(&mut command, log_path);
         command.envs(args.server_env.iter().filter_map(|kv| kv.split_once('=')));
         let child = spawn_child(&mut command, log_path)
             .with_context(|| format!("cannot start {}", args.binary.display()))?;
@@ -333,6 +335,16 @@ fn gateway_command(args: &Args, port: u16, limits_off: bool) -> Command {
             .env("PUBLISH_BYTES_PER_SEC", "0");
     }
     command
+}
+
+/// Gives the gateway a data directory of its own beside its log, emptied
+/// first: every run starts with no history on disk, and two gateways of
+/// one run never share a directory. (`--server-env HISTORY_STORE=memory`
+/// measures the in-memory store instead.)
+fn fresh_data_dir(command: &mut Command, log_path: &Path) {
+    let dir = log_path.with_extension("data");
+    let _ = std::fs::remove_dir_all(&dir);
+    command.env("DATA_DIR", dir);
 }
 
 /// Spawns `command` with no stdin or stdout and its stderr to a fresh

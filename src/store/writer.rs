@@ -58,6 +58,11 @@ pub struct Appender {
 }
 
 impl Appender {
+    /// Bytes of events queued and not yet written.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+
     /// Queues `events` (already fanned out and in memory) to be written.
     /// Never waits: if the writer is that far behind, the batch is not
     /// stored, which is counted and logged.
