@@ -32,8 +32,38 @@ pub async fn health(state: web::Data<AppState>, ai: web::Data<crate::ai::Ai>) ->
         "subscriptions": state.gauges.subscriptions.load(Ordering::Relaxed),
         "events_accepted": state.gauges.events_accepted.load(Ordering::Relaxed),
         "nats": state.links_json(),
+        "history": history_json(&state),
         "ai": ai.to_json(),
     }))
+}
+
+/// Where history is kept and whether the store keeps up: `degraded` while
+/// its writes fail (events are still delivered live, not stored).
+fn history_json(state: &AppState) -> serde_json::Value {
+    let m = &state.metrics;
+    let store = if state.config.nats.jetstream {
+        "jetstream"
+    } else {
+        match state.config.history.store {
+            crate::config::StoreKind::Disk => "disk",
+            crate::config::StoreKind::Memory => "memory",
+        }
+    };
+    let mut json = json!({
+        "store": store,
+        "events_in_memory": m.history_events.get(),
+    });
+    if store == "disk" {
+        json["state"] = if m.history_disk_degraded.get() != 0 {
+            "degraded"
+        } else {
+            "ok"
+        }
+        .into();
+        json["disk_bytes"] = m.history_disk_bytes.get().into();
+        json["write_errors"] = m.history_write_errors.get().into();
+    }
+    json
 }
 
 /// `GET /ready`: 200 when the gateway should get traffic; 503 while it is

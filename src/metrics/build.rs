@@ -310,6 +310,13 @@ impl Metrics {
                 "Events that could not be stored on disk (I/O errors, a full disk, a writer too far behind).",
             ),
         );
+        let history_disk_degraded = register(
+            &r,
+            IntGauge::new(
+                "history_disk_degraded",
+                "1 while the history store's last write failed (events are delivered but not stored), 0 once a write succeeds again.",
+            ),
+        );
         let ai_redactions = register(
             &r,
             IntCounter::new(
@@ -404,6 +411,7 @@ impl Metrics {
             history_disk_oldest_seconds,
             history_recovered,
             history_write_errors,
+            history_disk_degraded,
             ai_chats,
             ai_tool_calls,
             ai_tokens,

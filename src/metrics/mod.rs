@@ -80,6 +80,9 @@ pub struct Metrics {
     pub history_disk_oldest_seconds: Gauge,
     pub history_recovered: IntCounterVec,
     pub history_write_errors: IntCounter,
+    /// 1 while the store's last write failed (a full disk), 0 once one
+    /// succeeds again.
+    pub history_disk_degraded: IntGauge,
     pub ai_chats: IntCounterVec,
     pub ai_tool_calls: IntCounterVec,
     pub ai_tokens: IntCounterVec,

@@ -260,6 +260,11 @@ impl SegmentWriter {
         &self.path
     }
 
+    /// Whether records were pushed that [`Self::flush`] has not written.
+    pub fn has_unwritten(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// Encodes `event` after the others (written by [`Self::flush`]).
     pub fn push(&mut self, event: &Event) {
         let before = self.buf.len();

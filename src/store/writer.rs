@@ -352,8 +352,15 @@ impl Writer {
         };
         let before = current.summary.events;
         let unwritten = current.summary.last_seq;
+        let had_data = current.has_unwritten();
         match current.flush() {
-            Ok(()) => self.last_seq = self.last_seq.max(unwritten),
+            Ok(()) => {
+                self.last_seq = self.last_seq.max(unwritten);
+                if had_data && self.metrics.history_disk_degraded.get() != 0 {
+                    self.metrics.history_disk_degraded.set(0);
+                    tracing::info!(dir = %self.dir.display(), "history: writing to the store again");
+                }
+            }
             Err(e) => {
                 let lost = before.saturating_sub(current.summary.events);
                 self.metrics.history_write_errors.inc_by(lost);
@@ -375,6 +382,7 @@ impl Writer {
     }
 
     fn io_error(&self, doing: &str, e: &io::Error) {
+        self.metrics.history_disk_degraded.set(1);
         tracing::error!(dir = %self.dir.display(), "history: {doing} failed: {e}");
     }
 

@@ -268,6 +268,7 @@ async fn a_full_disk_is_counted_and_the_store_recovers_when_space_is_freed() {
         assert_eq!(messages(&live.logs(100).await)[99], format!("m{}", n + 99));
         n += 100;
     }
+    assert_eq!(gw.health().await["history"]["state"], "degraded");
     std::fs::remove_file(&filler).unwrap();
     // Published after the space came back: stored again.
     let errors = metric(&gw, "loggate_history_write_errors_total").await;
