@@ -44,6 +44,16 @@ pub enum Level {
 }
 
 impl Level {
+    /// Every level, in order: `ALL[level as usize] == level`.
+    pub const ALL: [Level; 6] = [
+        Level::Trace,
+        Level::Debug,
+        Level::Info,
+        Level::Warn,
+        Level::Error,
+        Level::Fatal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Level::Trace => "trace",

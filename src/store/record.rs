@@ -33,15 +33,6 @@ const FIXED_LEN: usize = 8 + 8 + 8 + 1 + 2;
 /// event, and is not allocated for.
 pub const MAX_BODY_LEN: usize = 1 << 20;
 
-const LEVELS: [Level; 6] = [
-    Level::Trace,
-    Level::Debug,
-    Level::Info,
-    Level::Warn,
-    Level::Error,
-    Level::Fatal,
-];
-
 /// Appends `event`'s record to `out`.
 pub fn encode(event: &Event, out: &mut Vec<u8>) {
     let json = event.json();
@@ -119,7 +110,7 @@ fn parse_body(body: &[u8]) -> Option<RawRecord<'_>> {
     let seq = u64_at(0)?;
     let received_ms = u64_at(8)? as i64;
     let timestamp_ms = u64_at(16)? as i64;
-    let level = *LEVELS.get(*body.get(24)? as usize)?;
+    let level = *Level::ALL.get(*body.get(24)? as usize)?;
     let channel_len = u16::from_le_bytes(body.get(25..27)?.try_into().ok()?) as usize;
     let channel = std::str::from_utf8(body.get(FIXED_LEN..FIXED_LEN + channel_len)?).ok()?;
     Some(RawRecord {

@@ -7,14 +7,7 @@ use serde_json::{Map, Value};
 use crate::event::Level;
 
 /// Every level, in order; [`LevelCounts`] is indexed by `level as usize`.
-pub const LEVELS: [Level; 6] = [
-    Level::Trace,
-    Level::Debug,
-    Level::Info,
-    Level::Warn,
-    Level::Error,
-    Level::Fatal,
-];
+pub const LEVELS: [Level; 6] = Level::ALL;
 
 /// Events counted per level.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
