@@ -191,3 +191,36 @@ fn a_second_opener_is_refused_by_the_lock() {
     assert!(matches!(err, StoreError::Locked { .. }), "{err}");
     assert!(err.to_string().contains("LOCK"), "{err}");
 }
+
+#[test]
+fn retention_deletes_segments_past_the_age_limit_even_when_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.max_disk_bytes = 16 * (64 << 10);
+    s.max_age_ms = 300;
+    let m = metrics();
+    let (opened, _) = open(s.clone(), &m).unwrap();
+    let (appender, handle) = opened.start_writer(9, Arc::clone(&m)).unwrap();
+    appender.append((1..=1500).map(|n| ev(9, n)).collect());
+    // Every event ages out, the last segment too: the store empties
+    // itself with nothing more published (bounded wait).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let segments = std::fs::read_dir(dir.path().join("history"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
+            .count();
+        if segments == 0 && m.history_disk_events.get() == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{segments} segments left"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    handle.close().unwrap();
+    let (_, r) = open(s, &metrics()).unwrap();
+    assert_eq!((r.first_seq, r.recent.len()), (None, 0));
+}
