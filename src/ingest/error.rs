@@ -87,6 +87,10 @@ pub enum PublishError {
     /// JetStream mode: the stream did not confirm the events in time.
     #[error("{message}")]
     NatsUnavailable { message: String },
+    /// `HISTORY_FSYNC=always`: the events could not be put on disk (a full
+    /// disk, I/O errors); none of them was delivered.
+    #[error("the events could not be stored on disk; none was published, retry shortly")]
+    StorageUnavailable,
     /// An `Idempotency-Key` header that is not 1–128 visible ASCII
     /// characters, or more than one.
     #[error("Idempotency-Key: {message}")]
@@ -155,6 +159,7 @@ impl PublishError {
         "ingest_busy",
         "shutting_down",
         "nats_unavailable",
+        "storage_unavailable",
         "invalid_idempotency_key",
         "idempotency_key_reused",
         "idempotency_key_in_use",
@@ -194,6 +199,7 @@ impl PublishError {
             PublishError::IngestBusy { .. } => "ingest_busy",
             PublishError::ShuttingDown => "shutting_down",
             PublishError::NatsUnavailable { .. } => "nats_unavailable",
+            PublishError::StorageUnavailable => "storage_unavailable",
             PublishError::InvalidIdempotencyKey { .. } => "invalid_idempotency_key",
             PublishError::IdempotencyKeyReused => "idempotency_key_reused",
             PublishError::IdempotencyKeyInUse { .. } => "idempotency_key_in_use",
@@ -207,9 +213,9 @@ impl PublishError {
             | PublishError::BytesRateLimited { retry_after_secs }
             | PublishError::IngestBusy { retry_after_secs }
             | PublishError::IdempotencyKeyInUse { retry_after_secs } => Some(*retry_after_secs),
-            PublishError::ShuttingDown | PublishError::NatsUnavailable { .. } => {
-                Some(crate::error::RETRY_SOON_SECS)
-            }
+            PublishError::ShuttingDown
+            | PublishError::NatsUnavailable { .. }
+            | PublishError::StorageUnavailable => Some(crate::error::RETRY_SOON_SECS),
             _ => None,
         }
     }
@@ -259,6 +265,7 @@ impl ResponseError for PublishError {
             }
             PublishError::ShuttingDown
             | PublishError::NatsUnavailable { .. }
+            | PublishError::StorageUnavailable
             | PublishError::IngestBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             PublishError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             PublishError::IdempotencyKeyInUse { .. } => StatusCode::CONFLICT,
@@ -346,6 +353,7 @@ mod tests {
             PublishError::NatsUnavailable {
                 message: message.clone(),
             },
+            PublishError::StorageUnavailable,
             PublishError::InvalidIdempotencyKey { message },
             PublishError::IdempotencyKeyReused,
             PublishError::IdempotencyKeyInUse {
@@ -374,6 +382,7 @@ mod tests {
                 | PublishError::IngestBusy { .. }
                 | PublishError::ShuttingDown
                 | PublishError::NatsUnavailable { .. }
+                | PublishError::StorageUnavailable
                 | PublishError::InvalidIdempotencyKey { .. }
                 | PublishError::IdempotencyKeyReused
                 | PublishError::IdempotencyKeyInUse { .. } => {}

@@ -496,13 +496,20 @@ async fn send_events(
             }
         });
     }
-    state
+    let (stored, on_disk) = tokio::sync::oneshot::channel();
+    let ids = state
         .registry
         .send(Publish {
             events,
             origin: Origin::Local,
+            stored: Some(stored),
         })
         .await
         .map_err(|_| PublishError::ShuttingDown)?
-        .map_err(|_| PublishError::ShuttingDown)
+        .map_err(|_| PublishError::ShuttingDown)?;
+    match on_disk.await {
+        Ok(true) => Ok(ids),
+        Ok(false) => Err(PublishError::StorageUnavailable),
+        Err(_) => Err(PublishError::ShuttingDown),
+    }
 }

@@ -317,6 +317,13 @@ impl Metrics {
                 "1 while the history store's last write failed (events are delivered but not stored), 0 once a write succeeds again.",
             ),
         );
+        let history_fsyncs = register(
+            &r,
+            IntCounter::new(
+                "history_fsyncs_total",
+                "Syncs of the history store to disk (one per interval, or one per group of publishes with HISTORY_FSYNC=always).",
+            ),
+        );
         let ai_redactions = register(
             &r,
             IntCounter::new(
@@ -412,6 +419,7 @@ impl Metrics {
             history_recovered,
             history_write_errors,
             history_disk_degraded,
+            history_fsyncs,
             ai_chats,
             ai_tool_calls,
             ai_tokens,

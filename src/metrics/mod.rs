@@ -83,6 +83,8 @@ pub struct Metrics {
     /// 1 while the store's last write failed (a full disk), 0 once one
     /// succeeds again.
     pub history_disk_degraded: IntGauge,
+    /// Syncs of the store's newest segment (`HISTORY_FSYNC`).
+    pub history_fsyncs: IntCounter,
     pub ai_chats: IntCounterVec,
     pub ai_tool_calls: IntCounterVec,
     pub ai_tokens: IntCounterVec,

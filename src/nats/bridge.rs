@@ -155,7 +155,11 @@ impl NatsBridge {
         match &self.intake {
             Intake::Registry(origin) => {
                 let origin = *origin;
-                let send = self.registry.send(Publish { events, origin });
+                let send = self.registry.send(Publish {
+                    events,
+                    origin,
+                    stored: None,
+                });
                 ctx.wait(send.into_actor(self).map(|_, _, _| ()));
             }
             Intake::JetStream(stream) => {

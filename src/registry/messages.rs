@@ -50,6 +50,10 @@ pub enum Origin {
 pub struct Publish {
     pub events: Vec<NewEvent>,
     pub origin: Origin,
+    /// Told whether the events were stored: at once unless
+    /// `HISTORY_FSYNC=always`, where they are delivered and this says
+    /// `true` only once they are on disk (`false`: none was delivered).
+    pub stored: Option<tokio::sync::oneshot::Sender<bool>>,
 }
 
 /// JetStream mode: events read from the cluster stream, each with its

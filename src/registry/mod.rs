@@ -35,6 +35,7 @@
 //! (no gap, no duplicate).
 
 mod admin;
+mod durable;
 pub mod history;
 pub mod index;
 pub mod messages;
@@ -131,6 +132,8 @@ pub struct Registry {
     store: Option<Appender>,
     /// See [`Start::lost_after`]: `(after, through)`.
     restart_loss: Option<(u64, u64)>,
+    /// `HISTORY_FSYNC=always`: batches waiting for the disk.
+    waiting: durable::Waiting,
 }
 
 impl Registry {
@@ -160,6 +163,7 @@ impl Registry {
             sharing,
             store: start.store,
             restart_loss: start.lost_after.map(|after| (after, start.last_seq)),
+            waiting: durable::Waiting::default(),
         }
     }
 
@@ -306,6 +310,7 @@ impl Actor for Registry {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        self.read_reports(ctx);
         ctx.run_interval(HISTORY_SWEEP_INTERVAL, |act, _| {
             act.history.write().expire(crate::event::now_ms());
         });
@@ -367,6 +372,7 @@ impl Handler<Publish> for Registry {
             (Sharing::Core(queue), Origin::Local) => Some(queue.clone()),
             _ => None,
         };
+        let always = self.store.as_ref().is_some_and(|s| s.always());
         let mut accepted = Vec::with_capacity(msg.events.len());
         for new in msg.events {
             if let Some(out) = &share {
@@ -378,11 +384,23 @@ impl Handler<Publish> for Registry {
                 seq: self.last_seq,
             };
             let event = Event::encode(id, new);
-            self.fan_out(&event);
+            if !always {
+                self.fan_out(&event);
+            }
             accepted.push(event);
             ids.push(id);
         }
-        self.keep(accepted, None);
+        if always {
+            self.hold(accepted, msg.stored);
+            return Ok(ids);
+        }
+        self.keep(&accepted, None);
+        if let Some(store) = &self.store {
+            store.append(accepted);
+        }
+        if let Some(stored) = msg.stored {
+            let _ = stored.send(true);
+        }
         Ok(ids)
     }
 }
@@ -391,21 +409,18 @@ impl Registry {
     /// Puts fanned-out events in history. `starts_after`: history begins
     /// after this sequence (a JetStream node that just started), so a
     /// resume from before it is told of the gap.
-    fn keep(&mut self, accepted: Vec<Arc<Event>>, starts_after: Option<u64>) {
+    fn keep(&mut self, accepted: &[Arc<Event>], starts_after: Option<u64>) {
         // One write lock per batch, taken after the fan-out so readers of
         // history wait for the pushes only.
         let mut history = self.history.write();
         if let Some(seq) = starts_after {
             history.forget_through(seq);
         }
-        for event in &accepted {
+        for event in accepted {
             history.push(event, event.times.received_ms);
         }
         let h = history.stats();
         drop(history);
-        if let Some(store) = &self.store {
-            store.append(accepted);
-        }
         // After history: a reader that sees this sequence finds every
         // event up to it in history (the history endpoint's `last_id`).
         self.gauges
@@ -459,7 +474,7 @@ impl Handler<Stored> for Registry {
             self.fan_out(&event);
             accepted.push(event);
         }
-        self.keep(accepted, starts_after);
+        self.keep(&accepted, starts_after);
         Ok(())
     }
 }

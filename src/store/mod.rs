@@ -38,7 +38,7 @@ pub use crate::config::{Fsync, StoreKind};
 use crate::event::Event;
 use crate::metrics::{Metrics, label};
 use segment::{Damage, Summary};
-pub use writer::{Appender, MAX_PENDING_BYTES, WriterHandle};
+pub use writer::{Appender, Durable, MAX_PENDING_BYTES, WriterHandle};
 
 /// How the store is run, from `[history]`.
 #[derive(Debug, Clone)]

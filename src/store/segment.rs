@@ -260,6 +260,17 @@ impl SegmentWriter {
         &self.path
     }
 
+    /// Cuts the file back to `to` (an earlier summary of this segment):
+    /// a round of `HISTORY_FSYNC=always` that failed leaves none of its
+    /// records behind, so nothing answered `503` is read back later.
+    pub fn rollback(&mut self, to: Summary) -> io::Result<()> {
+        self.buf.clear();
+        self.file.set_len(to.bytes)?;
+        self.file.seek(SeekFrom::Start(to.bytes))?;
+        self.summary = to;
+        Ok(())
+    }
+
     /// Whether records were pushed that [`Self::flush`] has not written.
     pub fn has_unwritten(&self) -> bool {
         !self.buf.is_empty()

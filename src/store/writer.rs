@@ -37,6 +37,8 @@ const RETENTION_EVERY: Duration = Duration::from_secs(1);
 /// Commands queued to the writer thread.
 enum Command {
     Append(Vec<Arc<Event>>, usize),
+    /// `HISTORY_FSYNC=always`: written, synced, then reported by number.
+    AppendDurable(Vec<Arc<Event>>, usize, u64),
     Close(SyncSender<io::Result<()>>),
     /// An idempotency key as it is answered.
     Key(crate::idempotency::Entry),
@@ -46,18 +48,49 @@ enum Command {
     Abandon(SyncSender<()>),
 }
 
+/// `HISTORY_FSYNC=always`: batch `batch` is on disk (`stored`), or could
+/// not be put there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durable {
+    pub batch: u64,
+    pub stored: bool,
+}
+
 /// The registry's end of the queue to the writer.
 #[derive(Debug)]
 pub struct Appender {
     tx: SyncSender<Command>,
+    /// `HISTORY_FSYNC=always`: the writer's reports, for the registry to
+    /// take once ([`Appender::take_reports`]).
+    reports: Option<tokio::sync::mpsc::UnboundedReceiver<Durable>>,
     pending: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     /// Set once a refusal was logged, until the queue takes a batch again:
     /// one log line per episode, not per batch.
     refusing: AtomicBool,
+    reports_wanted: bool,
 }
 
 impl Appender {
+    /// `HISTORY_FSYNC=always`: events are delivered only once on disk.
+    pub fn always(&self) -> bool {
+        self.reports_wanted
+    }
+
+    /// The writer's reports of durable batches (once).
+    pub fn take_reports(&mut self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Durable>> {
+        self.reports.take()
+    }
+
+    /// Queues batch number `batch` to be written and synced; its
+    /// [`Durable`] report follows. False if the writer is too far behind
+    /// to take it (nothing of it is stored, and nothing will be reported).
+    pub fn append_durable(&self, events: Vec<Arc<Event>>, batch: u64) -> bool {
+        self.queue(events, |events, bytes| {
+            Command::AppendDurable(events, bytes, batch)
+        })
+    }
+
     /// Bytes of events queued and not yet written.
     pub fn pending_bytes(&self) -> usize {
         self.pending.load(Ordering::Acquire)
@@ -67,8 +100,16 @@ impl Appender {
     /// Never waits: if the writer is that far behind, the batch is not
     /// stored, which is counted and logged.
     pub fn append(&self, events: Vec<Arc<Event>>) {
+        self.queue(events, Command::Append);
+    }
+
+    fn queue(
+        &self,
+        events: Vec<Arc<Event>>,
+        command: impl FnOnce(Vec<Arc<Event>>, usize) -> Command,
+    ) -> bool {
         if events.is_empty() {
-            return;
+            return true;
         }
         let bytes: usize = events.iter().map(|e| e.size()).sum();
         let n = events.len() as u64;
@@ -76,7 +117,7 @@ impl Appender {
         let refused = if before + bytes > MAX_PENDING_BYTES {
             true
         } else {
-            match self.tx.try_send(Command::Append(events, bytes)) {
+            match self.tx.try_send(command(events, bytes)) {
                 Ok(()) => false,
                 Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => true,
             }
@@ -93,6 +134,7 @@ impl Appender {
         } else if self.refusing.swap(false, Ordering::Relaxed) {
             tracing::info!("history: the disk writer keeps up again");
         }
+        !refused
     }
 }
 
@@ -160,13 +202,20 @@ pub(super) fn start(
 ) -> io::Result<(Appender, WriterHandle)> {
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_BATCHES);
     let pending = Arc::new(AtomicUsize::new(0));
+    let always = opened.settings.fsync == super::Fsync::Always;
+    // Unbounded in type only: there is one report per batch the queue
+    // above took, and it holds QUEUE_BATCHES.
+    let (report_tx, report_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut writer = Writer::new(opened, epoch, Arc::clone(&metrics), Arc::clone(&pending))?;
+    writer.reports = always.then_some(report_tx);
     let thread = std::thread::Builder::new()
         .name("history-writer".into())
         .spawn(move || writer.run(rx))?;
     Ok((
         Appender {
             tx: tx.clone(),
+            reports: always.then_some(report_rx),
+            reports_wanted: always,
             pending,
             metrics,
             refusing: AtomicBool::new(false),
@@ -187,6 +236,10 @@ struct Writer {
     sealed: VecDeque<(PathBuf, Summary)>,
     current: Option<SegmentWriter>,
     keys: KeyLog,
+    /// `HISTORY_FSYNC=always`: where durable batches are reported.
+    reports: Option<tokio::sync::mpsc::UnboundedSender<Durable>>,
+    /// Events of this round that could not be stored (no segment).
+    round_failed: bool,
     metrics: Arc<Metrics>,
     pending: Arc<AtomicUsize>,
     /// The newest sequence written: what a clean stop records.
@@ -224,6 +277,8 @@ impl Writer {
         };
         let keys = KeyLog::new(settings.keys_dir(), settings.key_window_ms);
         Ok(Writer {
+            reports: None,
+            round_failed: false,
             keys,
             settings,
             dir,
@@ -248,12 +303,23 @@ impl Writer {
             match rx.recv_timeout(wait) {
                 Ok(command) => {
                     let mut next = Some(command);
+                    let mut durable: Vec<u64> = Vec::new();
+                    self.round_failed = false;
+                    let before = self
+                        .current
+                        .as_ref()
+                        .map(|c| (c.path().to_path_buf(), c.summary));
                     // Whatever has queued meanwhile goes in the same write.
                     while let Some(command) = next.take() {
                         match command {
                             Command::Append(events, bytes) => {
                                 self.append(&events);
                                 self.pending.fetch_sub(bytes, Ordering::AcqRel);
+                            }
+                            Command::AppendDurable(events, bytes, batch) => {
+                                self.append(&events);
+                                self.pending.fetch_sub(bytes, Ordering::AcqRel);
+                                durable.push(batch);
                             }
                             Command::Key(entry) => {
                                 if let Err(e) = self.keys.push(&entry) {
@@ -267,27 +333,39 @@ impl Writer {
                             }
                             #[cfg(test)]
                             Command::Abandon(reply) => {
-                                self.flush();
+                                let _ = self.flush();
                                 let _ = reply.send(());
                                 return;
                             }
                         }
                         next = rx.try_recv().ok();
                     }
-                    self.flush();
+                    let written = self.flush() && !self.round_failed;
+                    if !durable.is_empty() {
+                        // Group commit: one sync for every batch of the round.
+                        let stored = written && self.sync();
+                        if !stored {
+                            self.roll_back(before);
+                        }
+                        if let Some(reports) = &self.reports {
+                            for batch in durable {
+                                let _ = reports.send(Durable { batch, stored });
+                            }
+                        }
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 // Dropped without a close (a gateway built and dropped by a
                 // test): written and synced, but not marked clean, which
                 // only costs the next start a jump in ids.
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.flush();
-                    self.sync();
+                    let _ = self.flush();
+                    let _ = self.sync();
                     return;
                 }
             }
             if self.last_sync.elapsed() >= self.settings.fsync_interval {
-                self.sync();
+                let _ = self.sync();
             }
             if self.last_retention.elapsed() >= RETENTION_EVERY {
                 self.retain();
@@ -303,6 +381,7 @@ impl Writer {
             });
             if full && !self.roll(event) {
                 self.metrics.history_write_errors.inc();
+                self.round_failed = true;
                 continue;
             }
             if let Some(current) = self.current.as_mut() {
@@ -342,13 +421,26 @@ impl Writer {
         }
     }
 
-    fn flush(&mut self) {
+    /// A failed round of durable batches: the segment it wrote to is cut
+    /// back to where the round began (if the round moved on to a new
+    /// segment, what it sealed stays: a rare case, documented).
+    fn roll_back(&mut self, before: Option<(PathBuf, Summary)>) {
+        if let (Some(current), Some((path, summary))) = (self.current.as_mut(), before)
+            && current.path() == path
+            && let Err(e) = current.rollback(summary)
+        {
+            self.io_error("cutting back a failed write", &e);
+        }
+    }
+
+    /// Whether everything pushed is now written.
+    fn flush(&mut self) -> bool {
         if let Err(e) = self.keys.flush() {
             self.metrics.history_write_errors.inc();
             self.io_error("writing idempotency keys", &e);
         }
         let Some(current) = self.current.as_mut() else {
-            return;
+            return true;
         };
         let before = current.summary.events;
         let unwritten = current.summary.last_seq;
@@ -360,24 +452,33 @@ impl Writer {
                     self.metrics.history_disk_degraded.set(0);
                     tracing::info!(dir = %self.dir.display(), "history: writing to the store again");
                 }
+                true
             }
             Err(e) => {
                 let lost = before.saturating_sub(current.summary.events);
                 self.metrics.history_write_errors.inc_by(lost);
                 self.io_error("writing events", &e);
+                false
             }
         }
     }
 
-    fn sync(&mut self) {
+    /// Whether what was written is now on disk.
+    fn sync(&mut self) -> bool {
         self.last_sync = Instant::now();
         if let Err(e) = self.keys.sync() {
             self.io_error("syncing idempotency keys", &e);
         }
-        if let Some(current) = self.current.as_mut()
-            && let Err(e) = current.sync()
-        {
-            self.io_error("syncing", &e);
+        let Some(current) = self.current.as_mut() else {
+            return true;
+        };
+        self.metrics.history_fsyncs.inc();
+        match current.sync() {
+            Ok(()) => true,
+            Err(e) => {
+                self.io_error("syncing", &e);
+                false
+            }
         }
     }
 
@@ -445,7 +546,7 @@ impl Writer {
 
     /// Writes and syncs what was queued and marks the stop clean.
     fn close(&mut self) -> io::Result<()> {
-        self.flush();
+        let _ = self.flush();
         if let Some(current) = self.current.as_mut() {
             current.flush()?;
             current.sync()?;

@@ -409,3 +409,66 @@ async fn sigterm_during_a_steady_publish_loses_nothing_answered() {
         resumed.expect_silence(Duration::from_millis(100)).await;
     }
 }
+
+/// `HISTORY_FSYNC=always`: a publish is answered `202` only once on disk;
+/// one the disk cannot take is `503 storage_unavailable` with
+/// `Retry-After` and is never delivered; freeing space brings `202` back,
+/// and everything answered `202` is there after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_always_answers_503_for_what_the_disk_cannot_take_and_delivers_none_of_it() {
+    let disk = SmallDisk::mount(4 << 20);
+    let filler = disk.dir.path().join("filler");
+    std::fs::write(&filler, vec![0u8; 3 << 20]).unwrap();
+    let data = disk.dir.path().join("data");
+    let vars = [
+        ("HISTORY_STORE", "disk"),
+        ("HISTORY_FSYNC", "always"),
+        ("DATA_DIR", data.to_str().unwrap()),
+        ("HISTORY_MAX_DISK_BYTES", "1048576"),
+    ];
+    let mut gw = GatewayProcess::spawn(BIN, "always", &vars);
+    let mut live = gw.subscribe("logs:etl:ws8").await;
+    let mut accepted: Vec<String> = Vec::new();
+    let mut n = 0;
+    let refused = loop {
+        assert!(n < 100_000, "the disk never filled");
+        let res = gw
+            .client
+            .post(gw.url("/api/logs/publish"))
+            .header("x-service-token", ETL_TOKEN)
+            .header("content-type", "application/json")
+            .body(Value::Array(batch("ws8", n, n + 100)).to_string())
+            .send()
+            .await
+            .expect("publish");
+        n += 100;
+        if res.status() == StatusCode::ACCEPTED {
+            let answer: Value = res.json().await.unwrap();
+            accepted.extend(ids(&answer["ids"]
+                .as_array()
+                .unwrap()
+                .clone()
+                .into_iter()
+                .map(|id| serde_json::json!({ "id": id }))
+                .collect::<Vec<_>>()));
+            continue;
+        }
+        break res;
+    };
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "storage_unavailable", "{body}");
+    // Live subscribers got exactly what was answered 202, nothing of the
+    // refused batch.
+    let mut seen = Vec::new();
+    read_ids(&mut live, accepted.len(), &mut seen).await;
+    assert_eq!(seen, accepted);
+    live.expect_silence(Duration::from_millis(300)).await;
+    std::fs::remove_file(&filler).unwrap();
+    let after = gw.publish(&batch("ws9", 0, 10)).await;
+    assert!(gw.terminate().success());
+    let gw = GatewayProcess::spawn(BIN, "always, again", &vars);
+    assert_eq!(all_history_ids(&gw, "logs:etl:ws8").await, accepted);
+    assert_eq!(all_history_ids(&gw, "logs:etl:ws9").await, after);
+}

@@ -140,14 +140,6 @@ impl Config {
                     "must name a directory",
                 ));
             }
-            if h.fsync == super::Fsync::Always {
-                // Not built yet: refused rather than taken for `interval`,
-                // which would answer 202 before the events are on disk.
-                return Err(ConfigError::new(
-                    "history.fsync (HISTORY_FSYNC)",
-                    "\"always\" is not available yet; use \"interval\"",
-                ));
-            }
             at_least("history.fsync_interval_ms", h.fsync_interval_ms as usize, 1)?;
             at_most(
                 "history.fsync_interval_ms",

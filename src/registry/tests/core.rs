@@ -24,6 +24,7 @@ async fn publish(reg: &Addr<Registry>, channel: &str, n: usize, origin: Origin) 
     reg.send(Publish {
         events: events(channel, n),
         origin,
+        stored: None,
     })
     .await
     .unwrap()
@@ -185,6 +186,7 @@ async fn a_shutdown_tells_every_session_and_refuses_new_work() {
         .send(Publish {
             events: events("logs:etl", 1),
             origin: Origin::Local,
+            stored: None,
         })
         .await
         .unwrap();
