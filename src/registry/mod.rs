@@ -14,6 +14,11 @@
 //! - [`Shutdown`], [`ChannelCounts`] and [`GetStats`] from the server and
 //!   operators (`admin.rs`).
 //!
+//! What it accepts it hands to the durable store's writer
+//! ([`crate::store::Appender`]) after the fan-out, without waiting; with
+//! `HISTORY_FSYNC=always` it holds each batch until the writer reports it
+//! on disk and only then delivers it (`durable.rs`).
+//!
 //! Its part of the cluster mode is one value, [`Sharing`], given to
 //! [`Registry::new`]: alone, core NATS (local events offered to the
 //! [`outbound`] queue) or JetStream (the stream's ids).
