@@ -43,13 +43,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use prometheus::{IntCounter, IntGauge};
-use sha2::Digest as _;
 use tokio::sync::watch;
 
 use crate::event::{EventId, now_ms};
 use crate::metrics::{Metrics, label};
 
+mod claim;
 mod key;
+mod runs;
+
+pub use claim::Claim;
+use runs::{Run, from_runs, to_runs};
 
 pub use key::{Digest, HEADER, InvalidKey, Key, MAX_KEY_LEN, digest, key_of};
 
@@ -101,44 +105,6 @@ pub enum Begin {
     Claimed(Claim),
     /// Already answered: these ids, and publish nothing.
     Replay(Vec<EventId>),
-}
-
-/// `count` ids from `first` on, one after the other in the same epoch.
-#[derive(Debug, Clone, Copy)]
-struct Run {
-    first: EventId,
-    count: u32,
-}
-
-fn to_runs(ids: &[EventId]) -> Box<[Run]> {
-    let mut runs: Vec<Run> = Vec::new();
-    for id in ids {
-        match runs.last_mut() {
-            Some(r)
-                if r.first.epoch == id.epoch
-                    && r.count < u32::MAX
-                    && r.first.seq.checked_add(u64::from(r.count)) == Some(id.seq) =>
-            {
-                r.count += 1;
-            }
-            _ => runs.push(Run {
-                first: *id,
-                count: 1,
-            }),
-        }
-    }
-    runs.into_boxed_slice()
-}
-
-fn from_runs(runs: &[Run]) -> Vec<EventId> {
-    runs.iter()
-        .flat_map(|r| {
-            (0..u64::from(r.count)).map(move |i| EventId {
-                epoch: r.first.epoch,
-                seq: r.first.seq + i,
-            })
-        })
-        .collect()
 }
 
 /// A key's place in the table: `"{service} {key}"`. Unambiguous: a
@@ -513,50 +479,6 @@ impl Table {
         }
         self.bound(&mut inner);
         taken
-    }
-}
-
-/// A request's hold on its key, from [`Table::begin`] until it publishes
-/// ([`Claim::complete`]) or is dropped: dropped without completing (the
-/// request was refused or failed), the key is free again.
-pub struct Claim {
-    table: Arc<Table>,
-    name: SlotName,
-    turn: u64,
-    digest: Digest,
-    completed: bool,
-}
-
-impl Claim {
-    /// Remembers the `202` this claim's request was answered: its ids.
-    pub fn complete(mut self, ids: &[EventId]) {
-        self.completed = true;
-        self.table
-            .complete(&self.name, self.turn, self.digest, ids, now_ms());
-    }
-
-    /// The base of the `Nats-Msg-Id`s of this request's events in
-    /// JetStream mode (`<base>-<index in the batch>`): the same on every
-    /// node for the same service, key and request, so a retry anywhere is
-    /// stored once by the stream, and its ack names the first's sequence.
-    /// The digest is part of it: a reused key with another body on another
-    /// node (whose table never saw the key) is stored as new events, not
-    /// answered with the first body's ids.
-    pub fn msg_id_base(&self) -> String {
-        let mut h = sha2::Sha256::new();
-        h.update(self.name.as_bytes());
-        h.update([0]);
-        h.update(self.digest);
-        let d: [u8; 32] = h.finalize().into();
-        format!("key-{}", hex::encode(&d[..16]))
-    }
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        if !self.completed {
-            self.table.release(&self.name, self.turn);
-        }
     }
 }
 

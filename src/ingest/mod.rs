@@ -28,6 +28,7 @@ pub mod json;
 pub mod loki;
 pub mod otlp;
 pub mod protobuf;
+pub mod rate;
 pub mod request;
 #[cfg(test)]
 mod tests;

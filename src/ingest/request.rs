@@ -33,11 +33,12 @@ use bytes::Bytes;
 use super::compression::{
     Encoding, Inflating, Packing, content_encoding, gzip_stated_len, unpacked_len,
 };
+use super::rate::byte_refusal;
+pub use super::rate::{spend_bytes, spend_events};
 use super::{Limits, PublishError, Received};
 use crate::auth::{Schemes, presented_service_token};
 use crate::event::{EventId, NewEvent};
 use crate::idempotency::{self, Begin, Claim};
-use crate::limits::Limited;
 use crate::limits::decode_slots::DecodeSlot;
 use crate::metrics::label::limit;
 use crate::registry::{Origin, Publish};
@@ -411,47 +412,6 @@ async fn on_blocking_pool<R: Send + 'static>(
         // Cancelled: the runtime is going away.
         Err(_) => Err(PublishError::ShuttingDown),
     }
-}
-
-/// The refusal of a byte-rate check for a body of `size` bytes, counted.
-fn byte_refusal(state: &AppState, limited: &Limited, size: usize) -> PublishError {
-    if let Some(burst) = limited.over_burst {
-        return PublishError::BodyExceedsBurst { size, burst };
-    }
-    state
-        .metrics
-        .rate_limited
-        .with_label_values(&[limit::PUBLISH_BYTES])
-        .inc();
-    PublishError::BytesRateLimited {
-        retry_after_secs: limited.retry_after_secs(),
-    }
-}
-
-/// Spends `bytes` of `service`'s byte rate, or refuses.
-pub fn spend_bytes(state: &AppState, service: &str, bytes: usize) -> Result<(), PublishError> {
-    state
-        .limits
-        .check_publish_bytes(service, bytes)
-        .map_err(|limited| byte_refusal(state, &limited, bytes))
-}
-
-/// Spends `count` events of `service`'s event rate, or refuses.
-pub fn spend_events(state: &AppState, service: &str, count: usize) -> Result<(), PublishError> {
-    let Err(limited) = state.limits.check_publish(service, count) else {
-        return Ok(());
-    };
-    if let Some(burst) = limited.over_burst {
-        return Err(PublishError::BatchExceedsBurst { count, burst });
-    }
-    state
-        .metrics
-        .rate_limited
-        .with_label_values(&[limit::PUBLISH])
-        .inc();
-    Err(PublishError::RateLimited {
-        retry_after_secs: limited.retry_after_secs(),
-    })
 }
 
 /// Sends validated events to the registry, or in JetStream mode to the

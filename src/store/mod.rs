@@ -23,6 +23,7 @@
 //!   queued is written and synced, and the stop is marked clean.
 
 pub mod keys;
+mod queue;
 pub mod record;
 pub mod segment;
 mod writer;
@@ -37,8 +38,9 @@ use std::time::Duration;
 pub use crate::config::{Fsync, StoreKind};
 use crate::event::Event;
 use crate::metrics::{Metrics, label};
+pub use queue::{Appender, MAX_PENDING_BYTES, WriterHandle};
 use segment::{Damage, Summary};
-pub use writer::{Appender, Durable, MAX_PENDING_BYTES, WriterHandle};
+pub use writer::Durable;
 
 /// How the store is run, from `[history]`.
 #[derive(Debug, Clone)]
@@ -199,7 +201,7 @@ impl Opened {
         epoch: u64,
         metrics: Arc<Metrics>,
     ) -> io::Result<(Appender, WriterHandle)> {
-        writer::start(self, epoch, metrics)
+        queue::start(self, epoch, metrics)
     }
 
     fn disk_bytes(&self) -> u64 {

@@ -162,6 +162,10 @@ fn retention_deletes_whole_old_segments_past_the_byte_limit() {
     }
     // Retention runs once a second: wait for it (bounded).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while appender.pending_bytes() > 0 {
+        assert!(std::time::Instant::now() < deadline, "never written");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let first = dir.path().join("history").join(segment::file_name(1));
     while first.exists() {
         assert!(
@@ -202,9 +206,14 @@ fn retention_deletes_segments_past_the_age_limit_even_when_quiet() {
     let (opened, _) = open(s.clone(), &m).unwrap();
     let (appender, handle) = opened.start_writer(9, Arc::clone(&m)).unwrap();
     appender.append((1..=1500).map(|n| ev(9, n)).collect());
+    // Taken by the writer (its segments made) before the wait below.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while appender.pending_bytes() > 0 {
+        assert!(std::time::Instant::now() < deadline, "never written");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // Every event ages out, the last segment too: the store empties
     // itself with nothing more published (bounded wait).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let segments = std::fs::read_dir(dir.path().join("history"))
             .unwrap()

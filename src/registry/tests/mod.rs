@@ -2,6 +2,7 @@
 //! [`core`] the path every mode shares (publish, subscribe, resume,
 //! cluster loss, shutdown), [`jetstream`] what JetStream mode changes.
 
+use crate::delivery::framing::Framing;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
 
