@@ -134,13 +134,9 @@ impl WriterHandle {
         &self,
         metrics: Arc<Metrics>,
     ) -> impl Fn(crate::idempotency::Entry) + Send + Sync + 'static {
-        let tx = std::sync::Mutex::new(self.tx.clone());
+        let tx = self.tx.clone();
         move |entry| {
-            let sent = tx
-                .lock()
-                .map(|tx| tx.try_send(Command::Key(entry)).is_ok())
-                .unwrap_or(false);
-            if !sent {
+            if tx.try_send(Command::Key(entry)).is_err() {
                 metrics.history_write_errors.inc();
             }
         }
